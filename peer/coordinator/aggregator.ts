@@ -1,0 +1,174 @@
+import { BlockMismatchError, InvalidMessageError } from '../protocol/errors.ts'
+import type { BlockResult } from '../protocol/job.ts'
+
+/** Options of a frame's aggregation. */
+export interface FrameAggregationInit {
+  readonly jobId: string
+  readonly frameIndex: number
+  /** Camera ids that take part in this frame. */
+  readonly cameraIds: readonly number[]
+  readonly totalVertices: number
+  /** A thread whose (R+G+B) is at or below this sum sees background (3 · 255 · share). */
+  readonly backgroundSum: number
+}
+
+/** What `add` did with a block result. */
+export type AddOutcome = 'added' | 'duplicate'
+
+/**
+ * Incrementally gathers the thread results of one frame (all cameras at one moment), in any order.
+ * Per camera it keeps a plane of RGBA thread results; per vertex it keeps the counts that give the
+ * first estimate at once (cameras that see the vertex, and those that see background there) and
+ * the colour sums for the plain vote. A block counts once: a copy of a block already received is
+ * reported as a duplicate and changes nothing; a result that overlaps a received one in part is
+ * refused, so no thread is ever counted twice.
+ *
+ * Plane alpha: 0 not received yet, 1 received and not seen, 255 received and seen.
+ */
+export class FrameAggregation {
+  readonly jobId: string
+  readonly frameIndex: number
+  readonly totalVertices: number
+  readonly cameraIds: readonly number[]
+  /** RGBA thread results per camera, in the order of `cameraIds`. */
+  readonly planes: Uint8Array[]
+  /** Cameras that see each vertex. */
+  readonly seen: Uint8Array
+  /** Cameras that see background at each vertex. */
+  readonly background: Uint8Array
+  /** Per vertex, the sums of R, G, B and of their squares over the cameras that see it (plain vote). */
+  readonly sums: Uint32Array
+  readonly sumSquares: Float64Array
+  private readonly backgroundSum: number
+  private readonly slotOf = new Map<number, number>()
+  private receivedThreads = 0
+  private duplicateThreads = 0
+
+  constructor(init: FrameAggregationInit) {
+    if (init.cameraIds.length > 255) throw new BlockMismatchError('at most 255 cameras per frame')
+    this.jobId = init.jobId
+    this.frameIndex = init.frameIndex
+    this.totalVertices = init.totalVertices
+    this.cameraIds = init.cameraIds
+    this.backgroundSum = init.backgroundSum
+    for (const [slot, id] of init.cameraIds.entries()) this.slotOf.set(id, slot)
+    this.planes = init.cameraIds.map(() => new Uint8Array(init.totalVertices * 4))
+    this.seen = new Uint8Array(init.totalVertices)
+    this.background = new Uint8Array(init.totalVertices)
+    this.sums = new Uint32Array(init.totalVertices * 3)
+    this.sumSquares = new Float64Array(init.totalVertices)
+  }
+
+  /** True once every thread of every camera has a result. */
+  get complete(): boolean {
+    return this.receivedThreads === this.totalVertices * this.cameraIds.length
+  }
+
+  /** Thread results received (each counted once) and threads that arrived again in duplicate blocks. */
+  get stats(): { receivedThreads: number; duplicateThreads: number; expectedThreads: number } {
+    return {
+      receivedThreads: this.receivedThreads,
+      duplicateThreads: this.duplicateThreads,
+      expectedThreads: this.totalVertices * this.cameraIds.length,
+    }
+  }
+
+  /** Slot (plane index) of a camera id, or undefined if the camera is not in this frame. */
+  slot(cameraId: number): number | undefined {
+    return this.slotOf.get(cameraId)
+  }
+
+  /**
+   * Adds a block result. Throws `BlockMismatchError` if it does not belong to this frame or overlaps a
+   * received block in part, `InvalidMessageError` if its bytes break the thread-result rules.
+   */
+  add(result: BlockResult): AddOutcome {
+    const slot = this.checkHeader(result)
+    const plane = this.planes[slot]!
+    const { firstVertex, vertexCount, colours } = result
+    const received = countReceived(plane, firstVertex, vertexCount)
+    if (received === vertexCount) {
+      this.duplicateThreads += vertexCount
+      return 'duplicate'
+    }
+    if (received > 0) {
+      throw new BlockMismatchError(
+        `block ${firstVertex}+${vertexCount} of camera ${result.cameraId} overlaps ${received} threads already received`,
+      )
+    }
+    checkColours(colours)
+    const { seen, background, sums, sumSquares, backgroundSum } = this
+    for (let i = 0, v = firstVertex, o = firstVertex * 4; i < vertexCount * 4; i += 4, v++, o += 4) {
+      if (colours[i + 3] === 255) {
+        const r = colours[i]!
+        const g = colours[i + 1]!
+        const b = colours[i + 2]!
+        plane[o] = r
+        plane[o + 1] = g
+        plane[o + 2] = b
+        plane[o + 3] = 255
+        seen[v]!++
+        if (r + g + b <= backgroundSum) background[v]!++
+        sums[v * 3]! += r
+        sums[v * 3 + 1]! += g
+        sums[v * 3 + 2]! += b
+        sumSquares[v]! += r * r + g * g + b * b
+      } else {
+        plane[o + 3] = 1
+      }
+    }
+    this.receivedThreads += vertexCount
+    return 'added'
+  }
+
+  private checkHeader(result: BlockResult): number {
+    if (result.jobId !== this.jobId)
+      throw new BlockMismatchError(`result for job ${result.jobId}, not ${this.jobId}`)
+    if (result.frameIndex !== this.frameIndex) {
+      throw new BlockMismatchError(`result for frame ${result.frameIndex}, not ${this.frameIndex}`)
+    }
+    const slot = this.slotOf.get(result.cameraId)
+    if (slot === undefined)
+      throw new BlockMismatchError(`camera ${result.cameraId} is not in frame ${this.frameIndex}`)
+    const { firstVertex, vertexCount } = result
+    if (
+      !Number.isInteger(firstVertex) ||
+      !Number.isInteger(vertexCount) ||
+      firstVertex < 0 ||
+      vertexCount < 1
+    ) {
+      throw new InvalidMessageError('firstVertex', 'vertex range must be non-negative integers')
+    }
+    if (firstVertex + vertexCount > this.totalVertices) {
+      throw new BlockMismatchError(
+        `block ends at vertex ${firstVertex + vertexCount}, past ${this.totalVertices}`,
+      )
+    }
+    if (result.colours.length !== vertexCount * 4) {
+      throw new InvalidMessageError(
+        'colours',
+        `expected ${vertexCount * 4} bytes, got ${result.colours.length}`,
+      )
+    }
+    return slot
+  }
+}
+
+function countReceived(plane: Uint8Array, first: number, count: number): number {
+  let received = 0
+  for (let o = first * 4 + 3, end = (first + count) * 4; o < end; o += 4) if (plane[o] !== 0) received++
+  return received
+}
+
+/** Thread results are (r, g, b, 255) or (0, 0, 0, 0): anything else is a lying or broken worker. */
+function checkColours(colours: Uint8Array): void {
+  for (let i = 3; i < colours.length; i += 4) {
+    const a = colours[i]
+    if (a !== 255 && (a !== 0 || colours[i - 1] !== 0 || colours[i - 2] !== 0 || colours[i - 3] !== 0)) {
+      throw new InvalidMessageError(
+        'colours',
+        `thread ${(i - 3) / 4} has alpha ${a}: must be 255 (seen) or 0 (unseen)`,
+      )
+    }
+  }
+}

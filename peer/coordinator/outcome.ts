@@ -1,0 +1,501 @@
+import { type Camera, cameraCentre, focalLength, projectionMatrix } from '../protocol/camera.ts'
+import { outcomeDefaults } from '../protocol/defaults.ts'
+import {
+  type TargetSpace,
+  vertexCentre,
+  vertexIndices,
+  voxelEdge,
+  voxelSize,
+} from '../protocol/target-space.ts'
+import type { FrameAggregation } from './aggregator.ts'
+
+/** The decision for one vertex. */
+export const Decision = {
+  /** No camera sees the vertex: nothing is known. */
+  unseen: 0,
+  /** A camera sees background through the vertex: free space. */
+  freeSpace: 1,
+  /** Inside the visual hull, hidden from every camera: interior of an object. */
+  interior: 2,
+  /** Its cameras disagree past `maxStd` (the seed's rule): carved as not a surface. */
+  inconsistent: 3,
+  /** A surface vertex with a colour. */
+  coloured: 4,
+} as const
+export type Decision = (typeof Decision)[keyof typeof Decision]
+
+/** How thread results become a frame outcome. Every field defaults from `outcomeDefaults`. */
+export interface OutcomeRule {
+  /** Cameras that may see background through a vertex before it is free space. */
+  silhouetteMisses: number
+  /** Colour each surface vertex only from the cameras with a clear line of sight to it. */
+  occlusionAware: boolean
+  /** Depth tolerance of the line-of-sight test, in voxel edges. */
+  visibilityDepthVoxels: number
+  /** Colour classes per channel for the weighting values (votes). */
+  colourLevels: number
+  /**
+   * Largest colour standard deviation (0–255 scale, RMS over channels) of a vertex's cameras before it is
+   * judged inconsistent and carved (space carving). Infinity disables the test.
+   */
+  maxStd: number
+  /** Carving passes: after each, visibility is recomputed from the carved hull. */
+  carvingPasses: number
+  /** How the voting cameras' colours combine: their mean, or the per-channel median (robust to a stray view). */
+  colourEstimate: 'mean' | 'median' | 'mode'
+  /** For `mode`: colours within this distance (max over channels) vote for each other. */
+  modeRadius: number
+  /**
+   * Weight of each voting camera in the mean: 0 weighs all alike; p > 0 weighs a camera by cos(θ)^p, θ the
+   * angle between the surface normal (from the hull) and the direction to the camera, so grazing views,
+   * whose areas smear the surface with its neighbours, count less.
+   */
+  facingPower: number
+}
+
+/** Default outcome rule. */
+export const defaultOutcomeRule: OutcomeRule = {
+  silhouetteMisses: outcomeDefaults.silhouetteMisses,
+  occlusionAware: outcomeDefaults.occlusionAware,
+  visibilityDepthVoxels: outcomeDefaults.visibilityDepthVoxels,
+  colourLevels: outcomeDefaults.colourLevels,
+  maxStd: Number.POSITIVE_INFINITY,
+  carvingPasses: 0,
+  colourEstimate: 'mean',
+  modeRadius: 24,
+  facingPower: 0,
+}
+
+/**
+ * The job outcome of one frame: per vertex its decision, the mean colour and its standard deviation
+ * over the cameras that voted, the number of those cameras, and the weighting value (votes) of the
+ * winning colour class.
+ */
+export interface FrameOutcome {
+  readonly jobId: string
+  readonly frameIndex: number
+  readonly totalVertices: number
+  readonly decision: Uint8Array
+  /** Mean RGB per vertex (3 bytes a vertex); zero where the vertex is not coloured. */
+  readonly colour: Uint8Array
+  /** RMS over channels of the colour standard deviation, 0–255 scale. */
+  readonly std: Float32Array
+  /** Cameras whose thread results voted for the vertex. */
+  readonly views: Uint8Array
+  /** Votes of the winning colour class (its weighting value). */
+  readonly votes: Uint8Array
+  /** Winning colour class: (r·L + g)·L + b with each channel quantised to L levels. */
+  readonly modalClass: Uint16Array
+  /** Number of coloured vertices. */
+  readonly coloured: number
+}
+
+/**
+ * Decides a complete frame (see README, "Deciding a vertex"):
+ * 1. free space: a camera that sees the vertex sees background there (a visual hull, with
+ *    `silhouetteMisses` tolerance); unseen if no camera sees it;
+ * 2. occlusion-aware: the hull's surface is z-buffered into every camera; a surface vertex is coloured
+ *    only from the cameras where it is the nearest hull surface on its pixel (within the depth
+ *    tolerance); hull vertices no camera reaches are interior;
+ * 3. the colour is the mean over those cameras; votes per colour class are the weighting values;
+ *    a vertex whose cameras disagree past `maxStd` is carved and visibility is recomputed.
+ */
+export function decideFrame(
+  aggregation: FrameAggregation,
+  space: TargetSpace,
+  cameras: readonly Camera[],
+  rule: Partial<OutcomeRule> = {},
+): FrameOutcome {
+  const r: OutcomeRule = { ...defaultOutcomeRule, ...rule }
+  const n = aggregation.totalVertices
+  const decision = new Uint8Array(n)
+  const hull = new Uint8Array(n)
+  const { seen, background } = aggregation
+  for (let v = 0; v < n; v++) {
+    if (seen[v] === 0) decision[v] = Decision.unseen
+    else if (background[v]! > r.silhouetteMisses) decision[v] = Decision.freeSpace
+    else hull[v] = 1
+  }
+  const slotCameras = aggregation.cameraIds.map((id) => {
+    const camera = cameras.find((c) => c.id === id)
+    if (camera === undefined) throw new Error(`camera ${id} of the aggregation is not in the job`)
+    return camera
+  })
+  const outcome = emptyOutcome(aggregation, decision)
+  for (let pass = 0; pass <= r.carvingPasses; pass++) {
+    const voters = r.occlusionAware
+      ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+      : seenCameras(aggregation, hull)
+    const carved = vote(aggregation, hull, voters, r, outcome, space, slotCameras)
+    if (carved === 0) break
+  }
+  let coloured = 0
+  for (let v = 0; v < n; v++) if (decision[v] === Decision.coloured) coloured++
+  return { ...outcome, coloured }
+}
+
+type MutableOutcome = Omit<FrameOutcome, 'coloured'>
+
+function emptyOutcome(a: FrameAggregation, decision: Uint8Array): MutableOutcome {
+  const n = a.totalVertices
+  return {
+    jobId: a.jobId,
+    frameIndex: a.frameIndex,
+    totalVertices: n,
+    decision,
+    colour: new Uint8Array(n * 3),
+    std: new Float32Array(n),
+    views: new Uint8Array(n),
+    votes: new Uint8Array(n),
+    modalClass: new Uint16Array(n),
+  }
+}
+
+/** Voting cameras per vertex as bit masks, `words` Uint32 per vertex. */
+interface VoterMasks {
+  readonly words: number
+  readonly masks: Uint32Array
+  /** Vertices that have a mask worth reading (the others are interior or outside the hull). */
+  readonly candidates: Uint32Array
+}
+
+/** Plain vote: every camera that sees a hull vertex votes for it. */
+function seenCameras(a: FrameAggregation, hull: Uint8Array): VoterMasks {
+  const words = Math.ceil(a.cameraIds.length / 32)
+  const candidates: number[] = []
+  for (let v = 0; v < hull.length; v++) if (hull[v] === 1) candidates.push(v)
+  const masks = new Uint32Array(hull.length * words)
+  a.planes.forEach((plane, slot) => {
+    const word = slot >> 5
+    const bit = 1 << (slot & 31)
+    for (const v of candidates) if (plane[v * 4 + 3] === 255) masks[v * words + word]! |= bit
+  })
+  return { words, masks, candidates: Uint32Array.from(candidates) }
+}
+
+/** Hull vertices with a 6-neighbour outside the hull (or on the grid's edge). */
+function hullSurface(space: TargetSpace, hull: Uint8Array): Uint32Array {
+  const [nx, ny, nz] = space.resolution
+  const out: number[] = []
+  const sxy = nx * ny
+  for (let z = 0, v = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, v++) {
+        if (hull[v] !== 1) continue
+        if (
+          x === 0 ||
+          x === nx - 1 ||
+          y === 0 ||
+          y === ny - 1 ||
+          z === 0 ||
+          z === nz - 1 ||
+          hull[v - 1] === 0 ||
+          hull[v + 1] === 0 ||
+          hull[v - nx] === 0 ||
+          hull[v + nx] === 0 ||
+          hull[v - sxy] === 0 ||
+          hull[v + sxy] === 0
+        ) {
+          out.push(v)
+        }
+      }
+    }
+  }
+  return Uint32Array.from(out)
+}
+
+/**
+ * Line of sight: the hull surface is splatted into each camera's depth buffer (each vertex covering
+ * its projected footprint, rounded up so neighbouring splats leave no gaps); a vertex is visible in
+ * a camera that sees it when its depth is within the tolerance of the nearest surface on its pixel.
+ */
+function visibleCameras(
+  a: FrameAggregation,
+  space: TargetSpace,
+  cameras: readonly Camera[],
+  hull: Uint8Array,
+  depthVoxels: number,
+): VoterMasks {
+  const surface = hullSurface(space, hull)
+  const words = Math.ceil(cameras.length / 32)
+  const masks = new Uint32Array(hull.length * words)
+  const edge = voxelEdge(space)
+  const tolerance = depthVoxels * edge
+  const [nx, ny] = space.resolution
+  const [sx, sy, sz] = voxelSize(space)
+  const [x0, y0, z0] = space.box.min
+  const count = surface.length
+  const px = new Int32Array(count)
+  const py = new Int32Array(count)
+  const depth = new Float64Array(count)
+  cameras.forEach((camera, slot) => {
+    const plane = a.planes[slot]!
+    const p = projectionMatrix(camera)
+    const half = (focalLength(camera) * edge) / 2
+    const { width, height } = camera
+    const zbuf = new Float64Array(width * height).fill(Number.POSITIVE_INFINITY)
+    for (let i = 0; i < count; i++) {
+      const v = surface[i]!
+      const ix = v % nx
+      const rest = (v - ix) / nx
+      const iy = rest % ny
+      const iz = (rest - iy) / ny
+      const x = x0 + (ix + 0.5) * sx
+      const y = y0 + (iy + 0.5) * sy
+      const z = z0 + (iz + 0.5) * sz
+      const w = p[8]! * x + p[9]! * y + p[10]! * z + p[11]!
+      depth[i] = w
+      if (w <= 0) {
+        px[i] = -1
+        continue
+      }
+      const u = Math.floor((p[0]! * x + p[1]! * y + p[2]! * z + p[3]!) / w + 0.5)
+      const t = Math.floor((p[4]! * x + p[5]! * y + p[6]! * z + p[7]!) / w + 0.5)
+      px[i] = u
+      py[i] = t
+      const rad = Math.ceil(half / w)
+      for (let yy = Math.max(0, t - rad); yy <= Math.min(height - 1, t + rad); yy++) {
+        for (let xx = Math.max(0, u - rad); xx <= Math.min(width - 1, u + rad); xx++) {
+          const o = yy * width + xx
+          if (w < zbuf[o]!) zbuf[o] = w
+        }
+      }
+    }
+    const word = slot >> 5
+    const bit = 1 << (slot & 31)
+    for (let i = 0; i < count; i++) {
+      const v = surface[i]!
+      if (plane[v * 4 + 3] !== 255) continue
+      const u = px[i]!
+      const t = py[i]!
+      if (u < 0 || u >= width || t < 0 || t >= height) continue
+      if (depth[i]! <= zbuf[t * width + u]! + tolerance) masks[v * words + word]! |= bit
+    }
+  })
+  return { words, masks, candidates: surface }
+}
+
+/**
+ * Votes each candidate from its voting cameras; writes decision, colour, std, views and votes.
+ * Returns how many vertices were carved as inconsistent (they leave the hull).
+ */
+function vote(
+  a: FrameAggregation,
+  hull: Uint8Array,
+  voters: VoterMasks,
+  rule: OutcomeRule,
+  out: MutableOutcome,
+  space: TargetSpace,
+  cameras: readonly Camera[],
+): number {
+  const { words, masks, candidates } = voters
+  const centres = cameras.map(cameraCentre)
+  const facing = rule.facingPower > 0
+  const normal = new Float64Array(3)
+  const point = new Float64Array(3)
+  const levels = rule.colourLevels
+  const cameraCount = a.cameraIds.length
+  const classes = new Uint16Array(cameraCount)
+  const channels = [
+    new Uint8Array(cameraCount),
+    new Uint8Array(cameraCount),
+    new Uint8Array(cameraCount),
+  ] as const
+  const median = rule.colourEstimate === 'median'
+  // Hull vertices that are not candidates (not surface, or no voter) are interior until shown otherwise.
+  for (let v = 0; v < hull.length; v++) {
+    if (hull[v] !== 1) continue
+    out.decision[v] = Decision.interior
+    out.colour.fill(0, v * 3, v * 3 + 3)
+  }
+  let carved = 0
+  for (const v of candidates) {
+    let k = 0
+    let sr = 0
+    let sg = 0
+    let sb = 0
+    let sq = 0
+    let wr = 0
+    let wg = 0
+    let wb = 0
+    let wsum = 0
+    if (facing) {
+      hullNormal(space, hull, v, normal)
+      vertexCentre(space, v, point)
+    }
+    for (let slot = 0; slot < cameraCount; slot++) {
+      if ((masks[v * words + (slot >> 5)]! & (1 << (slot & 31))) === 0) continue
+      const plane = a.planes[slot]!
+      const r = plane[v * 4]!
+      const g = plane[v * 4 + 1]!
+      const b = plane[v * 4 + 2]!
+      if (facing) {
+        const c = centres[slot]!
+        const dx = c[0] - point[0]!
+        const dy = c[1] - point[1]!
+        const dz = c[2] - point[2]!
+        const cos = (dx * normal[0]! + dy * normal[1]! + dz * normal[2]!) / Math.hypot(dx, dy, dz)
+        const w = cos > 0 ? cos ** rule.facingPower : 0
+        wr += w * r
+        wg += w * g
+        wb += w * b
+        wsum += w
+      }
+      sr += r
+      sg += g
+      sb += b
+      sq += r * r + g * g + b * b
+      channels[0][k] = r
+      channels[1][k] = g
+      channels[2][k] = b
+      classes[k++] = colourClass(r, g, b, levels)
+    }
+    if (k === 0) continue
+    const mr = sr / k
+    const mg = sg / k
+    const mb = sb / k
+    const variance = Math.max(0, sq / k - (mr * mr + mg * mg + mb * mb)) / 3
+    const std = Math.sqrt(variance)
+    const [modal, modalVotes] = modalOf(classes, k)
+    out.std[v] = std
+    out.views[v] = k
+    out.votes[v] = modalVotes
+    out.modalClass[v] = modal
+    if (k >= 2 && std > rule.maxStd) {
+      out.decision[v] = Decision.inconsistent
+      hull[v] = 0
+      carved++
+      continue
+    }
+    out.decision[v] = Decision.coloured
+    if (rule.colourEstimate === 'mode') {
+      modeColour(channels, k, rule.modeRadius, out.colour, v * 3)
+    } else if (median) {
+      out.colour[v * 3] = medianOf(channels[0], k)
+      out.colour[v * 3 + 1] = medianOf(channels[1], k)
+      out.colour[v * 3 + 2] = medianOf(channels[2], k)
+    } else if (facing && wsum > 1e-6) {
+      out.colour[v * 3] = Math.round(wr / wsum)
+      out.colour[v * 3 + 1] = Math.round(wg / wsum)
+      out.colour[v * 3 + 2] = Math.round(wb / wsum)
+    } else {
+      out.colour[v * 3] = Math.round(mr)
+      out.colour[v * 3 + 1] = Math.round(mg)
+      out.colour[v * 3 + 2] = Math.round(mb)
+    }
+  }
+  return carved
+}
+
+/** Colour class of an RGB colour with `levels` levels per channel. */
+export function colourClass(r: number, g: number, b: number, levels: number): number {
+  const q = (c: number) => Math.min(levels - 1, Math.floor((c * levels) / 256))
+  return (q(r) * levels + q(g)) * levels + q(b)
+}
+
+/**
+ * Outward surface normal of a hull vertex: the sum of the offsets to the empty cells within two cells
+ * (outside the grid counts as empty), normalised. Smoother than a 6-neighbour gradient on a voxel staircase.
+ */
+function hullNormal(space: TargetSpace, hull: Uint8Array, v: number, out: Float64Array): void {
+  const [nx, ny, nz] = space.resolution
+  const [ix, iy, iz] = vertexIndices(space, v)
+  const [sx, sy, sz] = voxelSize(space)
+  let gx = 0
+  let gy = 0
+  let gz = 0
+  for (let dz = -2; dz <= 2; dz++) {
+    for (let dy = -2; dy <= 2; dy++) {
+      for (let dx = -2; dx <= 2; dx++) {
+        const x = ix + dx
+        const y = iy + dy
+        const z = iz + dz
+        const empty =
+          x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz || hull[x + nx * (y + ny * z)] !== 1
+        if (!empty) continue
+        gx += dx * sx
+        gy += dy * sy
+        gz += dz * sz
+      }
+    }
+  }
+  const length = Math.hypot(gx, gy, gz) || 1
+  out[0] = gx / length
+  out[1] = gy / length
+  out[2] = gz / length
+}
+
+/**
+ * The densest colour: the camera whose colour has the most others within `radius` (max over channels),
+ * and the mean of those — the seed's vote for a colour, with a soft colour bin around each vote.
+ */
+function modeColour(
+  channels: readonly [Uint8Array, Uint8Array, Uint8Array],
+  k: number,
+  radius: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  const [r, g, b] = channels
+  let best = 0
+  let bestVotes = -1
+  for (let i = 0; i < k; i++) {
+    let votes = 0
+    for (let j = 0; j < k; j++) {
+      if (Math.max(Math.abs(r[i]! - r[j]!), Math.abs(g[i]! - g[j]!), Math.abs(b[i]! - b[j]!)) <= radius)
+        votes++
+    }
+    if (votes > bestVotes) {
+      bestVotes = votes
+      best = i
+    }
+  }
+  let sr = 0
+  let sg = 0
+  let sb = 0
+  let n = 0
+  for (let j = 0; j < k; j++) {
+    if (Math.max(Math.abs(r[best]! - r[j]!), Math.abs(g[best]! - g[j]!), Math.abs(b[best]! - b[j]!)) > radius)
+      continue
+    sr += r[j]!
+    sg += g[j]!
+    sb += b[j]!
+    n++
+  }
+  out[at] = Math.round(sr / n)
+  out[at + 1] = Math.round(sg / n)
+  out[at + 2] = Math.round(sb / n)
+}
+
+/** Median of the first k values (sorts them in place; k is at most the camera count). */
+function medianOf(values: Uint8Array, k: number): number {
+  const head = values.subarray(0, k).sort()
+  return k % 2 === 1 ? head[k >> 1]! : Math.round((head[(k >> 1) - 1]! + head[k >> 1]!) / 2)
+}
+
+function modalOf(classes: Uint16Array, k: number): [number, number] {
+  let best = classes[0]!
+  let bestVotes = 0
+  for (let i = 0; i < k; i++) {
+    let votes = 0
+    for (let j = 0; j < k; j++) if (classes[j] === classes[i]) votes++
+    if (votes > bestVotes) {
+      bestVotes = votes
+      best = classes[i]!
+    }
+  }
+  return [best, bestVotes]
+}
+
+/** The coloured vertices of an outcome: ids and RGB, in id order. */
+export function colouredVertices(outcome: FrameOutcome): { ids: Uint32Array; rgb: Uint8Array } {
+  const ids = new Uint32Array(outcome.coloured)
+  const rgb = new Uint8Array(outcome.coloured * 3)
+  for (let v = 0, k = 0; v < outcome.totalVertices; v++) {
+    if (outcome.decision[v] !== Decision.coloured) continue
+    ids[k] = v
+    rgb.set(outcome.colour.subarray(v * 3, v * 3 + 3), k * 3)
+    k++
+  }
+  return { ids, rgb }
+}

@@ -1,0 +1,106 @@
+import { focalLength, projectionMatrix } from '../protocol/camera.ts'
+import { BlockMismatchError } from '../protocol/errors.ts'
+import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
+import { voxelEdge, voxelSize } from '../protocol/target-space.ts'
+import type { FrameImage } from './frame-image.ts'
+import type { FrameSource } from './frame-source.ts'
+
+/**
+ * Colours the data threads of one block on the CPU, following the rule in `protocol/sampling.ts`
+ * exactly (the reference every other worker is held to). Area sums come from the frame's
+ * summed-area table, so a thread costs a projection and twelve reads whatever its area size.
+ */
+export function colourBlock(job: VertexJob, block: Block, image: FrameImage): BlockResult {
+  const camera = job.cameras.find((c) => c.id === block.cameraId)
+  if (camera === undefined)
+    throw new BlockMismatchError(`block names camera ${block.cameraId}, not in job ${job.jobId}`)
+  if (camera.width !== image.width || camera.height !== image.height) {
+    throw new BlockMismatchError(
+      `frame is ${image.width}×${image.height} but camera ${camera.name} is calibrated for ${camera.width}×${camera.height}`,
+    )
+  }
+  const [nx, ny, nz] = job.space.resolution
+  const total = nx * ny * nz
+  if (block.firstVertex + block.vertexCount > total) {
+    throw new BlockMismatchError(
+      `block ends at vertex ${block.firstVertex + block.vertexCount}, past ${total}`,
+    )
+  }
+
+  const p = projectionMatrix(camera)
+  const halfFootprint = (focalLength(camera) * voxelEdge(job.space)) / 2
+  const maxR = job.maxAreaRadius
+  const [sx, sy, sz] = voxelSize(job.space)
+  const [x0, y0, z0] = job.space.box.min
+  const { width, height, integral } = image
+  const stride = (width + 1) * 3
+  const out = new Uint8Array(block.vertexCount * 4)
+
+  let ix = block.firstVertex % nx
+  const rest = (block.firstVertex - ix) / nx
+  let iy = rest % ny
+  let iz = (rest - iy) / ny
+  let y = y0 + (iy + 0.5) * sy
+  let z = z0 + (iz + 0.5) * sz
+  for (let i = 0, o = 0; i < block.vertexCount; i++, o += 4) {
+    const x = x0 + (ix + 0.5) * sx
+    const w = p[8]! * x + p[9]! * y + p[10]! * z + p[11]!
+    if (w > 0) {
+      const px = Math.floor((p[0]! * x + p[1]! * y + p[2]! * z + p[3]!) / w + 0.5)
+      const py = Math.floor((p[4]! * x + p[5]! * y + p[6]! * z + p[7]!) / w + 0.5)
+      if (px >= 0 && px < width && py >= 0 && py < height) {
+        const r = Math.min(maxR, Math.floor(halfFootprint / w))
+        const left = Math.max(px - r, 0)
+        const top = Math.max(py - r, 0)
+        const right = Math.min(px + r + 1, width)
+        const bottom = Math.min(py + r + 1, height)
+        const n = (right - left) * (bottom - top)
+        const half = n >> 1
+        const a = top * stride + left * 3
+        const b = top * stride + right * 3
+        const c = bottom * stride + left * 3
+        const d = bottom * stride + right * 3
+        out[o] = Math.floor((integral[d]! - integral[b]! - integral[c]! + integral[a]! + half) / n)
+        out[o + 1] = Math.floor(
+          (integral[d + 1]! - integral[b + 1]! - integral[c + 1]! + integral[a + 1]! + half) / n,
+        )
+        out[o + 2] = Math.floor(
+          (integral[d + 2]! - integral[b + 2]! - integral[c + 2]! + integral[a + 2]! + half) / n,
+        )
+        out[o + 3] = 255
+      }
+    }
+    if (++ix === nx) {
+      ix = 0
+      if (++iy === ny) {
+        iy = 0
+        iz++
+        z = z0 + (iz + 0.5) * sz
+      }
+      y = y0 + (iy + 0.5) * sy
+    }
+  }
+  return {
+    jobId: block.jobId,
+    frameIndex: block.frameIndex,
+    cameraId: block.cameraId,
+    firstVertex: block.firstVertex,
+    vertexCount: block.vertexCount,
+    colours: out,
+  }
+}
+
+/** A participant's CPU worker: fetches the block's frame (cached) and colours it. */
+export interface CpuWorker {
+  run(job: VertexJob, block: Block, signal?: AbortSignal): Promise<BlockResult>
+}
+
+/** Creates a CPU worker over a frame source. */
+export function cpuWorker(components: { frames: FrameSource }): CpuWorker {
+  return {
+    async run(job, block, signal) {
+      const image = await components.frames.get(block.imageUrl, signal)
+      return colourBlock(job, block, image)
+    },
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Every default of crowdmesh in one place. Public options are `Partial<...>` of these
+ * shapes and are merged once with `??`, so an explicit 0 or false is never replaced.
+ */
+
+/** How a vertex's area is sampled in a camera frame (shared by the CPU and WebGL workers). */
+export const samplingDefaults = {
+  /** Largest area radius in pixels; bounds the work of one data thread (area is (2r+1)² pixels). */
+  maxAreaRadius: 8,
+} as const
+
+/** How the aggregator turns thread results into a frame outcome. */
+export const outcomeDefaults = {
+  /**
+   * A thread whose mean brightness (R+G+B)/3 is at or below this share of full scale sees background.
+   * Below the 0.19 the Middlebury authors suggest for telling object from their black backdrop: the
+   * shaded side of a column is darker than that in some views, and a strict visual hull would carve it
+   * away (measured on templeSparseRing: 0.19 → 19.4 dB, 0.15 → 19.7 dB leave-one-out PSNR).
+   */
+  backgroundBrightness: 0.15,
+  /** How many cameras may see background at a vertex before it is free space (0: a strict visual hull). */
+  silhouetteMisses: 0,
+  /** Run the occlusion-aware re-vote (visibility from the hull, then colour from the cameras that see the vertex). */
+  occlusionAware: true,
+  /** Colour classes per channel for the weighting values (votes); 8 gives 512 classes. */
+  colourLevels: 8,
+  /**
+   * Depth tolerance of the visibility test, in voxel sizes: a vertex is visible in a camera when it lies
+   * within this distance behind the nearest hull vertex on its pixel.
+   */
+  visibilityDepthVoxels: 1.5,
+} as const
+
+/** The partitioner's default block size (vertices per block); the scheduler sizes blocks per participant later. */
+export const partitionDefaults = {
+  blockVertices: 65_536,
+} as const
+
+/** Limits on messages that cross a process boundary. */
+export const messageLimits = {
+  /** Largest JSON control message, bytes. */
+  maxControlBytes: 64 * 1024,
+  /** Most vertices in one block (one block result is 4 bytes a vertex). */
+  maxBlockVertices: 4 * 1024 * 1024,
+} as const
+
+/** Frame image cache of a participant. */
+export const frameCacheDefaults = {
+  /** Decoded frames kept; the oldest is evicted first. */
+  maxFrames: 32,
+} as const

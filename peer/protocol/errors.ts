@@ -1,0 +1,47 @@
+/**
+ * One named error class per failure, so callers and tests branch on `error.name`
+ * rather than on message text (the habit js-libp2p follows).
+ */
+
+/** Base class: sets `name` from the subclass so `instanceof` and `.name` agree. */
+export class CrowdmeshError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+  }
+}
+
+/** A message crossing a process boundary does not match its schema. `field` names the offending path. */
+export class InvalidMessageError extends CrowdmeshError {
+  readonly field: string
+  constructor(field: string, reason: string) {
+    super(`invalid message: ${field}: ${reason}`)
+    this.field = field
+  }
+}
+
+/** A message is larger than the limit for its kind. */
+export class MessageTooLargeError extends CrowdmeshError {
+  constructor(size: number, limit: number) {
+    super(`message of ${size} bytes exceeds the limit of ${limit} bytes`)
+  }
+}
+
+/** A block result names a block the aggregator does not know, or its size does not fit the block. */
+export class BlockMismatchError extends CrowdmeshError {}
+
+/** A frame image could not be fetched or decoded. */
+export class FrameFetchError extends CrowdmeshError {}
+
+/** A data set on disk is missing files or is malformed. */
+export class DatasetError extends CrowdmeshError {}
+
+/** A user-supplied option is out of range or unparsable. */
+export class InvalidOptionError extends CrowdmeshError {}
+
+/** An operation was aborted through its AbortSignal. */
+export class AbortError extends CrowdmeshError {
+  constructor(message = 'the operation was aborted') {
+    super(message)
+  }
+}

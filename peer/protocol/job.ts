@@ -1,0 +1,57 @@
+import type { Camera } from './camera.ts'
+import type { TargetSpace } from './target-space.ts'
+
+/**
+ * A vertex-colouring job as the coordinator announces it once: the target space, the calibrated
+ * cameras and the sampling setting. Blocks then only name a frame, a camera and a vertex range.
+ */
+export interface VertexJob {
+  readonly jobId: string
+  readonly space: TargetSpace
+  readonly cameras: readonly Camera[]
+  /** Largest area radius in pixels (see `sampling.ts`). */
+  readonly maxAreaRadius: number
+}
+
+/** One image from one camera at one moment. Frames of all cameras with the same index make one frame outcome. */
+export interface Frame {
+  readonly cameraId: number
+  /** Moment index; the job outcome of index i combines the frames of all cameras with index i. */
+  readonly index: number
+  /** Capture time, milliseconds since the epoch (or since the start of a recorded set). */
+  readonly captureTime: number
+  /** Where a participant fetches the image: file:, http(s): or data: URL. */
+  readonly imageUrl: string
+}
+
+/**
+ * The unit of work handed to one participant: a run of vertex ids seen in one frame. It is described
+ * compactly (never as a list of data threads); each vertex of the range is one data thread.
+ */
+export interface Block {
+  readonly jobId: string
+  readonly frameIndex: number
+  readonly cameraId: number
+  readonly imageUrl: string
+  readonly firstVertex: number
+  readonly vertexCount: number
+}
+
+/**
+ * A participant's answer for a block: one thread result per vertex of the range, as RGBA bytes
+ * (4 per vertex, in vertex order). Alpha 255 means the camera sees the vertex and RGB is the colour
+ * of its area; alpha 0 means the vertex projects outside the image or behind the camera.
+ */
+export interface BlockResult {
+  readonly jobId: string
+  readonly frameIndex: number
+  readonly cameraId: number
+  readonly firstVertex: number
+  readonly vertexCount: number
+  readonly colours: Uint8Array
+}
+
+/** A stable key for a block: a block counts once however many copies of its result come back. */
+export function blockKey(b: { frameIndex: number; cameraId: number; firstVertex: number }): string {
+  return `${b.frameIndex}/${b.cameraId}/${b.firstVertex}`
+}
