@@ -55,3 +55,10 @@ export interface BlockResult {
 export function blockKey(b: { frameIndex: number; cameraId: number; firstVertex: number }): string {
   return `${b.frameIndex}/${b.cameraId}/${b.firstVertex}`
 }
+
+/** A block granted to a participant until `deadline` (coordinator clock, ms). */
+export interface Lease {
+  readonly leaseId: number
+  readonly block: Block
+  readonly deadline: number
+}

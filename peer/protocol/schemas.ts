@@ -160,3 +160,10 @@ export function decodeBlockResult(bytes: Uint8Array): BlockResult {
     colours: bytes.subarray(HEADER_BYTES + idLength),
   }
 }
+
+/** A lease as a participant receives it. */
+export const leaseSchema = z.object({
+  leaseId: index,
+  block: blockSchema,
+  deadline: finite,
+})

@@ -1,0 +1,83 @@
+/**
+ * Entry of a participant thread: a CPU worker that talks to the coordinator's thread over the
+ * worker port. Started by `threadMesh`; the same participant loop runs over libp2p in later issues.
+ */
+import { parentPort } from 'node:worker_threads'
+import { AbortError } from '../protocol/errors.ts'
+import type { Lease, VertexJob } from '../protocol/job.ts'
+import { encodeBlockResult } from '../protocol/schemas.ts'
+import { cpuWorker } from '../participant/cpu-worker.ts'
+import { frameSource } from '../participant/frame-source.ts'
+import { type CoordinatorLink, runParticipant } from '../participant/participant.ts'
+import { parseToParticipant } from './thread-messages.ts'
+
+const port = parentPort
+if (port === null) throw new Error('participant-thread must run in a worker thread')
+
+const pending = new Map<number, (message: { lease?: Lease | null }) => void>()
+let wake: (() => void) | undefined
+let nextRequest = 1
+let jobReady: (job: VertexJob) => void
+const jobPromise = new Promise<VertexJob>((resolve) => {
+  jobReady = resolve
+})
+
+port.on('message', (raw: unknown) => {
+  const message = parseToParticipant(raw)
+  switch (message.type) {
+    case 'job':
+      jobReady(message.job as VertexJob)
+      break
+    case 'lease':
+      pending.get(message.requestId)?.({ lease: message.lease as Lease | null })
+      pending.delete(message.requestId)
+      break
+    case 'ack':
+      pending.get(message.requestId)?.({})
+      pending.delete(message.requestId)
+      break
+    case 'work-available':
+      wake?.()
+      break
+  }
+})
+
+function call(body: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<{ lease?: Lease | null }> {
+  const requestId = nextRequest++
+  return new Promise((resolve) => {
+    pending.set(requestId, resolve)
+    port!.postMessage({ ...body, requestId }, transfer)
+  })
+}
+
+const link: CoordinatorLink = {
+  async requestLease(signal) {
+    if (signal.aborted) throw new AbortError()
+    const answer = await call({ type: 'lease-request' })
+    return answer.lease ?? undefined
+  },
+  async sendResult(leaseId, result) {
+    const bytes = encodeBlockResult(result)
+    await call({ type: 'result', leaseId, bytes }, [bytes.buffer as ArrayBuffer])
+  },
+  async reportFailure(leaseId, reason) {
+    await call({ type: 'failed', leaseId, reason: reason.slice(0, 1000) })
+  },
+  waitForWork(signal) {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(new AbortError())
+      signal.addEventListener('abort', onAbort, { once: true })
+      wake = () => {
+        signal.removeEventListener('abort', onAbort)
+        wake = undefined
+        resolve()
+      }
+    })
+  },
+}
+
+port.postMessage({ type: 'ready' })
+const job = await jobPromise
+const controller = new AbortController()
+port.on('close', () => controller.abort())
+await runParticipant(job, { link, worker: cpuWorker({ frames: frameSource() }) }, controller.signal)

@@ -1,0 +1,80 @@
+import { Coordinator } from '../coordinator/coordinator.ts'
+import type { FrameOutcome, OutcomeRule } from '../coordinator/outcome.ts'
+import type { MultiViewDataset } from '../datasets/middlebury.ts'
+import { systemClock } from '../protocol/clock.ts'
+import { samplingDefaults } from '../protocol/defaults.ts'
+import { AbortError } from '../protocol/errors.ts'
+import type { VertexJob } from '../protocol/job.ts'
+import { targetSpace, vertexCount } from '../protocol/target-space.ts'
+import { threadMesh } from './thread-mesh.ts'
+
+/** Options of one in-process run of the vertex-colouring job over a multi-view data set. */
+export interface LocalJobInit {
+  dataset: MultiViewDataset
+  /** Vertices per axis (the grid is N³). */
+  grid: number
+  /** Camera ids left out of the job (a held-out view for evaluation). */
+  excludeCameras?: readonly number[]
+  /** Participant threads (default: one per core). */
+  participants?: number
+  blockVertices?: number
+  backgroundBrightness?: number
+  outcomeRule?: Partial<OutcomeRule>
+  signal?: AbortSignal
+  /** Called as threads complete: (threads done, threads in all). */
+  onProgress?: (done: number, total: number) => void
+}
+
+/** The result of a local run. */
+export interface LocalJobResult {
+  job: VertexJob
+  outcome: FrameOutcome
+  seconds: number
+  participants: number
+}
+
+/**
+ * Runs the job end to end in this process: a coordinator, participant threads with the CPU worker,
+ * every frame of the data set, until the frame outcome is decided.
+ */
+export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
+  const started = performance.now()
+  const excluded = new Set(init.excludeCameras ?? [])
+  const cameras = init.dataset.cameras.filter((c) => !excluded.has(c.id))
+  const job: VertexJob = {
+    jobId: `${init.dataset.name}-${init.grid}`,
+    space: targetSpace(init.dataset.box, init.grid),
+    cameras,
+    maxAreaRadius: samplingDefaults.maxAreaRadius,
+  }
+  const coordinator = new Coordinator(
+    {
+      job,
+      ...(init.blockVertices !== undefined && { blockVertices: init.blockVertices }),
+      ...(init.backgroundBrightness !== undefined && { backgroundBrightness: init.backgroundBrightness }),
+      ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
+    },
+    { clock: systemClock },
+  )
+  const total = vertexCount(job.space) * cameras.length
+  let done = 0
+  const onBlockDone = ({ threads }: { threads: number }) => {
+    done += threads
+    init.onProgress?.(done, total)
+  }
+  coordinator.on('blockDone', onBlockDone)
+  const outcome = new Promise<FrameOutcome>((resolve, reject) => {
+    coordinator.once('frameComplete', resolve)
+    init.signal?.addEventListener('abort', () => reject(new AbortError()), { once: true })
+  })
+  const mesh = await threadMesh(coordinator, init.participants !== undefined ? { participants: init.participants } : {})
+  try {
+    for (const frame of init.dataset.frames) if (!excluded.has(frame.cameraId)) coordinator.addFrame(frame)
+    const result = await outcome
+    return { job, outcome: result, seconds: (performance.now() - started) / 1000, participants: mesh.participants }
+  } finally {
+    coordinator.off('blockDone', onBlockDone)
+    coordinator.stop()
+    await mesh.stop()
+  }
+}

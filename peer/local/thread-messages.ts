@@ -1,0 +1,38 @@
+import { z } from 'zod'
+import { leaseSchema, parseMessage, vertexJobSchema } from '../protocol/schemas.ts'
+
+/**
+ * Messages between the coordinator's thread and a participant thread. A thread boundary is a
+ * process boundary in miniature: both sides validate what they receive.
+ */
+
+/** Coordinator → participant. */
+export const toParticipantSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('job'), job: vertexJobSchema }),
+  z.object({ type: z.literal('lease'), requestId: z.number().int(), lease: leaseSchema.nullable() }),
+  z.object({ type: z.literal('work-available') }),
+  z.object({ type: z.literal('ack'), requestId: z.number().int() }),
+])
+export type ToParticipant = z.infer<typeof toParticipantSchema>
+
+/** Participant → coordinator. */
+export const toCoordinatorSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ready') }),
+  z.object({ type: z.literal('lease-request'), requestId: z.number().int() }),
+  z.object({
+    type: z.literal('result'),
+    requestId: z.number().int(),
+    leaseId: z.number().int(),
+    bytes: z.instanceof(Uint8Array),
+  }),
+  z.object({
+    type: z.literal('failed'),
+    requestId: z.number().int(),
+    leaseId: z.number().int(),
+    reason: z.string().max(1000),
+  }),
+])
+export type ToCoordinator = z.infer<typeof toCoordinatorSchema>
+
+export const parseToParticipant = (d: unknown): ToParticipant => parseMessage(toParticipantSchema, d)
+export const parseToCoordinator = (d: unknown): ToCoordinator => parseMessage(toCoordinatorSchema, d)

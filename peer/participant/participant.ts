@@ -1,0 +1,78 @@
+import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
+import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+
+/** How a participant reaches its coordinator; implemented by each transport (threads now, libp2p later). */
+export interface CoordinatorLink {
+  /** Asks for work; resolves undefined when there is none (standby). */
+  requestLease(signal: AbortSignal): Promise<Lease | undefined>
+  /** Returns a block's result. */
+  sendResult(leaseId: number, result: BlockResult): Promise<void>
+  /** Says a block could not be computed, so the coordinator re-assigns it at once. */
+  reportFailure(leaseId: number, reason: string): Promise<void>
+  /** Resolves when the coordinator announces new work (after a standby answer). */
+  waitForWork(signal: AbortSignal): Promise<void>
+}
+
+/** Anything that turns a block into its result (the CPU worker now, the WebGL worker later). */
+export interface BlockWorker {
+  run(job: VertexJob, block: Lease['block'], signal?: AbortSignal): Promise<BlockResult>
+}
+
+/** Counters of one participant. */
+export interface ParticipantStats {
+  blocksDone: number
+  threadsDone: number
+  blocksFailed: number
+  busyMs: number
+}
+
+/**
+ * The participant loop: ask for a lease, compute it, return the result, and ask again, until the
+ * signal aborts. The next lease is requested while the current block computes, hiding the round trip.
+ * A block that throws is reported as failed (the coordinator re-queues it) and the loop goes on.
+ */
+export async function runParticipant(
+  job: VertexJob,
+  components: { link: CoordinatorLink; worker: BlockWorker },
+  signal: AbortSignal,
+): Promise<ParticipantStats> {
+  const { link, worker } = components
+  const stats: ParticipantStats = { blocksDone: 0, threadsDone: 0, blocksFailed: 0, busyMs: 0 }
+  let next: Promise<Lease | undefined> = link.requestLease(signal)
+  while (!signal.aborted) {
+    let lease: Lease | undefined
+    try {
+      lease = await next
+    } catch (error) {
+      if (signal.aborted || error instanceof AbortError) break
+      throw error
+    }
+    if (lease === undefined) {
+      try {
+        await link.waitForWork(signal)
+      } catch (error) {
+        if (signal.aborted) break
+        throw error
+      }
+      next = link.requestLease(signal)
+      continue
+    }
+    next = link.requestLease(signal)
+    const started = performance.now()
+    try {
+      const result = await worker.run(job, lease.block, signal)
+      stats.busyMs += performance.now() - started
+      await link.sendResult(lease.leaseId, result)
+      stats.blocksDone++
+      stats.threadsDone += lease.block.vertexCount
+    } catch (error) {
+      if (signal.aborted) break
+      stats.blocksFailed++
+      const reason = error instanceof CrowdmeshError ? `${error.name}: ${error.message}` : String(error)
+      await link.reportFailure(lease.leaseId, reason)
+    }
+  }
+  // The prefetched request may still be pending; it settles (or rejects) on its own.
+  next.catch(() => {})
+  return stats
+}
