@@ -124,7 +124,9 @@ export function decideFrame(
   const outcome = emptyOutcome(aggregation, decision)
   for (let pass = 0; pass <= r.carvingPasses; pass++) {
     const voters = r.occlusionAware
-      ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+      ? process.env.RAYS
+        ? visibleCamerasByRays(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+        : visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
       : seenCameras(aggregation, hull)
     const carved = vote(aggregation, hull, voters, r, outcome, space, slotCameras)
     if (carved === 0) break
@@ -202,6 +204,78 @@ function hullSurface(space: TargetSpace, hull: Uint8Array): Uint32Array {
     }
   }
   return Uint32Array.from(out)
+}
+
+/**
+ * Line of sight by ray marching: from each surface vertex towards each camera that sees it, the
+ * ray walks the grid cell by cell (Amanatides–Woo); the camera votes unless the ray meets a hull
+ * cell farther than `skipVoxels` edges from the start (so a surface's own staircase does not hide it).
+ */
+function visibleCamerasByRays(
+  a: FrameAggregation,
+  space: TargetSpace,
+  cameras: readonly Camera[],
+  hull: Uint8Array,
+  skipVoxels: number,
+): VoterMasks {
+  const surface = hullSurface(space, hull)
+  const words = Math.ceil(cameras.length / 32)
+  const masks = new Uint32Array(hull.length * words)
+  const [nx, ny, nz] = space.resolution
+  const size = voxelSize(space)
+  const { min } = space.box
+  const centres = cameras.map(cameraCentre)
+  const skip2 = skipVoxels * skipVoxels
+  for (const v of surface) {
+    const [ix, iy, iz] = vertexIndices(space, v)
+    const px = min[0] + (ix + 0.5) * size[0]
+    const py = min[1] + (iy + 0.5) * size[1]
+    const pz = min[2] + (iz + 0.5) * size[2]
+    for (let slot = 0; slot < cameras.length; slot++) {
+      if (a.planes[slot]![v * 4 + 3] !== 255) continue
+      const c = centres[slot]!
+      // Direction in cell units.
+      const dx = (c[0] - px) / size[0]
+      const dy = (c[1] - py) / size[1]
+      const dz = (c[2] - pz) / size[2]
+      const stepX = dx > 0 ? 1 : -1
+      const stepY = dy > 0 ? 1 : -1
+      const stepZ = dz > 0 ? 1 : -1
+      const tdx = dx === 0 ? Number.POSITIVE_INFINITY : Math.abs(1 / dx)
+      const tdy = dy === 0 ? Number.POSITIVE_INFINITY : Math.abs(1 / dy)
+      const tdz = dz === 0 ? Number.POSITIVE_INFINITY : Math.abs(1 / dz)
+      // Starting at the cell centre, the first boundary on each axis is half a cell away.
+      let tx = tdx / 2
+      let ty = tdy / 2
+      let tz = tdz / 2
+      let x = ix
+      let y = iy
+      let z = iz
+      let blocked = false
+      for (;;) {
+        if (tx <= ty && tx <= tz) {
+          x += stepX
+          tx += tdx
+        } else if (ty <= tz) {
+          y += stepY
+          ty += tdy
+        } else {
+          z += stepZ
+          tz += tdz
+        }
+        if (x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz) break
+        if (hull[x + nx * (y + ny * z)] !== 1) continue
+        const ox = x - ix
+        const oy = y - iy
+        const oz = z - iz
+        if (ox * ox + oy * oy + oz * oz <= skip2) continue
+        blocked = true
+        break
+      }
+      if (!blocked) masks[v * words + (slot >> 5)]! |= 1 << (slot & 31)
+    }
+  }
+  return { words, masks, candidates: surface }
 }
 
 /**

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * The `crowdmesh` command line. Each command lives in `commands/` and has its own `--help`.
+ */
+import { CrowdmeshError } from '../peer/protocol/errors.ts'
+import { benchCommand } from './commands/bench.ts'
+import { evalCommand } from './commands/eval.ts'
+import { startCommand } from './commands/start.ts'
+import { UsageError } from './options.ts'
+
+interface Command {
+  summary: string
+  run(args: string[]): Promise<void>
+}
+
+const commands: Record<string, Command> = {
+  start: { summary: 'run the vertex-colouring job with local participants and write its outcome', run: startCommand },
+  eval: { summary: 'score the job on a calibrated data set, leaving views out', run: evalCommand },
+  bench: { summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON', run: benchCommand },
+}
+
+const usage = `crowdmesh — turn the devices of a crowd into one computer
+
+Usage: crowdmesh <command> [options]
+
+Commands:
+${Object.entries(commands)
+  .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+  .join('\n')}
+
+Run "crowdmesh <command> --help" for a command's options.
+`
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage)
+    return 0
+  }
+  if (name === '--version') {
+    process.stdout.write('0.1.0\n')
+    return 0
+  }
+  const command = commands[name]
+  if (command === undefined) {
+    process.stderr.write(`crowdmesh: unknown command "${name}"\n\n${usage}`)
+    return 2
+  }
+  try {
+    await command.run(rest)
+    return 0
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`crowdmesh ${name}: ${error.message}\nRun "crowdmesh ${name} --help" for usage.\n`)
+      return 2
+    }
+    if (error instanceof CrowdmeshError) {
+      process.stderr.write(`crowdmesh ${name}: ${error.message}\n`)
+      return 1
+    }
+    throw error
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))

@@ -1,0 +1,112 @@
+import { join, resolve } from 'node:path'
+import { loadMiddlebury, parseBox } from '../../peer/datasets/middlebury.ts'
+import { runLocalJob } from '../../peer/local/run-job.ts'
+import { evaluateHoldout, type HoldoutScore, resolveHoldout } from '../../peer/quality/evaluate.ts'
+import { parseCommand, positiveInt, UsageError } from '../options.ts'
+import { writeImage, writeOutcomePly } from '../outputs.ts'
+import { progressBar } from '../progress.ts'
+
+const help = `Usage: crowdmesh eval --dataset DIR [options]
+
+Colours the target space from every view but one, renders the coloured vertices into the held-out
+camera (z-buffered splats) and compares the rendering with the real photograph: silhouette IoU
+(object = mean brightness > 0.19) and PSNR where both show the object.
+
+Options:
+  --dataset DIR        a Middlebury-format data set (<name>_par.txt, images, README.txt)  [required]
+  --bbox x0,y0,z0,x1,y1,z1
+                       the target space's box (default: the "(x y z)" lines of README.txt)
+  --grid N             vertices per axis, N³ in all                            [default: 128]
+  --holdout V          the view left out: image name or 0-based index in _par.txt order
+                       (default: every view in turn, and the means over them)
+  --out DIR            where outcome.ply and the renderings go     [default: out/eval-<name>-<N>]
+  --participants N     participant threads                          [default: one per core]
+  --json               print one JSON object (psnr, iou, coloredVertices, totalVertices, seconds, …)
+  -h, --help           show this help
+`
+
+/** `crowdmesh eval`. */
+export async function evalCommand(args: string[]): Promise<void> {
+  const values = parseCommand(
+    args,
+    {
+      dataset: { type: 'string' },
+      bbox: { type: 'string' },
+      grid: { type: 'string' },
+      holdout: { type: 'string' },
+      out: { type: 'string' },
+      participants: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    help,
+  )
+  if (values === undefined) return
+  if (values.dataset === undefined) throw new UsageError('--dataset DIR is required')
+  const grid = positiveInt(values.grid, 'grid', 128)
+  const participants = values.participants === undefined ? undefined : positiveInt(values.participants, 'participants', 1)
+  const json = values.json === true
+  const dataset = await loadMiddlebury(values.dataset, values.bbox === undefined ? {} : { box: parseBox(values.bbox) })
+  const out = resolve(values.out ?? join('out', `eval-${dataset.name}-${grid}`))
+  const views = values.holdout === undefined ? dataset.cameras : [resolveHoldout(dataset, values.holdout)]
+
+  const started = performance.now()
+  const scores: HoldoutScore[] = []
+  const bar = progressBar(`eval ${dataset.name} ${grid}³`, { quiet: json && !process.stderr.isTTY })
+  for (const [i, view] of views.entries()) {
+    const score = await evaluateHoldout(dataset, view, {
+      grid,
+      ...(participants !== undefined && { participants }),
+      onProgress: (done, total) => bar.update(i + done / total, views.length),
+    })
+    await writeImage(out, `${view.name}-rendering.png`, score.sideBySide)
+    if (views.length === 1) await writeOutcomePly(out, score.job.space, score.outcome)
+    scores.push(score)
+    if (!json) {
+      process.stderr.write(
+        `${process.stderr.isTTY ? '\r\x1b[K' : ''}  ${view.name}: PSNR ${score.psnr.toFixed(2)} dB, IoU ${score.iou.toFixed(3)}, ` +
+          `${score.colouredVertices} coloured vertices, ${score.seconds.toFixed(1)}s\n`,
+      )
+    }
+  }
+  bar.done()
+  const mean = (f: (s: HoldoutScore) => number) => scores.reduce((a, s) => a + f(s), 0) / scores.length
+  const report = {
+    dataset: dataset.name,
+    grid,
+    holdout: views.length === 1 ? views[0]!.name : 'each',
+    psnr: round(mean((s) => s.psnr), 3),
+    iou: round(mean((s) => s.iou), 4),
+    coloredVertices: Math.round(mean((s) => s.colouredVertices)),
+    totalVertices: scores[0]!.totalVertices,
+    seconds: round((performance.now() - started) / 1000, 2),
+    views: scores.map((s) => ({
+      view: s.view,
+      index: s.index,
+      psnr: round(s.psnr, 3),
+      iou: round(s.iou, 4),
+      coloredVertices: s.colouredVertices,
+      seconds: round(s.seconds, 2),
+    })),
+    out,
+  }
+  if (views.length > 1) {
+    // With every view held out in turn, the PLY is the outcome of all views together.
+    const full = await runLocalJob({ dataset, grid, ...(participants !== undefined && { participants }) })
+    await writeOutcomePly(out, full.job.space, full.outcome)
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`)
+  } else {
+    process.stdout.write(
+      `${dataset.name} at ${grid}³, ${views.length === 1 ? `holding out ${views[0]!.name}` : `each of ${views.length} views held out`}:\n` +
+        `  mean PSNR ${report.psnr.toFixed(2)} dB, mean IoU ${report.iou.toFixed(3)}, ` +
+        `${report.coloredVertices} of ${report.totalVertices} vertices coloured, ${report.seconds}s\n` +
+        `  outcome and renderings in ${out}\n`,
+    )
+  }
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}

@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type ParseArgsConfig, parseArgs } from 'node:util'
+
+/** A command line that cannot be understood; the CLI prints it with a pointer to `--help`. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/**
+ * Parses a command's arguments; prints `help` and returns undefined on `--help`. Unknown options and
+ * stray positionals are usage errors.
+ */
+export function parseCommand<T extends Options>(args: string[], options: T, help: string) {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: 'boolean' } }; allowPositionals: false }>>
+  try {
+    parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false })
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  if (parsed.values.help === true) {
+    process.stdout.write(help)
+    return undefined
+  }
+  return parsed.values
+}
+
+/** Parses a positive integer option. */
+export function positiveInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got "${value}"`)
+  return n
+}
+
+/** The repository root (where package.json is). */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+/**
+ * The default data set: templeSparseRing in the shared data folder beside the repository, or
+ * undefined when it is not there (commands then fall back to a generated synthetic scene).
+ */
+export function defaultDataset(): string | undefined {
+  const candidates = [
+    process.env.CROWDMESH_DATA && join(process.env.CROWDMESH_DATA, 'templeSparseRing'),
+    join(repoRoot, '..', 'shared', 'data', 'templeSparseRing'),
+  ]
+  return candidates.find((c): c is string => typeof c === 'string' && existsSync(join(c, 'templeSR_par.txt')))
+}

@@ -1,0 +1,27 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { colouredVertices, type FrameOutcome } from '../peer/coordinator/outcome.ts'
+import { encodePng } from '../peer/participant/frame-image.ts'
+import type { TargetSpace } from '../peer/protocol/target-space.ts'
+import { encodePly } from '../peer/quality/ply.ts'
+
+/** Writes a frame outcome's coloured vertices as `dir/outcome.ply`; returns the path. */
+export async function writeOutcomePly(dir: string, space: TargetSpace, outcome: FrameOutcome): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const { ids, rgb } = colouredVertices(outcome)
+  const path = join(dir, 'outcome.ply')
+  await writeFile(path, encodePly(space, ids, rgb))
+  return path
+}
+
+/** Writes an RGBA image as PNG; returns the path. */
+export async function writeImage(
+  dir: string,
+  name: string,
+  image: { width: number; height: number; rgba: Uint8Array },
+): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const path = join(dir, name)
+  await writeFile(path, encodePng(image.width, image.height, image.rgba))
+  return path
+}
