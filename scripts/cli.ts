@@ -14,9 +14,15 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
-  start: { summary: 'run the vertex-colouring job with local participants and write its outcome', run: startCommand },
+  start: {
+    summary: 'run the vertex-colouring job with local participants and write its outcome',
+    run: startCommand,
+  },
   eval: { summary: 'score the job on a calibrated data set, leaving views out', run: evalCommand },
-  bench: { summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON', run: benchCommand },
+  bench: {
+    summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON',
+    run: benchCommand,
+  },
 }
 
 const usage = `crowdmesh — turn the devices of a crowd into one computer

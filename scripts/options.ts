@@ -14,25 +14,44 @@ type Options = NonNullable<ParseArgsConfig['options']>
  * Parses a command's arguments; prints `help` and returns undefined on `--help`. Unknown options and
  * stray positionals are usage errors.
  */
-export function parseCommand<T extends Options>(args: string[], options: T, help: string) {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: 'boolean' } }; allowPositionals: false }>>
+export function parseCommand(
+  args: string[],
+  options: Options,
+  help: string,
+): Record<string, string | boolean | undefined> | undefined {
+  let values: Record<string, unknown>
   try {
-    parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false })
+    ;({ values } = parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false,
+    }))
   } catch (error) {
     throw new UsageError((error as Error).message)
   }
-  if (parsed.values.help === true) {
+  if (values.help === true) {
     process.stdout.write(help)
     return undefined
   }
-  return parsed.values
+  return values as Record<string, string | boolean | undefined>
+}
+
+/** A string option's value (a boolean flag given where a value was expected is a usage error). */
+export function stringOption(
+  values: Record<string, string | boolean | undefined>,
+  name: string,
+): string | undefined {
+  const value = values[name]
+  if (typeof value === 'boolean') throw new UsageError(`--${name} needs a value`)
+  return value
 }
 
 /** Parses a positive integer option. */
 export function positiveInt(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got "${value}"`)
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a positive integer, got "${value}"`)
   return n
 }
 

@@ -6,7 +6,11 @@ import type { TargetSpace } from '../peer/protocol/target-space.ts'
 import { encodePly } from '../peer/quality/ply.ts'
 
 /** Writes a frame outcome's coloured vertices as `dir/outcome.ply`; returns the path. */
-export async function writeOutcomePly(dir: string, space: TargetSpace, outcome: FrameOutcome): Promise<string> {
+export async function writeOutcomePly(
+  dir: string,
+  space: TargetSpace,
+  outcome: FrameOutcome,
+): Promise<string> {
   await mkdir(dir, { recursive: true })
   const { ids, rgb } = colouredVertices(outcome)
   const path = join(dir, 'outcome.ply')

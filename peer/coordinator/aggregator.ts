@@ -8,8 +8,8 @@ export interface FrameAggregationInit {
   /** Camera ids that take part in this frame. */
   readonly cameraIds: readonly number[]
   readonly totalVertices: number
-  /** A thread whose (R+G+B) is at or below this sum sees background (3 · 255 · share). */
-  readonly backgroundSum: number
+  /** A seen thread whose coverage alpha is below this sees background there (see `sampling.ts`). */
+  readonly minCoverageAlpha: number
 }
 
 /** What `add` did with a block result. */
@@ -23,7 +23,8 @@ export type AddOutcome = 'added' | 'duplicate'
  * reported as a duplicate and changes nothing; a result that overlaps a received one in part is
  * refused, so no thread is ever counted twice.
  *
- * Plane alpha: 0 not received yet, 1 received and not seen, 255 received and seen.
+ * Plane alpha: 0 not received yet, 1 received and not seen, 2–255 seen with that coverage (a
+ * thread's coverage alpha of 1 is stored as 2, so "received" and "seen" stay distinct).
  */
 export class FrameAggregation {
   readonly jobId: string
@@ -39,7 +40,7 @@ export class FrameAggregation {
   /** Per vertex, the sums of R, G, B and of their squares over the cameras that see it (plain vote). */
   readonly sums: Uint32Array
   readonly sumSquares: Float64Array
-  private readonly backgroundSum: number
+  private readonly minCoverageAlpha: number
   private readonly slotOf = new Map<number, number>()
   private receivedThreads = 0
   private duplicateThreads = 0
@@ -50,7 +51,7 @@ export class FrameAggregation {
     this.frameIndex = init.frameIndex
     this.totalVertices = init.totalVertices
     this.cameraIds = init.cameraIds
-    this.backgroundSum = init.backgroundSum
+    this.minCoverageAlpha = init.minCoverageAlpha
     for (const [slot, id] of init.cameraIds.entries()) this.slotOf.set(id, slot)
     this.planes = init.cameraIds.map(() => new Uint8Array(init.totalVertices * 4))
     this.seen = new Uint8Array(init.totalVertices)
@@ -97,25 +98,29 @@ export class FrameAggregation {
       )
     }
     checkColours(colours)
-    const { seen, background, sums, sumSquares, backgroundSum } = this
+    const { seen, background, sums, sumSquares, minCoverageAlpha } = this
     for (let i = 0, v = firstVertex, o = firstVertex * 4; i < vertexCount * 4; i += 4, v++, o += 4) {
-      if (colours[i + 3] === 255) {
-        const r = colours[i]!
-        const g = colours[i + 1]!
-        const b = colours[i + 2]!
-        plane[o] = r
-        plane[o + 1] = g
-        plane[o + 2] = b
-        plane[o + 3] = 255
-        seen[v]!++
-        if (r + g + b <= backgroundSum) background[v]!++
-        sums[v * 3]! += r
-        sums[v * 3 + 1]! += g
-        sums[v * 3 + 2]! += b
-        sumSquares[v]! += r * r + g * g + b * b
-      } else {
+      const alpha = colours[i + 3]!
+      if (alpha === 0) {
         plane[o + 3] = 1
+        continue
       }
+      const r = colours[i]!
+      const g = colours[i + 1]!
+      const b = colours[i + 2]!
+      plane[o] = r
+      plane[o + 1] = g
+      plane[o + 2] = b
+      plane[o + 3] = alpha < 2 ? 2 : alpha
+      seen[v]!++
+      if (alpha < minCoverageAlpha) {
+        background[v]!++
+        continue
+      }
+      sums[v * 3]! += r
+      sums[v * 3 + 1]! += g
+      sums[v * 3 + 2]! += b
+      sumSquares[v]! += r * r + g * g + b * b
     }
     this.receivedThreads += vertexCount
     return 'added'
@@ -160,14 +165,17 @@ function countReceived(plane: Uint8Array, first: number, count: number): number 
   return received
 }
 
-/** Thread results are (r, g, b, 255) or (0, 0, 0, 0): anything else is a lying or broken worker. */
+/**
+ * An unseen thread (alpha 0) and one with no foreground (alpha 1) have no colour: RGB must be 0.
+ * Anything else is a lying or broken worker.
+ */
 function checkColours(colours: Uint8Array): void {
   for (let i = 3; i < colours.length; i += 4) {
-    const a = colours[i]
-    if (a !== 255 && (a !== 0 || colours[i - 1] !== 0 || colours[i - 2] !== 0 || colours[i - 3] !== 0)) {
+    const a = colours[i]!
+    if (a <= 1 && (colours[i - 1] !== 0 || colours[i - 2] !== 0 || colours[i - 3] !== 0)) {
       throw new InvalidMessageError(
         'colours',
-        `thread ${(i - 3) / 4} has alpha ${a}: must be 255 (seen) or 0 (unseen)`,
+        `thread ${(i - 3) / 4} has alpha ${a} but a colour: it must be black`,
       )
     }
   }

@@ -4,6 +4,7 @@ import { outcomeDefaults, partitionDefaults } from '../protocol/defaults.ts'
 import { BlockMismatchError, CrowdmeshError } from '../protocol/errors.ts'
 import type { Block, BlockResult, Frame, Lease, VertexJob } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { alphaForCoverage } from '../protocol/sampling.ts'
 import { vertexCount } from '../protocol/target-space.ts'
 import { FrameAggregation } from './aggregator.ts'
 import { decideFrame, type FrameOutcome, type OutcomeRule } from './outcome.ts'
@@ -16,8 +17,8 @@ export interface CoordinatorInit {
   blockVertices?: number
   /** How long a participant may hold a lease before it goes back to the queue, ms (default 30 s). */
   leaseTimeoutMs?: number
-  /** Brightness share at or below which a thread sees background (default `outcomeDefaults.backgroundBrightness`). */
-  backgroundBrightness?: number
+  /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
+  minCoverage?: number
   /** Decision rule of frame outcomes. */
   outcomeRule?: Partial<OutcomeRule>
 }
@@ -75,7 +76,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly log: Logger
   private readonly blockVertices: number
   private readonly leaseTimeoutMs: number
-  private readonly backgroundSum: number
+  private readonly minCoverageAlpha: number
   private readonly outcomeRule: Partial<OutcomeRule>
   private readonly totalVertices: number
   private readonly queue: Block[] = []
@@ -91,7 +92,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.log = components.logger ?? makeLogger('crowdmesh:coordinator')
     this.blockVertices = init.blockVertices ?? partitionDefaults.blockVertices
     this.leaseTimeoutMs = init.leaseTimeoutMs ?? 30_000
-    this.backgroundSum = (init.backgroundBrightness ?? outcomeDefaults.backgroundBrightness) * 255 * 3
+    this.minCoverageAlpha = alphaForCoverage(init.minCoverage ?? outcomeDefaults.minCoverage)
     this.outcomeRule = init.outcomeRule ?? {}
     this.totalVertices = vertexCount(init.job.space)
   }
@@ -179,7 +180,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** A participant failed a block (it says so) or left: its leases go back to the front of the queue. */
   handleParticipantGone(participantId: string): void {
-    for (const [leaseId, active] of this.leases) if (active.participantId === participantId) this.requeue(leaseId)
+    for (const [leaseId, active] of this.leases)
+      if (active.participantId === participantId) this.requeue(leaseId)
   }
 
   /** A participant reports it could not compute a lease's block. */
@@ -211,7 +213,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           frameIndex: index,
           cameraIds: this.job.cameras.map((c) => c.id),
           totalVertices: this.totalVertices,
-          backgroundSum: this.backgroundSum,
+          minCoverageAlpha: this.minCoverageAlpha,
         }),
         cameras: new Set(),
         complete: false,

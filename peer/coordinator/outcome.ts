@@ -170,7 +170,7 @@ function seenCameras(a: FrameAggregation, hull: Uint8Array): VoterMasks {
   a.planes.forEach((plane, slot) => {
     const word = slot >> 5
     const bit = 1 << (slot & 31)
-    for (const v of candidates) if (plane[v * 4 + 3] === 255) masks[v * words + word]! |= bit
+    for (const v of candidates) if (plane[v * 4 + 3]! >= 2) masks[v * words + word]! |= bit
   })
   return { words, masks, candidates: Uint32Array.from(candidates) }
 }
@@ -232,7 +232,7 @@ function visibleCamerasByRays(
     const py = min[1] + (iy + 0.5) * size[1]
     const pz = min[2] + (iz + 0.5) * size[2]
     for (let slot = 0; slot < cameras.length; slot++) {
-      if (a.planes[slot]![v * 4 + 3] !== 255) continue
+      if (a.planes[slot]![v * 4 + 3]! < 2) continue
       const c = centres[slot]!
       // Direction in cell units.
       const dx = (c[0] - px) / size[0]
@@ -339,7 +339,7 @@ function visibleCameras(
     const bit = 1 << (slot & 31)
     for (let i = 0; i < count; i++) {
       const v = surface[i]!
-      if (plane[v * 4 + 3] !== 255) continue
+      if (plane[v * 4 + 3]! < 2) continue
       const u = px[i]!
       const t = py[i]!
       if (u < 0 || u >= width || t < 0 || t >= height) continue

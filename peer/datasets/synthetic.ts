@@ -1,14 +1,20 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Camera } from '../protocol/camera.ts'
 import { encodePng } from '../participant/frame-image.ts'
+import type { Camera } from '../protocol/camera.ts'
 import type { BoundingBox, TargetSpace } from '../protocol/target-space.ts'
 import { vertexCentre, voxelEdge } from '../protocol/target-space.ts'
 
 /** A solid in the synthetic scene. Colours are RGB 0–255; `lowerColour` paints the half below `z = centre.z`. */
 export type Solid =
   | { kind: 'sphere'; centre: [number, number, number]; radius: number; colour: RGB; lowerColour?: RGB }
-  | { kind: 'box'; centre: [number, number, number]; half: [number, number, number]; colour: RGB; lowerColour?: RGB }
+  | {
+      kind: 'box'
+      centre: [number, number, number]
+      half: [number, number, number]
+      colour: RGB
+      lowerColour?: RGB
+    }
 type RGB = [number, number, number]
 
 /** A scene of coloured solids on a black background, seen by calibrated cameras: ground truth is known. */
@@ -37,7 +43,13 @@ export function defaultScene(init: SyntheticSceneInit = {}): SyntheticScene {
   const width = init.width ?? 400
   const height = init.height ?? 300
   const solids: Solid[] = [
-    { kind: 'sphere', centre: [-0.5, -0.35, 0.05], radius: 0.38, colour: [230, 60, 50], lowerColour: [240, 240, 240] },
+    {
+      kind: 'sphere',
+      centre: [-0.5, -0.35, 0.05],
+      radius: 0.38,
+      colour: [230, 60, 50],
+      lowerColour: [240, 240, 240],
+    },
     { kind: 'box', centre: [0.45, 0.25, -0.2], half: [0.28, 0.3, 0.4], colour: [60, 200, 80] },
     { kind: 'sphere', centre: [-0.25, 0.6, 0.5], radius: 0.27, colour: [70, 110, 240] },
     { kind: 'sphere', centre: [0.35, -0.55, -0.45], radius: 0.22, colour: [240, 210, 60] },
@@ -47,7 +59,9 @@ export function defaultScene(init: SyntheticSceneInit = {}): SyntheticScene {
     const ring = i % 3
     const azimuth = (2 * Math.PI * i) / count
     const elevation = ([35, 3, -30][ring]! * Math.PI) / 180
-    cameras.push(lookAtCamera(i, `synth${String(i + 1).padStart(4, '0')}`, azimuth, elevation, 4, width, height))
+    cameras.push(
+      lookAtCamera(i, `synth${String(i + 1).padStart(4, '0')}`, azimuth, elevation, 4, width, height),
+    )
   }
   return { solids, box: { min: [-1, -1, -1], max: [1, 1, 1] }, cameras }
 }
@@ -159,7 +173,10 @@ export const Truth = { freeSpace: 0, surface: 1, interior: 2, band: 3 } as const
  * inside), free space (outside every solid by more than one voxel edge) and the band between (outside
  * by at most one edge), which neither test counts: a grid cannot place a surface more finely.
  */
-export function groundTruth(scene: SyntheticScene, space: TargetSpace): { truth: Uint8Array; colour: Uint8Array } {
+export function groundTruth(
+  scene: SyntheticScene,
+  space: TargetSpace,
+): { truth: Uint8Array; colour: Uint8Array } {
   const [nx, ny, nz] = space.resolution
   const n = nx * ny * nz
   const edge = voxelEdge(space)
@@ -189,8 +206,12 @@ export function groundTruth(scene: SyntheticScene, space: TargetSpace): { truth:
         if (d > edge) truth[v] = Truth.freeSpace
         else if (d > 0) truth[v] = Truth.band
         else if (
-          outside(x - 1, y, z) || outside(x + 1, y, z) || outside(x, y - 1, z) ||
-          outside(x, y + 1, z) || outside(x, y, z - 1) || outside(x, y, z + 1)
+          outside(x - 1, y, z) ||
+          outside(x + 1, y, z) ||
+          outside(x, y - 1, z) ||
+          outside(x, y + 1, z) ||
+          outside(x, y, z - 1) ||
+          outside(x, y, z + 1)
         ) {
           truth[v] = Truth.surface
           vertexCentre(space, v, p)
@@ -210,7 +231,10 @@ export async function writeSyntheticDataset(scene: SyntheticScene, dir: string):
   await mkdir(dir, { recursive: true })
   const lines = [String(scene.cameras.length)]
   for (const camera of scene.cameras) {
-    await writeFile(join(dir, `${camera.name}.png`), encodePng(camera.width, camera.height, renderView(scene, camera)))
+    await writeFile(
+      join(dir, `${camera.name}.png`),
+      encodePng(camera.width, camera.height, renderView(scene, camera)),
+    )
     lines.push([`${camera.name}.png`, ...camera.k, ...camera.r, ...camera.t].join(' '))
   }
   await writeFile(join(dir, 'synthetic_par.txt'), `${lines.join('\n')}\n`)

@@ -3,12 +3,12 @@
  * worker port. Started by `threadMesh`; the same participant loop runs over libp2p in later issues.
  */
 import { parentPort } from 'node:worker_threads'
-import { AbortError } from '../protocol/errors.ts'
-import type { Lease, VertexJob } from '../protocol/job.ts'
-import { encodeBlockResult } from '../protocol/schemas.ts'
 import { cpuWorker } from '../participant/cpu-worker.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import { type CoordinatorLink, runParticipant } from '../participant/participant.ts'
+import { AbortError } from '../protocol/errors.ts'
+import type { Lease, VertexJob } from '../protocol/job.ts'
+import { encodeBlockResult } from '../protocol/schemas.ts'
 import { parseToParticipant } from './thread-messages.ts'
 
 const port = parentPort
@@ -42,7 +42,10 @@ port.on('message', (raw: unknown) => {
   }
 })
 
-function call(body: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<{ lease?: Lease | null }> {
+function call(
+  body: Record<string, unknown>,
+  transfer: ArrayBuffer[] = [],
+): Promise<{ lease?: Lease | null }> {
   const requestId = nextRequest++
   return new Promise((resolve) => {
     pending.set(requestId, resolve)

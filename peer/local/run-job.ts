@@ -18,7 +18,9 @@ export interface LocalJobInit {
   /** Participant threads (default: one per core). */
   participants?: number
   blockVertices?: number
+  /** Brightness share at or below which a pixel is background (default `samplingDefaults.backgroundBrightness`). */
   backgroundBrightness?: number
+  minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
   signal?: AbortSignal
   /** Called as threads complete: (threads done, threads in all). */
@@ -46,12 +48,13 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
     space: targetSpace(init.dataset.box, init.grid),
     cameras,
     maxAreaRadius: samplingDefaults.maxAreaRadius,
+    backgroundSum: Math.round((init.backgroundBrightness ?? samplingDefaults.backgroundBrightness) * 765),
   }
   const coordinator = new Coordinator(
     {
       job,
       ...(init.blockVertices !== undefined && { blockVertices: init.blockVertices }),
-      ...(init.backgroundBrightness !== undefined && { backgroundBrightness: init.backgroundBrightness }),
+      ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
       ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
     },
     { clock: systemClock },
@@ -67,11 +70,19 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
     coordinator.once('frameComplete', resolve)
     init.signal?.addEventListener('abort', () => reject(new AbortError()), { once: true })
   })
-  const mesh = await threadMesh(coordinator, init.participants !== undefined ? { participants: init.participants } : {})
+  const mesh = await threadMesh(
+    coordinator,
+    init.participants !== undefined ? { participants: init.participants } : {},
+  )
   try {
     for (const frame of init.dataset.frames) if (!excluded.has(frame.cameraId)) coordinator.addFrame(frame)
     const result = await outcome
-    return { job, outcome: result, seconds: (performance.now() - started) / 1000, participants: mesh.participants }
+    return {
+      job,
+      outcome: result,
+      seconds: (performance.now() - started) / 1000,
+      participants: mesh.participants,
+    }
   } finally {
     coordinator.off('blockDone', onBlockDone)
     coordinator.stop()

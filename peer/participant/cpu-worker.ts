@@ -2,13 +2,13 @@ import { focalLength, projectionMatrix } from '../protocol/camera.ts'
 import { BlockMismatchError } from '../protocol/errors.ts'
 import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
 import { voxelEdge, voxelSize } from '../protocol/target-space.ts'
-import type { FrameImage } from './frame-image.ts'
+import { type FrameImage, summedAreaTable } from './frame-image.ts'
 import type { FrameSource } from './frame-source.ts'
 
 /**
  * Colours the data threads of one block on the CPU, following the rule in `protocol/sampling.ts`
  * exactly (the reference every other worker is held to). Area sums come from the frame's
- * summed-area table, so a thread costs a projection and twelve reads whatever its area size.
+ * summed-area table, so a thread costs a projection and sixteen reads whatever its area size.
  */
 export function colourBlock(job: VertexJob, block: Block, image: FrameImage): BlockResult {
   const camera = job.cameras.find((c) => c.id === block.cameraId)
@@ -32,8 +32,9 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
   const maxR = job.maxAreaRadius
   const [sx, sy, sz] = voxelSize(job.space)
   const [x0, y0, z0] = job.space.box.min
-  const { width, height, integral } = image
-  const stride = (width + 1) * 3
+  const { width, height } = image
+  const table = summedAreaTable(image, job.backgroundSum)
+  const stride = (width + 1) * 4
   const out = new Uint8Array(block.vertexCount * 4)
 
   let ix = block.firstVertex % nx
@@ -55,19 +56,18 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
         const right = Math.min(px + r + 1, width)
         const bottom = Math.min(py + r + 1, height)
         const n = (right - left) * (bottom - top)
-        const half = n >> 1
-        const a = top * stride + left * 3
-        const b = top * stride + right * 3
-        const c = bottom * stride + left * 3
-        const d = bottom * stride + right * 3
-        out[o] = Math.floor((integral[d]! - integral[b]! - integral[c]! + integral[a]! + half) / n)
-        out[o + 1] = Math.floor(
-          (integral[d + 1]! - integral[b + 1]! - integral[c + 1]! + integral[a + 1]! + half) / n,
-        )
-        out[o + 2] = Math.floor(
-          (integral[d + 2]! - integral[b + 2]! - integral[c + 2]! + integral[a + 2]! + half) / n,
-        )
-        out[o + 3] = 255
+        const a = top * stride + left * 4
+        const b = top * stride + right * 4
+        const c = bottom * stride + left * 4
+        const d = bottom * stride + right * 4
+        const m = table[d + 3]! - table[b + 3]! - table[c + 3]! + table[a + 3]!
+        if (m > 0) {
+          const half = m >> 1
+          out[o] = Math.floor((table[d]! - table[b]! - table[c]! + table[a]! + half) / m)
+          out[o + 1] = Math.floor((table[d + 1]! - table[b + 1]! - table[c + 1]! + table[a + 1]! + half) / m)
+          out[o + 2] = Math.floor((table[d + 2]! - table[b + 2]! - table[c + 2]! + table[a + 2]! + half) / m)
+        }
+        out[o + 3] = 1 + Math.floor((254 * m + (n >> 1)) / n)
       }
     }
     if (++ix === nx) {

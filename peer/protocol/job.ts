@@ -11,6 +11,8 @@ export interface VertexJob {
   readonly cameras: readonly Camera[]
   /** Largest area radius in pixels (see `sampling.ts`). */
   readonly maxAreaRadius: number
+  /** A pixel is foreground when R+G+B exceeds this (0–765; see `sampling.ts`). */
+  readonly backgroundSum: number
 }
 
 /** One image from one camera at one moment. Frames of all cameras with the same index make one frame outcome. */
@@ -39,8 +41,9 @@ export interface Block {
 
 /**
  * A participant's answer for a block: one thread result per vertex of the range, as RGBA bytes
- * (4 per vertex, in vertex order). Alpha 255 means the camera sees the vertex and RGB is the colour
- * of its area; alpha 0 means the vertex projects outside the image or behind the camera.
+ * (4 per vertex, in vertex order): RGB is the colour of the foreground in the vertex's area and alpha
+ * its foreground coverage, 1 (none) to 255 (all); alpha 0 means the camera does not see the vertex
+ * (see `sampling.ts`).
  */
 export interface BlockResult {
   readonly jobId: string

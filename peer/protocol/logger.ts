@@ -15,7 +15,9 @@ export function logger(namespace: string): Logger {
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p.length > 0)
-    .some((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(namespace))
+    .some((p) =>
+      new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(namespace),
+    )
   const write = (prefix: string, message: string, args: unknown[]) => {
     if (enabled) process.stderr.write(`${namespace}${prefix} ${message} ${args.map(String).join(' ')}\n`)
   }

@@ -48,6 +48,7 @@ export const vertexJobSchema = z.object({
   space: targetSpaceSchema,
   cameras: z.array(cameraSchema).min(1).max(1024),
   maxAreaRadius: z.number().int().min(0).max(64),
+  backgroundSum: z.number().int().min(0).max(765),
 })
 
 /** One camera frame. */

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path'
 import { loadMiddlebury, parseBox } from '../../peer/datasets/middlebury.ts'
 import { runLocalJob } from '../../peer/local/run-job.ts'
 import { evaluateHoldout, type HoldoutScore, resolveHoldout } from '../../peer/quality/evaluate.ts'
-import { parseCommand, positiveInt, UsageError } from '../options.ts'
+import { parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
 import { progressBar } from '../progress.ts'
 
@@ -41,13 +41,18 @@ export async function evalCommand(args: string[]): Promise<void> {
     help,
   )
   if (values === undefined) return
-  if (values.dataset === undefined) throw new UsageError('--dataset DIR is required')
-  const grid = positiveInt(values.grid, 'grid', 128)
-  const participants = values.participants === undefined ? undefined : positiveInt(values.participants, 'participants', 1)
+  const datasetDir = stringOption(values, 'dataset')
+  if (datasetDir === undefined) throw new UsageError('--dataset DIR is required')
+  const grid = positiveInt(stringOption(values, 'grid'), 'grid', 128)
+  const participantsText = stringOption(values, 'participants')
+  const participants =
+    participantsText === undefined ? undefined : positiveInt(participantsText, 'participants', 1)
   const json = values.json === true
-  const dataset = await loadMiddlebury(values.dataset, values.bbox === undefined ? {} : { box: parseBox(values.bbox) })
-  const out = resolve(values.out ?? join('out', `eval-${dataset.name}-${grid}`))
-  const views = values.holdout === undefined ? dataset.cameras : [resolveHoldout(dataset, values.holdout)]
+  const bbox = stringOption(values, 'bbox')
+  const dataset = await loadMiddlebury(datasetDir, bbox === undefined ? {} : { box: parseBox(bbox) })
+  const out = resolve(stringOption(values, 'out') ?? join('out', `eval-${dataset.name}-${grid}`))
+  const holdout = stringOption(values, 'holdout')
+  const views = holdout === undefined ? dataset.cameras : [resolveHoldout(dataset, holdout)]
 
   const started = performance.now()
   const scores: HoldoutScore[] = []
@@ -74,8 +79,14 @@ export async function evalCommand(args: string[]): Promise<void> {
     dataset: dataset.name,
     grid,
     holdout: views.length === 1 ? views[0]!.name : 'each',
-    psnr: round(mean((s) => s.psnr), 3),
-    iou: round(mean((s) => s.iou), 4),
+    psnr: round(
+      mean((s) => s.psnr),
+      3,
+    ),
+    iou: round(
+      mean((s) => s.iou),
+      4,
+    ),
     coloredVertices: Math.round(mean((s) => s.colouredVertices)),
     totalVertices: scores[0]!.totalVertices,
     seconds: round((performance.now() - started) / 1000, 2),

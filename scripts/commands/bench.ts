@@ -1,0 +1,147 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { dirname, resolve } from 'node:path'
+import { FrameAggregation } from '../../peer/coordinator/aggregator.ts'
+import { decideFrame } from '../../peer/coordinator/outcome.ts'
+import { partitionFrame } from '../../peer/coordinator/partitioner.ts'
+import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
+import { runLocalJob } from '../../peer/local/run-job.ts'
+import { colourBlock } from '../../peer/participant/cpu-worker.ts'
+import { frameSource } from '../../peer/participant/frame-source.ts'
+import { samplingDefaults } from '../../peer/protocol/defaults.ts'
+import { InvalidOptionError } from '../../peer/protocol/errors.ts'
+import type { BlockResult, VertexJob } from '../../peer/protocol/job.ts'
+import { alphaForCoverage } from '../../peer/protocol/sampling.ts'
+import { targetSpace } from '../../peer/protocol/target-space.ts'
+import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
+import { progressBar } from '../progress.ts'
+
+const help = `Usage: crowdmesh bench [options]
+
+Measures, on templeSparseRing (16 photographs, 640×480):
+  cpuWorker.vertexViewsPerSecPerCore  data threads one CPU core colours per second   (target ≥ 5 M)
+  aggregator.resultsPerSec            thread results the aggregator takes per second  (target ≥ 20 M)
+  job.temple128.seconds               the whole job, 128³ grid × 16 views, all cores   (target ≤ 10 s)
+and prints them, and writes them as JSON.
+
+Options:
+  --dataset DIR   the data set (default: templeSparseRing from the shared data folder)
+  --grid N        grid for the job figure                                    [default: 128]
+  --out FILE      where the JSON goes                           [default: out/bench.json]
+  --json          print the JSON object instead of the table
+  -h, --help      show this help
+`
+
+/** `crowdmesh bench`. */
+export async function benchCommand(args: string[]): Promise<void> {
+  const values = parseCommand(
+    args,
+    {
+      dataset: { type: 'string' },
+      grid: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    help,
+  )
+  if (values === undefined) return
+  const dir = stringOption(values, 'dataset') ?? defaultDataset()
+  if (dir === undefined) throw new InvalidOptionError('templeSparseRing not found: pass --dataset DIR')
+  const grid = positiveInt(stringOption(values, 'grid'), 'grid', 128)
+  const json = values.json === true
+  const outFile = resolve(stringOption(values, 'out') ?? 'out/bench.json')
+  const dataset = await loadMiddlebury(dir)
+  const bar = progressBar('bench', { quiet: json && !process.stderr.isTTY })
+
+  const space = targetSpace(dataset.box, grid)
+  const job: VertexJob = {
+    jobId: 'bench',
+    space,
+    cameras: dataset.cameras,
+    maxAreaRadius: samplingDefaults.maxAreaRadius,
+    backgroundSum: Math.round(samplingDefaults.backgroundBrightness * 765),
+  }
+  const total = grid ** 3
+
+  // One core: colour every vertex in four frames, after their decode (cached, as a participant's is).
+  const frames = frameSource()
+  const benchFrames = dataset.frames.slice(0, 4)
+  for (const frame of benchFrames) await frames.get(frame.imageUrl)
+  const results: BlockResult[] = []
+  let workerSeconds = 0
+  for (const [i, frame] of benchFrames.entries()) {
+    const image = await frames.get(frame.imageUrl)
+    const started = performance.now()
+    for (const block of partitionFrame(job.jobId, frame, total, 65_536))
+      results.push(colourBlock(job, block, image))
+    workerSeconds += (performance.now() - started) / 1000
+    bar.update(i + 1, benchFrames.length * 3)
+  }
+  const vertexViewsPerSecPerCore = (total * benchFrames.length) / workerSeconds
+
+  // Aggregator: the same results again for all 16 cameras (their bytes are what matters, not which camera).
+  const aggregation = new FrameAggregation({
+    jobId: job.jobId,
+    frameIndex: 0,
+    cameraIds: dataset.cameras.map((c) => c.id),
+    totalVertices: total,
+    minCoverageAlpha: alphaForCoverage(0.3),
+  })
+  const perCamera = results.length / benchFrames.length
+  const aggregatorStarted = performance.now()
+  for (const camera of dataset.cameras) {
+    for (let k = 0; k < perCamera; k++) {
+      const r = results[(camera.id % benchFrames.length) * perCamera + k]!
+      aggregation.add({ ...r, cameraId: camera.id })
+    }
+  }
+  const aggregatorSeconds = (performance.now() - aggregatorStarted) / 1000
+  const resultsPerSec = (total * dataset.cameras.length) / aggregatorSeconds
+  const decideStarted = performance.now()
+  decideFrame(aggregation, space, dataset.cameras)
+  const decideSeconds = (performance.now() - decideStarted) / 1000
+  bar.update(2, 3)
+
+  const run = await runLocalJob({
+    dataset,
+    grid,
+    onProgress: (done, all) => bar.update(2 + done / all, 3),
+  })
+  bar.done()
+
+  const figures = {
+    machine: { cores: availableParallelism(), node: process.version },
+    dataset: dataset.name,
+    grid,
+    'cpuWorker.vertexViewsPerSecPerCore': Math.round(vertexViewsPerSecPerCore),
+    'aggregator.resultsPerSec': Math.round(resultsPerSec),
+    'aggregator.decideSeconds': round(decideSeconds),
+    [`job.temple${grid}.seconds`]: round(run.seconds),
+    [`job.temple${grid}.participants`]: run.participants,
+    [`job.temple${grid}.colouredVertices`]: run.outcome.coloured,
+    targets: {
+      'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
+      'aggregator.resultsPerSec': 20_000_000,
+      'job.temple128.seconds': 10,
+    },
+  }
+  await mkdir(dirname(outFile), { recursive: true })
+  await writeFile(outFile, `${JSON.stringify(figures, null, 2)}\n`)
+  if (json) {
+    process.stdout.write(`${JSON.stringify(figures)}\n`)
+    return
+  }
+  const mark = (ok: boolean) => (ok ? 'meets' : 'MISSES')
+  process.stdout.write(
+    `crowdmesh bench on ${figures.machine.cores} cores, ${dataset.name}, ${grid}³ grid\n` +
+      `  cpuWorker.vertexViewsPerSecPerCore  ${(vertexViewsPerSecPerCore / 1e6).toFixed(2)} M/s  (${mark(vertexViewsPerSecPerCore >= 5e6)} ≥ 5 M)\n` +
+      `  aggregator.resultsPerSec            ${(resultsPerSec / 1e6).toFixed(1)} M/s  (${mark(resultsPerSec >= 20e6)} ≥ 20 M)\n` +
+      `  aggregator.decideSeconds            ${decideSeconds.toFixed(2)} s\n` +
+      `  job.temple${grid}.seconds              ${run.seconds.toFixed(2)} s  (${mark(run.seconds <= 10)} ≤ 10 s)\n` +
+      `  written to ${outFile}\n`,
+  )
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000
+}
