@@ -1,0 +1,23 @@
+import { defineConfig } from 'vitest/config'
+
+// Two projects: fast unit tests, and integration tests that run the real job (threads, the real
+// data set, the CLI as a child process). Benchmarks are not tests: `crowdmesh bench` measures speed.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 30_000 },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 120_000,
+          // Each file runs jobs on every core; running two at once would only slow both.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+})
