@@ -111,7 +111,7 @@ export class FrameAggregation {
       plane[o] = r
       plane[o + 1] = g
       plane[o + 2] = b
-      plane[o + 3] = alpha < 2 ? 2 : alpha
+      plane[o + 3] = Math.max(alpha, 2)
       seen[v]!++
       if (alpha < minCoverageAlpha) {
         background[v]!++

@@ -1,12 +1,6 @@
-import { type Camera, cameraCentre, focalLength, projectionMatrix } from '../protocol/camera.ts'
+import { type Camera, focalLength, projectionMatrix } from '../protocol/camera.ts'
 import { outcomeDefaults } from '../protocol/defaults.ts'
-import {
-  type TargetSpace,
-  vertexCentre,
-  vertexIndices,
-  voxelEdge,
-  voxelSize,
-} from '../protocol/target-space.ts'
+import { type TargetSpace, voxelEdge, voxelSize } from '../protocol/target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
 
 /** The decision for one vertex. */
@@ -41,16 +35,6 @@ export interface OutcomeRule {
   maxStd: number
   /** Carving passes: after each, visibility is recomputed from the carved hull. */
   carvingPasses: number
-  /** How the voting cameras' colours combine: their mean, or the per-channel median (robust to a stray view). */
-  colourEstimate: 'mean' | 'median' | 'mode'
-  /** For `mode`: colours within this distance (max over channels) vote for each other. */
-  modeRadius: number
-  /**
-   * Weight of each voting camera in the mean: 0 weighs all alike; p > 0 weighs a camera by cos(θ)^p, θ the
-   * angle between the surface normal (from the hull) and the direction to the camera, so grazing views,
-   * whose areas smear the surface with its neighbours, count less.
-   */
-  facingPower: number
 }
 
 /** Default outcome rule. */
@@ -59,11 +43,8 @@ export const defaultOutcomeRule: OutcomeRule = {
   occlusionAware: outcomeDefaults.occlusionAware,
   visibilityDepthVoxels: outcomeDefaults.visibilityDepthVoxels,
   colourLevels: outcomeDefaults.colourLevels,
-  maxStd: Number.POSITIVE_INFINITY,
-  carvingPasses: 0,
-  colourEstimate: 'mean',
-  modeRadius: 24,
-  facingPower: 0,
+  maxStd: outcomeDefaults.maxStd,
+  carvingPasses: outcomeDefaults.carvingPasses,
 }
 
 /**
@@ -124,11 +105,9 @@ export function decideFrame(
   const outcome = emptyOutcome(aggregation, decision)
   for (let pass = 0; pass <= r.carvingPasses; pass++) {
     const voters = r.occlusionAware
-      ? process.env.RAYS
-        ? visibleCamerasByRays(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
-        : visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+      ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
       : seenCameras(aggregation, hull)
-    const carved = vote(aggregation, hull, voters, r, outcome, space, slotCameras)
+    const carved = vote(aggregation, hull, voters, r, outcome)
     if (carved === 0) break
   }
   let coloured = 0
@@ -204,78 +183,6 @@ function hullSurface(space: TargetSpace, hull: Uint8Array): Uint32Array {
     }
   }
   return Uint32Array.from(out)
-}
-
-/**
- * Line of sight by ray marching: from each surface vertex towards each camera that sees it, the
- * ray walks the grid cell by cell (Amanatides–Woo); the camera votes unless the ray meets a hull
- * cell farther than `skipVoxels` edges from the start (so a surface's own staircase does not hide it).
- */
-function visibleCamerasByRays(
-  a: FrameAggregation,
-  space: TargetSpace,
-  cameras: readonly Camera[],
-  hull: Uint8Array,
-  skipVoxels: number,
-): VoterMasks {
-  const surface = hullSurface(space, hull)
-  const words = Math.ceil(cameras.length / 32)
-  const masks = new Uint32Array(hull.length * words)
-  const [nx, ny, nz] = space.resolution
-  const size = voxelSize(space)
-  const { min } = space.box
-  const centres = cameras.map(cameraCentre)
-  const skip2 = skipVoxels * skipVoxels
-  for (const v of surface) {
-    const [ix, iy, iz] = vertexIndices(space, v)
-    const px = min[0] + (ix + 0.5) * size[0]
-    const py = min[1] + (iy + 0.5) * size[1]
-    const pz = min[2] + (iz + 0.5) * size[2]
-    for (let slot = 0; slot < cameras.length; slot++) {
-      if (a.planes[slot]![v * 4 + 3]! < 2) continue
-      const c = centres[slot]!
-      // Direction in cell units.
-      const dx = (c[0] - px) / size[0]
-      const dy = (c[1] - py) / size[1]
-      const dz = (c[2] - pz) / size[2]
-      const stepX = dx > 0 ? 1 : -1
-      const stepY = dy > 0 ? 1 : -1
-      const stepZ = dz > 0 ? 1 : -1
-      const tdx = dx === 0 ? Number.POSITIVE_INFINITY : Math.abs(1 / dx)
-      const tdy = dy === 0 ? Number.POSITIVE_INFINITY : Math.abs(1 / dy)
-      const tdz = dz === 0 ? Number.POSITIVE_INFINITY : Math.abs(1 / dz)
-      // Starting at the cell centre, the first boundary on each axis is half a cell away.
-      let tx = tdx / 2
-      let ty = tdy / 2
-      let tz = tdz / 2
-      let x = ix
-      let y = iy
-      let z = iz
-      let blocked = false
-      for (;;) {
-        if (tx <= ty && tx <= tz) {
-          x += stepX
-          tx += tdx
-        } else if (ty <= tz) {
-          y += stepY
-          ty += tdy
-        } else {
-          z += stepZ
-          tz += tdz
-        }
-        if (x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz) break
-        if (hull[x + nx * (y + ny * z)] !== 1) continue
-        const ox = x - ix
-        const oy = y - iy
-        const oz = z - iz
-        if (ox * ox + oy * oy + oz * oz <= skip2) continue
-        blocked = true
-        break
-      }
-      if (!blocked) masks[v * words + (slot >> 5)]! |= 1 << (slot & 31)
-    }
-  }
-  return { words, masks, candidates: surface }
 }
 
 /**
@@ -359,23 +266,11 @@ function vote(
   voters: VoterMasks,
   rule: OutcomeRule,
   out: MutableOutcome,
-  space: TargetSpace,
-  cameras: readonly Camera[],
 ): number {
   const { words, masks, candidates } = voters
-  const centres = cameras.map(cameraCentre)
-  const facing = rule.facingPower > 0
-  const normal = new Float64Array(3)
-  const point = new Float64Array(3)
   const levels = rule.colourLevels
   const cameraCount = a.cameraIds.length
   const classes = new Uint16Array(cameraCount)
-  const channels = [
-    new Uint8Array(cameraCount),
-    new Uint8Array(cameraCount),
-    new Uint8Array(cameraCount),
-  ] as const
-  const median = rule.colourEstimate === 'median'
   // Hull vertices that are not candidates (not surface, or no voter) are interior until shown otherwise.
   for (let v = 0; v < hull.length; v++) {
     if (hull[v] !== 1) continue
@@ -389,47 +284,23 @@ function vote(
     let sg = 0
     let sb = 0
     let sq = 0
-    let wr = 0
-    let wg = 0
-    let wb = 0
-    let wsum = 0
-    if (facing) {
-      hullNormal(space, hull, v, normal)
-      vertexCentre(space, v, point)
-    }
     for (let slot = 0; slot < cameraCount; slot++) {
       if ((masks[v * words + (slot >> 5)]! & (1 << (slot & 31))) === 0) continue
       const plane = a.planes[slot]!
       const r = plane[v * 4]!
       const g = plane[v * 4 + 1]!
       const b = plane[v * 4 + 2]!
-      if (facing) {
-        const c = centres[slot]!
-        const dx = c[0] - point[0]!
-        const dy = c[1] - point[1]!
-        const dz = c[2] - point[2]!
-        const cos = (dx * normal[0]! + dy * normal[1]! + dz * normal[2]!) / Math.hypot(dx, dy, dz)
-        const w = cos > 0 ? cos ** rule.facingPower : 0
-        wr += w * r
-        wg += w * g
-        wb += w * b
-        wsum += w
-      }
       sr += r
       sg += g
       sb += b
       sq += r * r + g * g + b * b
-      channels[0][k] = r
-      channels[1][k] = g
-      channels[2][k] = b
       classes[k++] = colourClass(r, g, b, levels)
     }
     if (k === 0) continue
     const mr = sr / k
     const mg = sg / k
     const mb = sb / k
-    const variance = Math.max(0, sq / k - (mr * mr + mg * mg + mb * mb)) / 3
-    const std = Math.sqrt(variance)
+    const std = Math.sqrt(Math.max(0, sq / k - (mr * mr + mg * mg + mb * mb)) / 3)
     const [modal, modalVotes] = modalOf(classes, k)
     out.std[v] = std
     out.views[v] = k
@@ -442,21 +313,9 @@ function vote(
       continue
     }
     out.decision[v] = Decision.coloured
-    if (rule.colourEstimate === 'mode') {
-      modeColour(channels, k, rule.modeRadius, out.colour, v * 3)
-    } else if (median) {
-      out.colour[v * 3] = medianOf(channels[0], k)
-      out.colour[v * 3 + 1] = medianOf(channels[1], k)
-      out.colour[v * 3 + 2] = medianOf(channels[2], k)
-    } else if (facing && wsum > 1e-6) {
-      out.colour[v * 3] = Math.round(wr / wsum)
-      out.colour[v * 3 + 1] = Math.round(wg / wsum)
-      out.colour[v * 3 + 2] = Math.round(wb / wsum)
-    } else {
-      out.colour[v * 3] = Math.round(mr)
-      out.colour[v * 3 + 1] = Math.round(mg)
-      out.colour[v * 3 + 2] = Math.round(mb)
-    }
+    out.colour[v * 3] = Math.round(mr)
+    out.colour[v * 3 + 1] = Math.round(mg)
+    out.colour[v * 3 + 2] = Math.round(mb)
   }
   return carved
 }
@@ -465,86 +324,6 @@ function vote(
 export function colourClass(r: number, g: number, b: number, levels: number): number {
   const q = (c: number) => Math.min(levels - 1, Math.floor((c * levels) / 256))
   return (q(r) * levels + q(g)) * levels + q(b)
-}
-
-/**
- * Outward surface normal of a hull vertex: the sum of the offsets to the empty cells within two cells
- * (outside the grid counts as empty), normalised. Smoother than a 6-neighbour gradient on a voxel staircase.
- */
-function hullNormal(space: TargetSpace, hull: Uint8Array, v: number, out: Float64Array): void {
-  const [nx, ny, nz] = space.resolution
-  const [ix, iy, iz] = vertexIndices(space, v)
-  const [sx, sy, sz] = voxelSize(space)
-  let gx = 0
-  let gy = 0
-  let gz = 0
-  for (let dz = -2; dz <= 2; dz++) {
-    for (let dy = -2; dy <= 2; dy++) {
-      for (let dx = -2; dx <= 2; dx++) {
-        const x = ix + dx
-        const y = iy + dy
-        const z = iz + dz
-        const empty =
-          x < 0 || y < 0 || z < 0 || x >= nx || y >= ny || z >= nz || hull[x + nx * (y + ny * z)] !== 1
-        if (!empty) continue
-        gx += dx * sx
-        gy += dy * sy
-        gz += dz * sz
-      }
-    }
-  }
-  const length = Math.hypot(gx, gy, gz) || 1
-  out[0] = gx / length
-  out[1] = gy / length
-  out[2] = gz / length
-}
-
-/**
- * The densest colour: the camera whose colour has the most others within `radius` (max over channels),
- * and the mean of those — the seed's vote for a colour, with a soft colour bin around each vote.
- */
-function modeColour(
-  channels: readonly [Uint8Array, Uint8Array, Uint8Array],
-  k: number,
-  radius: number,
-  out: Uint8Array,
-  at: number,
-): void {
-  const [r, g, b] = channels
-  let best = 0
-  let bestVotes = -1
-  for (let i = 0; i < k; i++) {
-    let votes = 0
-    for (let j = 0; j < k; j++) {
-      if (Math.max(Math.abs(r[i]! - r[j]!), Math.abs(g[i]! - g[j]!), Math.abs(b[i]! - b[j]!)) <= radius)
-        votes++
-    }
-    if (votes > bestVotes) {
-      bestVotes = votes
-      best = i
-    }
-  }
-  let sr = 0
-  let sg = 0
-  let sb = 0
-  let n = 0
-  for (let j = 0; j < k; j++) {
-    if (Math.max(Math.abs(r[best]! - r[j]!), Math.abs(g[best]! - g[j]!), Math.abs(b[best]! - b[j]!)) > radius)
-      continue
-    sr += r[j]!
-    sg += g[j]!
-    sb += b[j]!
-    n++
-  }
-  out[at] = Math.round(sr / n)
-  out[at + 1] = Math.round(sg / n)
-  out[at + 2] = Math.round(sb / n)
-}
-
-/** Median of the first k values (sorts them in place; k is at most the camera count). */
-function medianOf(values: Uint8Array, k: number): number {
-  const head = values.subarray(0, k).sort()
-  return k % 2 === 1 ? head[k >> 1]! : Math.round((head[(k >> 1) - 1]! + head[k >> 1]!) / 2)
 }
 
 function modalOf(classes: Uint16Array, k: number): [number, number] {

@@ -15,6 +15,10 @@ export interface ThreadMeshInit {
 /** A running mesh of in-process participants, one worker thread each. */
 export interface ThreadMesh {
   readonly participants: number
+  /** Ids of the participant threads still running. */
+  readonly participantIds: readonly string[]
+  /** Ends one participant thread, as a participant leaving mid-job: its leases go back to the queue. */
+  disconnect(id: string): Promise<void>
   /** Terminates every thread and removes every listener. Safe to call twice. */
   stop(): Promise<void>
 }
@@ -33,6 +37,7 @@ export async function threadMesh(
   const count = init.participants ?? availableParallelism()
   const waiting = new Set<Worker>()
   const workers: Worker[] = []
+  const byId = new Map<string, Worker>()
   const onWorkQueued = () => {
     for (const worker of waiting) post(worker, { type: 'work-available' })
     waiting.clear()
@@ -44,6 +49,7 @@ export async function threadMesh(
     const id = `thread-${i}`
     const worker = new Worker(new URL('./participant-thread.ts', import.meta.url))
     workers.push(worker)
+    byId.set(id, worker)
     ready.push(
       new Promise((resolve, reject) => {
         worker.once('error', reject)
@@ -59,6 +65,7 @@ export async function threadMesh(
     )
     worker.on('exit', () => {
       waiting.delete(worker)
+      byId.delete(id)
       coordinator.handleParticipantGone(id)
     })
   }
@@ -99,6 +106,12 @@ export async function threadMesh(
   let stopped = false
   return {
     participants: count,
+    get participantIds() {
+      return [...byId.keys()]
+    },
+    async disconnect(id) {
+      await byId.get(id)?.terminate()
+    },
     async stop() {
       if (stopped) return
       stopped = true

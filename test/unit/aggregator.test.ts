@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { FrameAggregation } from '../../peer/coordinator/aggregator.ts'
 import { Decision, decideFrame } from '../../peer/coordinator/outcome.ts'
 import { partitionFrame } from '../../peer/coordinator/partitioner.ts'
-import type { BlockResult } from '../../peer/protocol/job.ts'
 import { colourBlock } from '../../peer/participant/cpu-worker.ts'
 import { frameImage } from '../../peer/participant/frame-image.ts'
+import type { BlockResult } from '../../peer/protocol/job.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 
 /** Four cameras around a bright ball on black: real thread results from the CPU worker. */
@@ -23,12 +23,16 @@ function scene(n: number, blockSize: number) {
     for (let y = 0; y < 48; y++) {
       for (let x = 0; x < 64; x++) {
         const inside = (x - 32) ** 2 + (y - 24) ** 2 < 12 ** 2
-        rgba.set(inside ? [200 - camera.id * 20, 80 + (x % 7), 40 + camera.id * 10, 255] : [0, 0, 0, 255], (y * 64 + x) * 4)
+        rgba.set(
+          inside ? [200 - camera.id * 20, 80 + (x % 7), 40 + camera.id * 10, 255] : [0, 0, 0, 255],
+          (y * 64 + x) * 4,
+        )
       }
     }
     const image = frameImage(64, 48, rgba)
     const frame = { cameraId: camera.id, index: 0, captureTime: 0, imageUrl: 'file:///x.png' }
-    for (const block of partitionFrame(job.jobId, frame, n ** 3, blockSize)) results.push(colourBlock(job, block, image))
+    for (const block of partitionFrame(job.jobId, frame, n ** 3, blockSize))
+      results.push(colourBlock(job, block, image))
   }
   return { job, results }
 }
@@ -71,7 +75,9 @@ describe('FrameAggregation', () => {
           }
           const { aggregation, verdicts } = aggregate(job, arrivals)
           expect(verdicts.filter((v) => v === 'added').length).toBe(results.length)
-          expect(aggregation.stats.duplicateThreads).toBe(duplicates.reduce((a, i) => a + results[i]!.vertexCount, 0))
+          expect(aggregation.stats.duplicateThreads).toBe(
+            duplicates.reduce((a, i) => a + results[i]!.vertexCount, 0),
+          )
           expect(aggregation.complete).toBe(true)
           const outcome = decideFrame(aggregation, job.space, job.cameras)
           expect(outcome.decision).toEqual(reference.decision)
@@ -86,7 +92,9 @@ describe('FrameAggregation', () => {
   it('is not complete until every thread of every camera arrived', () => {
     const { aggregation } = aggregate(job, results.slice(1))
     expect(aggregation.complete).toBe(false)
-    expect(aggregation.stats.receivedThreads).toBe(aggregation.stats.expectedThreads - results[0]!.vertexCount)
+    expect(aggregation.stats.receivedThreads).toBe(
+      aggregation.stats.expectedThreads - results[0]!.vertexCount,
+    )
   })
 
   it('refuses a block overlapping a received one in part, and changes nothing', () => {
@@ -99,7 +107,12 @@ describe('FrameAggregation', () => {
   it('refuses results of another job, frame or camera, or past the grid', () => {
     const { aggregation } = aggregate(job, [])
     const r = results[0]!
-    for (const bad of [{ ...r, jobId: 'other' }, { ...r, frameIndex: 1 }, { ...r, cameraId: 9 }, { ...r, firstVertex: 999 }]) {
+    for (const bad of [
+      { ...r, jobId: 'other' },
+      { ...r, frameIndex: 1 },
+      { ...r, cameraId: 9 },
+      { ...r, firstVertex: 999 },
+    ]) {
       expect(() => aggregation.add(bad)).toThrow(expect.objectContaining({ name: 'BlockMismatchError' }))
     }
     expect(aggregation.stats.receivedThreads).toBe(0)
@@ -110,7 +123,9 @@ describe('FrameAggregation', () => {
     const r = results[0]!
     const colours = r.colours.slice()
     colours.set([10, 10, 10, 0], 0)
-    expect(() => aggregation.add({ ...r, colours })).toThrow(expect.objectContaining({ name: 'InvalidMessageError' }))
+    expect(() => aggregation.add({ ...r, colours })).toThrow(
+      expect.objectContaining({ name: 'InvalidMessageError' }),
+    )
     expect(() => aggregation.add({ ...r, colours: r.colours.subarray(4) })).toThrow(
       expect.objectContaining({ name: 'InvalidMessageError' }),
     )

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import type { FrameOutcome } from '../../peer/coordinator/outcome.ts'
-import type { Clock } from '../../peer/protocol/clock.ts'
-import type { Lease } from '../../peer/protocol/job.ts'
 import { colourBlock } from '../../peer/participant/cpu-worker.ts'
 import { frameImage } from '../../peer/participant/frame-image.ts'
+import type { Clock } from '../../peer/protocol/clock.ts'
+import type { Lease } from '../../peer/protocol/job.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 
 /** A clock that moves only when the test says so. */
@@ -35,7 +35,12 @@ function manualClock() {
 
 const image = frameImage(64, 48, new Uint8Array(64 * 48 * 4).fill(180))
 const job = testJob(4, [testCamera(0), { ...testCamera(1), t: [0.1, 0, 2] }])
-const frame = (cameraId: number, index: number) => ({ cameraId, index, captureTime: index, imageUrl: 'file:///f.png' })
+const frame = (cameraId: number, index: number) => ({
+  cameraId,
+  index,
+  captureTime: index,
+  imageUrl: 'file:///f.png',
+})
 const compute = (lease: Lease) => colourBlock(job, lease.block, image)
 
 function setup() {
@@ -130,7 +135,9 @@ describe('Coordinator', () => {
 
   it('refuses frames of unknown cameras and clears its timers on stop (twice is safe)', () => {
     const { coordinator, pending } = setup()
-    expect(() => coordinator.addFrame(frame(7, 0))).toThrow(expect.objectContaining({ name: 'BlockMismatchError' }))
+    expect(() => coordinator.addFrame(frame(7, 0))).toThrow(
+      expect.objectContaining({ name: 'BlockMismatchError' }),
+    )
     coordinator.addFrame(frame(0, 0))
     coordinator.handleLeaseRequest('p')
     expect(pending()).toBe(1)

@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { colourBlock } from '../../peer/participant/cpu-worker.ts'
+import { type FrameImage, frameImage } from '../../peer/participant/frame-image.ts'
 import { focalLength, projectionMatrix } from '../../peer/protocol/camera.ts'
 import type { Block, VertexJob } from '../../peer/protocol/job.ts'
 import { vertexCentre, voxelEdge } from '../../peer/protocol/target-space.ts'
-import { colourBlock } from '../../peer/participant/cpu-worker.ts'
-import { type FrameImage, frameImage } from '../../peer/participant/frame-image.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 
 /** The sampling rule of `protocol/sampling.ts`, written out pixel by pixel with no summed-area table. */
@@ -86,7 +86,14 @@ describe('CPU reference worker', () => {
     const image = randomImage(64, 48, 1)
     const result = colourBlock(
       job,
-      { jobId: 'test', frameIndex: 0, cameraId: 0, imageUrl: 'file:///x.png', firstVertex: 0, vertexCount: 64 },
+      {
+        jobId: 'test',
+        frameIndex: 0,
+        cameraId: 0,
+        imageUrl: 'file:///x.png',
+        firstVertex: 0,
+        vertexCount: 64,
+      },
       image,
     )
     expect(result.colours.every((b) => b === 0)).toBe(true)
@@ -98,15 +105,30 @@ describe('CPU reference worker', () => {
     for (let i = 0; i < rgba.length; i += 4) rgba.set([200, 100, 50, 255], i)
     const result = colourBlock(
       job,
-      { jobId: 'test', frameIndex: 0, cameraId: 0, imageUrl: 'file:///x.png', firstVertex: 10, vertexCount: 100 },
+      {
+        jobId: 'test',
+        frameIndex: 0,
+        cameraId: 0,
+        imageUrl: 'file:///x.png',
+        firstVertex: 10,
+        vertexCount: 100,
+      },
       frameImage(64, 48, rgba),
     )
-    for (let v = 0; v < 100; v++) expect([...result.colours.subarray(v * 4, v * 4 + 4)]).toEqual([200, 100, 50, 255])
+    for (let v = 0; v < 100; v++)
+      expect([...result.colours.subarray(v * 4, v * 4 + 4)]).toEqual([200, 100, 50, 255])
   })
 
   it('refuses a frame whose size does not match the camera, and a block past the grid', () => {
     const job = testJob(4)
-    const block = { jobId: 'test', frameIndex: 0, cameraId: 0, imageUrl: 'file:///x.png', firstVertex: 0, vertexCount: 8 }
+    const block = {
+      jobId: 'test',
+      frameIndex: 0,
+      cameraId: 0,
+      imageUrl: 'file:///x.png',
+      firstVertex: 0,
+      vertexCount: 8,
+    }
     expect(() => colourBlock(job, block, randomImage(32, 48, 1))).toThrow(
       expect.objectContaining({ name: 'BlockMismatchError' }),
     )

@@ -23,7 +23,11 @@ describe('partitionFrame', () => {
   })
 
   it('refuses a block size that is not a positive integer', () => {
-    expect(() => partitionFrame('j', frame, 10, 0)).toThrow(expect.objectContaining({ name: 'InvalidOptionError' }))
-    expect(() => partitionFrame('j', frame, 10, 2.5)).toThrow(expect.objectContaining({ name: 'InvalidOptionError' }))
+    expect(() => partitionFrame('j', frame, 10, 0)).toThrow(
+      expect.objectContaining({ name: 'InvalidOptionError' }),
+    )
+    expect(() => partitionFrame('j', frame, 10, 2.5)).toThrow(
+      expect.objectContaining({ name: 'InvalidOptionError' }),
+    )
   })
 })

@@ -40,14 +40,23 @@ describe('message schemas', () => {
   })
 
   it('rejects blocks with a bad URL scheme or a negative range', () => {
-    const block = { jobId: 'j', frameIndex: 0, cameraId: 0, imageUrl: 'ftp://x', firstVertex: 0, vertexCount: 4 }
+    const block = {
+      jobId: 'j',
+      frameIndex: 0,
+      cameraId: 0,
+      imageUrl: 'ftp://x',
+      firstVertex: 0,
+      vertexCount: 4,
+    }
     expect((caught(() => parseBlock(block)) as Error & { field: string }).field).toBe('imageUrl')
     const negative = { ...block, imageUrl: 'file:///x.png', firstVertex: -1 }
     expect((caught(() => parseBlock(negative)) as Error & { field: string }).field).toBe('firstVertex')
   })
 
   it('refuses oversized and non-JSON control messages', () => {
-    expect(caught(() => parseJsonMessage(vertexJobSchema, 'x'.repeat(70_000))).name).toBe('MessageTooLargeError')
+    expect(caught(() => parseJsonMessage(vertexJobSchema, 'x'.repeat(70_000))).name).toBe(
+      'MessageTooLargeError',
+    )
     const error = caught(() => parseJsonMessage(vertexJobSchema, '{"jobId":')) as Error & { field: string }
     expect(error.name).toBe('InvalidMessageError')
   })

@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { decodePly } from '../../peer/quality/ply.ts'
+import { repoRoot, templeDir } from '../support/fixtures.ts'
+
+/** Runs the CLI as a child process, as a user would (`bin/crowdmesh.js`). */
+function crowdmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'crowdmesh.js'), ...args], { cwd: repoRoot })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+  })
+}
+
+describe('crowdmesh CLI', () => {
+  it('prints help for itself and every command', async () => {
+    const top = await crowdmesh(['--help'])
+    expect(top.code).toBe(0)
+    for (const command of ['start', 'eval', 'bench']) {
+      expect(top.stdout).toContain(command)
+      const help = await crowdmesh([command, '--help'])
+      expect(help.code).toBe(0)
+      expect(help.stdout).toMatch(new RegExp(`Usage: crowdmesh ${command}`))
+    }
+  })
+
+  it('refuses unknown commands and options with exit code 2, and a missing data set with 1', async () => {
+    expect((await crowdmesh(['fly'])).code).toBe(2)
+    const badOption = await crowdmesh(['eval', '--dataset', templeDir, '--nope'])
+    expect(badOption.code).toBe(2)
+    expect(badOption.stderr).toMatch(/--help/)
+    const badGrid = await crowdmesh(['eval', '--dataset', templeDir, '--grid', 'zero'])
+    expect(badGrid.code).toBe(2)
+    expect(badGrid.stderr).toMatch(/--grid must be a positive integer/)
+    const missing = await crowdmesh(['eval', '--dataset', '/nonexistent/set'])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/cannot read data set folder/)
+    const holdout = await crowdmesh(['eval', '--dataset', templeDir, '--holdout', 'nosuchview'])
+    expect(holdout.code).toBe(1)
+    expect(holdout.stderr).toMatch(/no such view/)
+  })
+
+  it('eval --json scores one held-out view and writes the PLY and the rendering', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'crowdmesh-eval-'))
+    const run = await crowdmesh([
+      'eval',
+      '--dataset',
+      templeDir,
+      '--grid',
+      '64',
+      '--holdout',
+      'templeSR0004',
+      '--out',
+      out,
+      '--json',
+    ])
+    expect(run.code).toBe(0)
+    const report = JSON.parse(run.stdout)
+    expect(report).toMatchObject({
+      dataset: 'templeSR',
+      grid: 64,
+      holdout: 'templeSR0004',
+      totalVertices: 64 ** 3,
+    })
+    expect(report.psnr).toBeGreaterThan(15)
+    expect(report.iou).toBeGreaterThan(0.7)
+    expect(report.coloredVertices).toBeGreaterThan(1000)
+    expect(report.seconds).toBeGreaterThan(0)
+    // --holdout by index names the same view.
+    const byIndex = JSON.parse(
+      (
+        await crowdmesh([
+          'eval',
+          '--dataset',
+          templeDir,
+          '--grid',
+          '64',
+          '--holdout',
+          '3',
+          '--out',
+          out,
+          '--json',
+        ])
+      ).stdout,
+    )
+    expect(byIndex.holdout).toBe('templeSR0004')
+    expect(byIndex.psnr).toBe(report.psnr)
+    const ply = decodePly(await readFile(join(out, 'outcome.ply')))
+    expect(ply.rgb.length / 3).toBe(report.coloredVertices)
+    // Points lie in the data set's box.
+    for (let i = 0; i < ply.xyz.length; i += 3) {
+      expect(ply.xyz[i]).toBeGreaterThan(-0.074)
+      expect(ply.xyz[i + 1]).toBeLessThan(0.182)
+    }
+    expect((await stat(join(out, 'templeSR0004-rendering.png'))).size).toBeGreaterThan(10_000)
+  })
+
+  it('start --json prints ready, progress and the frame outcome, and writes it', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'crowdmesh-start-'))
+    const run = await crowdmesh(['start', '--dataset', templeDir, '--grid', '48', '--out', out, '--json'])
+    expect(run.code).toBe(0)
+    const events = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+    expect(events[0]).toMatchObject({ type: 'ready', dataset: 'templeSR', cameras: 16, grid: 48 })
+    expect(events.some((e) => e.type === 'progress')).toBe(true)
+    const outcome = events.at(-1)
+    expect(outcome).toMatchObject({ type: 'frameOutcome', frameIndex: 0, totalVertices: 48 ** 3 })
+    expect(outcome.colouredVertices).toBeGreaterThan(500)
+    expect(decodePly(await readFile(outcome.ply)).rgb.length / 3).toBe(outcome.colouredVertices)
+    expect((await stat(outcome.rendering)).size).toBeGreaterThan(10_000)
+  })
+})
