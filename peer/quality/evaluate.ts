@@ -17,6 +17,7 @@ export interface HoldoutInit {
   participants?: number
   outcomeRule?: Partial<OutcomeRule>
   backgroundBrightness?: number
+  minCoverage?: number
   splat?: SplatStyle
   signal?: AbortSignal
   onProgress?: (done: number, total: number) => void
@@ -35,6 +36,21 @@ export interface HoldoutScore {
   outcome: FrameOutcome
   /** The rendering and the photograph side by side, RGBA, 2·width × height. */
   sideBySide: { width: number; height: number; rgba: Uint8Array }
+}
+
+/**
+ * The naive reference method of the foundation issue, for comparison on the same harness: keep the
+ * vertices whose area is mostly foreground (brightness > 0.19) in every view, colour each with the
+ * mean over all views that see it, render with hard 1-pixel-radius splats.
+ */
+export const naiveMethod: Pick<
+  HoldoutInit,
+  'outcomeRule' | 'backgroundBrightness' | 'minCoverage' | 'splat'
+> = {
+  outcomeRule: { occlusionAware: false },
+  backgroundBrightness: photoObjectBrightness,
+  minCoverage: 0.5,
+  splat: { radius: 1, blendDepthVoxels: 0 },
 }
 
 /** Resolves `--holdout`: an image name (with or without .png) or a 0-based index in the `_par.txt` order. */
@@ -67,6 +83,7 @@ export async function evaluateHoldout(
     ...(init.participants !== undefined && { participants: init.participants }),
     ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
     ...(init.backgroundBrightness !== undefined && { backgroundBrightness: init.backgroundBrightness }),
+    ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
     ...(init.signal !== undefined && { signal: init.signal }),
     ...(init.onProgress !== undefined && { onProgress: init.onProgress }),
   })

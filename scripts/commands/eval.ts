@@ -1,7 +1,12 @@
 import { join, resolve } from 'node:path'
 import { loadMiddlebury, parseBox } from '../../peer/datasets/middlebury.ts'
 import { runLocalJob } from '../../peer/local/run-job.ts'
-import { evaluateHoldout, type HoldoutScore, resolveHoldout } from '../../peer/quality/evaluate.ts'
+import {
+  evaluateHoldout,
+  type HoldoutScore,
+  naiveMethod,
+  resolveHoldout,
+} from '../../peer/quality/evaluate.ts'
 import { parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
 import { progressBar } from '../progress.ts'
@@ -21,6 +26,8 @@ Options:
                        (default: every view in turn, and the means over them)
   --out DIR            where outcome.ply and the renderings go     [default: out/eval-<name>-<N>]
   --participants N     participant threads                          [default: one per core]
+  --method M           "occlusion" (crowdmesh's rule) or "naive" (the reference method: visual
+                       hull, mean over all views, 1-pixel splats)           [default: occlusion]
   --json               print one JSON object (psnr, iou, coloredVertices, totalVertices, seconds, …)
   -h, --help           show this help
 `
@@ -36,6 +43,7 @@ export async function evalCommand(args: string[]): Promise<void> {
       holdout: { type: 'string' },
       out: { type: 'string' },
       participants: { type: 'string' },
+      method: { type: 'string' },
       json: { type: 'boolean' },
     },
     help,
@@ -52,6 +60,9 @@ export async function evalCommand(args: string[]): Promise<void> {
   const dataset = await loadMiddlebury(datasetDir, bbox === undefined ? {} : { box: parseBox(bbox) })
   const out = resolve(stringOption(values, 'out') ?? join('out', `eval-${dataset.name}-${grid}`))
   const holdout = stringOption(values, 'holdout')
+  const method = stringOption(values, 'method') ?? 'occlusion'
+  if (method !== 'occlusion' && method !== 'naive')
+    throw new UsageError(`--method must be occlusion or naive, got "${method}"`)
   const views = holdout === undefined ? dataset.cameras : [resolveHoldout(dataset, holdout)]
 
   const started = performance.now()
@@ -61,6 +72,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     const score = await evaluateHoldout(dataset, view, {
       grid,
       ...(participants !== undefined && { participants }),
+      ...(method === 'naive' && naiveMethod),
       onProgress: (done, total) => bar.update(i + done / total, views.length),
     })
     await writeImage(out, `${view.name}-rendering.png`, score.sideBySide)
@@ -79,6 +91,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     dataset: dataset.name,
     grid,
     holdout: views.length === 1 ? views[0]!.name : 'each',
+    method,
     psnr: round(
       mean((s) => s.psnr),
       3,
@@ -102,7 +115,16 @@ export async function evalCommand(args: string[]): Promise<void> {
   }
   if (views.length > 1) {
     // With every view held out in turn, the PLY is the outcome of all views together.
-    const full = await runLocalJob({ dataset, grid, ...(participants !== undefined && { participants }) })
+    const full = await runLocalJob({
+      dataset,
+      grid,
+      ...(participants !== undefined && { participants }),
+      ...(method === 'naive' && {
+        outcomeRule: naiveMethod.outcomeRule!,
+        minCoverage: 0.5,
+        backgroundBrightness: 0.19,
+      }),
+    })
     await writeOutcomePly(out, full.job.space, full.outcome)
   }
   if (json) {
