@@ -26,10 +26,10 @@ port.on('message', (raw: unknown) => {
   const message = parseToParticipant(raw)
   switch (message.type) {
     case 'job':
-      jobReady(message.job as VertexJob)
+      jobReady(message.job)
       break
     case 'lease':
-      pending.get(message.requestId)?.({ lease: message.lease as Lease | null })
+      pending.get(message.requestId)?.({ lease: message.lease })
       pending.delete(message.requestId)
       break
     case 'ack':
