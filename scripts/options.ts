@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { loadMiddlebury, type MultiViewDataset, parseBox } from '../peer/datasets/middlebury.ts'
+import { defaultScene, writeSyntheticDataset } from '../peer/datasets/synthetic.ts'
 
 /** A command line that cannot be understood; the CLI prints it with a pointer to `--help`. */
 export class UsageError extends Error {
@@ -68,4 +71,28 @@ export function defaultDataset(): string | undefined {
     join(repoRoot, '..', 'shared', 'data', 'templeSparseRing'),
   ]
   return candidates.find((c): c is string => typeof c === 'string' && existsSync(join(c, 'templeSR_par.txt')))
+}
+
+/**
+ * Loads the data set a command names: a folder, the word `synthetic` (the generated scene, rendered
+ * into a temporary folder), or nothing: templeSparseRing from the shared data folder, falling back
+ * to the synthetic scene (and saying so) where that is missing.
+ */
+export async function resolveDataset(
+  dir: string | undefined,
+  bbox: string | undefined,
+  say: (line: string) => void,
+): Promise<MultiViewDataset> {
+  const box = bbox === undefined ? {} : { box: parseBox(bbox) }
+  if (dir !== undefined && dir !== 'synthetic') return loadMiddlebury(dir, box)
+  if (dir === undefined) {
+    const shared = defaultDataset()
+    if (shared !== undefined) return loadMiddlebury(shared, box)
+  }
+  const generated = join(tmpdir(), `crowdmesh-synthetic-${process.pid}`)
+  say(
+    `${dir === undefined ? 'templeSparseRing not found; generating' : 'generating'} the synthetic scene in ${generated}`,
+  )
+  await writeSyntheticDataset(defaultScene(), generated)
+  return loadMiddlebury(generated, box)
 }

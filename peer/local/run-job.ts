@@ -66,9 +66,11 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
     init.onProgress?.(done, total)
   }
   coordinator.on('blockDone', onBlockDone)
+  let onAbort: (() => void) | undefined
   const outcome = new Promise<FrameOutcome>((resolve, reject) => {
     coordinator.once('frameComplete', resolve)
-    init.signal?.addEventListener('abort', () => reject(new AbortError()), { once: true })
+    onAbort = () => reject(new AbortError())
+    init.signal?.addEventListener('abort', onAbort, { once: true })
   })
   const mesh = await threadMesh(
     coordinator,
@@ -84,6 +86,7 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
       participants: mesh.participants,
     }
   } finally {
+    if (onAbort !== undefined) init.signal?.removeEventListener('abort', onAbort)
     coordinator.off('blockDone', onBlockDone)
     coordinator.stop()
     await mesh.stop()

@@ -1,13 +1,14 @@
 import { join, resolve } from 'node:path'
-import { loadMiddlebury, parseBox } from '../../peer/datasets/middlebury.ts'
+import { defaultScene } from '../../peer/datasets/synthetic.ts'
 import { runLocalJob } from '../../peer/local/run-job.ts'
+import { scoreSynthetic, type SyntheticScore } from '../../peer/quality/synthetic-score.ts'
 import {
   evaluateHoldout,
   type HoldoutScore,
   naiveMethod,
   resolveHoldout,
 } from '../../peer/quality/evaluate.ts'
-import { parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
+import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
 import { progressBar } from '../progress.ts'
 
@@ -18,7 +19,9 @@ camera (z-buffered splats) and compares the rendering with the real photograph: 
 (object = mean brightness > 0.19) and PSNR where both show the object.
 
 Options:
-  --dataset DIR        a Middlebury-format data set (<name>_par.txt, images, README.txt)  [required]
+  --dataset DIR        a Middlebury-format data set (<name>_par.txt, images, README.txt), or
+                       "synthetic": the generated scene, also scored against its ground truth
+                       (groundTruth.surfaceAccuracy within ±16, groundTruth.freeSpaceColoured)   [required]
   --bbox x0,y0,z0,x1,y1,z1
                        the target space's box (default: the "(x y z)" lines of README.txt)
   --grid N             vertices per axis, N³ in all                            [default: 128]
@@ -57,7 +60,11 @@ export async function evalCommand(args: string[]): Promise<void> {
     participantsText === undefined ? undefined : positiveInt(participantsText, 'participants', 1)
   const json = values.json === true
   const bbox = stringOption(values, 'bbox')
-  const dataset = await loadMiddlebury(datasetDir, bbox === undefined ? {} : { box: parseBox(bbox) })
+  const say = (line: string) => {
+    if (!json) process.stderr.write(`${line}\n`)
+  }
+  const synthetic = datasetDir === 'synthetic'
+  const dataset = await resolveDataset(datasetDir, bbox, say)
   const out = resolve(stringOption(values, 'out') ?? join('out', `eval-${dataset.name}-${grid}`))
   const holdout = stringOption(values, 'holdout')
   const method = stringOption(values, 'method') ?? 'occlusion'
@@ -113,27 +120,35 @@ export async function evalCommand(args: string[]): Promise<void> {
     })),
     out,
   }
-  if (views.length > 1) {
-    // With every view held out in turn, the PLY is the outcome of all views together.
+  let groundTruth: SyntheticScore | undefined
+  if (views.length > 1 || synthetic) {
+    // The PLY is the outcome of all views together; on the synthetic scene it is also scored
+    // against the ground truth.
     const full = await runLocalJob({
       dataset,
       grid,
       ...(participants !== undefined && { participants }),
       ...(method === 'naive' && {
         outcomeRule: naiveMethod.outcomeRule!,
-        minCoverage: 0.5,
-        backgroundBrightness: 0.19,
+        minCoverage: naiveMethod.minCoverage!,
+        backgroundBrightness: naiveMethod.backgroundBrightness!,
       }),
     })
     await writeOutcomePly(out, full.job.space, full.outcome)
+    if (synthetic) groundTruth = scoreSynthetic(defaultScene(), full.job.space, full.outcome)
   }
+  const full = { ...report, ...(groundTruth !== undefined && { groundTruth }) }
   if (json) {
-    process.stdout.write(`${JSON.stringify(report)}\n`)
+    process.stdout.write(`${JSON.stringify(full)}\n`)
   } else {
     process.stdout.write(
       `${dataset.name} at ${grid}³, ${views.length === 1 ? `holding out ${views[0]!.name}` : `each of ${views.length} views held out`}:\n` +
         `  mean PSNR ${report.psnr.toFixed(2)} dB, mean IoU ${report.iou.toFixed(3)}, ` +
         `${report.coloredVertices} of ${report.totalVertices} vertices coloured, ${report.seconds}s\n` +
+        (groundTruth === undefined
+          ? ''
+          : `  ground truth (all views): ${(groundTruth.surfaceAccuracy * 100).toFixed(1)} % of surface vertices within ` +
+            `±${groundTruth.colourTolerance}, ${(groundTruth.freeSpaceColoured * 100).toFixed(2)} % of free space coloured\n`) +
         `  outcome and renderings in ${out}\n`,
     )
   }

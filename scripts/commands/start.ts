@@ -1,13 +1,10 @@
-import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { colouredVertices } from '../../peer/coordinator/outcome.ts'
-import { loadMiddlebury, type MultiViewDataset, parseBox } from '../../peer/datasets/middlebury.ts'
-import { defaultScene, writeSyntheticDataset } from '../../peer/datasets/synthetic.ts'
 import { runLocalJob } from '../../peer/local/run-job.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { sideBySide } from '../../peer/quality/evaluate.ts'
 import { renderSplats } from '../../peer/quality/splat-render.ts'
-import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
+import { parseCommand, positiveInt, resolveDataset, stringOption } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
 import { progressBar } from '../progress.ts'
 
@@ -21,7 +18,8 @@ With no --dataset it uses templeSparseRing from the shared data folder (../share
 repository, or $CROWDMESH_DATA), and a generated synthetic scene when that is not there.
 
 Options:
-  --dataset DIR          a Middlebury-format data set (<name>_par.txt, images, README.txt)
+  --dataset DIR          a Middlebury-format data set (<name>_par.txt, images, README.txt), or
+                         "synthetic" for the generated scene
   --bbox x0,y0,z0,x1,y1,z1
                          the target space's box (default: from the data set's README.txt)
   --grid N               vertices per axis, N³ in all                            [default: 128]
@@ -55,7 +53,7 @@ export async function startCommand(args: string[]): Promise<void> {
   const participantsText = stringOption(values, 'local-participants')
   const participants =
     participantsText === undefined ? undefined : positiveInt(participantsText, 'local-participants', 1)
-  const dataset = await chooseDataset(stringOption(values, 'dataset'), stringOption(values, 'bbox'), say)
+  const dataset = await resolveDataset(stringOption(values, 'dataset'), stringOption(values, 'bbox'), say)
   const out = resolve(stringOption(values, 'out') ?? join('out', `start-${dataset.name}`))
 
   say(`crowdmesh: colouring ${dataset.name} (${dataset.cameras.length} cameras) on a ${grid}³ grid`)
@@ -103,19 +101,4 @@ export async function startCommand(args: string[]): Promise<void> {
     say(`  outcome:   ${ply}`)
     say(`  rendering: ${png} (left: the coloured vertices seen from ${camera.name}; right: its photograph)`)
   }
-}
-
-async function chooseDataset(
-  dir: string | undefined,
-  bbox: string | undefined,
-  say: (line: string) => void,
-): Promise<MultiViewDataset> {
-  const box = bbox === undefined ? {} : { box: parseBox(bbox) }
-  if (dir !== undefined) return loadMiddlebury(dir, box)
-  const shared = defaultDataset()
-  if (shared !== undefined) return loadMiddlebury(shared, box)
-  const generated = join(tmpdir(), 'crowdmesh-synthetic')
-  say(`crowdmesh: templeSparseRing not found; generating a synthetic scene in ${generated}`)
-  await writeSyntheticDataset(defaultScene(), generated)
-  return loadMiddlebury(generated, box)
 }

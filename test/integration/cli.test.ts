@@ -122,4 +122,30 @@ describe('crowdmesh CLI', () => {
     expect(decodePly(await readFile(outcome.ply)).rgb.length / 3).toBe(outcome.colouredVertices)
     expect((await stat(outcome.rendering)).size).toBeGreaterThan(10_000)
   })
+
+  it('runs on the generated synthetic scene: start, and eval scored against its ground truth', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'crowdmesh-synthetic-'))
+    const start = await crowdmesh(['start', '--dataset', 'synthetic', '--grid', '32', '--out', out, '--json'])
+    expect(start.code).toBe(0)
+    const last = JSON.parse(start.stdout.trim().split('\n').at(-1)!)
+    expect(last).toMatchObject({ type: 'frameOutcome', totalVertices: 32 ** 3 })
+    const evaluated = await crowdmesh([
+      'eval',
+      '--dataset',
+      'synthetic',
+      '--grid',
+      '32',
+      '--holdout',
+      '1',
+      '--out',
+      out,
+      '--json',
+    ])
+    expect(evaluated.code).toBe(0)
+    const report = JSON.parse(evaluated.stdout)
+    expect(report).toMatchObject({ dataset: 'synthetic', holdout: 'synth0002', grid: 32 })
+    expect(report.groundTruth.colourTolerance).toBe(16)
+    expect(report.groundTruth.surfaceAccuracy).toBeGreaterThan(0.9)
+    expect(report.groundTruth.freeSpaceColoured).toBeLessThan(0.02)
+  })
 })
