@@ -79,10 +79,36 @@ async function fetchBytes(url: string, maxBytes: number, signal?: AbortSignal): 
     }
     if (!response.ok) throw new FrameFetchError(`fetching ${url} answered ${response.status}`)
     const declared = Number(response.headers.get('content-length') ?? 0)
-    if (declared > maxBytes) throw new FrameFetchError(`${url} is larger than ${maxBytes} bytes`)
-    const bytes = new Uint8Array(await response.arrayBuffer())
-    if (bytes.length > maxBytes) throw new FrameFetchError(`${url} is larger than ${maxBytes} bytes`)
-    return bytes
+    if (declared > maxBytes) {
+      await response.body?.cancel()
+      throw new FrameFetchError(`${url} is larger than ${maxBytes} bytes`)
+    }
+    return readLimited(response, url, maxBytes)
   }
   throw new FrameFetchError(`unsupported URL scheme: ${url.slice(0, 40)}`)
+}
+
+/** Reads a body chunk by chunk and stops as soon as it passes `maxBytes` (a server may not say its length). */
+async function readLimited(response: Response, url: string, maxBytes: number): Promise<Uint8Array> {
+  const reader = response.body?.getReader()
+  if (reader === undefined) return new Uint8Array(0)
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.length
+    if (size > maxBytes) {
+      await reader.cancel()
+      throw new FrameFetchError(`${url} is larger than ${maxBytes} bytes`)
+    }
+    chunks.push(value)
+  }
+  const bytes = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset)
+    offset += chunk.length
+  }
+  return bytes
 }

@@ -22,7 +22,11 @@ beforeAll(async () => {
     requests++
     if (req.url === '/ok.png') res.end(png)
     else if (req.url === '/big.png') res.end(Buffer.alloc(4096))
-    else {
+    else if (req.url === '/chunked.png') {
+      // No content-length: the limit must hold while reading.
+      res.write(Buffer.alloc(800))
+      res.end(Buffer.alloc(800))
+    } else {
       res.statusCode = 404
       res.end()
     }
@@ -61,6 +65,7 @@ describe('frameSource', () => {
     expect(await failure(pathToFileURL(join(dir, 'broken.png')).href)).toBe('FrameFetchError')
     expect(await failure(`${base}/missing.png`)).toBe('FrameFetchError')
     expect(await failure(`${base}/big.png`)).toBe('FrameFetchError')
+    expect(await failure(`${base}/chunked.png`)).toBe('FrameFetchError')
     expect(await failure(pathToFileURL(join(dir, 'none.png')).href)).toBe('FrameFetchError')
     expect(await failure('gopher://x/y.png')).toBe('FrameFetchError')
   })
