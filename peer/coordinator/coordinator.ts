@@ -1,26 +1,66 @@
 import { EventEmitter } from 'node:events'
+import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
-import { outcomeDefaults, partitionDefaults } from '../protocol/defaults.ts'
+import { outcomeDefaults, schedulingDefaults } from '../protocol/defaults.ts'
 import { BlockMismatchError, CrowdmeshError } from '../protocol/errors.ts'
-import type { Block, BlockResult, Frame, Lease, VertexJob } from '../protocol/job.ts'
+import {
+  type Block,
+  type BlockResult,
+  blockKey,
+  type Frame,
+  type Lease,
+  type VertexJob,
+} from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { alphaForCoverage } from '../protocol/sampling.ts'
-import { vertexCount } from '../protocol/target-space.ts'
-import { FrameAggregation } from './aggregator.ts'
-import { decideFrame, type FrameOutcome, type OutcomeRule } from './outcome.ts'
-import { partitionFrame } from './partitioner.ts'
+import { levelSpace, vertexCount } from '../protocol/target-space.ts'
+import { blockVertices, expectedBlockMs } from './block-sizer.ts'
+import { aggregationSinks, type FrameSink, type FrameSinkFactory } from './frame-sink.ts'
+import { LeaseBook, type LeaseRecord } from './lease-book.ts'
+import type { FrameOutcome, OutcomeRule } from './outcome.ts'
+import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
+import { type FrameWork, WorkQueue } from './work-queue.ts'
 
-/** Options of a coordinator; each defaults from `protocol/defaults.ts`. */
-export interface CoordinatorInit {
+/** Scheduling options; each defaults from `schedulingDefaults`. */
+export interface SchedulingOptions {
+  targetBlockMs: number
+  minBlockVertices: number
+  maxBlockVertices: number
+  calibrationVertices: number
+  maxLeasesPerParticipant: number
+  deadlineSlack: number
+  minDeadlineMs: number
+  calibrationDeadlineMs: number
+  speculation: boolean
+  maxCopies: number
+  rateSmoothing: number
+}
+
+/** Live mode: what to do with a frame that cannot finish within its latency budget. */
+export interface LiveMode {
+  /** A frame not complete this long after it arrived is dropped (and reported), ms. */
+  latencyBudgetMs: number
+  /**
+   * `downgrade`: a frame that would not finish in time at the crowd's measured speed is admitted on a
+   * coarser grid (each axis halved, up to 3 times), and reported; one late all the same is still dropped.
+   * `drop`: frames keep the job's grid and late ones are dropped.
+   */
+  overload: 'drop' | 'downgrade'
+}
+
+/** Options of a coordinator. */
+export interface CoordinatorInit<T = FrameOutcome> {
   job: VertexJob
-  /** Vertices per block (default `partitionDefaults.blockVertices`). */
+  scheduling?: Partial<SchedulingOptions>
+  /** Fixed block size, vertices: sets the smallest, largest and calibration block at once (tests, benchmarks). */
   blockVertices?: number
-  /** How long a participant may hold a lease before it goes back to the queue, ms (default 30 s). */
-  leaseTimeoutMs?: number
+  /** Live mode with a latency budget; absent: batch mode, every frame completes however long it takes. */
+  live?: LiveMode
   /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
   minCoverage?: number
-  /** Decision rule of frame outcomes. */
   outcomeRule?: Partial<OutcomeRule>
+  /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
+  frameSinks?: FrameSinkFactory<T>
 }
 
 /** Injected dependencies. */
@@ -29,128 +69,196 @@ export interface CoordinatorComponents {
   logger?: Logger
 }
 
-/** A lease refused or a result dropped: why, for statistics and logs. */
+/** A result that was refused: why, for statistics and logs. */
 export interface RejectedResult {
   participantId: string
   leaseId: number
   error: CrowdmeshError
 }
 
+/** One frame's record in the statistics. */
+export interface FrameReport {
+  frameIndex: number
+  level: number
+  threads: number
+  arrivedAt: number
+  /** Arrival to complete outcome (or to the drop), ms. */
+  latencyMs: number
+  /** Blocks granted again after an expiry, a failure or a participant leaving. */
+  reassignments: number
+  /** Threads computed twice (backup copies and late results of blocks already done). */
+  duplicateThreads: number
+  dropped: boolean
+}
+
 /** Control events of a coordinator. */
-export interface CoordinatorEvents {
-  /** Every thread of a frame has a result and its outcome is decided. */
-  frameComplete: [FrameOutcome]
-  /** A block's result was accepted (counts once). */
+export interface CoordinatorEvents<T> {
+  /** Every thread of a frame counted once and its outcome is decided. */
+  frameComplete: [T, FrameReport]
+  /** A live frame missed its latency budget and was dropped: reported, never silent. */
+  frameDropped: [FrameReport]
+  /** A live frame was admitted on a coarser grid to meet its budget. */
+  frameDowngraded: [{ frameIndex: number; level: number }]
+  /** A block's result counted. */
   blockDone: [{ block: Block; participantId: string; threads: number }]
-  /** A lease expired or its participant left: the block is back in the queue. */
+  /** A lease expired, failed or its participant left: the block is queued again. */
   leaseRequeued: [Lease]
-  /** A result was refused (bad bytes, wrong lease, lying participant). The coordinator keeps serving. */
+  /** A lease is no longer wanted (its block is done by another participant, or its frame ended): the transport may tell its holder to stop. */
+  leaseCancelled: [{ participantId: string; leaseId: number }]
+  /** A result was refused (bad bytes, a lease that is not its own, a lying participant). The coordinator keeps serving. */
   resultRejected: [RejectedResult]
   /** Blocks joined the queue: participants on standby may ask again. */
   workQueued: []
 }
 
-interface FrameState {
-  readonly aggregation: FrameAggregation
-  readonly cameras: Set<number>
-  complete: boolean
-}
-
-interface ActiveLease {
-  readonly lease: Lease
-  readonly participantId: string
-  readonly timer: unknown
+/** The statistics of a coordinator (the seed's management table and per-frame figures). */
+export interface CoordinatorStatistics {
+  participants: ParticipantRow[]
+  frames: FrameReport[]
+  framesCompleted: number
+  framesDropped: number
+  threadsCounted: number
+  /** Threads computed that did not count (backups that lost, late copies). */
+  threadsWasted: number
+  /** Completed frames per second over the span from the first arrival to the last completion. */
+  outcomeFps: number
 }
 
 /**
- * The coordinator core: partitions frames into blocks, leases them to participants that ask,
- * aggregates their results and decides each frame once complete. Transport-agnostic: a transport
- * calls the `handle*` methods and forwards what they return; the clock is injected.
- *
- * Queue order is earlier frame first; a block that comes back from an expired or abandoned lease
- * goes to the front, ahead of every later frame.
+ * The coordinator core: takes camera frames, leases blocks to participants that ask (sized to each
+ * one's measured speed), counts every thread of a frame exactly once, and hands complete frames to
+ * the frame sink. Transport-agnostic: a transport calls the `handle*` methods and forwards what they
+ * return; the clock is injected, so the same code runs in-process, in the simulator's virtual time
+ * and over libp2p. See README, "Scheduling".
  */
-export class Coordinator extends EventEmitter<CoordinatorEvents> {
+export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvents<T>> {
   readonly job: VertexJob
   private readonly clock: Clock
   private readonly log: Logger
-  private readonly blockVertices: number
-  private readonly leaseTimeoutMs: number
-  private readonly minCoverageAlpha: number
-  private readonly outcomeRule: Partial<OutcomeRule>
-  private readonly totalVertices: number
-  private readonly queue: Block[] = []
-  private readonly frames = new Map<number, FrameState>()
-  private readonly leases = new Map<number, ActiveLease>()
-  private nextLeaseId = 1
+  private readonly options: SchedulingOptions
+  private readonly live: LiveMode | undefined
+  private readonly sinks: FrameSinkFactory<T>
+  private readonly queue = new WorkQueue()
+  private readonly leases: LeaseBook
+  private readonly participants: ParticipantBook
+  private readonly frameSinks = new Map<number, FrameSink<T>>()
+  private readonly duplicateThreads = new Map<number, number>()
+  private readonly budgetTimers = new Map<number, unknown>()
+  private readonly reports: FrameReport[] = []
+  private readonly ended = new Set<number>()
+  private threadsCounted = 0
+  private threadsWasted = 0
   private stopped = false
 
-  constructor(init: CoordinatorInit, components: CoordinatorComponents) {
+  constructor(init: CoordinatorInit<T>, components: CoordinatorComponents) {
     super()
     this.job = init.job
     this.clock = components.clock
     this.log = components.logger ?? makeLogger('crowdmesh:coordinator')
-    this.blockVertices = init.blockVertices ?? partitionDefaults.blockVertices
-    this.leaseTimeoutMs = init.leaseTimeoutMs ?? 30_000
-    this.minCoverageAlpha = alphaForCoverage(init.minCoverage ?? outcomeDefaults.minCoverage)
-    this.outcomeRule = init.outcomeRule ?? {}
-    this.totalVertices = vertexCount(init.job.space)
+    const fixed = init.blockVertices
+    this.options = {
+      ...schedulingDefaults,
+      ...init.scheduling,
+      ...(fixed !== undefined && {
+        minBlockVertices: fixed,
+        maxBlockVertices: fixed,
+        calibrationVertices: fixed,
+      }),
+    }
+    this.live = init.live
+    this.sinks =
+      init.frameSinks ??
+      (aggregationSinks({
+        minCoverageAlpha: alphaForCoverage(init.minCoverage ?? outcomeDefaults.minCoverage),
+        outcomeRule: init.outcomeRule ?? {},
+      }) as unknown as FrameSinkFactory<T>)
+    this.leases = new LeaseBook(this.clock)
+    this.participants = new ParticipantBook(this.options.rateSmoothing)
   }
 
-  /** Blocks waiting for a participant. */
-  get queuedBlocks(): number {
-    return this.queue.length
+  /** Vertices waiting to be leased (new and to redo). */
+  get queuedVertices(): number {
+    return this.queue.queuedVertices
   }
 
   /** Leases outstanding. */
   get activeLeases(): number {
-    return this.leases.size
+    return this.leases.active
   }
 
-  /** Adds a camera frame: its blocks join the queue in frame order. */
+  /** True when no frame has work left or outstanding leases. */
+  get idle(): boolean {
+    return this.queue.size === 0
+  }
+
+  /** Adds a camera frame; its blocks join the queue in frame order. */
   addFrame(frame: Frame): void {
     if (this.stopped) throw new CrowdmeshError('the coordinator is stopped')
-    if (!this.job.cameras.some((c) => c.id === frame.cameraId)) {
+    const camera = this.job.cameras.find((c) => c.id === frame.cameraId)
+    if (camera === undefined) {
       throw new BlockMismatchError(`frame names camera ${frame.cameraId}, not in job ${this.job.jobId}`)
     }
-    const state = this.frameState(frame.index)
-    if (state.cameras.has(frame.cameraId)) {
+    const existing = this.queue.frame(frame.index)
+    if (existing?.ranges.some((r) => r.frame.cameraId === frame.cameraId)) {
       this.log(`frame ${frame.index} of camera ${frame.cameraId} already added`)
       return
     }
-    state.cameras.add(frame.cameraId)
-    const blocks = partitionFrame(this.job.jobId, frame, this.totalVertices, this.blockVertices)
-    // Frames arrive roughly in order; insert after the last block of an earlier or equal frame.
-    let at = this.queue.length
-    while (at > 0 && this.queue[at - 1]!.frameIndex > frame.index) at--
-    this.queue.splice(at, 0, ...blocks)
+    if (existing === undefined && this.ended.has(frame.index)) {
+      this.log(`frame ${frame.index} already ended`)
+      return
+    }
+    const level = existing?.level ?? this.admissionLevel()
+    const space = levelSpace(this.job.space, level)
+    const work = this.queue.addCameraFrame(
+      frame,
+      vertexCount(space),
+      level,
+      existing?.arrivedAt ?? this.clock.now(),
+    )
+    if (existing === undefined) {
+      this.frameSinks.set(
+        frame.index,
+        this.sinks({ jobId: this.job.jobId, frameIndex: frame.index, space, cameras: this.job.cameras }),
+      )
+      if (level > 0) this.emit('frameDowngraded', { frameIndex: frame.index, level })
+      if (this.live !== undefined) {
+        const timer = this.clock.setTimer(() => this.dropLate(work.index), this.live.latencyBudgetMs)
+        this.budgetTimers.set(frame.index, timer)
+      }
+    }
     this.emit('workQueued')
   }
 
-  /** A participant asks for work: a lease on the next block, or undefined when there is none (standby). */
-  handleLeaseRequest(participantId: string): Lease | undefined {
+  /**
+   * A participant asks for work, stating its capability: a lease on a block sized to its speed, or
+   * undefined when there is none (standby) or it already holds as many leases as it may.
+   */
+  handleLeaseRequest(participantId: string, capability?: Capability): Lease | undefined {
     if (this.stopped) return undefined
-    const block = this.queue.shift()
-    if (block === undefined) return undefined
-    const leaseId = this.nextLeaseId++
-    const lease: Lease = { leaseId, block, deadline: this.clock.now() + this.leaseTimeoutMs }
-    const timer = this.clock.setTimer(() => this.expire(leaseId), this.leaseTimeoutMs)
-    this.leases.set(leaseId, { lease, participantId, timer })
-    return lease
+    const now = this.clock.now()
+    const participant = this.participants.touch(participantId, now, capability)
+    const held = this.leases.activeOf(participantId)
+    if (held.length >= this.options.maxLeasesPerParticipant) return undefined
+    const speed = this.participants.speed(participant)
+    const block = this.queue.next(this.job.jobId, blockVertices(speed, this.options))
+    if (block !== undefined) return this.grant(participant, block, held, false).lease
+    return this.options.speculation ? this.speculate(participant, held) : undefined
   }
 
   /**
-   * A participant returns a block result for a lease. Returns whether it was accepted; a refused
-   * result is reported through `resultRejected` and never changes the outcome.
+   * A participant returns a block result. Returns whether it counted. The first valid result of a
+   * block wins, even from a lease that expired meanwhile; later copies are dropped as duplicates.
+   * A refused result never changes an outcome.
    */
   handleBlockResult(participantId: string, leaseId: number, result: BlockResult): boolean {
-    const active = this.leases.get(leaseId)
+    const record = this.leases.get(leaseId)
     try {
-      if (active === undefined) throw new BlockMismatchError(`lease ${leaseId} is not active`)
-      if (active.participantId !== participantId) {
+      if (record === undefined)
+        throw new BlockMismatchError(`lease ${leaseId} is not known (or its frame ended)`)
+      if (record.participantId !== participantId) {
         throw new BlockMismatchError(`lease ${leaseId} belongs to another participant`)
       }
-      const { block } = active.lease
+      const { block } = record.lease
       if (
         result.jobId !== block.jobId ||
         result.frameIndex !== block.frameIndex ||
@@ -160,99 +268,228 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       ) {
         throw new BlockMismatchError(`result does not describe the block of lease ${leaseId}`)
       }
-      const state = this.frames.get(block.frameIndex)
-      if (state === undefined) throw new BlockMismatchError(`frame ${block.frameIndex} is already complete`)
-      const added = state.aggregation.add(result)
-      this.release(leaseId)
-      if (added === 'added') {
-        this.emit('blockDone', { block, participantId, threads: block.vertexCount })
-        this.maybeComplete(block.frameIndex, state)
+      const work = this.queue.frame(block.frameIndex)!
+      const participant = this.participants.touch(participantId, this.clock.now())
+      if (work.done.has(blockKey(block))) {
+        this.wasted(participant, record)
+        this.leases.close(record, 'settled')
+        return false
       }
+      const sink = this.frameSinks.get(block.frameIndex)!
+      sink.add(result)
+      this.count(participant, record, work)
+      if (sink.complete) this.completeFrame(work, sink)
       return true
     } catch (error) {
       if (!(error instanceof CrowdmeshError)) throw error
-      // A refused result returns its block to the queue unless another copy already counted.
-      if (active !== undefined && active.participantId === participantId) this.requeue(leaseId)
+      if (record?.participantId === participantId && record.state === 'active') this.fail(record)
       this.emit('resultRejected', { participantId, leaseId, error })
       return false
     }
   }
 
-  /** A participant failed a block (it says so) or left: its leases go back to the front of the queue. */
-  handleParticipantGone(participantId: string): void {
-    for (const [leaseId, active] of this.leases)
-      if (active.participantId === participantId) this.requeue(leaseId)
-  }
-
-  /** A participant reports it could not compute a lease's block. */
+  /** A participant reports it could not compute a lease's block: it is queued again at once. */
   handleBlockFailed(participantId: string, leaseId: number): void {
-    const active = this.leases.get(leaseId)
-    if (active?.participantId === participantId) this.requeue(leaseId)
+    const record = this.leases.get(leaseId)
+    if (record?.participantId !== participantId || record.state !== 'active') return
+    this.fail(record)
   }
 
-  /** True when every added frame is complete and nothing is queued or leased. */
-  get idle(): boolean {
-    return this.queue.length === 0 && this.leases.size === 0
+  /** A participant left (or its connection broke): its leases are queued again at once. */
+  handleParticipantGone(participantId: string): void {
+    const now = this.clock.now()
+    for (const record of this.leases.activeOf(participantId)) {
+      this.leases.close(record, 'abandoned')
+      this.requeue(record)
+    }
+    this.participants.leave(participantId, now)
   }
 
-  /** Cancels every lease timer. Safe to call twice. */
+  /** The management table and frame figures. */
+  statistics(): CoordinatorStatistics {
+    const completed = this.reports.filter((r) => !r.dropped)
+    const first = this.reports.reduce((m, r) => Math.min(m, r.arrivedAt), Number.POSITIVE_INFINITY)
+    const last = completed.reduce((m, r) => Math.max(m, r.arrivedAt + r.latencyMs), 0)
+    return {
+      participants: this.participants.rows(),
+      frames: this.reports.slice(),
+      framesCompleted: completed.length,
+      framesDropped: this.reports.length - completed.length,
+      threadsCounted: this.threadsCounted,
+      threadsWasted: this.threadsWasted,
+      outcomeFps: completed.length > 0 && last > first ? (completed.length * 1000) / (last - first) : 0,
+    }
+  }
+
+  /** Cancels every lease and budget timer. Safe to call twice. */
   stop(): void {
     if (this.stopped) return
     this.stopped = true
-    for (const active of this.leases.values()) this.clock.clearTimer(active.timer)
-    this.leases.clear()
-    this.queue.length = 0
+    this.leases.closeAll()
+    for (const timer of this.budgetTimers.values()) this.clock.clearTimer(timer)
+    this.budgetTimers.clear()
   }
 
-  private frameState(index: number): FrameState {
-    let state = this.frames.get(index)
-    if (state === undefined) {
-      state = {
-        aggregation: new FrameAggregation({
-          jobId: this.job.jobId,
-          frameIndex: index,
-          cameraIds: this.job.cameras.map((c) => c.id),
-          totalVertices: this.totalVertices,
-          minCoverageAlpha: this.minCoverageAlpha,
-        }),
-        cameras: new Set(),
-        complete: false,
-      }
-      this.frames.set(index, state)
+  private grant(
+    participant: ParticipantRecord,
+    block: Block,
+    held: LeaseRecord[],
+    speculative: boolean,
+  ): LeaseRecord {
+    const now = this.clock.now()
+    const speed = this.participants.speed(participant)
+    // The participant works through its leases in turn: this one starts when the last one it holds ends.
+    const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
+    let expectedAt: number
+    let deadline: number
+    if (speed.threadsPerSec > 0) {
+      const ms = expectedBlockMs(speed, block.vertexCount)
+      expectedAt = startsAt + ms
+      deadline = now + Math.max(this.options.minDeadlineMs, this.options.deadlineSlack * (expectedAt - now))
+    } else {
+      expectedAt = now + this.options.calibrationDeadlineMs / this.options.deadlineSlack
+      deadline = now + this.options.calibrationDeadlineMs
     }
-    return state
+    participant.threadsAssigned += block.vertexCount
+    return this.leases.grant(participant.id, block, { deadline, expectedAt, speculative }, (r) =>
+      this.expire(r),
+    )
   }
 
-  private maybeComplete(index: number, state: FrameState): void {
-    if (state.complete || !state.aggregation.complete) return
-    state.complete = true
-    const outcome = decideFrame(state.aggregation, this.job.space, this.job.cameras, this.outcomeRule)
-    // The planes are large; the outcome holds all that is needed from here on.
-    this.frames.delete(index)
-    this.emit('frameComplete', outcome)
+  /**
+   * Backup tasks: with nothing left to grant, give an idle participant a copy of an outstanding block
+   * of the earliest unfinished frame whose holder is expected to finish last, if this participant
+   * would finish it sooner (as MapReduce's backup tasks and LATE do).
+   */
+  private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease | undefined {
+    if (held.length > 0) return undefined
+    const speed = this.participants.speed(participant)
+    if (speed.threadsPerSec <= 0) return undefined
+    const now = this.clock.now()
+    for (const work of this.queue.inOrder()) {
+      let best: LeaseRecord | undefined
+      for (const record of this.leases.activeInFrame(work.index)) {
+        if (record.participantId === participant.id) continue
+        const copies = this.leases.activeOn(record.lease.block)
+        if (copies.length >= this.options.maxCopies) continue
+        const finishHere = now + expectedBlockMs(speed, record.lease.block.vertexCount)
+        if (finishHere >= record.expectedAt) continue
+        if (best === undefined || record.expectedAt > best.expectedAt) best = record
+      }
+      if (best !== undefined) return this.grant(participant, best.lease.block, held, true).lease
+      // Only the earliest frame with outstanding work is worth backing up.
+      if (this.leases.activeInFrame(work.index).length > 0) return undefined
+    }
+    return undefined
   }
 
-  private release(leaseId: number): void {
-    const active = this.leases.get(leaseId)
-    if (active === undefined) return
-    this.clock.clearTimer(active.timer)
-    this.leases.delete(leaseId)
+  private count(participant: ParticipantRecord, record: LeaseRecord, work: FrameWork): void {
+    const now = this.clock.now()
+    const { block } = record.lease
+    const key = blockKey(block)
+    work.done.add(key)
+    work.threadsDone += block.vertexCount
+    this.threadsCounted += block.vertexCount
+    this.leases.close(record, 'settled')
+    // Copies of the block still out are no longer wanted, and a queued redo of it is void.
+    for (const copy of this.leases.activeOn(block)) {
+      this.leases.close(copy, 'cancelled')
+      this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
+    }
+    this.queue.withdraw(block)
+    this.participants.observe(
+      participant,
+      block.vertexCount,
+      now - Math.max(record.grantedAt, participant.lastResultAt),
+      now,
+    )
+    this.emit('blockDone', { block, participantId: participant.id, threads: block.vertexCount })
   }
 
-  private requeue(leaseId: number): void {
-    const active = this.leases.get(leaseId)
-    if (active === undefined) return
-    this.release(leaseId)
-    const { block } = active.lease
-    let at = 0
-    while (at < this.queue.length && this.queue[at]!.frameIndex < block.frameIndex) at++
-    this.queue.splice(at, 0, block)
-    this.emit('leaseRequeued', active.lease)
+  private wasted(participant: ParticipantRecord, record: LeaseRecord): void {
+    const threads = record.lease.block.vertexCount
+    participant.threadsWasted += threads
+    this.threadsWasted += threads
+    const frame = record.lease.block.frameIndex
+    this.duplicateThreads.set(frame, (this.duplicateThreads.get(frame) ?? 0) + threads)
+  }
+
+  private completeFrame(work: FrameWork, sink: FrameSink<T>): void {
+    const report = this.endFrame(work, false)
+    this.emit('frameComplete', sink.finish(), report)
+  }
+
+  private endFrame(work: FrameWork, dropped: boolean): FrameReport {
+    const now = this.clock.now()
+    const timer = this.budgetTimers.get(work.index)
+    if (timer !== undefined) this.clock.clearTimer(timer)
+    this.budgetTimers.delete(work.index)
+    for (const record of this.leases.forgetFrame(work.index)) {
+      this.emit('leaseCancelled', { participantId: record.participantId, leaseId: record.lease.leaseId })
+    }
+    this.queue.remove(work.index)
+    this.frameSinks.delete(work.index)
+    const report: FrameReport = {
+      frameIndex: work.index,
+      level: work.level,
+      threads: work.verticesPerCamera * this.job.cameras.length,
+      arrivedAt: work.arrivedAt,
+      latencyMs: now - work.arrivedAt,
+      reassignments: work.reassignments,
+      duplicateThreads: this.duplicateThreads.get(work.index) ?? 0,
+      dropped,
+    }
+    this.duplicateThreads.delete(work.index)
+    this.reports.push(report)
+    this.ended.add(work.index)
+    return report
+  }
+
+  private dropLate(index: number): void {
+    const work = this.queue.frame(index)
+    if (work === undefined) return
+    this.log(`frame ${index} missed its latency budget: dropped with ${work.threadsDone} threads done`)
+    this.emit('frameDropped', this.endFrame(work, true))
+  }
+
+  /** The grid level a new live frame is admitted at: coarser while the crowd cannot keep up. */
+  private admissionLevel(): number {
+    if (this.live?.overload !== 'downgrade') return 0
+    let rate = 0
+    for (const p of this.participants.present()) rate += this.participants.speed(p).threadsPerSec
+    if (rate <= 0) return 0
+    const backlog = this.queue.queuedVertices
+    const budget = this.live.latencyBudgetMs / 1000
+    for (let level = 0; level < 3; level++) {
+      const threads = vertexCount(levelSpace(this.job.space, level)) * this.job.cameras.length
+      if ((backlog + threads) / rate <= budget * 0.8) return level
+    }
+    return 3
+  }
+
+  private expire(record: LeaseRecord): void {
+    this.log(`lease ${record.lease.leaseId} of ${record.participantId} missed its deadline`)
+    this.leases.close(record, 'expired')
+    const participant = this.participants.get(record.participantId)
+    if (participant !== undefined) participant.leasesExpired++
+    this.requeue(record)
+  }
+
+  private fail(record: LeaseRecord): void {
+    this.leases.close(record, 'failed')
+    const participant = this.participants.get(record.participantId)
+    if (participant !== undefined) participant.blocksFailed++
+    this.requeue(record)
+  }
+
+  /** Queues a block again unless another copy of it is still out (a backup that may yet win). */
+  private requeue(record: LeaseRecord): void {
+    const { block } = record.lease
+    if (this.leases.activeOn(block).length > 0) return
+    const work = this.queue.frame(block.frameIndex)
+    if (work === undefined || work.done.has(blockKey(block))) return
+    this.queue.requeue(block)
+    this.emit('leaseRequeued', record.lease)
     this.emit('workQueued')
-  }
-
-  private expire(leaseId: number): void {
-    this.log(`lease ${leaseId} expired`)
-    this.requeue(leaseId)
   }
 }

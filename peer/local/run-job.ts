@@ -2,7 +2,7 @@ import { Coordinator } from '../coordinator/coordinator.ts'
 import type { FrameOutcome, OutcomeRule } from '../coordinator/outcome.ts'
 import type { MultiViewDataset } from '../datasets/middlebury.ts'
 import { systemClock } from '../protocol/clock.ts'
-import { samplingDefaults } from '../protocol/defaults.ts'
+import { partitionDefaults, samplingDefaults } from '../protocol/defaults.ts'
 import { AbortError } from '../protocol/errors.ts'
 import type { VertexJob } from '../protocol/job.ts'
 import { targetSpace, vertexCount } from '../protocol/target-space.ts'
@@ -17,6 +17,11 @@ export interface LocalJobInit {
   excludeCameras?: readonly number[]
   /** Participant threads (default: one per core). */
   participants?: number
+  /**
+   * Fixed block size in vertices (default `partitionDefaults.blockVertices`). Threads on one machine
+   * are equal and a round trip costs microseconds, so one size balances them best; the scheduler's
+   * speed-sized blocks are for an unequal crowd on a network.
+   */
   blockVertices?: number
   /** Brightness share at or below which a pixel is background (default `samplingDefaults.backgroundBrightness`). */
   backgroundBrightness?: number
@@ -53,7 +58,7 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   const coordinator = new Coordinator(
     {
       job,
-      ...(init.blockVertices !== undefined && { blockVertices: init.blockVertices }),
+      blockVertices: init.blockVertices ?? partitionDefaults.blockVertices,
       ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
       ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
     },

@@ -1,7 +1,7 @@
 import { focalLength, projectionMatrix } from '../protocol/camera.ts'
 import { BlockMismatchError } from '../protocol/errors.ts'
 import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
-import { voxelEdge, voxelSize } from '../protocol/target-space.ts'
+import { levelSpace, voxelEdge, voxelSize } from '../protocol/target-space.ts'
 import { type FrameImage, summedAreaTable } from './frame-image.ts'
 import type { FrameSource } from './frame-source.ts'
 
@@ -19,7 +19,8 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
       `frame is ${image.width}×${image.height} but camera ${camera.name} is calibrated for ${camera.width}×${camera.height}`,
     )
   }
-  const [nx, ny, nz] = job.space.resolution
+  const space = levelSpace(job.space, block.level)
+  const [nx, ny, nz] = space.resolution
   const total = nx * ny * nz
   if (block.firstVertex + block.vertexCount > total) {
     throw new BlockMismatchError(
@@ -28,10 +29,10 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
   }
 
   const p = projectionMatrix(camera)
-  const halfFootprint = (focalLength(camera) * voxelEdge(job.space)) / 2
+  const halfFootprint = (focalLength(camera) * voxelEdge(space)) / 2
   const maxR = job.maxAreaRadius
-  const [sx, sy, sz] = voxelSize(job.space)
-  const [x0, y0, z0] = job.space.box.min
+  const [sx, sy, sz] = voxelSize(space)
+  const [x0, y0, z0] = space.box.min
   const { width, height } = image
   const table = summedAreaTable(image, job.backgroundSum)
   const stride = (width + 1) * 4

@@ -66,3 +66,29 @@ export const frameCacheDefaults = {
   /** Decoded frames kept; the oldest is evicted first. */
   maxFrames: 32,
 } as const
+
+/** The scheduler's defaults (see README, "Scheduling"). */
+export const schedulingDefaults = {
+  /** A block should take this long on its participant, compute and transfer together, ms. */
+  targetBlockMs: 150,
+  /** Smallest and largest block, vertices. */
+  minBlockVertices: 64,
+  maxBlockVertices: 1 << 20,
+  /** First block of a participant whose speed is not known yet: small, so it measures quickly. */
+  calibrationVertices: 1024,
+  /** Leases a participant may hold at once: the next one hides the round trip of the last. */
+  maxLeasesPerParticipant: 2,
+  /** A lease's deadline is this many times its expected duration after the grant… */
+  deadlineSlack: 4,
+  /** …and never sooner than this, ms (a calibration lease gets `calibrationDeadlineMs`). */
+  minDeadlineMs: 2_000,
+  calibrationDeadlineMs: 10_000,
+  /** Duplicate the last outstanding blocks of a frame to idle, faster participants (backup tasks). */
+  speculation: true,
+  /** At most this many leases on one block at once (the original and its backups). */
+  maxCopies: 2,
+  /** Weight of a new speed measurement in the running estimate. */
+  rateSmoothing: 0.3,
+  /** A participant's share of its processor the coordinator assumes when it states none. */
+  dutyCycle: 0.25,
+} as const

@@ -37,6 +37,11 @@ export interface Block {
   readonly imageUrl: string
   readonly firstVertex: number
   readonly vertexCount: number
+  /**
+   * Grid level when the frame was downgraded to a coarser grid to meet its latency budget: level k
+   * divides each axis of the job's resolution by 2^k (rounded up). Absent means 0, the job's grid.
+   */
+  readonly level?: number | undefined
 }
 
 /**
@@ -55,8 +60,13 @@ export interface BlockResult {
 }
 
 /** A stable key for a block: a block counts once however many copies of its result come back. */
-export function blockKey(b: { frameIndex: number; cameraId: number; firstVertex: number }): string {
-  return `${b.frameIndex}/${b.cameraId}/${b.firstVertex}`
+export function blockKey(b: {
+  frameIndex: number
+  cameraId: number
+  firstVertex: number
+  vertexCount: number
+}): string {
+  return `${b.frameIndex}/${b.cameraId}/${b.firstVertex}+${b.vertexCount}`
 }
 
 /** A block granted to a participant until `deadline` (coordinator clock, ms). */

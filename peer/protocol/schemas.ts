@@ -67,6 +67,7 @@ export const blockSchema = z.object({
   imageUrl: url,
   firstVertex: index,
   vertexCount: z.number().int().min(1).max(messageLimits.maxBlockVertices),
+  level: z.number().int().min(0).max(8).optional(),
 })
 
 /** Parses `data` with `schema`, throwing `InvalidMessageError` that names the field on failure. */

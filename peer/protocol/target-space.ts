@@ -62,3 +62,11 @@ export function vertexIndices(space: TargetSpace, id: number): [number, number, 
   const iy = rest % ny
   return [ix, iy, (rest - iy) / ny]
 }
+
+/** The target space at grid level `level`: each axis's resolution divided by 2^level, rounded up. */
+export function levelSpace(space: TargetSpace, level = 0): TargetSpace {
+  if (level === 0) return space
+  const f = 2 ** level
+  const [nx, ny, nz] = space.resolution
+  return { box: space.box, resolution: [Math.ceil(nx / f), Math.ceil(ny / f), Math.ceil(nz / f)] }
+}

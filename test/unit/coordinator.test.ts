@@ -1,37 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { Coordinator } from '../../peer/coordinator/coordinator.ts'
+import { Coordinator, type CoordinatorInit, type FrameReport } from '../../peer/coordinator/coordinator.ts'
 import type { FrameOutcome } from '../../peer/coordinator/outcome.ts'
+import type { Lease } from '../../peer/protocol/job.ts'
 import { colourBlock } from '../../peer/participant/cpu-worker.ts'
 import { frameImage } from '../../peer/participant/frame-image.ts'
-import type { Clock } from '../../peer/protocol/clock.ts'
-import type { Lease } from '../../peer/protocol/job.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
-
-/** A clock that moves only when the test says so. */
-function manualClock() {
-  let now = 0
-  const timers = new Map<number, { at: number; fn: () => void }>()
-  let next = 1
-  const clock: Clock = {
-    now: () => now,
-    setTimer: (fn, ms) => {
-      timers.set(next, { at: now + ms, fn })
-      return next++
-    },
-    clearTimer: (h) => {
-      timers.delete(h as number)
-    },
-  }
-  const advance = (ms: number) => {
-    now += ms
-    for (const [h, t] of [...timers].sort((a, b) => a[1].at - b[1].at)) {
-      if (t.at > now) continue
-      timers.delete(h)
-      t.fn()
-    }
-  }
-  return { clock, advance, pending: () => timers.size }
-}
+import { manualClock } from '../support/manual-clock.ts'
 
 const image = frameImage(64, 48, new Uint8Array(64 * 48 * 4).fill(180))
 const job = testJob(4, [testCamera(0), { ...testCamera(1), t: [0.1, 0, 2] }])
@@ -42,13 +16,35 @@ const frame = (cameraId: number, index: number) => ({
   imageUrl: 'file:///f.png',
 })
 const compute = (lease: Lease) => colourBlock(job, lease.block, image)
+const capability = (threadsPerSec: number) => ({
+  cores: 4,
+  threadsPerSec,
+  bandwidthBytesPerSec: 0,
+  rttMs: 0,
+  dutyCycle: 1,
+})
 
-function setup() {
+function setup(init: Partial<CoordinatorInit> = {}) {
   const time = manualClock()
-  const coordinator = new Coordinator({ job, blockVertices: 16, leaseTimeoutMs: 1000 }, { clock: time.clock })
+  const coordinator = new Coordinator(
+    { job, blockVertices: 16, scheduling: { calibrationDeadlineMs: 1000, speculation: false }, ...init },
+    { clock: time.clock },
+  )
   const outcomes: FrameOutcome[] = []
+  const dropped: FrameReport[] = []
+  const cancelled: number[] = []
   coordinator.on('frameComplete', (o) => outcomes.push(o))
-  return { coordinator, outcomes, ...time }
+  coordinator.on('frameDropped', (r) => dropped.push(r))
+  coordinator.on('leaseCancelled', ({ leaseId }) => cancelled.push(leaseId))
+  return { coordinator, outcomes, dropped, cancelled, ...time }
+}
+
+function drain(coordinator: Coordinator, participant = 'p') {
+  let lease = coordinator.handleLeaseRequest(participant)
+  while (lease !== undefined) {
+    coordinator.handleBlockResult(participant, lease.leaseId, compute(lease))
+    lease = coordinator.handleLeaseRequest(participant)
+  }
 }
 
 describe('Coordinator', () => {
@@ -56,25 +52,56 @@ describe('Coordinator', () => {
     const { coordinator, outcomes } = setup()
     coordinator.addFrame(frame(0, 0))
     coordinator.addFrame(frame(1, 0))
-    expect(coordinator.queuedBlocks).toBe(8)
-    let lease = coordinator.handleLeaseRequest('p1')
-    while (lease !== undefined) {
-      expect(coordinator.handleBlockResult('p1', lease.leaseId, compute(lease))).toBe(true)
-      lease = coordinator.handleLeaseRequest('p1')
-    }
+    expect(coordinator.queuedVertices).toBe(128)
+    drain(coordinator)
     expect(outcomes).toHaveLength(1)
     expect(outcomes[0]!.frameIndex).toBe(0)
     expect(coordinator.idle).toBe(true)
+    const stats = coordinator.statistics()
+    expect(stats.framesCompleted).toBe(1)
+    expect(stats.threadsCounted).toBe(128)
+    expect(stats.participants[0]).toMatchObject({ id: 'p', threadsProcessed: 128, threadsAssigned: 128 })
+  })
+
+  it('lets a participant hold at most maxLeasesPerParticipant leases', () => {
+    const { coordinator } = setup()
+    coordinator.addFrame(frame(0, 0))
+    expect(coordinator.handleLeaseRequest('p')).toBeDefined()
+    expect(coordinator.handleLeaseRequest('p')).toBeDefined()
+    expect(coordinator.handleLeaseRequest('p')).toBeUndefined()
+    expect(coordinator.activeLeases).toBe(2)
   })
 
   it('answers standby (undefined) when there is no work, and announces new work', () => {
     const { coordinator } = setup()
-    expect(coordinator.handleLeaseRequest('p1')).toBeUndefined()
+    expect(coordinator.handleLeaseRequest('p')).toBeUndefined()
     let announced = 0
     coordinator.on('workQueued', () => announced++)
     coordinator.addFrame(frame(0, 0))
     expect(announced).toBe(1)
-    expect(coordinator.handleLeaseRequest('p1')).toBeDefined()
+    expect(coordinator.handleLeaseRequest('p')).toBeDefined()
+  })
+
+  it('sizes blocks to the stated speed, then to the observed one', () => {
+    const time = manualClock()
+    const coordinator = new Coordinator(
+      { job: testJob(16, [testCamera(0)]), scheduling: { targetBlockMs: 100, minBlockVertices: 8 } },
+      { clock: time.clock },
+    )
+    coordinator.addFrame(frame(0, 0))
+    // 2,000 threads/s × 100 ms = 200 vertices.
+    const first = coordinator.handleLeaseRequest('p', capability(2000))!
+    expect(first.block.vertexCount).toBe(200)
+    // It took 1 s for 200 threads: observed 200 threads/s, so the next block is 20 vertices.
+    time.advance(1000)
+    coordinator.handleBlockResult(
+      'p',
+      first.leaseId,
+      colourBlock(testJob(16, [testCamera(0)]), first.block, image),
+    )
+    expect(coordinator.handleLeaseRequest('p', capability(2000))!.block.vertexCount).toBe(20)
+    // An unmeasured participant gets a calibration block.
+    expect(coordinator.handleLeaseRequest('q')!.block.vertexCount).toBe(1024)
   })
 
   it('serves earlier frames first and puts an expired block ahead of later frames', () => {
@@ -83,7 +110,6 @@ describe('Coordinator', () => {
     coordinator.addFrame(frame(0, 0))
     const first = coordinator.handleLeaseRequest('slow')!
     expect(first.block.frameIndex).toBe(0)
-    // Drain frame 0 but for the slow lease.
     for (let i = 0; i < 3; i++) {
       const l = coordinator.handleLeaseRequest('fast')!
       expect(l.block.frameIndex).toBe(0)
@@ -95,9 +121,19 @@ describe('Coordinator', () => {
     expect(requeued.map((l) => l.leaseId)).toEqual([first.leaseId])
     const again = coordinator.handleLeaseRequest('fast')!
     expect(again.block).toEqual(first.block)
-    // The slow participant's late result no longer counts; the new lease's does.
-    expect(coordinator.handleBlockResult('slow', first.leaseId, compute(first))).toBe(false)
-    expect(coordinator.handleBlockResult('fast', again.leaseId, compute(again))).toBe(true)
+  })
+
+  it('counts the first valid result even from an expired lease, and cancels the newer copy', () => {
+    const { coordinator, advance, cancelled } = setup()
+    coordinator.addFrame(frame(0, 0))
+    const late = coordinator.handleLeaseRequest('slow')!
+    advance(1001)
+    const again = coordinator.handleLeaseRequest('fast')!
+    expect(again.block).toEqual(late.block)
+    expect(coordinator.handleBlockResult('slow', late.leaseId, compute(late))).toBe(true)
+    expect(cancelled).toEqual([again.leaseId])
+    expect(coordinator.handleBlockResult('fast', again.leaseId, compute(again))).toBe(false)
+    expect(coordinator.statistics().threadsWasted).toBe(16)
   })
 
   it('re-queues the leases of a participant that leaves', () => {
@@ -105,9 +141,9 @@ describe('Coordinator', () => {
     coordinator.addFrame(frame(0, 0))
     coordinator.handleLeaseRequest('gone')
     coordinator.handleLeaseRequest('gone')
-    expect(coordinator.queuedBlocks).toBe(2)
+    expect(coordinator.queuedVertices).toBe(32)
     coordinator.handleParticipantGone('gone')
-    expect(coordinator.queuedBlocks).toBe(4)
+    expect(coordinator.queuedVertices).toBe(64)
     expect(coordinator.activeLeases).toBe(0)
     expect(pending()).toBe(0)
   })
@@ -123,24 +159,82 @@ describe('Coordinator', () => {
     expect(coordinator.handleBlockResult('p2', a.leaseId, compute(a))).toBe(false)
     expect(coordinator.handleBlockResult('p1', a.leaseId, compute(b))).toBe(false)
     expect(coordinator.handleBlockResult('p1', 999, compute(a))).toBe(false)
-    expect(rejected).toEqual(['BlockMismatchError', 'BlockMismatchError', 'BlockMismatchError'])
-    coordinator.handleBlockResult('p2', b.leaseId, compute(b))
-    let lease = coordinator.handleLeaseRequest('p3')
-    while (lease !== undefined) {
-      coordinator.handleBlockResult('p3', lease.leaseId, compute(lease))
-      lease = coordinator.handleLeaseRequest('p3')
-    }
+    const lying = compute(b)
+    lying.colours.set([9, 9, 9, 0], 0)
+    expect(coordinator.handleBlockResult('p2', b.leaseId, lying)).toBe(false)
+    expect(rejected).toEqual([
+      'BlockMismatchError',
+      'BlockMismatchError',
+      'BlockMismatchError',
+      'InvalidMessageError',
+    ])
+    drain(coordinator, 'p3')
     expect(outcomes).toHaveLength(1)
   })
 
+  it('backs up the last block of a frame on a faster idle participant; the first result wins', () => {
+    const { coordinator, advance, cancelled } = setup({ scheduling: { speculation: true } })
+    coordinator.addFrame(frame(0, 0))
+    // Measure both: the fast one returns its block in 10 ms, the slow one will take long.
+    const f1 = coordinator.handleLeaseRequest('fast', capability(4000))!
+    const s1 = coordinator.handleLeaseRequest('slow', capability(10))!
+    advance(10)
+    coordinator.handleBlockResult('fast', f1.leaseId, compute(f1))
+    const f2 = coordinator.handleLeaseRequest('fast', capability(4000))!
+    const f3 = coordinator.handleLeaseRequest('fast', capability(4000))!
+    advance(10)
+    coordinator.handleBlockResult('fast', f2.leaseId, compute(f2))
+    coordinator.handleBlockResult('fast', f3.leaseId, compute(f3))
+    // Nothing new left: the fast participant gets a copy of the slow one's block.
+    const backup = coordinator.handleLeaseRequest('fast', capability(4000))!
+    expect(backup.block).toEqual(s1.block)
+    expect(coordinator.handleBlockResult('fast', backup.leaseId, compute(backup))).toBe(true)
+    expect(cancelled).toContain(s1.leaseId)
+    // The slow participant's copy arrives later and does not count twice.
+    expect(coordinator.handleBlockResult('slow', s1.leaseId, compute(s1))).toBe(false)
+    expect(coordinator.statistics()).toMatchObject({ threadsCounted: 64, threadsWasted: 16 })
+  })
+
+  it('live mode: drops a frame that misses its latency budget, and says so', () => {
+    const { coordinator, advance, dropped, cancelled } = setup({
+      live: { latencyBudgetMs: 500, overload: 'drop' },
+    })
+    coordinator.addFrame(frame(0, 0))
+    coordinator.addFrame(frame(1, 0))
+    const lease = coordinator.handleLeaseRequest('p')!
+    coordinator.handleBlockResult('p', lease.leaseId, compute(lease))
+    const held = coordinator.handleLeaseRequest('p')!
+    advance(501)
+    expect(dropped).toHaveLength(1)
+    expect(dropped[0]).toMatchObject({ frameIndex: 0, dropped: true, latencyMs: 500 })
+    expect(cancelled).toContain(held.leaseId)
+    expect(coordinator.idle).toBe(true)
+    // Its late result is refused and the frame does not come back.
+    expect(coordinator.handleBlockResult('p', held.leaseId, compute(held))).toBe(false)
+    coordinator.addFrame(frame(0, 0))
+    expect(coordinator.idle).toBe(true)
+    expect(coordinator.statistics()).toMatchObject({ framesDropped: 1, framesCompleted: 0 })
+  })
+
+  it('live mode: admits a frame on a coarser grid when the crowd is too slow for the budget', () => {
+    const { coordinator } = setup({ live: { latencyBudgetMs: 1000, overload: 'downgrade' } })
+    const downgraded: number[] = []
+    coordinator.on('frameDowngraded', ({ level }) => downgraded.push(level))
+    // 40 threads/s: a 4³ × 2 frame (128 threads) takes 3.2 s; at level 1 (2³ × 2 = 16 threads) 0.4 s.
+    coordinator.handleLeaseRequest('p', capability(40))
+    coordinator.addFrame(frame(0, 0))
+    expect(downgraded).toEqual([1])
+    expect(coordinator.queuedVertices).toBe(8)
+  })
+
   it('refuses frames of unknown cameras and clears its timers on stop (twice is safe)', () => {
-    const { coordinator, pending } = setup()
+    const { coordinator, pending } = setup({ live: { latencyBudgetMs: 500, overload: 'drop' } })
     expect(() => coordinator.addFrame(frame(7, 0))).toThrow(
       expect.objectContaining({ name: 'BlockMismatchError' }),
     )
     coordinator.addFrame(frame(0, 0))
     coordinator.handleLeaseRequest('p')
-    expect(pending()).toBe(1)
+    expect(pending()).toBe(2)
     coordinator.stop()
     coordinator.stop()
     expect(pending()).toBe(0)

@@ -1,0 +1,141 @@
+import type { Capability } from '../protocol/capability.ts'
+import type { SpeedEstimate } from './block-sizer.ts'
+
+/** What the coordinator knows of one participant. */
+export interface ParticipantRecord {
+  readonly id: string
+  /** What it last stated. */
+  capability: Capability | undefined
+  /** Threads per second the coordinator observed (smoothed); 0 until its first result. */
+  observedThreadsPerSec: number
+  readonly joinedAt: number
+  leftAt: number | undefined
+  threadsAssigned: number
+  threadsProcessed: number
+  /** Threads it computed that did not count (a copy of a block that was already done). */
+  threadsWasted: number
+  blocksDone: number
+  blocksFailed: number
+  leasesExpired: number
+  /** Time its counted blocks took, as the coordinator saw it, ms. */
+  busyMs: number
+  lastResultAt: number
+}
+
+/** One row of the seed's management table. */
+export interface ParticipantRow {
+  id: string
+  cores: number
+  /** Mean execution time of one thread on one core, ms (the seed's figure: cores × busy time / threads). */
+  meanMsPerThread: number
+  threadsProcessed: number
+  threadsAssigned: number
+  threadsWasted: number
+  blocksFailed: number
+  leasesExpired: number
+  /** Observed threads per second. */
+  threadsPerSec: number
+  present: boolean
+}
+
+/**
+ * The participants the coordinator has seen, their stated capability, the speed it observed, and
+ * their counters. Observed speed outranks stated speed: a participant cannot talk itself into blocks
+ * it then fails to finish.
+ */
+export class ParticipantBook {
+  private readonly records = new Map<string, ParticipantRecord>()
+
+  private readonly smoothing: number
+
+  constructor(smoothing: number) {
+    this.smoothing = smoothing
+  }
+
+  /** The record of a participant, created (joined) on first contact. */
+  touch(id: string, now: number, capability?: Capability): ParticipantRecord {
+    let record = this.records.get(id)
+    if (record === undefined || record.leftAt !== undefined) {
+      record = {
+        id,
+        capability,
+        observedThreadsPerSec: 0,
+        joinedAt: now,
+        leftAt: undefined,
+        threadsAssigned: 0,
+        threadsProcessed: 0,
+        threadsWasted: 0,
+        blocksDone: 0,
+        blocksFailed: 0,
+        leasesExpired: 0,
+        busyMs: 0,
+        lastResultAt: now,
+      }
+      this.records.set(id, record)
+    } else if (capability !== undefined) {
+      record.capability = capability
+    }
+    return record
+  }
+
+  get(id: string): ParticipantRecord | undefined {
+    return this.records.get(id)
+  }
+
+  /** Marks a participant gone. */
+  leave(id: string, now: number): void {
+    const record = this.records.get(id)
+    if (record !== undefined && record.leftAt === undefined) record.leftAt = now
+  }
+
+  /** The speed to plan with: observed if known, else stated. */
+  speed(record: ParticipantRecord): SpeedEstimate {
+    const stated = record.capability
+    return {
+      threadsPerSec:
+        record.observedThreadsPerSec > 0 ? record.observedThreadsPerSec : (stated?.threadsPerSec ?? 0),
+      bandwidthBytesPerSec: stated?.bandwidthBytesPerSec ?? 0,
+      rttMs: stated?.rttMs ?? 0,
+    }
+  }
+
+  /** Records a counted block: `elapsedMs` from when the participant could start it to its result. */
+  observe(record: ParticipantRecord, threads: number, elapsedMs: number, now: number): void {
+    record.threadsProcessed += threads
+    record.blocksDone++
+    record.lastResultAt = now
+    const ms = Math.max(1, elapsedMs)
+    record.busyMs += ms
+    const rate = (threads * 1000) / ms
+    record.observedThreadsPerSec =
+      record.observedThreadsPerSec === 0
+        ? rate
+        : record.observedThreadsPerSec + this.smoothing * (rate - record.observedThreadsPerSec)
+  }
+
+  /** Participants present now. */
+  *present(): Iterable<ParticipantRecord> {
+    for (const record of this.records.values()) if (record.leftAt === undefined) yield record
+  }
+
+  /** The management table: every participant seen, present ones first. */
+  rows(): ParticipantRow[] {
+    return [...this.records.values()]
+      .map((r) => {
+        const cores = r.capability?.cores ?? 1
+        return {
+          id: r.id,
+          cores,
+          meanMsPerThread: r.threadsProcessed > 0 ? (cores * r.busyMs) / r.threadsProcessed : 0,
+          threadsProcessed: r.threadsProcessed,
+          threadsAssigned: r.threadsAssigned,
+          threadsWasted: r.threadsWasted,
+          blocksFailed: r.blocksFailed,
+          leasesExpired: r.leasesExpired,
+          threadsPerSec: r.observedThreadsPerSec,
+          present: r.leftAt === undefined,
+        }
+      })
+      .sort((a, b) => Number(b.present) - Number(a.present))
+  }
+}

@@ -1,0 +1,34 @@
+import { z } from 'zod'
+import { parseMessage } from './schemas.ts'
+
+/**
+ * What a participant states when it asks for work, measured rather than declared: the coordinator
+ * sizes its blocks and sets its deadlines from it, and checks it against what it observes.
+ */
+export interface Capability {
+  /** Logical cores of the device. */
+  cores: number
+  /**
+   * Data threads per second it sustains within its duty cycle (vertex·views/s), from its calibration
+   * block and then from its own completed blocks. 0 when not measured yet.
+   */
+  threadsPerSec: number
+  /** Upstream bandwidth to the coordinator, bytes/s (0 when unknown). */
+  bandwidthBytesPerSec: number
+  /** Round-trip time to the coordinator, ms. */
+  rttMs: number
+  /** Share of its processor it may use, (0, 1]: the participant's own use stays unaffected. */
+  dutyCycle: number
+}
+
+/** Schema of a stated capability. */
+export const capabilitySchema = z.object({
+  cores: z.number().int().min(1).max(4096),
+  threadsPerSec: z.number().finite().min(0).max(1e10),
+  bandwidthBytesPerSec: z.number().finite().min(0).max(1e12),
+  rttMs: z.number().finite().min(0).max(60_000),
+  dutyCycle: z.number().finite().gt(0).max(1),
+})
+
+/** Parses a stated capability, naming the offending field. */
+export const parseCapability = (d: unknown): Capability => parseMessage(capabilitySchema, d)
