@@ -3,14 +3,7 @@ import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { outcomeDefaults, schedulingDefaults } from '../protocol/defaults.ts'
 import { BlockMismatchError, CrowdmeshError } from '../protocol/errors.ts'
-import {
-  type Block,
-  type BlockResult,
-  blockKey,
-  type Frame,
-  type Lease,
-  type VertexJob,
-} from '../protocol/job.ts'
+import { type Block, type BlockResult, type Frame, type Lease, type VertexJob } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { alphaForCoverage } from '../protocol/sampling.ts'
 import { levelSpace, vertexCount } from '../protocol/target-space.ts'
@@ -20,6 +13,9 @@ import { LeaseBook, type LeaseRecord } from './lease-book.ts'
 import type { FrameOutcome, OutcomeRule } from './outcome.ts'
 import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
 import { type FrameWork, WorkQueue } from './work-queue.ts'
+
+/** Active leases of a frame that a request for a backup looks at, oldest first. */
+const speculationScan = 32
 
 /** Scheduling options; each defaults from `schedulingDefaults`. */
 export interface SchedulingOptions {
@@ -109,6 +105,23 @@ export interface CoordinatorEvents<T> {
   resultRejected: [RejectedResult]
   /** Blocks joined the queue: participants on standby may ask again. */
   workQueued: []
+  /**
+   * The last new block of a frame is out: idle participants that ask now may get backup copies of its
+   * slowest outstanding blocks. The transport wakes a few fast participants on standby.
+   */
+  backupsWanted: [frameIndex: number]
+}
+
+/** The coordinator's books checked against each other: what the invariants tests and the simulator read. */
+export interface CoordinatorAudit {
+  /** Frames neither complete nor dropped. */
+  openFrames: number
+  /** Threads of open frames that are neither counted, nor queued, nor under an active lease: lost work. */
+  unaccountedThreads: number
+  /** Active leases whose deadline has passed without the coordinator noticing. */
+  overdueLeases: number
+  /** The frame the next new lease must come from (earliest with queued work). */
+  firstFrameWithWork: number | undefined
 }
 
 /** The statistics of a coordinator (the seed's management table and per-frame figures). */
@@ -146,6 +159,8 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   private readonly budgetTimers = new Map<number, unknown>()
   private readonly reports: FrameReport[] = []
   private readonly ended = new Set<number>()
+  /** Frames whose tail was announced (`backupsWanted`), so it is announced once. */
+  private readonly tails = new Set<number>()
   private threadsCounted = 0
   private threadsWasted = 0
   private stopped = false
@@ -172,7 +187,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
         minCoverageAlpha: alphaForCoverage(init.minCoverage ?? outcomeDefaults.minCoverage),
         outcomeRule: init.outcomeRule ?? {},
       }) as unknown as FrameSinkFactory<T>)
-    this.leases = new LeaseBook(this.clock)
+    this.leases = new LeaseBook(this.clock, (record) => this.expire(record))
     this.participants = new ParticipantBook(this.options.rateSmoothing)
   }
 
@@ -240,9 +255,42 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     const held = this.leases.activeOf(participantId)
     if (held.length >= this.options.maxLeasesPerParticipant) return undefined
     const speed = this.participants.speed(participant)
+    // A second lease only hides the round trip; where the round trip is small beside the block it
+    // would only make the block wait, and hold back a frame that another participant could finish.
+    if (held.length > 0 && speed.threadsPerSec > 0) {
+      const blockMs = expectedBlockMs(speed, held[0]!.lease.block.vertexCount) - speed.rttMs
+      if (blockMs > 4 * speed.rttMs) return undefined
+    }
     const block = this.queue.next(this.job.jobId, blockVertices(speed, this.options))
-    if (block !== undefined) return this.grant(participant, block, held, false).lease
+    if (block !== undefined) {
+      const record = this.grant(participant, block, held, false)
+      this.announceTail(block.frameIndex)
+      return record.lease
+    }
     return this.options.speculation ? this.speculate(participant, held) : undefined
+  }
+
+  /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */
+  get backupsWanted(): number {
+    if (!this.options.speculation || this.queue.firstWithWork() !== undefined) return 0
+    for (const work of this.queue.inOrder()) {
+      if (this.leases.activeCountInFrame(work.index) === 0) continue
+      let wanted = 0
+      for (const r of this.leases.activeInFrame(work.index)) {
+        if (this.leases.copies(r.key) < this.options.maxCopies) wanted++
+      }
+      return wanted
+    }
+    return 0
+  }
+
+  private announceTail(frameIndex: number): void {
+    if (!this.options.speculation || this.tails.has(frameIndex)) return
+    const work = this.queue.frame(frameIndex)
+    if (work === undefined || this.queue.queuedIn(work) > 0 || work.ranges.length < this.job.cameras.length)
+      return
+    this.tails.add(frameIndex)
+    this.emit('backupsWanted', frameIndex)
   }
 
   /**
@@ -270,7 +318,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       }
       const work = this.queue.frame(block.frameIndex)!
       const participant = this.participants.touch(participantId, this.clock.now())
-      if (work.done.has(blockKey(block))) {
+      if (work.done.has(record.key)) {
         this.wasted(participant, record)
         this.leases.close(record, 'settled')
         return false
@@ -321,6 +369,32 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     }
   }
 
+  /** Checks the books: see `CoordinatorAudit`. Costs a pass over open frames and their leases. */
+  audit(): CoordinatorAudit {
+    const now = this.clock.now()
+    let unaccounted = 0
+    let overdue = 0
+    let open = 0
+    for (const work of this.queue.inOrder()) {
+      open++
+      const leased = new Map<string, number>()
+      for (const record of this.leases.activeInFrame(work.index)) {
+        leased.set(record.key, record.lease.block.vertexCount)
+        if (record.lease.deadline < now) overdue++
+      }
+      let outstanding = 0
+      for (const vertices of leased.values()) outstanding += vertices
+      const total = work.verticesPerCamera * work.ranges.length
+      unaccounted += total - work.threadsDone - this.queue.queuedIn(work) - outstanding
+    }
+    return {
+      openFrames: open,
+      unaccountedThreads: unaccounted,
+      overdueLeases: overdue,
+      firstFrameWithWork: this.queue.firstWithWork(),
+    }
+  }
+
   /** Cancels every lease and budget timer. Safe to call twice. */
   stop(): void {
     if (this.stopped) return
@@ -351,9 +425,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       deadline = now + this.options.calibrationDeadlineMs
     }
     participant.threadsAssigned += block.vertexCount
-    return this.leases.grant(participant.id, block, { deadline, expectedAt, speculative }, (r) =>
-      this.expire(r),
-    )
+    return this.leases.grant(participant.id, block, { deadline, expectedAt, speculative })
   }
 
   /**
@@ -362,23 +434,27 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
    * would finish it sooner (as MapReduce's backup tasks and LATE do).
    */
   private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease | undefined {
-    if (held.length > 0) return undefined
     const speed = this.participants.speed(participant)
     if (speed.threadsPerSec <= 0) return undefined
     const now = this.clock.now()
+    // It starts a backup once the leases it holds are done (a result may still be on its way).
+    const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
     for (const work of this.queue.inOrder()) {
       let best: LeaseRecord | undefined
+      // The oldest leases are the likeliest laggards: look at the first few, not at all of them.
+      let looked = 0
       for (const record of this.leases.activeInFrame(work.index)) {
+        if (++looked > speculationScan) break
         if (record.participantId === participant.id) continue
-        const copies = this.leases.activeOn(record.lease.block)
-        if (copies.length >= this.options.maxCopies) continue
-        const finishHere = now + expectedBlockMs(speed, record.lease.block.vertexCount)
+        if (this.leases.copies(record.key) >= this.options.maxCopies) continue
+        if (held.some((h) => h.key === record.key)) continue
+        const finishHere = startsAt + expectedBlockMs(speed, record.lease.block.vertexCount)
         if (finishHere >= record.expectedAt) continue
         if (best === undefined || record.expectedAt > best.expectedAt) best = record
       }
       if (best !== undefined) return this.grant(participant, best.lease.block, held, true).lease
       // Only the earliest frame with outstanding work is worth backing up.
-      if (this.leases.activeInFrame(work.index).length > 0) return undefined
+      if (this.leases.activeCountInFrame(work.index) > 0) return undefined
     }
     return undefined
   }
@@ -386,13 +462,12 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   private count(participant: ParticipantRecord, record: LeaseRecord, work: FrameWork): void {
     const now = this.clock.now()
     const { block } = record.lease
-    const key = blockKey(block)
-    work.done.add(key)
+    work.done.add(record.key)
     work.threadsDone += block.vertexCount
     this.threadsCounted += block.vertexCount
     this.leases.close(record, 'settled')
     // Copies of the block still out are no longer wanted, and a queued redo of it is void.
-    for (const copy of this.leases.activeOn(block)) {
+    for (const copy of this.leases.activeOn(record.key)) {
       this.leases.close(copy, 'cancelled')
       this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
     }
@@ -442,6 +517,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     this.duplicateThreads.delete(work.index)
     this.reports.push(report)
     this.ended.add(work.index)
+    this.tails.delete(work.index)
     return report
   }
 
@@ -485,9 +561,9 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   /** Queues a block again unless another copy of it is still out (a backup that may yet win). */
   private requeue(record: LeaseRecord): void {
     const { block } = record.lease
-    if (this.leases.activeOn(block).length > 0) return
+    if (this.leases.copies(record.key) > 0) return
     const work = this.queue.frame(block.frameIndex)
-    if (work === undefined || work.done.has(blockKey(block))) return
+    if (work === undefined || work.done.has(record.key)) return
     this.queue.requeue(block)
     this.emit('leaseRequeued', record.lease)
     this.emit('workQueued')

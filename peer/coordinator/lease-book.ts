@@ -1,12 +1,14 @@
 import type { Clock } from '../protocol/clock.ts'
 import { type Block, blockKey, type Lease } from '../protocol/job.ts'
 
-/** Where a lease stands. Only `active` leases hold a timer; the others are kept for late results. */
+/** Where a lease stands. Only `active` leases wait on a deadline; the others are kept for late results. */
 export type LeaseState = 'active' | 'settled' | 'expired' | 'failed' | 'cancelled' | 'abandoned'
 
 /** A lease and what the coordinator knows of it. */
 export interface LeaseRecord {
   readonly lease: Lease
+  /** `blockKey` of its block. */
+  readonly key: string
   readonly participantId: string
   readonly grantedAt: number
   /** When the coordinator expects the result (clock ms). */
@@ -14,54 +16,68 @@ export interface LeaseRecord {
   /** A backup copy of a block another participant also holds. */
   readonly speculative: boolean
   state: LeaseState
-  timer: unknown
 }
 
 /**
- * Every lease the coordinator granted, with indexes of the active ones by participant and by block.
- * Each active lease has a deadline timer on the injected clock, so no lease outlives its deadline
- * unnoticed; closed leases are kept (without timers) until their frame ends, so that a late result
- * can still be recognised.
+ * Every lease the coordinator granted, with indexes of the active ones by participant, block and
+ * frame. Deadlines are rounded up to a tick (`tickMs`) and each tick with a deadline in it has one
+ * timer on the injected clock: no lease outlives its deadline unnoticed, and ten thousand leases
+ * do not mean ten thousand timers. Closed leases are kept until their frame ends, so that a late
+ * result can still be recognised.
  */
 export class LeaseBook {
   private readonly records = new Map<number, LeaseRecord>()
   private readonly byParticipant = new Map<string, Set<number>>()
   private readonly byBlock = new Map<string, Set<number>>()
+  /** Every lease of a frame, closed ones too (for late results); and the active ones alone. */
   private readonly byFrame = new Map<number, Set<number>>()
+  private readonly activeByFrame = new Map<number, Set<number>>()
+  /** Active leases by the tick of their deadline, and that tick's timer. */
+  private readonly ticks = new Map<number, { leases: Set<LeaseRecord>; timer: unknown }>()
   private nextId = 1
   private activeCount = 0
-
   private readonly clock: Clock
+  private readonly tickMs: number
+  private readonly onDeadline: (record: LeaseRecord) => void
 
-  constructor(clock: Clock) {
+  /** `onDeadline` runs for each lease still active when its deadline comes. */
+  constructor(clock: Clock, onDeadline: (record: LeaseRecord) => void, tickMs = 50) {
     this.clock = clock
+    this.onDeadline = onDeadline
+    this.tickMs = tickMs
   }
 
-  /** Grants a lease; `onDeadline` runs if it is still active at `deadline`. */
+  /** Grants a lease; its deadline is rounded up to the next tick. */
   grant(
     participantId: string,
     block: Block,
     timing: { deadline: number; expectedAt: number; speculative: boolean },
-    onDeadline: (record: LeaseRecord) => void,
   ): LeaseRecord {
     const now = this.clock.now()
-    const lease: Lease = { leaseId: this.nextId++, block, deadline: timing.deadline }
+    const deadline = Math.ceil(timing.deadline / this.tickMs) * this.tickMs
+    const lease: Lease = { leaseId: this.nextId++, block, deadline }
+    const key = blockKey(block)
     const record: LeaseRecord = {
       lease,
+      key,
       participantId,
       grantedAt: now,
       expectedAt: timing.expectedAt,
       speculative: timing.speculative,
       state: 'active',
-      timer: undefined,
     }
-    record.timer = this.clock.setTimer(() => {
-      if (record.state === 'active') onDeadline(record)
-    }, timing.deadline - now)
     this.records.set(lease.leaseId, record)
     index(this.byParticipant, participantId, lease.leaseId)
-    index(this.byBlock, blockKey(block), lease.leaseId)
+    index(this.byBlock, key, lease.leaseId)
     index(this.byFrame, block.frameIndex, lease.leaseId)
+    index(this.activeByFrame, block.frameIndex, lease.leaseId)
+    let tick = this.ticks.get(deadline)
+    if (tick === undefined) {
+      const leases = new Set<LeaseRecord>()
+      tick = { leases, timer: this.clock.setTimer(() => this.fire(deadline), deadline - now) }
+      this.ticks.set(deadline, tick)
+    }
+    tick.leases.add(record)
     this.activeCount++
     return record
   }
@@ -71,14 +87,21 @@ export class LeaseBook {
     return this.records.get(leaseId)
   }
 
-  /** Closes an active lease: clears its timer and takes it out of the active indexes. */
+  /** Closes an active lease: it no longer waits on its deadline and leaves the active indexes. */
   close(record: LeaseRecord, state: Exclude<LeaseState, 'active'>): void {
     if (record.state !== 'active') return
     record.state = state
-    this.clock.clearTimer(record.timer)
-    record.timer = undefined
+    const tick = this.ticks.get(record.lease.deadline)
+    if (tick !== undefined) {
+      tick.leases.delete(record)
+      if (tick.leases.size === 0) {
+        this.clock.clearTimer(tick.timer)
+        this.ticks.delete(record.lease.deadline)
+      }
+    }
     unindex(this.byParticipant, record.participantId, record.lease.leaseId)
-    unindex(this.byBlock, blockKey(record.lease.block), record.lease.leaseId)
+    unindex(this.byBlock, record.key, record.lease.leaseId)
+    unindex(this.activeByFrame, record.lease.block.frameIndex, record.lease.leaseId)
     this.activeCount--
   }
 
@@ -88,21 +111,26 @@ export class LeaseBook {
   }
 
   /** Active leases on a block. */
-  activeOn(block: Block): LeaseRecord[] {
-    return [...(this.byBlock.get(blockKey(block)) ?? [])].map((id) => this.records.get(id)!)
+  activeOn(key: string): LeaseRecord[] {
+    return [...(this.byBlock.get(key) ?? [])].map((id) => this.records.get(id)!)
   }
 
-  /** Active leases of a frame. */
-  activeInFrame(frameIndex: number): LeaseRecord[] {
-    const out: LeaseRecord[] = []
-    for (const id of this.byFrame.get(frameIndex) ?? []) {
-      const record = this.records.get(id)!
-      if (record.state === 'active') out.push(record)
-    }
-    return out
+  /** Number of active leases on a block (no allocation: the scheduler asks often). */
+  copies(key: string): number {
+    return this.byBlock.get(key)?.size ?? 0
   }
 
-  /** Drops every record of a frame (it completed or was dropped); closes any still active. */
+  /** Active leases of a frame, in the order they were granted. */
+  *activeInFrame(frameIndex: number): Iterable<LeaseRecord> {
+    for (const id of this.activeByFrame.get(frameIndex) ?? []) yield this.records.get(id)!
+  }
+
+  /** Number of active leases of a frame. */
+  activeCountInFrame(frameIndex: number): number {
+    return this.activeByFrame.get(frameIndex)?.size ?? 0
+  }
+
+  /** Drops every record of a frame (it completed or was dropped); closes any still active and returns those. */
   forgetFrame(frameIndex: number, state: Exclude<LeaseState, 'active'> = 'cancelled'): LeaseRecord[] {
     const closed: LeaseRecord[] = []
     for (const id of this.byFrame.get(frameIndex) ?? []) {
@@ -114,6 +142,7 @@ export class LeaseBook {
       this.records.delete(id)
     }
     this.byFrame.delete(frameIndex)
+    this.activeByFrame.delete(frameIndex)
     return closed
   }
 
@@ -125,6 +154,13 @@ export class LeaseBook {
   /** Closes every active lease (the coordinator stops). */
   closeAll(): void {
     for (const record of this.records.values()) this.close(record, 'cancelled')
+  }
+
+  private fire(deadline: number): void {
+    const tick = this.ticks.get(deadline)
+    this.ticks.delete(deadline)
+    if (tick === undefined) return
+    for (const record of tick.leases) if (record.state === 'active') this.onDeadline(record)
   }
 }
 

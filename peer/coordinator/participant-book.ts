@@ -123,10 +123,12 @@ export class ParticipantBook {
     return [...this.records.values()]
       .map((r) => {
         const cores = r.capability?.cores ?? 1
+        // Busy time counts at its duty cycle: a core lent a quarter of the time does a quarter of the work.
+        const share = r.capability?.dutyCycle ?? 1
         return {
           id: r.id,
           cores,
-          meanMsPerThread: r.threadsProcessed > 0 ? (cores * r.busyMs) / r.threadsProcessed : 0,
+          meanMsPerThread: r.threadsProcessed > 0 ? (cores * share * r.busyMs) / r.threadsProcessed : 0,
           threadsProcessed: r.threadsProcessed,
           threadsAssigned: r.threadsAssigned,
           threadsWasted: r.threadsWasted,

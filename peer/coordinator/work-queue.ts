@@ -102,7 +102,7 @@ export class WorkQueue {
   /** Withdraws a block from the redo list (its result arrived late after all). */
   withdraw(block: Block): void {
     const work = this.frames.get(block.frameIndex)
-    if (work === undefined) return
+    if (work === undefined || work.requeued.length === 0) return
     const key = blockKey(block)
     const at = work.requeued.findIndex((b) => blockKey(b) === key)
     if (at >= 0) work.requeued.splice(at, 1)
@@ -125,6 +125,20 @@ export class WorkQueue {
       for (const r of work.ranges) total += work.verticesPerCamera - r.next
     }
     return total
+  }
+
+  /** Vertices of one frame still waiting to be granted (new and to redo). */
+  queuedIn(work: FrameWork): number {
+    let total = 0
+    for (const b of work.requeued) total += b.vertexCount
+    for (const r of work.ranges) total += work.verticesPerCamera - r.next
+    return total
+  }
+
+  /** The first frame with a block waiting to be granted: the one the next lease must come from. */
+  firstWithWork(): number | undefined {
+    for (const work of this.inOrder()) if (this.queuedIn(work) > 0) return work.index
+    return undefined
   }
 
   /** Forgets a frame (complete or dropped). */

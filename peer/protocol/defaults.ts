@@ -72,7 +72,7 @@ export const schedulingDefaults = {
   /** A block should take this long on its participant, compute and transfer together, ms. */
   targetBlockMs: 150,
   /** Smallest and largest block, vertices. */
-  minBlockVertices: 64,
+  minBlockVertices: 4,
   maxBlockVertices: 1 << 20,
   /** First block of a participant whose speed is not known yet: small, so it measures quickly. */
   calibrationVertices: 1024,

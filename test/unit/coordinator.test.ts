@@ -16,11 +16,11 @@ const frame = (cameraId: number, index: number) => ({
   imageUrl: 'file:///f.png',
 })
 const compute = (lease: Lease) => colourBlock(job, lease.block, image)
-const capability = (threadsPerSec: number) => ({
+const capability = (threadsPerSec: number, rttMs = 0) => ({
   cores: 4,
   threadsPerSec,
   bandwidthBytesPerSec: 0,
-  rttMs: 0,
+  rttMs,
   dutyCycle: 1,
 })
 
@@ -63,13 +63,16 @@ describe('Coordinator', () => {
     expect(stats.participants[0]).toMatchObject({ id: 'p', threadsProcessed: 128, threadsAssigned: 128 })
   })
 
-  it('lets a participant hold at most maxLeasesPerParticipant leases', () => {
+  it('lets a participant hold at most maxLeasesPerParticipant leases, and two only where its round trip is worth hiding', () => {
     const { coordinator } = setup()
     coordinator.addFrame(frame(0, 0))
-    expect(coordinator.handleLeaseRequest('p')).toBeDefined()
-    expect(coordinator.handleLeaseRequest('p')).toBeDefined()
-    expect(coordinator.handleLeaseRequest('p')).toBeUndefined()
+    expect(coordinator.handleLeaseRequest('p', capability(1000, 50))).toBeDefined()
+    expect(coordinator.handleLeaseRequest('p', capability(1000, 50))).toBeDefined()
+    expect(coordinator.handleLeaseRequest('p', capability(1000, 50))).toBeUndefined()
     expect(coordinator.activeLeases).toBe(2)
+    // 16 threads at 10/s take 1.6 s: a 5 ms round trip is not worth a second lease.
+    expect(coordinator.handleLeaseRequest('q', capability(10, 5))).toBeDefined()
+    expect(coordinator.handleLeaseRequest('q', capability(10, 5))).toBeUndefined()
   })
 
   it('answers standby (undefined) when there is no work, and announces new work', () => {
@@ -175,18 +178,20 @@ describe('Coordinator', () => {
   it('backs up the last block of a frame on a faster idle participant; the first result wins', () => {
     const { coordinator, advance, cancelled } = setup({ scheduling: { speculation: true } })
     coordinator.addFrame(frame(0, 0))
-    // Measure both: the fast one returns its block in 10 ms, the slow one will take long.
-    const f1 = coordinator.handleLeaseRequest('fast', capability(4000))!
+    // Measure both: the fast one returns its block in 10 ms, the slow one will take long. The fast one's
+    // round trip (10 ms) is long beside its blocks, so it may hold two leases at once.
+    const fast = capability(4000, 10)
+    const f1 = coordinator.handleLeaseRequest('fast', fast)!
     const s1 = coordinator.handleLeaseRequest('slow', capability(10))!
     advance(10)
     coordinator.handleBlockResult('fast', f1.leaseId, compute(f1))
-    const f2 = coordinator.handleLeaseRequest('fast', capability(4000))!
-    const f3 = coordinator.handleLeaseRequest('fast', capability(4000))!
+    const f2 = coordinator.handleLeaseRequest('fast', fast)!
+    const f3 = coordinator.handleLeaseRequest('fast', fast)!
     advance(10)
     coordinator.handleBlockResult('fast', f2.leaseId, compute(f2))
     coordinator.handleBlockResult('fast', f3.leaseId, compute(f3))
     // Nothing new left: the fast participant gets a copy of the slow one's block.
-    const backup = coordinator.handleLeaseRequest('fast', capability(4000))!
+    const backup = coordinator.handleLeaseRequest('fast', fast)!
     expect(backup.block).toEqual(s1.block)
     expect(coordinator.handleBlockResult('fast', backup.leaseId, compute(backup))).toBe(true)
     expect(cancelled).toContain(s1.leaseId)

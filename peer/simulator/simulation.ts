@@ -1,0 +1,519 @@
+import {
+  Coordinator,
+  type CoordinatorStatistics,
+  type LiveMode,
+  type SchedulingOptions,
+} from '../coordinator/coordinator.ts'
+import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
+import type { Capability } from '../protocol/capability.ts'
+import type { Camera } from '../protocol/camera.ts'
+import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+import { type TargetSpace, targetSpace } from '../protocol/target-space.ts'
+import type { CrowdProfile, DeviceClass } from './profile.ts'
+import { Random } from './random.ts'
+import { VirtualClock } from './virtual-clock.ts'
+
+/** What to simulate. */
+export interface SimulationInit {
+  /** Participants present at once (leavers are replaced by joiners). */
+  peers: number
+  profile: CrowdProfile
+  /** Length of the event: frames arrive during this time, ms (virtual). */
+  durationMs: number
+  /** Moments per second the cameras send. */
+  fps: number
+  /** Share of the crowd that leaves per minute, each replaced by a newcomer (0.2 = 20 %/min). */
+  churnPerMinute: number
+  /** Chance that a participant crashes while computing a block (it vanishes without a word). */
+  failRate: number
+  seed: number
+  /**
+   * Vertices per axis of the job's grid; 0 chooses it from the crowd (the seed: resolution follows the
+   * compute available): the largest grid whose frames keep the crowd's nominal capacity `autoGridLoad` busy.
+   */
+  grid: number
+  /** Cameras around the stage. */
+  cameras: number
+  /** Live mode; absent: batch, every frame completes however late. */
+  live?: LiveMode
+  scheduling?: Partial<SchedulingOptions>
+  /** How long after a crash the transport notices the participant is gone, ms. */
+  disconnectDetectMs: number
+  /** Time allowed after the last frame for the backlog to finish, ms. */
+  drainMs: number
+  /** Called now and then with the virtual time reached. */
+  onProgress?: (virtualMs: number, totalMs: number) => void
+}
+
+/** Defaults of a simulation, for the CLI and tests. */
+export const simulationDefaults = {
+  peers: 100,
+  durationMs: 60_000,
+  fps: 2,
+  churnPerMinute: 0,
+  failRate: 0,
+  seed: 1,
+  grid: 0,
+  cameras: 8,
+  disconnectDetectMs: 5_000,
+  drainMs: 60_000,
+} as const
+
+/** One row of the report's management table. */
+export interface SimulatedParticipantRow {
+  id: string
+  device: string
+  cores: number
+  meanMsPerThread: number
+  threadsProcessed: number
+  threadsAssigned: number
+  threadsWasted: number
+  leasesExpired: number
+  present: boolean
+}
+
+/** What a simulation reports. */
+export interface SimulationReport {
+  seed: number
+  profile: string
+  peers: number
+  virtualSeconds: number
+  framesAdded: number
+  framesCompleted: number
+  framesDropped: number
+  framesDowngraded: number
+  /** Threads of frames neither completed nor dropped that no queue or lease accounts for: must be 0. */
+  lostThreads: number
+  /** Threads counted more than once in a completed frame: must be 0. */
+  doubleCountedThreads: number
+  /** Frames still open when the drain time ran out (work not lost, just not finished). */
+  framesUnfinished: number
+  latencyMs: { p50: number; p95: number; p99: number; max: number }
+  outcomeFps: number
+  /** Share of computed threads that did not count (backup copies that lost, late results, aborted work). */
+  duplicateWorkShare: number
+  threadsComputed: number
+  threadsCounted: number
+  reassignments: number
+  joins: number
+  leaves: number
+  crashes: number
+  events: number
+  wallSeconds: number
+  /** Participant-seconds simulated per wall-clock second. */
+  participantSecondsPerWallSecond: number
+  participants: SimulatedParticipantRow[]
+}
+
+interface VirtualParticipant {
+  readonly id: string
+  readonly device: DeviceClass
+  readonly capability: Capability
+  /** Threads per second at its duty cycle. */
+  readonly rate: number
+  readonly bandwidth: number
+  readonly rtt: number
+  alive: boolean
+  standby: boolean
+  asking: boolean
+  /** Leases received and not finished, in order. */
+  readonly queue: Lease[]
+  computing: { lease: Lease; startedAt: number; timer: unknown } | undefined
+}
+
+/** One shared buffer of zeros: a simulated result has no pixels, only its range. */
+let zeros = new Uint8Array(0)
+
+/**
+ * Runs a whole event in virtual time: cameras send frames at `fps`; a crowd of virtual participants
+ * (drawn from the profile, seeded) joins, computes with its own speed, link and duty cycle, leaves,
+ * crashes and straggles; the real coordinator (`Coordinator`, with a ledger sink that checks every
+ * thread is counted exactly once) schedules them through the same `handle*` interface a network
+ * transport uses. The same seed gives the same report.
+ */
+export function simulate(init: SimulationInit): SimulationReport {
+  const started = performance.now()
+  const clock = new VirtualClock()
+  const random = new Random(init.seed)
+  const job = simulatedJob(init.grid > 0 ? init.grid : autoGrid(init), init.cameras)
+  const coordinator = new Coordinator<LedgerSummary>(
+    {
+      job,
+      frameSinks: ledgerSinks(),
+      ...(init.live !== undefined && { live: init.live }),
+      ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
+    },
+    { clock },
+  )
+  const participants = new Map<string, VirtualParticipant>()
+  const standby: VirtualParticipant[] = []
+  const latencies: number[] = []
+  let doubleCounted = 0
+  let downgraded = 0
+  let framesAdded = 0
+  let threadsComputed = 0
+  let joins = 0
+  let leaves = 0
+  let crashes = 0
+  let nextId = 0
+  let wakeScheduled = false
+  const maxLeases = init.scheduling?.maxLeasesPerParticipant ?? 2
+
+  coordinator.on('frameComplete', (summary, report) => {
+    latencies.push(report.latencyMs)
+    doubleCounted += summary.doubleCounted
+  })
+  coordinator.on('frameDowngraded', () => downgraded++)
+  coordinator.on('leaseCancelled', ({ participantId, leaseId }) => {
+    const p = participants.get(participantId)
+    if (p === undefined) return
+    clock.setTimer(() => cancel(p, leaseId), p.rtt / 2)
+  })
+  const scheduleWake = () => {
+    if (wakeScheduled) return
+    wakeScheduled = true
+    clock.setTimer(wake, 0)
+  }
+  coordinator.on('workQueued', scheduleWake)
+  coordinator.on('backupsWanted', scheduleWake)
+
+  /**
+   * Wakes standby participants until their blocks would cover the queue; with nothing queued, wakes
+   * the fastest few to take backup copies of a frame's slowest blocks.
+   */
+  function wake(): void {
+    wakeScheduled = false
+    const waiting = standby.filter((p) => p.alive && p.standby)
+    standby.length = 0
+    let queued = coordinator.queuedVertices
+    let backups = queued > 0 ? 0 : coordinator.backupsWanted
+    if (backups > 0) waiting.sort((a, b) => b.rate - a.rate)
+    for (const p of waiting) {
+      if (queued <= 0 && backups <= 0) {
+        standby.push(p)
+        continue
+      }
+      p.standby = false
+      if (queued > 0) queued -= Math.max(16, p.rate * 0.15)
+      else backups--
+      clock.setTimer(() => ask(p), p.rtt / 2)
+    }
+  }
+
+  function join(): void {
+    const device = random.weighted(init.profile.classes)
+    const msPerThread = random.between(device.msPerThread[0], device.msPerThread[1])
+    const rate = ((device.cores * 1000) / msPerThread) * device.dutyCycle
+    const bandwidth = (random.between(device.bandwidthMbps[0], device.bandwidthMbps[1]) * 1e6) / 8
+    const rtt = random.between(device.rttMs[0], device.rttMs[1])
+    const p: VirtualParticipant = {
+      id: `p${nextId++}`,
+      device,
+      // What it states: measured on its calibration block, so it is its true rate (the coordinator checks it anyway).
+      capability: {
+        cores: device.cores,
+        threadsPerSec: rate,
+        bandwidthBytesPerSec: bandwidth,
+        rttMs: rtt,
+        dutyCycle: device.dutyCycle,
+      },
+      rate,
+      bandwidth,
+      rtt,
+      alive: true,
+      standby: false,
+      asking: false,
+      queue: [],
+      computing: undefined,
+    }
+    participants.set(p.id, p)
+    joins++
+    clock.setTimer(() => ask(p), rtt / 2)
+  }
+
+  function ask(p: VirtualParticipant): void {
+    if (!p.alive || p.asking) return
+    const held = p.queue.length + (p.computing !== undefined ? 1 : 0)
+    if (held >= maxLeases) return
+    // Like a real participant, it asks for a second lease only where that hides a round trip worth hiding.
+    if (
+      held > 0 &&
+      p.computing !== undefined &&
+      (p.computing.lease.block.vertexCount / p.rate) * 1000 > 4 * p.rtt
+    )
+      return
+    p.asking = true
+    const lease = coordinator.handleLeaseRequest(p.id, p.capability)
+    clock.setTimer(() => {
+      p.asking = false
+      if (!p.alive) return
+      if (lease === undefined) {
+        if (p.queue.length === 0 && p.computing === undefined && !p.standby) {
+          p.standby = true
+          standby.push(p)
+        }
+        return
+      }
+      p.queue.push(lease)
+      startNext(p)
+      ask(p)
+    }, p.rtt / 2)
+  }
+
+  function startNext(p: VirtualParticipant): void {
+    if (p.computing !== undefined || !p.alive) return
+    const lease = p.queue.shift()
+    if (lease === undefined) {
+      ask(p)
+      return
+    }
+    const slow = random.chance(p.device.stragglerChance) ? p.device.stragglerSlowdown : 1
+    const computeMs = ((lease.block.vertexCount / p.rate) * 1000 * slow)
+    if (random.chance(init.failRate)) {
+      // It crashes part-way through: the work is lost with it, and only a timeout will tell.
+      const at = random.next() * computeMs
+      const timer = clock.setTimer(() => crash(p, at), at)
+      p.computing = { lease, startedAt: clock.now(), timer }
+      return
+    }
+    const timer = clock.setTimer(() => finish(p, lease), computeMs)
+    p.computing = { lease, startedAt: clock.now(), timer }
+  }
+
+  function finish(p: VirtualParticipant, lease: Lease): void {
+    p.computing = undefined
+    threadsComputed += lease.block.vertexCount
+    const transferMs = ((lease.block.vertexCount * 4) / p.bandwidth) * 1000 + p.rtt / 2
+    clock.setTimer(() => {
+      if (!p.alive) return
+      coordinator.handleBlockResult(p.id, lease.leaseId, resultOf(lease))
+    }, transferMs)
+    startNext(p)
+    ask(p)
+  }
+
+  function cancel(p: VirtualParticipant, leaseId: number): void {
+    const queued = p.queue.findIndex((l) => l.leaseId === leaseId)
+    if (queued >= 0) {
+      p.queue.splice(queued, 1)
+      ask(p)
+      return
+    }
+    if (p.computing?.lease.leaseId !== leaseId) return
+    // Abort: the part already computed is wasted work.
+    const elapsed = clock.now() - p.computing.startedAt
+    threadsComputed += Math.min(p.computing.lease.block.vertexCount, Math.round((elapsed / 1000) * p.rate))
+    clock.clearTimer(p.computing.timer)
+    p.computing = undefined
+    startNext(p)
+  }
+
+  function crash(p: VirtualParticipant, computedMs: number): void {
+    if (p.computing !== undefined) threadsComputed += Math.round((computedMs / 1000) * p.rate)
+    p.alive = false
+    p.computing = undefined
+    crashes++
+    clock.setTimer(() => coordinator.handleParticipantGone(p.id), init.disconnectDetectMs)
+    // Someone else walks in: the crowd keeps its size.
+    clock.setTimer(join, random.exponential(5_000))
+  }
+
+  function leave(): void {
+    const alive = [...participants.values()].filter((p) => p.alive)
+    if (alive.length === 0) return
+    const p = alive[Math.floor(random.next() * alive.length)]!
+    p.alive = false
+    if (p.computing !== undefined) {
+      clock.clearTimer(p.computing.timer)
+      const elapsed = clock.now() - p.computing.startedAt
+      threadsComputed += Math.min(p.computing.lease.block.vertexCount, Math.round((elapsed / 1000) * p.rate))
+      p.computing = undefined
+    }
+    leaves++
+    // A graceful leave: the participant says goodbye.
+    clock.setTimer(() => coordinator.handleParticipantGone(p.id), p.rtt / 2)
+    clock.setTimer(join, random.exponential(5_000))
+  }
+
+  function scheduleChurn(): void {
+    if (init.churnPerMinute <= 0) return
+    const perMs = (init.churnPerMinute * init.peers) / 60_000
+    const next = random.exponential(1 / perMs)
+    if (clock.now() + next > init.durationMs) return
+    clock.setTimer(() => {
+      leave()
+      scheduleChurn()
+    }, next)
+  }
+
+  // The crowd arrives over the first second; cameras send every 1/fps from then on.
+  for (let i = 0; i < init.peers; i++) clock.setTimer(join, random.next() * 1000)
+  scheduleChurn()
+  const frameInterval = 1000 / init.fps
+  const frameCount = Math.floor((init.durationMs / 1000) * init.fps)
+  for (let k = 0; k < frameCount; k++) {
+    clock.setTimer(
+      () => {
+        for (const camera of job.cameras) {
+          coordinator.addFrame({
+            cameraId: camera.id,
+            index: k,
+            captureTime: k * frameInterval,
+            imageUrl: 'data:,',
+          })
+        }
+        framesAdded++
+      },
+      1000 + k * frameInterval,
+    )
+  }
+
+  const end = 1000 + init.durationMs + init.drainMs
+  const step = Math.max(1000, end / 100)
+  let events = 0
+  for (let t = step; ; t += step) {
+    const target = Math.min(t, end)
+    events += clock.runUntil(target, () => framesAdded === frameCount && coordinator.idle)
+    init.onProgress?.(Math.min(clock.now(), end), end)
+    if ((framesAdded === frameCount && coordinator.idle) || target >= end) break
+  }
+  const audit = coordinator.audit()
+  const stats = coordinator.statistics()
+  coordinator.stop()
+  const wallSeconds = (performance.now() - started) / 1000
+  return report(init, stats, {
+    audit,
+    latencies,
+    doubleCounted,
+    downgraded,
+    framesAdded,
+    threadsComputed,
+    joins,
+    leaves,
+    crashes,
+    events,
+    wallSeconds,
+    virtualMs: clock.now(),
+    participants,
+  })
+}
+
+/** Share of the crowd's nominal capacity an automatic grid keeps busy. */
+export const autoGridLoad = 0.5
+
+/** The grid an automatic simulation uses: see `SimulationInit.grid`. */
+export function autoGrid(init: Pick<SimulationInit, 'peers' | 'profile' | 'fps' | 'cameras'>): number {
+  const classes = init.profile.classes
+  const weights = classes.reduce((a, c) => a + c.weight, 0)
+  const meanRate = classes.reduce((a, c) => {
+    const ms = (c.msPerThread[0] + c.msPerThread[1]) / 2
+    return a + (c.weight / weights) * ((c.cores * 1000) / ms) * c.dutyCycle
+  }, 0)
+  const threadsPerFrame = (autoGridLoad * meanRate * init.peers) / init.fps
+  return Math.max(4, Math.floor(Math.cbrt(threadsPerFrame / init.cameras)))
+}
+
+function resultOf(lease: Lease): BlockResult {
+  const bytes = lease.block.vertexCount * 4
+  if (zeros.length < bytes) zeros = new Uint8Array(Math.max(bytes, zeros.length * 2))
+  const { block } = lease
+  return {
+    jobId: block.jobId,
+    frameIndex: block.frameIndex,
+    cameraId: block.cameraId,
+    firstVertex: block.firstVertex,
+    vertexCount: block.vertexCount,
+    colours: zeros.subarray(0, bytes),
+  }
+}
+
+/** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */
+function simulatedJob(grid: number, cameraCount: number): VertexJob {
+  const space: TargetSpace = targetSpace({ min: [-2, -2, 0], max: [2, 2, 3] }, grid)
+  const cameras: Camera[] = Array.from({ length: cameraCount }, (_, id) => ({
+    id,
+    name: `cam${id}`,
+    k: [800, 0, 320, 0, 800, 240, 0, 0, 1],
+    r: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    t: [0, 0, 6],
+    width: 640,
+    height: 480,
+  }))
+  return { jobId: 'simulation', space, cameras, maxAreaRadius: 8, backgroundSum: 130 }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+function report(
+  init: SimulationInit,
+  stats: CoordinatorStatistics,
+  run: {
+    audit: ReturnType<Coordinator['audit']>
+    latencies: number[]
+    doubleCounted: number
+    downgraded: number
+    framesAdded: number
+    threadsComputed: number
+    joins: number
+    leaves: number
+    crashes: number
+    events: number
+    wallSeconds: number
+    virtualMs: number
+    participants: Map<string, VirtualParticipant>
+  },
+): SimulationReport {
+  const sorted = run.latencies.slice().sort((a, b) => a - b)
+  const round = (x: number) => Math.round(x * 10) / 10
+  const participantSeconds = (init.peers * (init.durationMs + 1000)) / 1000
+  return {
+    seed: init.seed,
+    profile: init.profile.name,
+    peers: init.peers,
+    virtualSeconds: round(run.virtualMs / 1000),
+    framesAdded: run.framesAdded,
+    framesCompleted: stats.framesCompleted,
+    framesDropped: stats.framesDropped,
+    framesDowngraded: run.downgraded,
+    lostThreads: run.audit.unaccountedThreads,
+    doubleCountedThreads: run.doubleCounted,
+    framesUnfinished: run.audit.openFrames,
+    latencyMs: {
+      p50: round(percentile(sorted, 50)),
+      p95: round(percentile(sorted, 95)),
+      p99: round(percentile(sorted, 99)),
+      max: round(sorted.at(-1) ?? 0),
+    },
+    outcomeFps: Math.round(stats.outcomeFps * 100) / 100,
+    duplicateWorkShare:
+      run.threadsComputed > 0
+        ? Math.round((1 - stats.threadsCounted / run.threadsComputed) * 10000) / 10000
+        : 0,
+    threadsComputed: run.threadsComputed,
+    threadsCounted: stats.threadsCounted,
+    reassignments: stats.frames.reduce((a, f) => a + f.reassignments, 0),
+    joins: run.joins,
+    leaves: run.leaves,
+    crashes: run.crashes,
+    events: run.events,
+    wallSeconds: Math.round(run.wallSeconds * 1000) / 1000,
+    participantSecondsPerWallSecond: Math.round(participantSeconds / Math.max(run.wallSeconds, 1e-6)),
+    participants: stats.participants.map((row) => {
+      const p = run.participants.get(row.id)
+      return {
+        id: row.id,
+        device: p?.device.name ?? '?',
+        cores: row.cores,
+        meanMsPerThread: Math.round(row.meanMsPerThread * 10) / 10,
+        threadsProcessed: row.threadsProcessed,
+        threadsAssigned: row.threadsAssigned,
+        threadsWasted: row.threadsWasted,
+        leasesExpired: row.leasesExpired,
+        present: row.present,
+      }
+    }),
+  }
+}
