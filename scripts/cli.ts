@@ -5,6 +5,7 @@
 import { CrowdmeshError } from '../peer/protocol/errors.ts'
 import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'
+import { simulateCommand } from './commands/simulate.ts'
 import { startCommand } from './commands/start.ts'
 import { UsageError } from './options.ts'
 
@@ -19,6 +20,10 @@ const commands: Record<string, Command> = {
     run: startCommand,
   },
   eval: { summary: 'score the job on a calibrated data set, leaving views out', run: evalCommand },
+  simulate: {
+    summary: 'simulate a whole event in virtual time with the real coordinator and a virtual crowd',
+    run: simulateCommand,
+  },
   bench: {
     summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON',
     run: benchCommand,

@@ -14,6 +14,14 @@ import type { FrameOutcome, OutcomeRule } from './outcome.ts'
 import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
 import { type FrameWork, WorkQueue } from './work-queue.ts'
 
+/**
+ * When the holder of a lease will finish, as far as the coordinator can tell: when expected, or, once
+ * overdue, as long again as it has run so far (a crashed or stalled holder looks later and later).
+ */
+function holderFinish(record: LeaseRecord, now: number): number {
+  return record.expectedAt > now ? record.expectedAt : now + (now - record.grantedAt)
+}
+
 /** Active leases of a frame that a request for a backup looks at, oldest first. */
 const speculationScan = 32
 
@@ -441,6 +449,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
     for (const work of this.queue.inOrder()) {
       let best: LeaseRecord | undefined
+      let bestFinish = 0
       // The oldest leases are the likeliest laggards: look at the first few, not at all of them.
       let looked = 0
       for (const record of this.leases.activeInFrame(work.index)) {
@@ -448,9 +457,13 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
         if (record.participantId === participant.id) continue
         if (this.leases.copies(record.key) >= this.options.maxCopies) continue
         if (held.some((h) => h.key === record.key)) continue
+        const finishThere = holderFinish(record, now)
         const finishHere = startsAt + expectedBlockMs(speed, record.lease.block.vertexCount)
-        if (finishHere >= record.expectedAt) continue
-        if (best === undefined || record.expectedAt > best.expectedAt) best = record
+        if (finishHere >= finishThere) continue
+        if (best === undefined || finishThere > bestFinish) {
+          best = record
+          bestFinish = finishThere
+        }
       }
       if (best !== undefined) return this.grant(participant, best.lease.block, held, true).lease
       // Only the earliest frame with outstanding work is worth backing up.

@@ -43,6 +43,8 @@ export async function threadMesh(
     waiting.clear()
   }
   coordinator.on('workQueued', onWorkQueued)
+  // At a frame's tail, idle threads may take backup copies of the slowest blocks.
+  coordinator.on('backupsWanted', onWorkQueued)
 
   const ready: Promise<void>[] = []
   for (let i = 0; i < count; i++) {
@@ -116,6 +118,7 @@ export async function threadMesh(
       if (stopped) return
       stopped = true
       coordinator.off('workQueued', onWorkQueued)
+      coordinator.off('backupsWanted', onWorkQueued)
       await Promise.all(workers.map((w) => w.terminate()))
     },
   }

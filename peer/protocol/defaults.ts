@@ -79,9 +79,9 @@ export const schedulingDefaults = {
   /** Leases a participant may hold at once: the next one hides the round trip of the last. */
   maxLeasesPerParticipant: 2,
   /** A lease's deadline is this many times its expected duration after the grant… */
-  deadlineSlack: 4,
+  deadlineSlack: 3,
   /** …and never sooner than this, ms (a calibration lease gets `calibrationDeadlineMs`). */
-  minDeadlineMs: 2_000,
+  minDeadlineMs: 1_000,
   calibrationDeadlineMs: 10_000,
   /** Duplicate the last outstanding blocks of a frame to idle, faster participants (backup tasks). */
   speculation: true,

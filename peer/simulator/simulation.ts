@@ -24,7 +24,10 @@ export interface SimulationInit {
   fps: number
   /** Share of the crowd that leaves per minute, each replaced by a newcomer (0.2 = 20 %/min). */
   churnPerMinute: number
-  /** Chance that a participant crashes while computing a block (it vanishes without a word). */
+  /**
+   * Share of the crowd that crashes per minute (0.05 = 5 %/min): the participant vanishes without a
+   * word in the middle of its block, its work lost, and is replaced by a newcomer.
+   */
   failRate: number
   seed: number
   /**
@@ -146,6 +149,8 @@ export function simulate(init: SimulationInit): SimulationReport {
     { clock },
   )
   const participants = new Map<string, VirtualParticipant>()
+  /** Participants present, for drawing who leaves (order is irrelevant; removal swaps with the last). */
+  const present: VirtualParticipant[] = []
   const standby: VirtualParticipant[] = []
   const latencies: number[] = []
   let doubleCounted = 0
@@ -227,6 +232,7 @@ export function simulate(init: SimulationInit): SimulationReport {
       computing: undefined,
     }
     participants.set(p.id, p)
+    present.push(p)
     joins++
     clock.setTimer(() => ask(p), rtt / 2)
   }
@@ -268,14 +274,7 @@ export function simulate(init: SimulationInit): SimulationReport {
       return
     }
     const slow = random.chance(p.device.stragglerChance) ? p.device.stragglerSlowdown : 1
-    const computeMs = ((lease.block.vertexCount / p.rate) * 1000 * slow)
-    if (random.chance(init.failRate)) {
-      // It crashes part-way through: the work is lost with it, and only a timeout will tell.
-      const at = random.next() * computeMs
-      const timer = clock.setTimer(() => crash(p, at), at)
-      p.computing = { lease, startedAt: clock.now(), timer }
-      return
-    }
+    const computeMs = (lease.block.vertexCount / p.rate) * 1000 * slow
     const timer = clock.setTimer(() => finish(p, lease), computeMs)
     p.computing = { lease, startedAt: clock.now(), timer }
   }
@@ -308,20 +307,17 @@ export function simulate(init: SimulationInit): SimulationReport {
     startNext(p)
   }
 
-  function crash(p: VirtualParticipant, computedMs: number): void {
-    if (p.computing !== undefined) threadsComputed += Math.round((computedMs / 1000) * p.rate)
-    p.alive = false
-    p.computing = undefined
-    crashes++
-    clock.setTimer(() => coordinator.handleParticipantGone(p.id), init.disconnectDetectMs)
-    // Someone else walks in: the crowd keeps its size.
-    clock.setTimer(join, random.exponential(5_000))
-  }
-
-  function leave(): void {
-    const alive = [...participants.values()].filter((p) => p.alive)
-    if (alive.length === 0) return
-    const p = alive[Math.floor(random.next() * alive.length)]!
+  /**
+   * A participant goes: `leave` says goodbye (the coordinator hears at once), `crash` vanishes in
+   * the middle of its block (only a timeout or the transport's disconnect detection will tell).
+   * Either way a newcomer walks in a little later: the crowd keeps its size.
+   */
+  function depart(kind: 'leave' | 'crash'): void {
+    if (present.length === 0) return
+    const at = Math.floor(random.next() * present.length)
+    const p = present[at]!
+    present[at] = present[present.length - 1]!
+    present.pop()
     p.alive = false
     if (p.computing !== undefined) {
       clock.clearTimer(p.computing.timer)
@@ -329,26 +325,32 @@ export function simulate(init: SimulationInit): SimulationReport {
       threadsComputed += Math.min(p.computing.lease.block.vertexCount, Math.round((elapsed / 1000) * p.rate))
       p.computing = undefined
     }
-    leaves++
-    // A graceful leave: the participant says goodbye.
-    clock.setTimer(() => coordinator.handleParticipantGone(p.id), p.rtt / 2)
+    if (kind === 'leave') {
+      leaves++
+      clock.setTimer(() => coordinator.handleParticipantGone(p.id), p.rtt / 2)
+    } else {
+      crashes++
+      clock.setTimer(() => coordinator.handleParticipantGone(p.id), init.disconnectDetectMs)
+    }
     clock.setTimer(join, random.exponential(5_000))
   }
 
-  function scheduleChurn(): void {
-    if (init.churnPerMinute <= 0) return
-    const perMs = (init.churnPerMinute * init.peers) / 60_000
-    const next = random.exponential(1 / perMs)
-    if (clock.now() + next > init.durationMs) return
+  /** A Poisson process of departures at `perMinute` of the crowd, during the event. */
+  function departures(kind: 'leave' | 'crash', perMinute: number): void {
+    if (perMinute <= 0) return
+    const meanMs = 60_000 / (perMinute * init.peers)
+    const next = random.exponential(meanMs)
+    if (clock.now() + next > 1000 + init.durationMs) return
     clock.setTimer(() => {
-      leave()
-      scheduleChurn()
+      depart(kind)
+      departures(kind, perMinute)
     }, next)
   }
 
   // The crowd arrives over the first second; cameras send every 1/fps from then on.
   for (let i = 0; i < init.peers; i++) clock.setTimer(join, random.next() * 1000)
-  scheduleChurn()
+  departures('leave', init.churnPerMinute)
+  departures('crash', init.failRate)
   const frameInterval = 1000 / init.fps
   const frameCount = Math.floor((init.durationMs / 1000) * init.fps)
   for (let k = 0; k < frameCount; k++) {
