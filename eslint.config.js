@@ -12,7 +12,7 @@ export default tseslint.config(
     rules: {
       // Event handlers hand promises to `void`; floating ones elsewhere are bugs.
       '@typescript-eslint/no-floating-promises': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       // Typed-array indexing with noUncheckedIndexedAccess needs `!` in hot loops.
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/restrict-template-expressions': [
