@@ -108,15 +108,6 @@ export class WorkQueue {
     if (at >= 0) work.requeued.splice(at, 1)
   }
 
-  /** True when some block is waiting to be granted. */
-  get hasWork(): boolean {
-    for (const work of this.frames.values()) {
-      if (work.requeued.length > 0) return true
-      if (work.ranges.some((r) => r.next < work.verticesPerCamera)) return true
-    }
-    return false
-  }
-
   /** Blocks-worth of vertices waiting (new and to redo), for statistics. */
   get queuedVertices(): number {
     let total = 0

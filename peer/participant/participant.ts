@@ -39,6 +39,9 @@ export async function runParticipant(
   const { link, worker } = components
   const stats: ParticipantStats = { blocksDone: 0, threadsDone: 0, blocksFailed: 0, busyMs: 0 }
   let next: Promise<Lease | undefined> = link.requestLease(signal)
+  // Whether `next` was asked for while a block was still computing: then "no" may only mean "not
+  // while you hold one", and the answer to ask again, now idle, may differ.
+  let prefetched = false
   while (!signal.aborted) {
     let lease: Lease | undefined
     try {
@@ -48,16 +51,20 @@ export async function runParticipant(
       throw error
     }
     if (lease === undefined) {
-      try {
-        await link.waitForWork(signal)
-      } catch (error) {
-        if (signal.aborted) break
-        throw error
+      if (!prefetched) {
+        try {
+          await link.waitForWork(signal)
+        } catch (error) {
+          if (signal.aborted) break
+          throw error
+        }
       }
+      prefetched = false
       next = link.requestLease(signal)
       continue
     }
     next = link.requestLease(signal)
+    prefetched = true
     const started = performance.now()
     try {
       const result = await worker.run(job, lease.block, signal)

@@ -13,6 +13,9 @@ import { InvalidOptionError } from '../../peer/protocol/errors.ts'
 import type { BlockResult, VertexJob } from '../../peer/protocol/job.ts'
 import { alphaForCoverage } from '../../peer/protocol/sampling.ts'
 import { targetSpace } from '../../peer/protocol/target-space.ts'
+import { builtInProfiles } from '../../peer/simulator/profile.ts'
+import { type SimulationReport, simulate, simulationDefaults } from '../../peer/simulator/simulation.ts'
+import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
 import { progressBar } from '../progress.ts'
 
@@ -22,13 +25,21 @@ Measures, on templeSparseRing (16 photographs, 640×480):
   cpuWorker.vertexViewsPerSecPerCore  data threads one CPU core colours per second   (target ≥ 5 M)
   aggregator.resultsPerSec            thread results the aggregator takes per second  (target ≥ 20 M)
   job.temple128.seconds               the whole job, 128³ grid × 16 views, all cores   (target ≤ 10 s)
-and prints them, and writes them as JSON.
+and the scheduler and the simulator:
+  scheduler.opsPerSec.participants1000 / .participants10000
+                                      lease grants + accepted results per second, one core (≥ 100 k)
+  simulate.seed1000x10min             1,000 participants × 10 minutes (seed profile): wall seconds
+                                      (≤ 30 s) and participant-seconds per wall second
+  simulate.failures                   the same event with churn 20 %/min and 5 %/min crashes: lost and
+                                      double-counted threads (0) and p99 latency against the calm run (≤ 2×)
+and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations.
 
 Options:
   --dataset DIR   the data set (default: templeSparseRing from the shared data folder)
   --grid N        grid for the job figure                                    [default: 128]
   --out FILE      where the JSON goes                           [default: out/bench.json]
   --json          print the JSON object instead of the table
+  --skip-simulation  leave out the 1,000-participant simulations (about a minute and a half)
   -h, --help      show this help
 `
 
@@ -109,6 +120,10 @@ export async function benchCommand(args: string[]): Promise<void> {
   })
   bar.done()
 
+  const scheduler1000 = schedulerOpsPerSec(1000)
+  const scheduler10000 = schedulerOpsPerSec(10_000)
+  const simulation = values['skip-simulation'] === true ? undefined : simulationFigures(json)
+
   const figures = {
     machine: { cores: availableParallelism(), node: process.version },
     dataset: dataset.name,
@@ -119,10 +134,28 @@ export async function benchCommand(args: string[]): Promise<void> {
     [`job.temple${grid}.seconds`]: round(run.seconds),
     [`job.temple${grid}.participants`]: run.participants,
     [`job.temple${grid}.colouredVertices`]: run.outcome.coloured,
+    'scheduler.opsPerSec.participants1000': Math.round(scheduler1000),
+    'scheduler.opsPerSec.participants10000': Math.round(scheduler10000),
+    ...(simulation !== undefined && {
+      'simulate.participantSecondsPerWallSecond': simulation.calm.participantSecondsPerWallSecond,
+      'simulate.seed1000x10min.wallSeconds': simulation.calm.wallSeconds,
+      'simulate.seed1000x10min.latencyMs': simulation.calm.latencyMs,
+      'simulate.failures.lostThreads': simulation.failing.lostThreads,
+      'simulate.failures.doubleCountedThreads': simulation.failing.doubleCountedThreads,
+      'simulate.failures.latencyMs': simulation.failing.latencyMs,
+      'simulate.failures.p99Ratio':
+        Math.round((simulation.failing.latencyMs.p99 / simulation.calm.latencyMs.p99) * 100) / 100,
+      'simulate.failures.duplicateWorkShare': simulation.failing.duplicateWorkShare,
+      'simulate.failures.crashes': simulation.failing.crashes,
+      'simulate.failures.leaves': simulation.failing.leaves,
+    }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
       'job.temple128.seconds': 10,
+      'scheduler.opsPerSec': 100_000,
+      'simulate.seed1000x10min.wallSeconds': 30,
+      'simulate.failures.p99Ratio': 2,
     },
   }
   await mkdir(dirname(outFile), { recursive: true })
@@ -138,8 +171,34 @@ export async function benchCommand(args: string[]): Promise<void> {
       `  aggregator.resultsPerSec            ${(resultsPerSec / 1e6).toFixed(1)} M/s  (${mark(resultsPerSec >= 20e6)} ≥ 20 M)\n` +
       `  aggregator.decideSeconds            ${decideSeconds.toFixed(2)} s\n` +
       `  job.temple${grid}.seconds              ${run.seconds.toFixed(2)} s  (${mark(run.seconds <= 10)} ≤ 10 s)\n` +
+      `  scheduler.opsPerSec (1,000 / 10,000)  ${(scheduler1000 / 1000).toFixed(0)} k / ${(scheduler10000 / 1000).toFixed(0)} k ops/s  ` +
+      `(${mark(Math.min(scheduler1000, scheduler10000) >= 100_000)} ≥ 100 k)\n` +
+      (simulation === undefined
+        ? ''
+        : `  simulate 1,000 × 10 min (seed)       ${simulation.calm.wallSeconds} s wall, ` +
+          `${simulation.calm.participantSecondsPerWallSecond} participant-s per s  (${mark(simulation.calm.wallSeconds <= 30)} ≤ 30 s)\n` +
+          `  … with churn 20 %/min, crashes 5 %/min  ${simulation.failing.lostThreads} lost, ${simulation.failing.doubleCountedThreads} double-counted, ` +
+          `p99 ${simulation.failing.latencyMs.p99} ms vs ${simulation.calm.latencyMs.p99} ms ` +
+          `(${mark(simulation.failing.latencyMs.p99 <= 2 * simulation.calm.latencyMs.p99)} ≤ 2×)\n`) +
       `  written to ${outFile}\n`,
   )
+}
+
+/** The 1,000-participant, 10-minute event, calm and with churn and crashes (batch mode: every frame completes). */
+function simulationFigures(quiet: boolean): { calm: SimulationReport; failing: SimulationReport } {
+  const init = { ...simulationDefaults, profile: builtInProfiles.seed!, peers: 1000, durationMs: 600_000 }
+  const calmBar = progressBar('simulate 1,000 × 10 min', { quiet })
+  const calm = simulate({ ...init, onProgress: (d, t) => calmBar.update(d, t) })
+  calmBar.done()
+  const failingBar = progressBar('… with churn and crashes', { quiet })
+  const failing = simulate({
+    ...init,
+    churnPerMinute: 0.2,
+    failRate: 0.05,
+    onProgress: (d, t) => failingBar.update(d, t),
+  })
+  failingBar.done()
+  return { calm, failing }
 }
 
 function round(x: number): number {

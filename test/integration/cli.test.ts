@@ -148,4 +148,54 @@ describe('crowdmesh CLI', () => {
     expect(report.groundTruth.surfaceAccuracy).toBeGreaterThan(0.9)
     expect(report.groundTruth.freeSpaceColoured).toBeLessThan(0.02)
   })
+
+  it('simulate --json is deterministic for a seed and reports the figures scripts read', async () => {
+    const args = [
+      'simulate',
+      '--peers',
+      '40',
+      '--duration',
+      '20s',
+      '--churn',
+      '20%',
+      '--fail-rate',
+      '5%',
+      '--seed',
+      '4',
+      '--json',
+    ]
+    const first = await crowdmesh(args)
+    expect(first.code).toBe(0)
+    const report = JSON.parse(first.stdout)
+    for (const field of [
+      'framesCompleted',
+      'framesDropped',
+      'lostThreads',
+      'doubleCountedThreads',
+      'duplicateWorkShare',
+      'wallSeconds',
+    ]) {
+      expect(report).toHaveProperty(field)
+    }
+    expect(report.latencyMs).toMatchObject({
+      p50: expect.any(Number),
+      p95: expect.any(Number),
+      p99: expect.any(Number),
+    })
+    expect(report.participants.length).toBeGreaterThanOrEqual(40)
+    expect(report.lostThreads).toBe(0)
+    expect(report.doubleCountedThreads).toBe(0)
+    const again = JSON.parse((await crowdmesh(args)).stdout)
+    expect({ ...again, wallSeconds: 0, participantSecondsPerWallSecond: 0 }).toEqual({
+      ...report,
+      wallSeconds: 0,
+      participantSecondsPerWallSecond: 0,
+    })
+    const table = await crowdmesh(['simulate', '--peers', '20', '--duration', '10s'])
+    expect(table.stdout).toMatch(/ms\/thread/)
+    expect(table.stdout).toMatch(/latency {7}p50/)
+    const bad = await crowdmesh(['simulate', '--churn', 'lots'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--churn must be a share/)
+  })
 })

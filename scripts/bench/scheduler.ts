@@ -1,0 +1,74 @@
+import { Coordinator } from '../../peer/coordinator/coordinator.ts'
+import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
+import type { BlockResult, Lease, VertexJob } from '../../peer/protocol/job.ts'
+import { targetSpace } from '../../peer/protocol/target-space.ts'
+import { VirtualClock } from '../../peer/simulator/virtual-clock.ts'
+
+/**
+ * Scheduler operations (lease grants + accepted results) per second on one core, with `participants`
+ * participants each holding a lease at any time: the coordinator core alone, with the counting sink
+ * and a virtual clock, no transport.
+ */
+export function schedulerOpsPerSec(participants: number, seconds = 1.5): number {
+  const clock = new VirtualClock()
+  const cameras = Array.from({ length: 8 }, (_, id) => ({
+    id,
+    name: `cam${id}`,
+    k: [800, 0, 320, 0, 800, 240, 0, 0, 1],
+    r: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    t: [0, 0, 6],
+    width: 640,
+    height: 480,
+  }))
+  const job: VertexJob = {
+    jobId: 'bench',
+    space: targetSpace({ min: [-2, -2, 0], max: [2, 2, 3] }, 32),
+    cameras,
+    maxAreaRadius: 8,
+    backgroundSum: 130,
+  }
+  const coordinator = new Coordinator<LedgerSummary>({ job, frameSinks: ledgerSinks() }, { clock })
+  const ids = Array.from({ length: participants }, (_, i) => `p${i}`)
+  const capability = { cores: 8, threadsPerSec: 1000, bandwidthBytesPerSec: 1e6, rttMs: 50, dutyCycle: 0.25 }
+  const zeros = new Uint8Array(4 * 4096)
+  const result = (lease: Lease): BlockResult => ({
+    ...lease.block,
+    colours: zeros.subarray(0, lease.block.vertexCount * 4),
+  })
+  let frame = 0
+  const addFrame = () => {
+    for (const camera of cameras) {
+      coordinator.addFrame({ cameraId: camera.id, index: frame, captureTime: 0, imageUrl: 'data:,' })
+    }
+    frame++
+  }
+  const lease = (id: string): Lease => {
+    for (;;) {
+      const granted = coordinator.handleLeaseRequest(id, capability)
+      if (granted !== undefined) return granted
+      addFrame()
+    }
+  }
+  // Every participant holds one lease; the oldest comes back first and its owner asks again at once.
+  // Time moves so that a lease lives about 150 ms, the scheduler's target block time.
+  const step = 150 / participants
+  const ring: Lease[] = ids.map((id) => lease(id))
+  let ops = participants
+  const started = performance.now()
+  const end = started + seconds * 1000
+  let at = 0
+  while (performance.now() < end) {
+    for (let i = 0; i < 1000; i++) {
+      const done = ring[at]!
+      const owner = ids[at]!
+      if (coordinator.handleBlockResult(owner, done.leaseId, result(done))) ops++
+      ring[at] = lease(owner)
+      ops++
+      at = (at + 1) % participants
+      clock.runUntil(clock.now() + step)
+    }
+  }
+  const elapsed = (performance.now() - started) / 1000
+  coordinator.stop()
+  return ops / elapsed
+}
