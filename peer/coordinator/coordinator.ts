@@ -60,6 +60,13 @@ export interface CoordinatorInit<T = FrameOutcome> {
   blockVertices?: number
   /** Live mode with a latency budget; absent: batch mode, every frame completes however long it takes. */
   live?: LiveMode
+  /**
+   * `pull` (default): participants ask for work. `push`: the coordinator hands leases to the
+   * participants it knows with spare capacity (`leaseOffered`) whenever work is queued or a result
+   * frees a slot; the seed describes both. Pull keeps the coordinator simple and lets a participant
+   * pace itself; push saves a round trip per block where round trips are long.
+   */
+  mode?: 'pull' | 'push'
   /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
@@ -113,6 +120,8 @@ export interface CoordinatorEvents<T> {
   resultRejected: [RejectedResult]
   /** Blocks joined the queue: participants on standby may ask again. */
   workQueued: []
+  /** Push mode: a lease for a participant that did not ask; the transport delivers it. */
+  leaseOffered: [{ participantId: string; lease: Lease }]
   /**
    * The last new block of a frame is out: idle participants that ask now may get backup copies of its
    * slowest outstanding blocks. The transport wakes a few fast participants on standby.
@@ -158,6 +167,8 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   private readonly log: Logger
   private readonly options: SchedulingOptions
   private readonly live: LiveMode | undefined
+  private readonly push: boolean
+  private offering = false
   private readonly sinks: FrameSinkFactory<T>
   private readonly queue = new WorkQueue()
   private readonly leases: LeaseBook
@@ -189,6 +200,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       }),
     }
     this.live = init.live
+    this.push = init.mode === 'push'
     this.sinks =
       init.frameSinks ??
       (aggregationSinks({
@@ -250,6 +262,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       }
     }
     this.emit('workQueued')
+    this.offerWork()
   }
 
   /**
@@ -335,6 +348,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       sink.add(result)
       this.count(participant, record, work)
       if (sink.complete) this.completeFrame(work, sink)
+      this.offerWork(participant)
       return true
     } catch (error) {
       if (!(error instanceof CrowdmeshError)) throw error
@@ -351,14 +365,49 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     this.fail(record)
   }
 
+  /** Push mode: a participant introduces itself and its capability; it is offered work at once. */
+  handleParticipantJoined(participantId: string, capability?: Capability): void {
+    this.participants.touch(participantId, this.clock.now(), capability)
+    this.offerWork()
+  }
+
+  /**
+   * Push mode: fills every known participant's spare lease slots, fastest first, while work remains,
+   * announcing each lease through `leaseOffered`.
+   */
+  private offerWork(only?: ParticipantRecord): void {
+    if (!this.push || this.stopped || this.offering) return
+    // Offering grants leases, which requeue nothing but must not re-enter here all the same.
+    this.offering = true
+    try {
+      // After a result only its sender has a new free slot; the others were offered when work came.
+      const idle =
+        only !== undefined
+          ? [only]
+          : [...this.participants.present()].sort(
+              (a, b) => this.participants.speed(b).threadsPerSec - this.participants.speed(a).threadsPerSec,
+            )
+      for (const participant of idle) {
+        if (this.queue.firstWithWork() === undefined) break
+        for (;;) {
+          const lease = this.handleLeaseRequest(participant.id)
+          if (lease === undefined) break
+          this.emit('leaseOffered', { participantId: participant.id, lease })
+        }
+      }
+    } finally {
+      this.offering = false
+    }
+  }
+
   /** A participant left (or its connection broke): its leases are queued again at once. */
   handleParticipantGone(participantId: string): void {
-    const now = this.clock.now()
+    // Gone first, so that its own blocks are not offered back to it.
+    this.participants.leave(participantId, this.clock.now())
     for (const record of this.leases.activeOf(participantId)) {
       this.leases.close(record, 'abandoned')
       this.requeue(record)
     }
-    this.participants.leave(participantId, now)
   }
 
   /** The management table and frame figures. */
@@ -480,9 +529,11 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     this.threadsCounted += block.vertexCount
     this.leases.close(record, 'settled')
     // Copies of the block still out are no longer wanted, and a queued redo of it is void.
-    for (const copy of this.leases.activeOn(record.key)) {
-      this.leases.close(copy, 'cancelled')
-      this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
+    if (this.leases.copies(record.key) > 0) {
+      for (const copy of this.leases.activeOn(record.key)) {
+        this.leases.close(copy, 'cancelled')
+        this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
+      }
     }
     this.queue.withdraw(block)
     this.participants.observe(
@@ -580,5 +631,6 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     this.queue.requeue(block)
     this.emit('leaseRequeued', record.lease)
     this.emit('workQueued')
+    this.offerWork()
   }
 }

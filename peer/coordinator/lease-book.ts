@@ -99,15 +99,19 @@ export class LeaseBook {
         this.ticks.delete(record.lease.deadline)
       }
     }
-    unindex(this.byParticipant, record.participantId, record.lease.leaseId)
+    // A participant's set stays (it will hold leases again); block and frame sets go with them.
+    this.byParticipant.get(record.participantId)?.delete(record.lease.leaseId)
     unindex(this.byBlock, record.key, record.lease.leaseId)
     unindex(this.activeByFrame, record.lease.block.frameIndex, record.lease.leaseId)
     this.activeCount--
   }
 
-  /** Active leases of a participant. */
+  /** Active leases of a participant (a fresh array; a participant holds at most a few). */
   activeOf(participantId: string): LeaseRecord[] {
-    return [...(this.byParticipant.get(participantId) ?? [])].map((id) => this.records.get(id)!)
+    const ids = this.byParticipant.get(participantId)
+    const out: LeaseRecord[] = []
+    if (ids !== undefined) for (const id of ids) out.push(this.records.get(id)!)
+    return out
   }
 
   /** Active leases on a block. */

@@ -3,6 +3,7 @@
  * worker port. Started by `threadMesh`; the same participant loop runs over libp2p in later issues.
  */
 import { parentPort } from 'node:worker_threads'
+import { CapabilityMeter } from '../participant/capability-meter.ts'
 import { cpuWorker } from '../participant/cpu-worker.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import { type CoordinatorLink, runParticipant } from '../participant/participant.ts'
@@ -54,9 +55,9 @@ function call(
 }
 
 const link: CoordinatorLink = {
-  async requestLease(signal) {
+  async requestLease(signal, capability) {
     if (signal.aborted) throw new AbortError()
-    const answer = await call({ type: 'lease-request' })
+    const answer = await call({ type: 'lease-request', capability })
     return answer.lease ?? undefined
   },
   async sendResult(leaseId, result) {
@@ -83,4 +84,10 @@ port.postMessage({ type: 'ready' })
 const job = await jobPromise
 const controller = new AbortController()
 port.on('close', () => controller.abort())
-await runParticipant(job, { link, worker: cpuWorker({ frames: frameSource() }) }, controller.signal)
+// A participant thread runs on the operator's own machine: it lends the whole of its core.
+const meter = new CapabilityMeter({ cores: 1, dutyCycle: 1 })
+await runParticipant(
+  job,
+  { link, worker: cpuWorker({ frames: frameSource() }), meter, dutyCycle: 1 },
+  controller.signal,
+)

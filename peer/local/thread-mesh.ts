@@ -81,7 +81,7 @@ export async function threadMesh(
         onReady()
         return
       case 'lease-request': {
-        const lease = coordinator.handleLeaseRequest(id)
+        const lease = coordinator.handleLeaseRequest(id, message.capability)
         if (lease === undefined) waiting.add(worker)
         post(worker, { type: 'lease', requestId: message.requestId, lease: (lease ?? null) as never })
         return

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { capabilitySchema } from '../protocol/capability.ts'
 import { leaseSchema, parseMessage, vertexJobSchema } from '../protocol/schemas.ts'
 
 /**
@@ -18,7 +19,7 @@ export type ToParticipant = z.infer<typeof toParticipantSchema>
 /** Participant → coordinator. */
 export const toCoordinatorSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('lease-request'), requestId: z.number().int() }),
+  z.object({ type: z.literal('lease-request'), requestId: z.number().int(), capability: capabilitySchema }),
   z.object({
     type: z.literal('result'),
     requestId: z.number().int(),

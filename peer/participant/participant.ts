@@ -1,10 +1,12 @@
+import type { Capability } from '../protocol/capability.ts'
 import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
 import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+import { type CapabilityMeter, dutyCyclePauseMs } from './capability-meter.ts'
 
 /** How a participant reaches its coordinator; implemented by each transport (threads now, libp2p later). */
 export interface CoordinatorLink {
-  /** Asks for work; resolves undefined when there is none (standby). */
-  requestLease(signal: AbortSignal): Promise<Lease | undefined>
+  /** Asks for work, stating what it can do; resolves undefined when there is none for it now. */
+  requestLease(signal: AbortSignal, capability: Capability): Promise<Lease | undefined>
   /** Returns a block's result. */
   sendResult(leaseId: number, result: BlockResult): Promise<void>
   /** Says a block could not be computed, so the coordinator re-assigns it at once. */
@@ -26,19 +28,39 @@ export interface ParticipantStats {
   busyMs: number
 }
 
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
 /**
- * The participant loop: ask for a lease, compute it, return the result, and ask again, until the
- * signal aborts. The next lease is requested while the current block computes, hiding the round trip.
- * A block that throws is reported as failed (the coordinator re-queues it) and the loop goes on.
+ * The participant loop: ask for a lease (stating its measured capability), compute it, return the
+ * result, pause to stay within its duty cycle, and ask again, until the signal aborts. The next lease
+ * is requested while the current block computes, hiding the round trip. A block that throws is
+ * reported as failed (the coordinator re-queues it) and the loop goes on.
  */
 export async function runParticipant(
   job: VertexJob,
-  components: { link: CoordinatorLink; worker: BlockWorker },
+  components: { link: CoordinatorLink; worker: BlockWorker; meter: CapabilityMeter; dutyCycle: number },
   signal: AbortSignal,
 ): Promise<ParticipantStats> {
-  const { link, worker } = components
+  const { link, worker, meter, dutyCycle } = components
+  const ask = (): Promise<Lease | undefined> => {
+    const sent = performance.now()
+    return link.requestLease(signal, meter.current()).then((lease) => {
+      meter.recordRoundTrip(performance.now() - sent)
+      return lease
+    })
+  }
   const stats: ParticipantStats = { blocksDone: 0, threadsDone: 0, blocksFailed: 0, busyMs: 0 }
-  let next: Promise<Lease | undefined> = link.requestLease(signal)
+  let next: Promise<Lease | undefined> = ask()
   // Whether `next` was asked for while a block was still computing: then "no" may only mean "not
   // while you hold one", and the answer to ask again, now idle, may differ.
   let prefetched = false
@@ -60,18 +82,23 @@ export async function runParticipant(
         }
       }
       prefetched = false
-      next = link.requestLease(signal)
+      next = ask()
       continue
     }
-    next = link.requestLease(signal)
+    next = ask()
     prefetched = true
     const started = performance.now()
     try {
       const result = await worker.run(job, lease.block, signal)
-      stats.busyMs += performance.now() - started
+      const busy = performance.now() - started
+      stats.busyMs += busy
+      meter.recordBlock(lease.block.vertexCount, busy)
       await link.sendResult(lease.leaseId, result)
       stats.blocksDone++
       stats.threadsDone += lease.block.vertexCount
+      // Keep within the duty cycle: the device's own use comes first.
+      const pause = dutyCyclePauseMs(busy, dutyCycle)
+      if (pause > 0) await sleep(pause, signal)
     } catch (error) {
       if (signal.aborted) break
       stats.blocksFailed++

@@ -59,8 +59,6 @@ export interface BlockResult {
   readonly colours: Uint8Array
 }
 
-const keys = new WeakMap<object, string>()
-
 /** A stable key for a block: a block counts once however many copies of its result come back. */
 export function blockKey(b: {
   frameIndex: number
@@ -68,13 +66,7 @@ export function blockKey(b: {
   firstVertex: number
   vertexCount: number
 }): string {
-  // The scheduler asks for the key of the same block object many times: keep it.
-  let key = keys.get(b)
-  if (key === undefined) {
-    key = `${b.frameIndex}/${b.cameraId}/${b.firstVertex}+${b.vertexCount}`
-    keys.set(b, key)
-  }
-  return key
+  return `${b.frameIndex}/${b.cameraId}/${b.firstVertex}+${b.vertexCount}`
 }
 
 /** A block granted to a participant until `deadline` (coordinator clock, ms). */

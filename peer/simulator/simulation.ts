@@ -40,6 +40,8 @@ export interface SimulationInit {
   /** Live mode; absent: batch, every frame completes however late. */
   live?: LiveMode
   scheduling?: Partial<SchedulingOptions>
+  /** Pull (participants ask) or push (the coordinator hands out leases); see `CoordinatorInit.mode`. */
+  mode?: 'pull' | 'push'
   /** How long after a crash the transport notices the participant is gone, ms. */
   disconnectDetectMs: number
   /** Time allowed after the last frame for the backlog to finish, ms. */
@@ -145,6 +147,7 @@ export function simulate(init: SimulationInit): SimulationReport {
       frameSinks: ledgerSinks(),
       ...(init.live !== undefined && { live: init.live }),
       ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
+      ...(init.mode !== undefined && { mode: init.mode }),
     },
     { clock },
   )
@@ -163,6 +166,15 @@ export function simulate(init: SimulationInit): SimulationReport {
   let nextId = 0
   let wakeScheduled = false
   const maxLeases = init.scheduling?.maxLeasesPerParticipant ?? 2
+  const push = init.mode === 'push'
+  coordinator.on('leaseOffered', ({ participantId, lease }) => {
+    const p = participants.get(participantId)!
+    clock.setTimer(() => {
+      if (!p.alive) return
+      p.queue.push(lease)
+      startNext(p)
+    }, p.rtt / 2)
+  })
 
   coordinator.on('frameComplete', (summary, report) => {
     latencies.push(report.latencyMs)
@@ -234,11 +246,11 @@ export function simulate(init: SimulationInit): SimulationReport {
     participants.set(p.id, p)
     present.push(p)
     joins++
-    clock.setTimer(() => ask(p), rtt / 2)
+    clock.setTimer(() => (push ? coordinator.handleParticipantJoined(p.id, p.capability) : ask(p)), rtt / 2)
   }
 
   function ask(p: VirtualParticipant): void {
-    if (!p.alive || p.asking) return
+    if (push || !p.alive || p.asking) return
     const held = p.queue.length + (p.computing !== undefined ? 1 : 0)
     if (held >= maxLeases) return
     // Like a real participant, it asks for a second lease only where that hides a round trip worth hiding.

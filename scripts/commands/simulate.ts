@@ -29,6 +29,7 @@ Options:
                          0 runs in batch mode (every frame completes)                [default: 5000]
   --overload MODE        live mode: "downgrade" (coarser grid when the crowd cannot keep up)
                          or "drop"                                             [default: downgrade]
+  --mode pull|push       participants ask for work, or the coordinator hands it out    [default: pull]
   --rows N               rows of the management table to print                         [default: 10]
   --json                 print one JSON object (the whole report)
   -h, --help             show this help
@@ -78,6 +79,7 @@ export async function simulateCommand(args: string[]): Promise<void> {
       'latency-budget': { type: 'string' },
       overload: { type: 'string' },
       rows: { type: 'string' },
+      mode: { type: 'string' },
       json: { type: 'boolean' },
     },
     help,
@@ -94,6 +96,8 @@ export async function simulateCommand(args: string[]): Promise<void> {
   if (overload !== 'drop' && overload !== 'downgrade') {
     throw new UsageError(`--overload must be drop or downgrade, got "${overload}"`)
   }
+  const mode = stringOption(values, 'mode') ?? 'pull'
+  if (mode !== 'pull' && mode !== 'push') throw new UsageError(`--mode must be pull or push, got "${mode}"`)
   const seedText = stringOption(values, 'seed')
   const seed = seedText === undefined ? simulationDefaults.seed : Number(seedText)
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${seedText}"`)
@@ -120,6 +124,7 @@ export async function simulateCommand(args: string[]): Promise<void> {
     grid,
     cameras: positiveInt(stringOption(values, 'cameras'), 'cameras', simulationDefaults.cameras),
     ...(budget > 0 && { live: { latencyBudgetMs: budget, overload } }),
+    mode,
     onProgress: (done, total) => bar.update(done, total),
   })
   bar.done(`${report.virtualSeconds} s of event in ${report.wallSeconds} s`)

@@ -245,4 +245,26 @@ describe('Coordinator', () => {
     expect(pending()).toBe(0)
     expect(coordinator.handleLeaseRequest('p')).toBeUndefined()
   })
+
+  it('push mode: hands leases to joined participants with spare capacity, fastest first', () => {
+    const time = manualClock()
+    const coordinator = new Coordinator({ job, blockVertices: 16, mode: 'push' }, { clock: time.clock })
+    const offered: [string, Lease][] = []
+    coordinator.on('leaseOffered', ({ participantId, lease }) => offered.push([participantId, lease]))
+    coordinator.handleParticipantJoined('slow', capability(10, 100))
+    coordinator.handleParticipantJoined('fast', capability(4000, 100))
+    expect(offered).toHaveLength(0)
+    coordinator.addFrame(frame(0, 0))
+    // The fast one is served first, and takes two (its round trip is long beside its block); the slow
+    // one takes one (a second would only wait behind its first).
+    expect(offered.map(([p]) => p)).toEqual(['fast', 'fast', 'slow'])
+    // A result frees a slot, and the sender is offered the next block at once.
+    const [, first] = offered[0]!
+    coordinator.handleBlockResult('fast', first.leaseId, compute(first))
+    expect(offered).toHaveLength(4)
+    expect(offered[3]![0]).toBe('fast')
+    // A participant that leaves is not offered its own blocks back.
+    coordinator.handleParticipantGone('slow')
+    expect(offered.slice(4).every(([p]) => p === 'fast')).toBe(true)
+  })
 })

@@ -80,6 +80,14 @@ describe('mesh simulator', () => {
     expect(dropping.lostThreads).toBe(0)
   })
 
+  it('push mode schedules the same event without losing or double-counting a thread', () => {
+    const report = simulate({ ...base, mode: 'push', churnPerMinute: 0.3, failRate: 0.2, durationMs: 40_000 })
+    expect(report.framesCompleted).toBe(report.framesAdded)
+    expect(report.lostThreads).toBe(0)
+    expect(report.doubleCountedThreads).toBe(0)
+    expect(report.crashes + report.leaves).toBeGreaterThan(0)
+  })
+
   it('gives faster participants more threads (capability-sized blocks)', () => {
     const report = simulate({ ...base, peers: 40 })
     const perThread = (device: string) => {
