@@ -1,0 +1,380 @@
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { WebSocket, WebSocketServer } from 'ws'
+import { z } from 'zod'
+import { type Logger, logger as makeLogger } from '../peer/protocol/logger.ts'
+import { type IceServer, turnCredentials } from '../relay/turn-credentials.ts'
+import {
+  InvalidTokenError,
+  type JoinClaims,
+  type Role,
+  signJoinToken,
+  verifyJoinToken,
+} from './join-token.ts'
+import { Metrics } from './metrics.ts'
+
+/** Options of the signaling server; each defaults as documented. */
+export interface SignalingInit {
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string
+  /** Port (default 0: any free one). */
+  port?: number
+  /** Base URL put in join links (default http://<host>:<port>). */
+  publicUrl?: string
+  /** Secret that signs join tokens (default: random per process). */
+  tokenSecret?: string
+  /** Bearer key of the operator API (default: random; read it from `operatorKey`). */
+  operatorKey?: string
+  /** STUN/TURN servers handed to joining peers; TURN credentials are minted per peer. */
+  ice?: { stunUrls: string[]; turnUrls: string[]; turnSecret: string; ttlSeconds: number }
+  /** Largest request body, bytes (default 16 KiB). */
+  maxBodyBytes?: number
+  /** Largest signaling message over WebSocket, bytes (default 64 KiB). */
+  maxSignalBytes?: number
+  /** Signaling messages one peer may send per second before it is cut off (default 50). */
+  maxSignalsPerSecond?: number
+  /** The participant web app page served at a join link (the browser issue fills it in). */
+  appHtml?: (claims: JoinClaims) => string
+}
+
+/** What the coordinator tells the signaling server about its event, for joining peers. */
+export interface EventBootstrap {
+  coordinatorPeerId: string | undefined
+  relayAddrs: string[]
+}
+
+interface EventRecord extends EventBootstrap {
+  id: string
+  name: string
+  createdAt: number
+  expiresAt: number
+}
+
+/** A running signaling server. */
+export interface SignalingServer {
+  readonly url: string
+  readonly operatorKey: string
+  /** Creates an event and its join links (also reachable as `POST /api/events`). */
+  createEvent(name: string, ttlSeconds?: number): { event: string; joinLinks: Record<Role, string> }
+  /** Records the coordinator's peer id and the relay's addresses for an event's joiners. */
+  setBootstrap(event: string, bootstrap: EventBootstrap): void
+  close(): Promise<void>
+}
+
+const createEventSchema = z.object({
+  name: z.string().min(1).max(200).optional(),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 24 * 3600)
+    .optional(),
+})
+const bootstrapSchema = z.object({
+  coordinatorPeerId: z.string().min(1).max(200),
+  relayAddrs: z.array(z.string().min(1).max(500)).max(16),
+})
+const signalSchema = z.object({
+  to: z.string().min(1).max(64),
+  data: z.unknown(),
+})
+
+/** Errors with an HTTP status: the message is what the person at the other end reads. */
+class HttpError extends Error {
+  readonly status: number
+  constructor(status: number, message: string) {
+    super(message)
+    this.status = status
+  }
+}
+
+/**
+ * The signaling server: one HTTP + WebSocket server. Operators create events and get signed join
+ * links; a joining peer presents its link's token and gets the bootstrap (relay addresses, the
+ * coordinator's peer id, STUN/TURN servers with ephemeral credentials); peers that connect with
+ * simple-peer exchange SDP and ICE through `/signal`. Also `/health` and `/metrics` (Prometheus text).
+ * Every request is validated; a bad one gets a clear error and the server keeps serving the others.
+ */
+export async function startSignaling(
+  init: SignalingInit = {},
+  components: { logger?: Logger } = {},
+): Promise<SignalingServer> {
+  const log = components.logger ?? makeLogger('crowdmesh:signaling')
+  const tokenSecret = init.tokenSecret ?? randomBytes(32).toString('base64url')
+  const operatorKey = init.operatorKey ?? randomBytes(24).toString('base64url')
+  const maxBody = init.maxBodyBytes ?? 16 * 1024
+  const maxSignal = init.maxSignalBytes ?? 64 * 1024
+  const maxSignalsPerSecond = init.maxSignalsPerSecond ?? 50
+  const events = new Map<string, EventRecord>()
+  const metrics = new Metrics()
+  // Signaling peers by event, then by peer id (the token's jti).
+  const peers = new Map<string, Map<string, WebSocket>>()
+  let baseUrl = ''
+
+  const createEvent = (name: string, ttlSeconds = 12 * 3600) => {
+    const id = randomUUID().slice(0, 8)
+    const now = Math.floor(Date.now() / 1000)
+    const record: EventRecord = {
+      id,
+      name,
+      createdAt: now,
+      expiresAt: now + ttlSeconds,
+      coordinatorPeerId: undefined,
+      relayAddrs: [],
+    }
+    events.set(id, record)
+    const link = (role: Role) =>
+      `${baseUrl}/join/${id}/${signJoinToken({ event: id, role, exp: record.expiresAt, jti: randomUUID().slice(0, 12) }, tokenSecret)}`
+    const joinLinks = {
+      participant: link('participant'),
+      viewer: link('viewer'),
+      recorder: link('recorder'),
+      operator: link('operator'),
+    }
+    metrics.count('crowdmesh_signaling_events_created_total')
+    log(`event ${id} (${name}) created`)
+    return { event: id, joinLinks }
+  }
+
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      const status = error instanceof HttpError ? error.status : 500
+      if (status === 500) log.error(`request failed: ${(error as Error).stack ?? String(error)}`)
+      metrics.count('crowdmesh_signaling_requests_total', { status: String(status) })
+      if (!response.headersSent)
+        json(response, status, { error: status === 500 ? 'internal error' : (error as Error).message })
+      else response.end()
+    })
+  })
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost')
+    const path = url.pathname
+    if (request.method === 'GET' && path === '/health') {
+      metrics.count('crowdmesh_signaling_requests_total', { status: '200' })
+      return json(response, 200, { status: 'ok', events: events.size, signalingPeers: countPeers() })
+    }
+    if (request.method === 'GET' && path === '/metrics') {
+      metrics.set('crowdmesh_signaling_events', events.size)
+      metrics.set('crowdmesh_signaling_peers', countPeers())
+      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+      return void response.end(metrics.render())
+    }
+    if (request.method === 'POST' && path === '/api/events') {
+      requireOperator(request)
+      const body = createEventSchema.safeParse(await readJson(request))
+      if (!body.success)
+        throw new HttpError(
+          400,
+          `bad event request: ${body.error.issues[0]!.path.join('.')}: ${body.error.issues[0]!.message}`,
+        )
+      return json(response, 201, createEvent(body.data.name ?? 'event', body.data.ttlSeconds))
+    }
+    const bootstrapPut = /^\/api\/events\/([\w-]+)\/bootstrap$/.exec(path)
+    if (request.method === 'PUT' && bootstrapPut !== null) {
+      requireOperator(request)
+      const event = events.get(bootstrapPut[1]!)
+      if (event === undefined) throw new HttpError(404, `no event ${bootstrapPut[1]}`)
+      const body = bootstrapSchema.safeParse(await readJson(request))
+      if (!body.success)
+        throw new HttpError(
+          400,
+          `bad bootstrap: ${body.error.issues[0]!.path.join('.')}: ${body.error.issues[0]!.message}`,
+        )
+      Object.assign(event, body.data)
+      response.writeHead(204)
+      return void response.end()
+    }
+    if (request.method === 'GET' && path === '/api/bootstrap') {
+      const claims = verify(url.searchParams.get('token') ?? '', undefined)
+      const event = events.get(claims.event)!
+      metrics.count('crowdmesh_signaling_bootstraps_total')
+      return json(response, 200, {
+        event: event.id,
+        name: event.name,
+        role: claims.role,
+        peer: claims.jti,
+        coordinatorPeerId: event.coordinatorPeerId ?? null,
+        relayAddrs: event.relayAddrs,
+        iceServers: iceServers(claims.jti),
+        expiresAt: claims.exp,
+      })
+    }
+    const join = /^\/join\/([\w-]+)\/([\w.-]+)$/.exec(path)
+    if (request.method === 'GET' && join !== null) {
+      let claims: JoinClaims
+      try {
+        claims = verify(join[2]!, join[1])
+      } catch (error) {
+        metrics.count('crowdmesh_signaling_joins_total', { result: 'refused' })
+        if (!(error instanceof HttpError)) throw error
+        response.writeHead(error.status, { 'content-type': 'text/html; charset=utf-8' })
+        return void response.end(page('This link cannot be used', escapeHtml(error.message)))
+      }
+      metrics.count('crowdmesh_signaling_joins_total', { result: 'ok' })
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      return void response.end(
+        init.appHtml?.(claims) ??
+          page('crowdmesh', `You are joining event ${escapeHtml(claims.event)} as a ${claims.role}.`),
+      )
+    }
+    throw new HttpError(404, `no such resource: ${request.method} ${path}`)
+  }
+
+  function verify(token: string, event: string | undefined): JoinClaims {
+    try {
+      const claims = verifyJoinToken(token, tokenSecret, event === undefined ? {} : { event })
+      if (!events.has(claims.event))
+        throw new HttpError(404, `event ${claims.event} does not exist (any more)`)
+      return claims
+    } catch (error) {
+      if (error instanceof InvalidTokenError)
+        throw new HttpError(error.reason === 'malformed' ? 400 : 403, error.message)
+      throw error
+    }
+  }
+
+  function requireOperator(request: IncomingMessage): void {
+    const given = Buffer.from((request.headers.authorization ?? '').replace(/^Bearer /, ''))
+    const expected = Buffer.from(operatorKey)
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new HttpError(401, 'the operator key is missing or wrong')
+    }
+  }
+
+  function iceServers(peerId: string): IceServer[] {
+    if (init.ice === undefined) return []
+    const turn = turnCredentials(init.ice.turnSecret, peerId, init.ice.ttlSeconds)
+    return [
+      ...(init.ice.stunUrls.length > 0 ? [{ urls: init.ice.stunUrls }] : []),
+      ...(init.ice.turnUrls.length > 0
+        ? [{ urls: init.ice.turnUrls, username: turn.username, credential: turn.credential }]
+        : []),
+    ]
+  }
+
+  async function readJson(request: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of request) {
+      size += (chunk as Buffer).length
+      if (size > maxBody) throw new HttpError(413, `request body over ${maxBody} bytes`)
+      chunks.push(chunk as Buffer)
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
+    } catch {
+      throw new HttpError(400, 'request body is not JSON')
+    }
+  }
+
+  // SDP/ICE relay for simple-peer: each socket is a peer of one event, named by its token's id.
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: maxSignal })
+  server.on('upgrade', (request, socket, head) => {
+    const url = new URL(request.url ?? '/', 'http://localhost')
+    let claims: JoinClaims
+    try {
+      if (url.pathname !== '/signal') throw new HttpError(404, 'no such socket')
+      claims = verify(url.searchParams.get('token') ?? '', undefined)
+    } catch (error) {
+      const status = error instanceof HttpError ? error.status : 400
+      socket.end(`HTTP/1.1 ${status} Refused\r\ncontent-type: text/plain\r\n\r\n${(error as Error).message}`)
+      return
+    }
+    sockets.handleUpgrade(request, socket, head, (ws) => attach(ws, claims))
+  })
+
+  function attach(ws: WebSocket, claims: JoinClaims): void {
+    let room = peers.get(claims.event)
+    if (room === undefined) {
+      room = new Map()
+      peers.set(claims.event, room)
+    }
+    room.get(claims.jti)?.close(4409, 'replaced by a newer connection of the same peer')
+    room.set(claims.jti, ws)
+    let windowStart = Date.now()
+    let inWindow = 0
+    ws.send(JSON.stringify({ type: 'welcome', peer: claims.jti, event: claims.event }))
+    ws.on('message', (raw, binary) => {
+      const now = Date.now()
+      if (now - windowStart >= 1000) {
+        windowStart = now
+        inWindow = 0
+      }
+      if (++inWindow > maxSignalsPerSecond) {
+        metrics.count('crowdmesh_signaling_signals_refused_total', { reason: 'rate' })
+        ws.close(4429, 'too many signaling messages')
+        return
+      }
+      let message: z.infer<typeof signalSchema>
+      try {
+        if (binary) throw new Error('binary messages are not signaling')
+        message = signalSchema.parse(JSON.parse(Buffer.from(raw as Buffer).toString('utf8')))
+      } catch {
+        metrics.count('crowdmesh_signaling_signals_refused_total', { reason: 'malformed' })
+        ws.send(JSON.stringify({ type: 'error', error: 'a signaling message is JSON {to, data}' }))
+        return
+      }
+      const target = room.get(message.to)
+      if (target === undefined || target.readyState !== WebSocket.OPEN) {
+        ws.send(JSON.stringify({ type: 'error', error: `peer ${message.to} is not connected` }))
+        return
+      }
+      metrics.count('crowdmesh_signaling_signals_total')
+      target.send(JSON.stringify({ type: 'signal', from: claims.jti, data: message.data }))
+    })
+    ws.on('close', () => {
+      if (room.get(claims.jti) === ws) room.delete(claims.jti)
+      if (room.size === 0) peers.delete(claims.event)
+    })
+    // A payload over maxPayload makes ws close the socket with 1009; only that peer is affected.
+    ws.on('error', () => ws.terminate())
+  }
+
+  function countPeers(): number {
+    let n = 0
+    for (const room of peers.values()) n += room.size
+    return n
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(init.port ?? 0, init.host ?? '127.0.0.1', () => resolve())
+  })
+  const address = server.address() as AddressInfo
+  baseUrl = init.publicUrl ?? `http://${address.address}:${address.port}`
+  log(`signaling on ${baseUrl}`)
+
+  let closed = false
+  return {
+    url: baseUrl,
+    operatorKey,
+    createEvent,
+    setBootstrap(event, bootstrap) {
+      const record = events.get(event)
+      if (record !== undefined) Object.assign(record, bootstrap)
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      for (const ws of sockets.clients) ws.terminate()
+      sockets.close()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+function json(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' })
+  response.end(JSON.stringify(body))
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title></head><body><h1>${title}</h1><p>${body}</p></body></html>`
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
