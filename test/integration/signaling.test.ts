@@ -45,7 +45,7 @@ function open(token: string): Promise<{ ws: WebSocket; messages: unknown[] }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}/signal?token=${token}`)
     const messages: unknown[] = []
-    ws.on('message', (data) => messages.push(JSON.parse(String(data))))
+    ws.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString('utf8'))))
     ws.once('open', () => resolve({ ws, messages }))
     ws.once('error', reject)
   })
