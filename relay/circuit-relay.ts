@@ -1,0 +1,52 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { webSockets } from '@libp2p/websockets'
+import { createLibp2p, type Libp2p } from 'libp2p'
+
+/** Options of the relay node; each defaults as documented. */
+export interface RelayNodeInit {
+  /** Address and port for the WebSocket listener (default 127.0.0.1, any free port). */
+  host?: string
+  port?: number
+  /**
+   * Reservations it holds at once (libp2p's default is 15: an event needs one per participant
+   * waiting for WebRTC upgrades; default 4,096).
+   */
+  maxReservations?: number
+  /**
+   * Relayed connections carry only WebRTC negotiation before the direct connection takes over, but
+   * a peer behind a symmetric NAT may stay relayed: libp2p's 2 min / 128 KiB default would cut it off.
+   * Defaults: 30 min and 64 MiB per relayed connection.
+   */
+  durationLimitMs?: number
+  dataLimitBytes?: bigint
+}
+
+/**
+ * The libp2p circuit-relay v2 node every peer dials first (WebSocket transport): peers reserve a slot
+ * on it, and WebRTC connections between them are negotiated through it.
+ */
+export async function createRelayNode(init: RelayNodeInit = {}): Promise<Libp2p> {
+  return createLibp2p({
+    addresses: { listen: [`/ip4/${init.host ?? '127.0.0.1'}/tcp/${init.port ?? 0}/ws`] },
+    transports: [webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections: 10_000 },
+    services: {
+      identify: identify(),
+      relay: circuitRelayServer({
+        reservations: {
+          maxReservations: init.maxReservations ?? 4096,
+          applyDefaultLimit: true,
+          defaultDurationLimit: init.durationLimitMs ?? 30 * 60_000,
+          defaultDataLimit: init.dataLimitBytes ?? 64n * 1024n * 1024n,
+        },
+        maxInboundHopStreams: 4096,
+        maxOutboundHopStreams: 4096,
+      }),
+    },
+  })
+}
