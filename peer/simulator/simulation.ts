@@ -1,9 +1,4 @@
-import {
-  Coordinator,
-  type CoordinatorStatistics,
-  type LiveMode,
-  type SchedulingOptions,
-} from '../coordinator/coordinator.ts'
+import { Coordinator, type LiveMode, type SchedulingOptions } from '../coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Camera } from '../protocol/camera.ts'
@@ -11,6 +6,7 @@ import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
 import { type TargetSpace, targetSpace } from '../protocol/target-space.ts'
 import type { CrowdProfile, DeviceClass } from './profile.ts'
 import { Random } from './random.ts'
+import { report } from './report.ts'
 import { VirtualClock } from './virtual-clock.ts'
 
 /** What to simulate. */
@@ -110,7 +106,8 @@ export interface SimulationReport {
   participants: SimulatedParticipantRow[]
 }
 
-interface VirtualParticipant {
+/** A simulated participant (exported for the report). */
+export interface VirtualParticipant {
   readonly id: string
   readonly device: DeviceClass
   readonly capability: Capability
@@ -442,7 +439,7 @@ function resultOf(lease: Lease): BlockResult {
 }
 
 /** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */
-function simulatedJob(grid: number, cameraCount: number): VertexJob {
+export function simulatedJob(grid: number, cameraCount: number): VertexJob {
   const space: TargetSpace = targetSpace({ min: [-2, -2, 0], max: [2, 2, 3] }, grid)
   const cameras: Camera[] = Array.from({ length: cameraCount }, (_, id) => ({
     id,
@@ -454,80 +451,4 @@ function simulatedJob(grid: number, cameraCount: number): VertexJob {
     height: 480,
   }))
   return { jobId: 'simulation', space, cameras, maxAreaRadius: 8, backgroundSum: 130 }
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}
-
-function report(
-  init: SimulationInit,
-  stats: CoordinatorStatistics,
-  run: {
-    audit: ReturnType<Coordinator['audit']>
-    latencies: number[]
-    doubleCounted: number
-    downgraded: number
-    framesAdded: number
-    threadsComputed: number
-    joins: number
-    leaves: number
-    crashes: number
-    events: number
-    wallSeconds: number
-    virtualMs: number
-    participants: Map<string, VirtualParticipant>
-  },
-): SimulationReport {
-  const sorted = run.latencies.slice().sort((a, b) => a - b)
-  const round = (x: number) => Math.round(x * 10) / 10
-  const participantSeconds = (init.peers * (init.durationMs + 1000)) / 1000
-  return {
-    seed: init.seed,
-    profile: init.profile.name,
-    peers: init.peers,
-    virtualSeconds: round(run.virtualMs / 1000),
-    framesAdded: run.framesAdded,
-    framesCompleted: stats.framesCompleted,
-    framesDropped: stats.framesDropped,
-    framesDowngraded: run.downgraded,
-    lostThreads: run.audit.unaccountedThreads,
-    doubleCountedThreads: run.doubleCounted,
-    framesUnfinished: run.audit.openFrames,
-    latencyMs: {
-      p50: round(percentile(sorted, 50)),
-      p95: round(percentile(sorted, 95)),
-      p99: round(percentile(sorted, 99)),
-      max: round(sorted.at(-1) ?? 0),
-    },
-    outcomeFps: Math.round(stats.outcomeFps * 100) / 100,
-    duplicateWorkShare:
-      run.threadsComputed > 0
-        ? Math.round((1 - stats.threadsCounted / run.threadsComputed) * 10000) / 10000
-        : 0,
-    threadsComputed: run.threadsComputed,
-    threadsCounted: stats.threadsCounted,
-    reassignments: stats.frames.reduce((a, f) => a + f.reassignments, 0),
-    joins: run.joins,
-    leaves: run.leaves,
-    crashes: run.crashes,
-    events: run.events,
-    wallSeconds: Math.round(run.wallSeconds * 1000) / 1000,
-    participantSecondsPerWallSecond: Math.round(participantSeconds / Math.max(run.wallSeconds, 1e-6)),
-    participants: stats.participants.map((row) => {
-      const p = run.participants.get(row.id)
-      return {
-        id: row.id,
-        device: p?.device.name ?? '?',
-        cores: row.cores,
-        meanMsPerThread: Math.round(row.meanMsPerThread * 10) / 10,
-        threadsProcessed: row.threadsProcessed,
-        threadsAssigned: row.threadsAssigned,
-        threadsWasted: row.threadsWasted,
-        leasesExpired: row.leasesExpired,
-        present: row.present,
-      }
-    }),
-  }
 }

@@ -1,7 +1,7 @@
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
-import type { BlockResult, Lease, VertexJob } from '../../peer/protocol/job.ts'
-import { targetSpace } from '../../peer/protocol/target-space.ts'
+import type { BlockResult, Lease } from '../../peer/protocol/job.ts'
+import { simulatedJob } from '../../peer/simulator/simulation.ts'
 import { VirtualClock } from '../../peer/simulator/virtual-clock.ts'
 
 /**
@@ -11,22 +11,8 @@ import { VirtualClock } from '../../peer/simulator/virtual-clock.ts'
  */
 export function schedulerOpsPerSec(participants: number, seconds = 1.5): number {
   const clock = new VirtualClock()
-  const cameras = Array.from({ length: 8 }, (_, id) => ({
-    id,
-    name: `cam${id}`,
-    k: [800, 0, 320, 0, 800, 240, 0, 0, 1],
-    r: [1, 0, 0, 0, 1, 0, 0, 0, 1],
-    t: [0, 0, 6],
-    width: 640,
-    height: 480,
-  }))
-  const job: VertexJob = {
-    jobId: 'bench',
-    space: targetSpace({ min: [-2, -2, 0], max: [2, 2, 3] }, 32),
-    cameras,
-    maxAreaRadius: 8,
-    backgroundSum: 130,
-  }
+  const job = simulatedJob(32, 8)
+  const cameras = job.cameras
   const coordinator = new Coordinator<LedgerSummary>({ job, frameSinks: ledgerSinks() }, { clock })
   const ids = Array.from({ length: participants }, (_, i) => `p${i}`)
   const capability = { cores: 8, threadsPerSec: 1000, bandwidthBytesPerSec: 1e6, rttMs: 50, dutyCycle: 0.25 }
