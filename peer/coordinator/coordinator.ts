@@ -7,152 +7,25 @@ import { type Block, type BlockResult, type Frame, type Lease, type VertexJob } 
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { alphaForCoverage } from '../protocol/sampling.ts'
 import { levelSpace, vertexCount } from '../protocol/target-space.ts'
+import { backupsWanted, chooseBackup } from './backups.ts'
 import { blockVertices, expectedBlockMs } from './block-sizer.ts'
+import type {
+  CoordinatorAudit,
+  CoordinatorComponents,
+  CoordinatorEvents,
+  CoordinatorInit,
+  CoordinatorStatistics,
+  FrameReport,
+  LiveMode,
+  SchedulingOptions,
+} from './coordinator-contract.ts'
 import { aggregationSinks, type FrameSink, type FrameSinkFactory } from './frame-sink.ts'
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
-import type { FrameOutcome, OutcomeRule } from './outcome.ts'
-import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
+import type { FrameOutcome } from './outcome.ts'
+import { ParticipantBook, type ParticipantRecord } from './participant-book.ts'
 import { type FrameWork, WorkQueue } from './work-queue.ts'
 
-/**
- * When the holder of a lease will finish, as far as the coordinator can tell: when expected, or, once
- * overdue, as long again as it has run so far (a crashed or stalled holder looks later and later).
- */
-function holderFinish(record: LeaseRecord, now: number): number {
-  return record.expectedAt > now ? record.expectedAt : now + (now - record.grantedAt)
-}
-
-/** Active leases of a frame that a request for a backup looks at, oldest first. */
-const speculationScan = 32
-
-/** Scheduling options; each defaults from `schedulingDefaults`. */
-export interface SchedulingOptions {
-  targetBlockMs: number
-  minBlockVertices: number
-  maxBlockVertices: number
-  calibrationVertices: number
-  maxLeasesPerParticipant: number
-  deadlineSlack: number
-  minDeadlineMs: number
-  calibrationDeadlineMs: number
-  speculation: boolean
-  maxCopies: number
-  rateSmoothing: number
-}
-
-/** Live mode: what to do with a frame that cannot finish within its latency budget. */
-export interface LiveMode {
-  /** A frame not complete this long after it arrived is dropped (and reported), ms. */
-  latencyBudgetMs: number
-  /**
-   * `downgrade`: a frame that would not finish in time at the crowd's measured speed is admitted on a
-   * coarser grid (each axis halved, up to 3 times), and reported; one late all the same is still dropped.
-   * `drop`: frames keep the job's grid and late ones are dropped.
-   */
-  overload: 'drop' | 'downgrade'
-}
-
-/** Options of a coordinator. */
-export interface CoordinatorInit<T = FrameOutcome> {
-  job: VertexJob
-  scheduling?: Partial<SchedulingOptions>
-  /** Fixed block size, vertices: sets the smallest, largest and calibration block at once (tests, benchmarks). */
-  blockVertices?: number
-  /** Live mode with a latency budget; absent: batch mode, every frame completes however long it takes. */
-  live?: LiveMode
-  /**
-   * `pull` (default): participants ask for work. `push`: the coordinator hands leases to the
-   * participants it knows with spare capacity (`leaseOffered`) whenever work is queued or a result
-   * frees a slot; the seed describes both. Pull keeps the coordinator simple and lets a participant
-   * pace itself; push saves a round trip per block where round trips are long.
-   */
-  mode?: 'pull' | 'push'
-  /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
-  minCoverage?: number
-  outcomeRule?: Partial<OutcomeRule>
-  /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
-  frameSinks?: FrameSinkFactory<T>
-}
-
-/** Injected dependencies. */
-export interface CoordinatorComponents {
-  clock: Clock
-  logger?: Logger
-}
-
-/** A result that was refused: why, for statistics and logs. */
-export interface RejectedResult {
-  participantId: string
-  leaseId: number
-  error: CrowdmeshError
-}
-
-/** One frame's record in the statistics. */
-export interface FrameReport {
-  frameIndex: number
-  level: number
-  threads: number
-  arrivedAt: number
-  /** Arrival to complete outcome (or to the drop), ms. */
-  latencyMs: number
-  /** Blocks granted again after an expiry, a failure or a participant leaving. */
-  reassignments: number
-  /** Threads computed twice (backup copies and late results of blocks already done). */
-  duplicateThreads: number
-  dropped: boolean
-}
-
-/** Control events of a coordinator. */
-export interface CoordinatorEvents<T> {
-  /** Every thread of a frame counted once and its outcome is decided. */
-  frameComplete: [T, FrameReport]
-  /** A live frame missed its latency budget and was dropped: reported, never silent. */
-  frameDropped: [FrameReport]
-  /** A live frame was admitted on a coarser grid to meet its budget. */
-  frameDowngraded: [{ frameIndex: number; level: number }]
-  /** A block's result counted. */
-  blockDone: [{ block: Block; participantId: string; threads: number }]
-  /** A lease expired, failed or its participant left: the block is queued again. */
-  leaseRequeued: [Lease]
-  /** A lease is no longer wanted (its block is done by another participant, or its frame ended): the transport may tell its holder to stop. */
-  leaseCancelled: [{ participantId: string; leaseId: number }]
-  /** A result was refused (bad bytes, a lease that is not its own, a lying participant). The coordinator keeps serving. */
-  resultRejected: [RejectedResult]
-  /** Blocks joined the queue: participants on standby may ask again. */
-  workQueued: []
-  /** Push mode: a lease for a participant that did not ask; the transport delivers it. */
-  leaseOffered: [{ participantId: string; lease: Lease }]
-  /**
-   * The last new block of a frame is out: idle participants that ask now may get backup copies of its
-   * slowest outstanding blocks. The transport wakes a few fast participants on standby.
-   */
-  backupsWanted: [frameIndex: number]
-}
-
-/** The coordinator's books checked against each other: what the invariants tests and the simulator read. */
-export interface CoordinatorAudit {
-  /** Frames neither complete nor dropped. */
-  openFrames: number
-  /** Threads of open frames that are neither counted, nor queued, nor under an active lease: lost work. */
-  unaccountedThreads: number
-  /** Active leases whose deadline has passed without the coordinator noticing. */
-  overdueLeases: number
-  /** The frame the next new lease must come from (earliest with queued work). */
-  firstFrameWithWork: number | undefined
-}
-
-/** The statistics of a coordinator (the seed's management table and per-frame figures). */
-export interface CoordinatorStatistics {
-  participants: ParticipantRow[]
-  frames: FrameReport[]
-  framesCompleted: number
-  framesDropped: number
-  threadsCounted: number
-  /** Threads computed that did not count (backups that lost, late copies). */
-  threadsWasted: number
-  /** Completed frames per second over the span from the first arrival to the last completion. */
-  outcomeFps: number
-}
+export type * from './coordinator-contract.ts'
 
 /**
  * The coordinator core: takes camera frames, leases blocks to participants that ask (sized to each
@@ -294,15 +167,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */
   get backupsWanted(): number {
     if (!this.options.speculation || this.queue.firstWithWork() !== undefined) return 0
-    for (const work of this.queue.inOrder()) {
-      if (this.leases.activeCountInFrame(work.index) === 0) continue
-      let wanted = 0
-      for (const r of this.leases.activeInFrame(work.index)) {
-        if (this.leases.copies(r.key) < this.options.maxCopies) wanted++
-      }
-      return wanted
-    }
-    return 0
+    return backupsWanted(this.queue, this.leases, this.options.maxCopies)
   }
 
   private announceTail(frameIndex: number): void {
@@ -485,40 +350,17 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     return this.leases.grant(participant.id, block, { deadline, expectedAt, speculative })
   }
 
-  /**
-   * Backup tasks: with nothing left to grant, give an idle participant a copy of an outstanding block
-   * of the earliest unfinished frame whose holder is expected to finish last, if this participant
-   * would finish it sooner (as MapReduce's backup tasks and LATE do).
-   */
+  /** Backup tasks (see `backups.ts`): a copy of a laggard's block, granted to this idle participant. */
   private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease | undefined {
     const speed = this.participants.speed(participant)
-    if (speed.threadsPerSec <= 0) return undefined
-    const now = this.clock.now()
-    // It starts a backup once the leases it holds are done (a result may still be on its way).
-    const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
-    for (const work of this.queue.inOrder()) {
-      let best: LeaseRecord | undefined
-      let bestFinish = 0
-      // The oldest leases are the likeliest laggards: look at the first few, not at all of them.
-      let looked = 0
-      for (const record of this.leases.activeInFrame(work.index)) {
-        if (++looked > speculationScan) break
-        if (record.participantId === participant.id) continue
-        if (this.leases.copies(record.key) >= this.options.maxCopies) continue
-        if (held.some((h) => h.key === record.key)) continue
-        const finishThere = holderFinish(record, now)
-        const finishHere = startsAt + expectedBlockMs(speed, record.lease.block.vertexCount)
-        if (finishHere >= finishThere) continue
-        if (best === undefined || finishThere > bestFinish) {
-          best = record
-          bestFinish = finishThere
-        }
-      }
-      if (best !== undefined) return this.grant(participant, best.lease.block, held, true).lease
-      // Only the earliest frame with outstanding work is worth backing up.
-      if (this.leases.activeCountInFrame(work.index) > 0) return undefined
-    }
-    return undefined
+    const laggard = chooseBackup(this.queue, this.leases, {
+      participantId: participant.id,
+      speed,
+      held,
+      now: this.clock.now(),
+      maxCopies: this.options.maxCopies,
+    })
+    return laggard === undefined ? undefined : this.grant(participant, laggard.lease.block, held, true).lease
   }
 
   private count(participant: ParticipantRecord, record: LeaseRecord, work: FrameWork): void {

@@ -1,0 +1,141 @@
+import type { Clock } from '../protocol/clock.ts'
+import type { CrowdmeshError } from '../protocol/errors.ts'
+import type { Block, Lease, VertexJob } from '../protocol/job.ts'
+import type { Logger } from '../protocol/logger.ts'
+import type { FrameSinkFactory } from './frame-sink.ts'
+import type { FrameOutcome, OutcomeRule } from './outcome.ts'
+import type { ParticipantRow } from './participant-book.ts'
+
+/*
+ * The coordinator's contract with its callers: its options, its events and the reports it gives.
+ * The scheduling itself is in `coordinator.ts`.
+ */
+
+/** Scheduling options; each defaults from `schedulingDefaults`. */
+export interface SchedulingOptions {
+  targetBlockMs: number
+  minBlockVertices: number
+  maxBlockVertices: number
+  calibrationVertices: number
+  maxLeasesPerParticipant: number
+  deadlineSlack: number
+  minDeadlineMs: number
+  calibrationDeadlineMs: number
+  speculation: boolean
+  maxCopies: number
+  rateSmoothing: number
+}
+
+/** Live mode: what to do with a frame that cannot finish within its latency budget. */
+export interface LiveMode {
+  /** A frame not complete this long after it arrived is dropped (and reported), ms. */
+  latencyBudgetMs: number
+  /**
+   * `downgrade`: a frame that would not finish in time at the crowd's measured speed is admitted on a
+   * coarser grid (each axis halved, up to 3 times), and reported; one late all the same is still dropped.
+   * `drop`: frames keep the job's grid and late ones are dropped.
+   */
+  overload: 'drop' | 'downgrade'
+}
+
+/** Options of a coordinator. */
+export interface CoordinatorInit<T = FrameOutcome> {
+  job: VertexJob
+  scheduling?: Partial<SchedulingOptions>
+  /** Fixed block size, vertices: sets the smallest, largest and calibration block at once (tests, benchmarks). */
+  blockVertices?: number
+  /** Live mode with a latency budget; absent: batch mode, every frame completes however long it takes. */
+  live?: LiveMode
+  /**
+   * `pull` (default): participants ask for work. `push`: the coordinator hands leases to the
+   * participants it knows with spare capacity (`leaseOffered`) whenever work is queued or a result
+   * frees a slot; the seed describes both. Pull keeps the coordinator simple and lets a participant
+   * pace itself; push saves a round trip per block where round trips are long.
+   */
+  mode?: 'pull' | 'push'
+  /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
+  minCoverage?: number
+  outcomeRule?: Partial<OutcomeRule>
+  /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
+  frameSinks?: FrameSinkFactory<T>
+}
+
+/** Injected dependencies. */
+export interface CoordinatorComponents {
+  clock: Clock
+  logger?: Logger
+}
+
+/** A result that was refused: why, for statistics and logs. */
+export interface RejectedResult {
+  participantId: string
+  leaseId: number
+  error: CrowdmeshError
+}
+
+/** One frame's record in the statistics. */
+export interface FrameReport {
+  frameIndex: number
+  level: number
+  threads: number
+  arrivedAt: number
+  /** Arrival to complete outcome (or to the drop), ms. */
+  latencyMs: number
+  /** Blocks granted again after an expiry, a failure or a participant leaving. */
+  reassignments: number
+  /** Threads computed twice (backup copies and late results of blocks already done). */
+  duplicateThreads: number
+  dropped: boolean
+}
+
+/** Control events of a coordinator. */
+export interface CoordinatorEvents<T> {
+  /** Every thread of a frame counted once and its outcome is decided. */
+  frameComplete: [T, FrameReport]
+  /** A live frame missed its latency budget and was dropped: reported, never silent. */
+  frameDropped: [FrameReport]
+  /** A live frame was admitted on a coarser grid to meet its budget. */
+  frameDowngraded: [{ frameIndex: number; level: number }]
+  /** A block's result counted. */
+  blockDone: [{ block: Block; participantId: string; threads: number }]
+  /** A lease expired, failed or its participant left: the block is queued again. */
+  leaseRequeued: [Lease]
+  /** A lease is no longer wanted (its block is done by another participant, or its frame ended): the transport may tell its holder to stop. */
+  leaseCancelled: [{ participantId: string; leaseId: number }]
+  /** A result was refused (bad bytes, a lease that is not its own, a lying participant). The coordinator keeps serving. */
+  resultRejected: [RejectedResult]
+  /** Blocks joined the queue: participants on standby may ask again. */
+  workQueued: []
+  /** Push mode: a lease for a participant that did not ask; the transport delivers it. */
+  leaseOffered: [{ participantId: string; lease: Lease }]
+  /**
+   * The last new block of a frame is out: idle participants that ask now may get backup copies of its
+   * slowest outstanding blocks. The transport wakes a few fast participants on standby.
+   */
+  backupsWanted: [frameIndex: number]
+}
+
+/** The coordinator's books checked against each other: what the invariants tests and the simulator read. */
+export interface CoordinatorAudit {
+  /** Frames neither complete nor dropped. */
+  openFrames: number
+  /** Threads of open frames that are neither counted, nor queued, nor under an active lease: lost work. */
+  unaccountedThreads: number
+  /** Active leases whose deadline has passed without the coordinator noticing. */
+  overdueLeases: number
+  /** The frame the next new lease must come from (earliest with queued work). */
+  firstFrameWithWork: number | undefined
+}
+
+/** The statistics of a coordinator (the seed's management table and per-frame figures). */
+export interface CoordinatorStatistics {
+  participants: ParticipantRow[]
+  frames: FrameReport[]
+  framesCompleted: number
+  framesDropped: number
+  threadsCounted: number
+  /** Threads computed that did not count (backups that lost, late copies). */
+  threadsWasted: number
+  /** Completed frames per second over the span from the first arrival to the last completion. */
+  outcomeFps: number
+}
