@@ -3,6 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { webSockets } from '@libp2p/websockets'
+import type { PrivateKey } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 
 /** Options of the relay node; each defaults as documented. */
@@ -22,6 +23,8 @@ export interface RelayNodeInit {
    */
   durationLimitMs?: number
   dataLimitBytes?: bigint
+  /** The relay's identity (default: a new one); keep it to restart the relay under the same multiaddr. */
+  privateKey?: PrivateKey
 }
 
 /**
@@ -30,6 +33,7 @@ export interface RelayNodeInit {
  */
 export async function createRelayNode(init: RelayNodeInit = {}): Promise<Libp2p> {
   return createLibp2p({
+    ...(init.privateKey !== undefined && { privateKey: init.privateKey }),
     addresses: { listen: [`/ip4/${init.host ?? '127.0.0.1'}/tcp/${init.port ?? 0}/ws`] },
     transports: [webSockets()],
     connectionEncrypters: [noise()],

@@ -5,6 +5,7 @@
 import { CrowdmeshError } from '../peer/protocol/errors.ts'
 import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'
+import { joinCommand } from './commands/join.ts'
 import { simulateCommand } from './commands/simulate.ts'
 import { startCommand } from './commands/start.ts'
 import { UsageError } from './options.ts'
@@ -19,6 +20,7 @@ const commands: Record<string, Command> = {
     summary: 'run the vertex-colouring job with local participants and write its outcome',
     run: startCommand,
   },
+  join: { summary: 'join a running event as a Node participant (CPU worker) by its link', run: joinCommand },
   eval: { summary: 'score the job on a calibrated data set, leaving views out', run: evalCommand },
   simulate: {
     summary: 'simulate a whole event in virtual time with the real coordinator and a virtual crowd',

@@ -22,12 +22,23 @@ export function parseCommand(
   options: Options,
   help: string,
 ): Record<string, string | boolean | undefined> | undefined {
+  return parseCommandWithPositionals(args, options, help, 0)?.values
+}
+
+/** As `parseCommand`, for a command that takes exactly `count` positional arguments. */
+export function parseCommandWithPositionals(
+  args: string[],
+  options: Options,
+  help: string,
+  count: number,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } | undefined {
   let values: Record<string, unknown>
+  let positionals: string[]
   try {
-    ;({ values } = parseArgs({
+    ;({ values, positionals } = parseArgs({
       args,
       options: { ...options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: false,
+      allowPositionals: count > 0,
     }))
   } catch (error) {
     throw new UsageError((error as Error).message)
@@ -36,7 +47,9 @@ export function parseCommand(
     process.stdout.write(help)
     return undefined
   }
-  return values as Record<string, string | boolean | undefined>
+  if (positionals.length !== count)
+    throw new UsageError(`expected ${count} argument${count === 1 ? '' : 's'}, got ${positionals.length}`)
+  return { values: values as Record<string, string | boolean | undefined>, positionals }
 }
 
 /** A string option's value (a boolean flag given where a value was expected is a usage error). */

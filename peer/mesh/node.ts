@@ -1,11 +1,14 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import type { PrivateKey } from '@libp2p/interface'
 import type { IceServer } from '../../relay/turn-credentials.ts'
+import { meshDefaults } from '../protocol/defaults.ts'
 
 /** Options of a mesh node. */
 export interface MeshNodeInit {
@@ -15,16 +18,21 @@ export interface MeshNodeInit {
   iceServers?: readonly IceServer[]
   /** Force every WebRTC connection through TURN (ICE relay-only): for tests and locked-down networks. */
   relayOnly?: boolean
+  /** The node's identity (default: a new one); a coordinator that restarts keeps its peer id with it. */
+  privateKey?: PrivateKey
 }
+
+/** A mesh node: libp2p with gossipsub. */
+export type MeshNode = Libp2p<{ identify: unknown; gossip: GossipSub }>
 
 /**
  * One libp2p node for every peer role, in Node (and, with the browser issue, in the browser):
  * WebSockets to reach the relay, circuit relay to be reachable through it, WebRTC for direct
- * connections, noise and yamux, identify. It listens on `<relay>/p2p-circuit` and `/webrtc`: what we
+ * connections, noise and yamux, identify, gossipsub. It listens on `<relay>/p2p-circuit` and `/webrtc`: what we
  * saw on libp2p 3 is that `/p2p-circuit` alone never reserves a slot on a relay known only by dialing
  * it, while this pair does, and the direct WebRTC connection follows about a second later on loopback.
  */
-export async function createMeshNode(init: MeshNodeInit): Promise<Libp2p> {
+export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const rtcConfiguration: RTCConfiguration = {
     iceServers: (init.iceServers ?? []).map((s) => ({ ...s })),
     ...(init.relayOnly === true && { iceTransportPolicy: 'relay' as const }),
@@ -36,6 +44,16 @@ export async function createMeshNode(init: MeshNodeInit): Promise<Libp2p> {
     streamMuxers: [yamux()],
     // Loopback and private addresses are where tests and local events run.
     connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify() },
+    ...(init.privateKey !== undefined && { privateKey: init.privateKey }),
+    services: {
+      identify: identify(),
+      gossip: gossipsub({
+        // The coordinator publishes before anyone has subscribed (the first status, an early outcome).
+        allowPublishToZeroTopicPeers: true,
+        maxInboundDataLength: meshDefaults.maxGossipBytes + 4096,
+        // An outcome is up to 1 MiB; a slow participant must not make the coordinator buffer without end.
+        maxOutboundBufferSize: 16 * meshDefaults.maxGossipBytes,
+      }),
+    },
   })
 }

@@ -61,6 +61,32 @@ export const messageLimits = {
   maxBlockVertices: 4 * 1024 * 1024,
 } as const
 
+/** The mesh's wire: framing, limits and pacing of the work protocol and gossip. */
+export const meshDefaults = {
+  /**
+   * Largest piece handed to a stream at once. libp2p's WebRTC transport caps a data-channel message
+   * at 16 KiB (and splits larger writes itself); writing in pieces of that size and waiting for
+   * drain between them keeps one large block result from filling the channel's buffer.
+   */
+  chunkBytes: 16 * 1024,
+  /** Largest binary frame (a block result of the largest block plus its header). */
+  maxBinaryFrameBytes: 4 * messageLimits.maxBlockVertices + 1024,
+  /** Messages one participant may send per second on the work protocol, sustained. */
+  requestsPerSecond: 50,
+  /** Burst allowance above the sustained rate. */
+  requestBurst: 100,
+  /** Refused requests in a row after which a flooding peer's stream is closed. */
+  maxRefusedInRow: 200,
+  /** A participant that has not said hello within this long is disconnected, ms. */
+  helloTimeoutMs: 10_000,
+  /** How often the coordinator gossips its status, ms. */
+  statusIntervalMs: 2_000,
+  /** Largest gossip message (gossipsub's own default inbound limit is 1 MiB too). */
+  maxGossipBytes: 1024 * 1024,
+  /** Dialing the coordinator (WebRTC through the relay) gives up after this long, ms. */
+  dialTimeoutMs: 30_000,
+} as const
+
 /** Frame image cache of a participant. */
 export const frameCacheDefaults = {
   /** Decoded frames kept; the oldest is evicted first. */

@@ -45,3 +45,16 @@ export class AbortError extends CrowdmeshError {
     super(message)
   }
 }
+
+/** A peer broke the wire protocol (an unexpected message, a request before hello, flooding). */
+export class ProtocolError extends CrowdmeshError {
+  /** Machine-readable reason, also sent to the peer. */
+  readonly code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** The other end of a connection went away (stream closed, peer gone) before an answer came. */
+export class PeerGoneError extends CrowdmeshError {}

@@ -1,0 +1,385 @@
+import { EventEmitter } from 'node:events'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Connection, Stream } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
+import type { Coordinator, FrameReport } from '../coordinator/coordinator.ts'
+import { colouredVertices, type FrameOutcome } from '../coordinator/outcome.ts'
+import type { Clock } from '../protocol/clock.ts'
+import { meshDefaults } from '../protocol/defaults.ts'
+import {
+  CrowdmeshError,
+  InvalidMessageError,
+  MessageTooLargeError,
+  ProtocolError,
+} from '../protocol/errors.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { levelSpace } from '../protocol/target-space.ts'
+import { type Frame, FrameKind, FramedStream } from './framing.ts'
+import { type CoordinatorStatus, encodeJson, encodeOutcome, eventTopics } from './gossip.ts'
+import { TokenBucket } from './rate-limit.ts'
+import {
+  decodeResultFrame,
+  errorCodes,
+  parseControl,
+  type ToParticipant,
+  toCoordinatorSchema,
+  workProtocol,
+} from './work-protocol.ts'
+
+/** The libp2p node a coordinator host runs on: any mesh node with gossipsub. */
+export type GossipNode = Libp2p<{ gossip: GossipSub }>
+
+/** Limits the host enforces per participant; each defaults from `meshDefaults`. */
+export interface HostLimits {
+  requestsPerSecond: number
+  requestBurst: number
+  maxRefusedInRow: number
+  helloTimeoutMs: number
+  statusIntervalMs: number
+}
+
+/** Options of a coordinator host. */
+export interface CoordinatorHostInit {
+  node: GossipNode
+  coordinator: Coordinator
+  /** The event id: names the gossip topics. */
+  event: string
+  /**
+   * Checks a participant's join token (its link's); returns a label for logs, or throws
+   * (`InvalidTokenError`): the participant is refused with the error's message.
+   */
+  authorize: (token: string) => string
+  limits?: Partial<HostLimits>
+}
+
+/** What a coordinator host reports. */
+export interface CoordinatorHostEvents {
+  participantJoined: [{ participantId: string; label: string; agent: string }]
+  participantLeft: [{ participantId: string }]
+  /** A participant's stream was closed for breaking the protocol, or a request was refused. */
+  refused: [{ participantId: string; code: (typeof errorCodes)[number]; message: string }]
+  /** A frame outcome went out on gossip. */
+  outcomePublished: [{ frameIndex: number; bytes: number; recipients: number; at: number }]
+}
+
+interface Session {
+  readonly participantId: string
+  readonly framed: FramedStream
+  readonly bucket: TokenBucket
+  label: string | undefined
+  refusedInRow: number
+  /** Answered "no work" and not yet woken. */
+  waiting: boolean
+}
+
+/**
+ * Serves the work protocol and the event's gossip for one coordinator: every participant stream's
+ * frames are validated and handed to the coordinator's `handle*` methods, the answers go back on the
+ * same stream, standby participants are woken when work is queued, and each completed frame's
+ * outcome is gossiped. A participant that sends something malformed or oversized gets a clear error
+ * and its stream is closed (its leases go back to the queue); one that floods is refused, then cut
+ * off. Nothing a participant sends can stop the host serving the others.
+ */
+export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
+  readonly event: string
+  private readonly node: GossipNode
+  private readonly coordinator: Coordinator
+  private readonly authorize: (token: string) => string
+  private readonly limits: HostLimits
+  private readonly clock: Clock
+  private readonly log: Logger
+  private readonly topics: ReturnType<typeof eventTopics>
+  private readonly sessions = new Map<string, Session>()
+  private latestOutcome: Uint8Array | undefined
+  private statusTimer: unknown
+  private stopped = false
+  private readonly unlisten: (() => void)[] = []
+
+  constructor(init: CoordinatorHostInit, components: { clock: Clock; logger?: Logger }) {
+    super()
+    this.node = init.node
+    this.coordinator = init.coordinator
+    this.event = init.event
+    this.authorize = init.authorize
+    this.limits = {
+      requestsPerSecond: meshDefaults.requestsPerSecond,
+      requestBurst: meshDefaults.requestBurst,
+      maxRefusedInRow: meshDefaults.maxRefusedInRow,
+      helloTimeoutMs: meshDefaults.helloTimeoutMs,
+      statusIntervalMs: meshDefaults.statusIntervalMs,
+      ...init.limits,
+    }
+    this.clock = components.clock
+    this.log = components.logger ?? makeLogger('crowdmesh:mesh:host')
+    this.topics = eventTopics(init.event)
+  }
+
+  /** Participants connected and past hello. */
+  get participants(): number {
+    let n = 0
+    for (const session of this.sessions.values()) if (session.label !== undefined) n++
+    return n
+  }
+
+  /** Starts serving: the protocol handler, the coordinator's events, the status gossip. */
+  async start(): Promise<void> {
+    await this.node.handle(workProtocol, (stream, connection) => void this.serve(stream, connection), {
+      maxInboundStreams: 4,
+    })
+    const gossip = this.node.services.gossip
+    // The coordinator subscribes to its own topics so gossipsub grafts participants into its mesh.
+    for (const topic of Object.values(this.topics)) gossip.subscribe(topic)
+    const on = <K extends 'workQueued' | 'backupsWanted' | 'leaseCancelled' | 'frameComplete'>(
+      name: K,
+      listener: (...args: never[]) => void,
+    ) => {
+      this.coordinator.on(name, listener as never)
+      this.unlisten.push(() => this.coordinator.off(name, listener as never))
+    }
+    const wake = () => {
+      for (const session of this.sessions.values()) {
+        if (!session.waiting) continue
+        session.waiting = false
+        this.send(session, { type: 'work-available' })
+      }
+    }
+    on('workQueued', wake)
+    on('backupsWanted', wake)
+    on('leaseCancelled', ({ participantId, leaseId }: { participantId: string; leaseId: number }) => {
+      const session = this.sessions.get(participantId)
+      if (session !== undefined) this.send(session, { type: 'lease-cancelled', leaseId })
+    })
+    on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => this.publishOutcome(outcome, report))
+    const tick = () => {
+      if (this.stopped) return
+      this.publishStatus()
+      this.statusTimer = this.clock.setTimer(tick, this.limits.statusIntervalMs)
+    }
+    tick()
+  }
+
+  /** The coordinator's status as gossiped. */
+  status(): CoordinatorStatus {
+    const stats = this.coordinator.statistics()
+    const completed = stats.frames.filter((f) => !f.dropped)
+    return {
+      type: 'status',
+      event: this.event,
+      jobId: this.coordinator.job.jobId,
+      framesCompleted: stats.framesCompleted,
+      framesDropped: stats.framesDropped,
+      framesOpen: this.coordinator.audit().openFrames,
+      participants: this.participants,
+      latestFrame: completed.length > 0 ? Math.max(...completed.map((f) => f.frameIndex)) : -1,
+      outcomeFps: stats.outcomeFps,
+      at: Date.now(),
+    }
+  }
+
+  /** Stops serving: tells every participant, closes their streams, removes every listener. Safe twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.clock.clearTimer(this.statusTimer)
+    for (const off of this.unlisten.splice(0)) off()
+    await this.node.unhandle(workProtocol).catch(() => {})
+    await Promise.all(
+      [...this.sessions.values()].map(async (session) => {
+        this.send(session, { type: 'error', code: 'shutting-down', message: 'the event has ended' })
+        await session.framed.close().catch(() => {})
+      }),
+    )
+    this.sessions.clear()
+  }
+
+  private async serve(stream: Stream, connection: Connection): Promise<void> {
+    const participantId = connection.remotePeer.toString()
+    if (this.stopped) return void stream.abort(new Error('shutting down'))
+    const session: Session = {
+      participantId,
+      framed: new FramedStream(stream),
+      bucket: new TokenBucket(this.limits.requestsPerSecond, this.limits.requestBurst, this.clock.now()),
+      label: undefined,
+      refusedInRow: 0,
+      waiting: false,
+    }
+    // One stream per participant: a newer one (after a reconnect) replaces the older.
+    const older = this.sessions.get(participantId)
+    if (older !== undefined) {
+      this.sessions.delete(participantId)
+      older.framed.stream.abort(new Error('replaced by a newer stream of the same peer'))
+    }
+    this.sessions.set(participantId, session)
+    const helloTimer = this.clock.setTimer(() => {
+      if (session.label === undefined)
+        void this.refuse(session, new ProtocolError('hello-timeout', 'no hello within the time allowed'))
+    }, this.limits.helloTimeoutMs)
+    try {
+      for await (const frame of session.framed.frames()) {
+        if (this.sessions.get(participantId) !== session) break
+        this.receive(session, frame)
+      }
+    } catch (error) {
+      if (error instanceof CrowdmeshError) await this.refuse(session, error)
+      else this.log(`${participantId}: stream ended: ${(error as Error).message}`)
+    } finally {
+      this.clock.clearTimer(helloTimer)
+      if (this.sessions.get(participantId) === session) {
+        this.sessions.delete(participantId)
+        if (session.label !== undefined) {
+          // Its leases go back to the queue at once rather than at their deadlines.
+          this.coordinator.handleParticipantGone(participantId)
+          this.emit('participantLeft', { participantId })
+        }
+      }
+    }
+  }
+
+  /** Handles one frame; throws a CrowdmeshError for anything that should close the stream. */
+  private receive(session: Session, frame: Frame): void {
+    if (!session.bucket.take(this.clock.now())) {
+      if (++session.refusedInRow > this.limits.maxRefusedInRow)
+        throw new ProtocolError('rate-limited', 'too many requests; disconnected')
+      const requestId = frame.kind === FrameKind.control ? requestIdOf(frame.payload) : undefined
+      const message = `over ${this.limits.requestsPerSecond} requests/s; request refused`
+      this.send(session, {
+        type: 'error',
+        code: 'rate-limited',
+        message,
+        ...(requestId !== undefined && { requestId }),
+      })
+      if (session.refusedInRow === 1)
+        this.emit('refused', { participantId: session.participantId, code: 'rate-limited', message })
+      return
+    }
+    session.refusedInRow = 0
+    if (frame.kind === FrameKind.binary) return this.receiveResult(session, frame.payload)
+    const message = parseControl(toCoordinatorSchema, frame.payload)
+    if (message.type === 'hello') {
+      if (session.label !== undefined) throw new ProtocolError('protocol', 'hello sent twice')
+      let label: string
+      try {
+        label = this.authorize(message.token)
+      } catch (error) {
+        throw new ProtocolError('unauthorized', (error as Error).message)
+      }
+      session.label = label
+      // Known from now on (push mode offers it work at once; pull mode waits for its request).
+      this.coordinator.handleParticipantJoined(session.participantId, message.capability)
+      this.send(session, {
+        type: 'welcome',
+        participantId: session.participantId,
+        event: this.event,
+        job: this.coordinator.job as never,
+      })
+      // A participant who joins late sees the latest outcome at once.
+      if (this.latestOutcome !== undefined)
+        void session.framed.send(FrameKind.binary, this.latestOutcome).catch(() => {})
+      this.emit('participantJoined', {
+        participantId: session.participantId,
+        label,
+        agent: message.agent,
+      })
+      return
+    }
+    if (session.label === undefined) throw new ProtocolError('protocol', `${message.type} before hello`)
+    switch (message.type) {
+      case 'lease-request': {
+        const lease = this.coordinator.handleLeaseRequest(session.participantId, message.capability)
+        session.waiting = lease === undefined
+        this.send(session, { type: 'lease', requestId: message.requestId, lease: (lease ?? null) as never })
+        return
+      }
+      case 'failed':
+        this.log(`${session.participantId} failed lease ${message.leaseId}: ${message.reason}`)
+        this.coordinator.handleBlockFailed(session.participantId, message.leaseId)
+        this.send(session, { type: 'ack', requestId: message.requestId, accepted: true })
+        return
+    }
+  }
+
+  private receiveResult(session: Session, payload: Uint8Array): void {
+    if (session.label === undefined) throw new ProtocolError('protocol', 'result before hello')
+    const { requestId, leaseId, result } = decodeResultFrame(payload)
+    if (result instanceof InvalidMessageError) {
+      // Its lease is re-queued now rather than at its deadline; then the stream is closed.
+      this.coordinator.handleBlockFailed(session.participantId, leaseId)
+      throw result
+    }
+    let error: string | undefined
+    const onRejected = (rejected: { participantId: string; leaseId: number; error: Error }) => {
+      if (rejected.participantId === session.participantId && rejected.leaseId === leaseId)
+        error = rejected.error.message
+    }
+    this.coordinator.on('resultRejected', onRejected)
+    let accepted: boolean
+    try {
+      accepted = this.coordinator.handleBlockResult(session.participantId, leaseId, result)
+    } finally {
+      this.coordinator.off('resultRejected', onRejected)
+    }
+    this.send(session, { type: 'ack', requestId, accepted, ...(error !== undefined && { error }) })
+  }
+
+  /** Sends a clear error and closes the participant's stream. */
+  private async refuse(session: Session, error: CrowdmeshError): Promise<void> {
+    const code =
+      error instanceof ProtocolError && (errorCodes as readonly string[]).includes(error.code)
+        ? (error.code as (typeof errorCodes)[number])
+        : error instanceof MessageTooLargeError
+          ? 'too-large'
+          : 'invalid-message'
+    this.log(`${session.participantId}: refused (${code}): ${error.message}`)
+    this.emit('refused', { participantId: session.participantId, code, message: error.message })
+    this.send(session, { type: 'error', code, message: error.message })
+    // Close gracefully so the error reaches the peer; abort if it does not drain in time.
+    const timer = setTimeout(() => session.framed.stream.abort(new Error(code)), 2000)
+    await session.framed.close().catch(() => {})
+    clearTimeout(timer)
+  }
+
+  private send(session: Session, message: ToParticipant): void {
+    // A failed send means the stream is gone; its reader notices and cleans up.
+    session.framed.sendJson(message).catch(() => {})
+  }
+
+  private publishOutcome(outcome: FrameOutcome, report: FrameReport): void {
+    const { ids, rgb } = colouredVertices(outcome)
+    const bytes = encodeOutcome({
+      frameIndex: outcome.frameIndex,
+      resolution: levelSpace(this.coordinator.job.space, report.level).resolution,
+      colouredTotal: outcome.coloured,
+      ids,
+      rgb,
+    })
+    this.latestOutcome = bytes
+    const at = Date.now()
+    this.node.services.gossip
+      .publish(this.topics.outcome, bytes)
+      .then((result) =>
+        this.emit('outcomePublished', {
+          frameIndex: outcome.frameIndex,
+          bytes: bytes.length,
+          recipients: result.recipients.length,
+          at,
+        }),
+      )
+      .catch((error: unknown) => this.log(`outcome gossip failed: ${(error as Error).message}`))
+  }
+
+  private publishStatus(): void {
+    this.node.services.gossip
+      .publish(this.topics.job, encodeJson(this.status()))
+      .catch((error: unknown) => this.log(`status gossip failed: ${(error as Error).message}`))
+  }
+}
+
+/** The request id of a control message, if it has a readable one (to answer a refused request). */
+function requestIdOf(payload: Uint8Array): number | undefined {
+  try {
+    const id = (JSON.parse(new TextDecoder().decode(payload)) as { requestId?: unknown }).requestId
+    return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < 2 ** 32 ? id : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,239 @@
+import { randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { PrivateKey } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p } from 'libp2p'
+import { verifyJoinToken } from '../../signaling/join-token.ts'
+import { type SignalingInit, type SignalingServer, startSignaling } from '../../signaling/server.ts'
+import { createRelayNode } from '../../relay/circuit-relay.ts'
+import { CoturnSupervisor, findTurnserver, privateRanges } from '../../relay/coturn.ts'
+import { Coordinator, type CoordinatorInit } from '../coordinator/coordinator.ts'
+import { systemClock } from '../protocol/clock.ts'
+import { CrowdmeshError } from '../protocol/errors.ts'
+import type { Frame } from '../protocol/job.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
+import { type FrameStore, startFrameStore } from './frame-store.ts'
+import { createMeshNode, type MeshNode } from './node.ts'
+
+/** Options of an event run on this machine. */
+export interface EventInit {
+  /** The coordinator's options (the job, scheduling, live mode). */
+  coordinator: CoordinatorInit
+  name?: string
+  /** Address every part listens on (default 127.0.0.1). */
+  host?: string
+  /** Signaling port (default: any free one). */
+  signalingPort?: number
+  /** Relay port (default: any free one); with `relayKey`, a restarted relay is the same relay. */
+  relayPort?: number
+  relayKey?: PrivateKey
+  /**
+   * TURN: `auto` (default) starts coturn when it is installed and says so when it is not; `required`
+   * fails without it; `off` runs without TURN (direct and STUN-less host candidates only).
+   */
+  turn?: 'auto' | 'required' | 'off'
+  /** Per-participant limits of the work protocol. */
+  limits?: Partial<HostLimits>
+  logger?: Logger
+}
+
+/** A running event: every server part on this machine, and the coordinator. */
+export interface RunningEvent {
+  readonly event: string
+  /** The link participants open. */
+  readonly joinLink: string
+  readonly joinLinks: Record<string, string>
+  readonly signaling: SignalingServer
+  readonly relay: Libp2p
+  readonly node: MeshNode
+  readonly coordinator: Coordinator
+  readonly host: CoordinatorHost
+  readonly frames: FrameStore
+  /** The TURN server, when coturn runs. */
+  readonly turn: CoturnSupervisor | undefined
+  /** Why there is no TURN, when there is none. */
+  readonly turnNote: string | undefined
+  /** Publishes a frame in the frame store and hands it to the coordinator. */
+  addFrame(frame: Frame): void
+  /** Stops the relay (to test reconnection); `restartRelay` brings it back on the same port and key. */
+  stopRelay(): Promise<void>
+  restartRelay(): Promise<void>
+  /** Stops every part. Safe to call twice. */
+  stop(): Promise<void>
+}
+
+/**
+ * Starts an event on this machine: the signaling server, coturn (when installed), the circuit relay,
+ * the coordinator's mesh node (reserved on the relay, so participants can reach it over WebRTC), the
+ * coordinator and its host, and the frame store. Returns once a participant could join.
+ */
+export async function startEvent(init: EventInit): Promise<RunningEvent> {
+  const log = init.logger ?? makeLogger('crowdmesh:event')
+  const host = init.host ?? '127.0.0.1'
+  const tokenSecret = randomBytes(32).toString('base64url')
+  const stops: (() => Promise<unknown>)[] = []
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch((e: unknown) => log.error(String(e)))
+  }
+  try {
+    let turn: CoturnSupervisor | undefined
+    let turnNote: string | undefined
+    let ice: SignalingInit['ice']
+    const mode = init.turn ?? 'auto'
+    if (mode !== 'off') {
+      if (findTurnserver() === undefined) {
+        turnNote = 'coturn is not installed (apt-get install coturn): participants get no TURN relay'
+        if (mode === 'required') throw new CrowdmeshError(turnNote)
+      } else {
+        const port = await freeUdpPort(host)
+        const secret = randomBytes(24).toString('base64url')
+        const workDir = await mkdtemp(join(tmpdir(), 'crowdmesh-coturn-'))
+        const supervisor = new CoturnSupervisor({
+          listeningIp: host,
+          port,
+          relayIp: host,
+          minPort: port + 1,
+          maxPort: port + 200,
+          realm: 'crowdmesh',
+          secret,
+          // On loopback the relay must reach loopback peers; every other private range stays denied.
+          deniedPeerRanges: host.startsWith('127.')
+            ? privateRanges.filter((r) => !r.startsWith('127.'))
+            : privateRanges,
+          allowLoopbackPeers: host.startsWith('127.'),
+          workDir,
+        })
+        await supervisor.start()
+        turn = supervisor
+        stops.push(async () => {
+          await supervisor.stop()
+          await rm(workDir, { recursive: true, force: true })
+        })
+        ice = {
+          stunUrls: [`stun:${host}:${port}`],
+          turnUrls: [`turn:${host}:${port}?transport=udp`],
+          turnSecret: secret,
+          ttlSeconds: 12 * 3600,
+        }
+      }
+    }
+    const signaling = await startSignaling({
+      host,
+      ...(init.signalingPort !== undefined && { port: init.signalingPort }),
+      tokenSecret,
+      ...(ice !== undefined && { ice }),
+    })
+    stops.push(() => signaling.close())
+    const frames = await startFrameStore({ host })
+    stops.push(() => frames.close())
+
+    let relayPort = init.relayPort ?? 0
+    const relayInit = () => ({
+      host,
+      port: relayPort,
+      ...(init.relayKey !== undefined && { privateKey: init.relayKey }),
+    })
+    let relay = await createRelayNode(relayInit())
+    relayPort = Number(/\/tcp\/(\d+)/.exec(relay.getMultiaddrs()[0]!.toString())![1])
+    stops.push(() => relay.stop() as Promise<void>)
+    const relayAddrs = relay.getMultiaddrs().map(String)
+
+    // The coordinator needs no TURN of its own: a relay-only participant's TURN relay reaches it directly.
+    const node = await createMeshNode({ relayAddrs })
+    stops.push(() => node.stop() as Promise<void>)
+    await reserved(node)
+    const coordinator = new Coordinator(init.coordinator, { clock: systemClock })
+    stops.push(() => Promise.resolve(coordinator.stop()))
+    const { event, joinLinks } = signaling.createEvent(init.name ?? init.coordinator.job.jobId)
+    const coordinatorHost = new CoordinatorHost(
+      {
+        node,
+        coordinator,
+        event,
+        authorize: (token) => {
+          const claims = verifyJoinToken(token, tokenSecret, { event })
+          if (claims.role !== 'participant' && claims.role !== 'operator')
+            throw new CrowdmeshError(`a ${claims.role} link cannot compute for the event`)
+          return claims.jti
+        },
+        ...(init.limits !== undefined && { limits: init.limits }),
+      },
+      { clock: systemClock },
+    )
+    await coordinatorHost.start()
+    stops.push(() => coordinatorHost.stop())
+    signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
+    log(`event ${event} ready: ${joinLinks.participant}`)
+
+    let stopped = false
+    return {
+      event,
+      joinLink: joinLinks.participant,
+      joinLinks,
+      signaling,
+      get relay() {
+        return relay
+      },
+      node,
+      coordinator,
+      host: coordinatorHost,
+      frames,
+      turn,
+      turnNote,
+      addFrame: (frame) => coordinator.addFrame(frames.publish(frame)),
+      stopRelay: async () => {
+        await relay.stop()
+      },
+      restartRelay: async () => {
+        relay = await createRelayNode(relayInit())
+        // The coordinator reserves a slot on the new relay before participants can reach it again.
+        await reserved(node, relayAddrs)
+      },
+      stop: async () => {
+        if (stopped) return
+        stopped = true
+        await stopAll()
+      },
+    }
+  } catch (error) {
+    await stopAll()
+    throw error
+  }
+}
+
+/**
+ * Resolves once the node holds a reservation on the relay (it has a `/p2p-circuit/webrtc` address);
+ * with `redial`, dials the relay again first (after the relay restarted).
+ */
+async function reserved(node: MeshNode, redial?: readonly string[], timeoutMs = 15_000): Promise<void> {
+  const has = () => node.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit/webrtc'))
+  const deadline = performance.now() + timeoutMs
+  let lastDial = 0
+  while (redial !== undefined || !has()) {
+    if (performance.now() > deadline)
+      throw new CrowdmeshError('the coordinator could not reserve a slot on the relay')
+    if (redial !== undefined && performance.now() - lastDial > 1000) {
+      lastDial = performance.now()
+      await node.dial(multiaddr(redial[0]!)).catch(() => {})
+      if (has()) return
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** A UDP port free on `host` now (coturn needs one; it also takes the TCP port of the same number). */
+function freeUdpPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket('udp4')
+    socket.once('error', reject)
+    // Stay below the range the kernel hands out for ephemeral ports, and leave room for the relay range.
+    const port = 20_000 + Math.floor(Math.random() * 10_000)
+    socket.bind(port, host, () => {
+      socket.close(() => resolve(port))
+    })
+  })
+}

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { basename, extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Frame } from '../protocol/job.ts'
+
+/** A running frame store. */
+export interface FrameStore {
+  readonly url: string
+  /** Publishes a frame's image and returns the frame with an http: URL participants can fetch. */
+  publish(frame: Frame): Frame
+  close(): Promise<void>
+}
+
+const types: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg' }
+
+/**
+ * Serves the camera frames of an event over HTTP, so participants on other machines fetch them the
+ * way they fetch any URL. Only published frames are served, each under a random path (nothing is
+ * listable and no request names a file on disk), streamed with backpressure.
+ */
+export async function startFrameStore(init: { host?: string; port?: number } = {}): Promise<FrameStore> {
+  const files = new Map<string, string>()
+  const server: Server = createServer((request, response) => {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname
+    const file = request.method === 'GET' || request.method === 'HEAD' ? files.get(path) : undefined
+    if (file === undefined) {
+      response.writeHead(404, { 'content-type': 'text/plain' })
+      return void response.end('no such frame\n')
+    }
+    stat(file).then(
+      (info) => {
+        response.writeHead(200, {
+          'content-type': types[extname(file).toLowerCase()] ?? 'application/octet-stream',
+          'content-length': info.size,
+          // A frame never changes once published.
+          'cache-control': 'public, max-age=31536000, immutable',
+        })
+        if (request.method === 'HEAD') return void response.end()
+        const stream = createReadStream(file)
+        stream.on('error', () => response.destroy())
+        stream.pipe(response)
+      },
+      () => {
+        response.writeHead(410, { 'content-type': 'text/plain' })
+        response.end('frame no longer available\n')
+      },
+    )
+  })
+  await new Promise<void>((resolve) => server.listen(init.port ?? 0, init.host ?? '127.0.0.1', resolve))
+  const { address, port } = server.address() as AddressInfo
+  const url = `http://${address}:${port}`
+  return {
+    url,
+    publish(frame) {
+      if (!frame.imageUrl.startsWith('file:')) return frame
+      const file = fileURLToPath(frame.imageUrl)
+      const path = `/frames/${randomBytes(9).toString('base64url')}/${encodeURIComponent(basename(file))}`
+      files.set(path, file)
+      return { ...frame, imageUrl: `${url}${path}` }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

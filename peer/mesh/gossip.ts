@@ -1,0 +1,205 @@
+import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { z } from 'zod'
+import { meshDefaults } from '../protocol/defaults.ts'
+import { InvalidMessageError, MessageTooLargeError } from '../protocol/errors.ts'
+import { parseControl } from './work-protocol.ts'
+
+/**
+ * Gossip on an event's mesh. Three topics per event:
+ * - `job`: the coordinator's status (job id, frames done, participants), every couple of seconds;
+ * - `outcome`: each completed frame's outcome as compact binary (coloured vertex ids and colours),
+ *   which participants display;
+ * - `presence`: each participant's own state (computing, paused, its blocks done).
+ * Gossipsub signs every message with its author's key (StrictSign) and checks the signature; on the
+ * coordinator's topics a validator then drops any message whose author is not the coordinator, so a
+ * participant cannot pass itself off as the coordinator.
+ */
+
+/** The topic names of an event. */
+export function eventTopics(event: string): { job: string; outcome: string; presence: string } {
+  return {
+    job: `/crowdmesh/${event}/job/1`,
+    outcome: `/crowdmesh/${event}/outcome/1`,
+    presence: `/crowdmesh/${event}/presence/1`,
+  }
+}
+
+/** The coordinator's status. */
+export const statusSchema = z.object({
+  type: z.literal('status'),
+  event: z.string().max(128),
+  jobId: z.string().max(128),
+  framesCompleted: z.number().int().min(0),
+  framesDropped: z.number().int().min(0),
+  framesOpen: z.number().int().min(0),
+  participants: z.number().int().min(0),
+  latestFrame: z.number().int().min(-1),
+  outcomeFps: z.number().finite().min(0),
+  at: z.number().finite(),
+})
+export type CoordinatorStatus = z.infer<typeof statusSchema>
+
+/** A participant's presence. */
+export const presenceSchema = z.object({
+  type: z.literal('presence'),
+  state: z.enum(['joining', 'computing', 'idle', 'paused', 'leaving']),
+  blocksDone: z.number().int().min(0),
+  threadsPerSec: z.number().finite().min(0),
+  agent: z.string().max(200),
+})
+export type Presence = z.infer<typeof presenceSchema>
+
+const maxPresenceBytes = 1024
+
+/** A frame outcome as participants display it: the coloured vertices of a grid. */
+export interface OutcomeSnapshot {
+  frameIndex: number
+  /** Vertices per axis of the grid the outcome is on. */
+  resolution: readonly [number, number, number]
+  /** Coloured vertices in the whole outcome (more than `ids.length` when the snapshot is thinned). */
+  colouredTotal: number
+  /** Vertex ids in increasing order. */
+  ids: Uint32Array
+  /** RGB per id. */
+  rgb: Uint8Array
+}
+
+const OUTCOME_MAGIC = 0x4f464d43 // 'CMFO' little-endian
+const OUTCOME_VERSION = 1
+const OUTCOME_HEADER = 28
+
+/**
+ * Encodes an outcome snapshot: magic u32, version u16, reserved u16, frameIndex u32, resolution
+ * 3×u16, reserved u16, count u32, colouredTotal u32 (little-endian); then the ids as LEB128 varint gaps (mostly one
+ * byte: coloured vertices cluster on surfaces), then RGB. Larger than `maxBytes`, it keeps every k-th
+ * vertex so a snapshot always fits one gossip message.
+ */
+export function encodeOutcome(snapshot: OutcomeSnapshot, maxBytes = meshDefaults.maxGossipBytes): Uint8Array {
+  let { ids, rgb } = snapshot
+  for (let stride = 2; ; stride++) {
+    const bytes = encodeExact(snapshot, ids, rgb)
+    if (bytes.length <= maxBytes) return bytes
+    const keep = Math.ceil(snapshot.ids.length / stride)
+    ids = new Uint32Array(keep)
+    rgb = new Uint8Array(keep * 3)
+    for (let k = 0; k < keep; k++) {
+      ids[k] = snapshot.ids[k * stride]!
+      rgb.set(snapshot.rgb.subarray(k * stride * 3, k * stride * 3 + 3), k * 3)
+    }
+  }
+}
+
+function encodeExact(snapshot: OutcomeSnapshot, ids: Uint32Array, rgb: Uint8Array): Uint8Array {
+  const out = new Uint8Array(OUTCOME_HEADER + ids.length * 5 + rgb.length)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, OUTCOME_MAGIC, true)
+  view.setUint16(4, OUTCOME_VERSION, true)
+  view.setUint32(8, snapshot.frameIndex, true)
+  view.setUint16(12, snapshot.resolution[0], true)
+  view.setUint16(14, snapshot.resolution[1], true)
+  view.setUint16(16, snapshot.resolution[2], true)
+  view.setUint32(20, ids.length, true)
+  view.setUint32(24, snapshot.colouredTotal, true)
+  let offset = OUTCOME_HEADER
+  let previous = -1
+  for (const id of ids) {
+    let gap = id - previous - 1
+    previous = id
+    while (gap >= 0x80) {
+      out[offset++] = (gap & 0x7f) | 0x80
+      gap >>>= 7
+    }
+    out[offset++] = gap
+  }
+  out.set(rgb, offset)
+  return out.slice(0, offset + rgb.length)
+}
+
+/** Decodes and validates an outcome snapshot. */
+export function decodeOutcome(bytes: Uint8Array): OutcomeSnapshot {
+  if (bytes.length < OUTCOME_HEADER) throw new InvalidMessageError('(outcome)', 'too short')
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (view.getUint32(0, true) !== OUTCOME_MAGIC) throw new InvalidMessageError('magic', 'not an outcome')
+  const version = view.getUint16(4, true)
+  if (version !== OUTCOME_VERSION) throw new InvalidMessageError('version', `unsupported version ${version}`)
+  const resolution = [view.getUint16(12, true), view.getUint16(14, true), view.getUint16(16, true)] as const
+  if (resolution.some((n) => n < 1)) throw new InvalidMessageError('resolution', 'an axis is 0')
+  const total = resolution[0] * resolution[1] * resolution[2]
+  const count = view.getUint32(20, true)
+  if (count > total) throw new InvalidMessageError('count', `${count} exceeds the grid's ${total} vertices`)
+  const ids = new Uint32Array(count)
+  let offset = OUTCOME_HEADER
+  let previous = -1
+  for (let k = 0; k < count; k++) {
+    let gap = 0
+    let shift = 0
+    for (;;) {
+      if (offset >= bytes.length) throw new InvalidMessageError('ids', 'truncated')
+      const byte = bytes[offset++]!
+      gap += (byte & 0x7f) * 2 ** shift
+      if (byte < 0x80) break
+      shift += 7
+      if (shift > 28) throw new InvalidMessageError('ids', 'varint too long')
+    }
+    const id = previous + 1 + gap
+    if (id >= total) throw new InvalidMessageError('ids', `vertex ${id} is outside the grid`)
+    ids[k] = id
+    previous = id
+  }
+  if (bytes.length - offset !== count * 3)
+    throw new InvalidMessageError(
+      'rgb',
+      `expected ${count * 3} bytes after the ids, got ${bytes.length - offset}`,
+    )
+  const colouredTotal = view.getUint32(24, true)
+  if (colouredTotal < count) throw new InvalidMessageError('colouredTotal', 'below the count')
+  return {
+    frameIndex: view.getUint32(8, true),
+    resolution,
+    colouredTotal,
+    ids,
+    rgb: bytes.slice(offset),
+  }
+}
+
+/** Encodes a JSON gossip message (status or presence). */
+export function encodeJson(message: CoordinatorStatus | Presence): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(message))
+}
+
+/**
+ * The validators a peer installs for an event: messages on the coordinator's topics must be signed
+ * by the coordinator and parse; presence must parse and stay small. Anything else is rejected
+ * (gossipsub then neither delivers nor forwards it, and lowers the forwarding peer's score).
+ */
+export function eventValidators(
+  event: string,
+  coordinator: PeerId,
+): Map<string, (peer: PeerId, message: Message) => TopicValidatorResult> {
+  const topics = eventTopics(event)
+  const fromCoordinator = (message: Message) => message.type === 'signed' && message.from.equals(coordinator)
+  const check =
+    (accept: (message: Message) => boolean) =>
+    (_peer: PeerId, message: Message): TopicValidatorResult => {
+      try {
+        return accept(message) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+      } catch {
+        return TopicValidatorResult.Reject
+      }
+    }
+  return new Map([
+    [topics.job, check((m) => fromCoordinator(m) && parseStatus(m.data) !== undefined)],
+    [topics.outcome, check((m) => fromCoordinator(m) && decodeOutcome(m.data) !== undefined)],
+    [topics.presence, check((m) => m.type === 'signed' && parsePresence(m.data) !== undefined)],
+  ])
+}
+
+/** Parses a status message. */
+export const parseStatus = (data: Uint8Array): CoordinatorStatus => parseControl(statusSchema, data)
+
+/** Parses a presence message (at most 1 KiB). */
+export function parsePresence(data: Uint8Array): Presence {
+  if (data.length > maxPresenceBytes) throw new MessageTooLargeError(data.length, maxPresenceBytes)
+  return parseControl(presenceSchema, data)
+}

@@ -1,0 +1,300 @@
+import { availableParallelism } from 'node:os'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Message } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { CapabilityMeter } from '../participant/capability-meter.ts'
+import { cpuWorker } from '../participant/cpu-worker.ts'
+import { frameSource } from '../participant/frame-source.ts'
+import { type BlockWorker, type ParticipantStats, runParticipant } from '../participant/participant.ts'
+import { meshDefaults, schedulingDefaults } from '../protocol/defaults.ts'
+import { AbortError, CrowdmeshError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import type { IceServer } from '../../relay/turn-credentials.ts'
+import { FramedStream } from './framing.ts'
+import {
+  type CoordinatorStatus,
+  decodeOutcome,
+  encodeJson,
+  eventTopics,
+  eventValidators,
+  type OutcomeSnapshot,
+  parseStatus,
+  type Presence,
+} from './gossip.ts'
+import { MeshLink } from './mesh-link.ts'
+import { createMeshNode } from './node.ts'
+import { workProtocol } from './work-protocol.ts'
+
+/** A join link could not be used: the signaling server's or the coordinator's reason, for the person. */
+export class JoinRefusedError extends CrowdmeshError {}
+
+/** What the signaling server hands a joining peer. */
+export interface Bootstrap {
+  event: string
+  role: string
+  peer: string
+  coordinatorPeerId: string | null
+  relayAddrs: string[]
+  iceServers: IceServer[]
+  expiresAt: number
+}
+
+/** The parts of a join link: `<base>/join/<event>/<token>`. */
+export function parseJoinLink(link: string): { base: string; event: string; token: string } {
+  let url: URL
+  try {
+    url = new URL(link)
+  } catch {
+    throw new JoinRefusedError(`not a join link: ${link}`)
+  }
+  const match = /^(.*)\/join\/([\w-]+)\/([\w.-]+)$/.exec(url.pathname)
+  if (match === null) throw new JoinRefusedError(`not a join link (expected …/join/<event>/<token>): ${link}`)
+  return { base: `${url.origin}${match[1]}`, event: match[2]!, token: match[3]! }
+}
+
+/** Asks the signaling server for the bootstrap of a link's event; a refused link throws with its reason. */
+export async function fetchBootstrap(link: string, signal: AbortSignal): Promise<Bootstrap> {
+  const { base, token } = parseJoinLink(link)
+  let response: Response
+  try {
+    response = await fetch(`${base}/api/bootstrap?token=${encodeURIComponent(token)}`, { signal })
+  } catch (error) {
+    if (signal.aborted) throw new AbortError()
+    throw new JoinRefusedError(`cannot reach the signaling server at ${base}: ${(error as Error).message}`)
+  }
+  const body = (await response.json().catch(() => ({}))) as Partial<Bootstrap> & { error?: string }
+  if (!response.ok)
+    throw new JoinRefusedError(
+      `the link was refused (${response.status}): ${body.error ?? 'no reason given'}`,
+    )
+  return body as Bootstrap
+}
+
+/** What a joined participant reports as it goes (the CLI prints these with --json). */
+export type ParticipantEvent =
+  | { type: 'bootstrap'; event: string; coordinatorPeerId: string; relayAddrs: number; turn: boolean }
+  | { type: 'connected'; peerId: string; remoteAddr: string; ms: number }
+  | { type: 'welcome'; participantId: string; jobId: string; ms: number }
+  | { type: 'firstLease'; ms: number }
+  | { type: 'outcome'; frameIndex: number; coloured: number; bytes: number; source: 'gossip' | 'welcome' }
+  | { type: 'status'; status: CoordinatorStatus }
+  | { type: 'disconnected'; reason: string; willRetry: boolean }
+
+/** Options of a participant joining an event. */
+export interface JoinInit {
+  link: string
+  /** Share of this machine it lends (default `schedulingDefaults.dutyCycle`). */
+  dutyCycle?: number
+  /** Cores it states (default: this machine's). */
+  cores?: number
+  /** ICE relay-only: every WebRTC connection through TURN. */
+  relayOnly?: boolean
+  /** What computes blocks (default: the CPU worker). */
+  worker?: BlockWorker
+  /** How many times a broken connection to the coordinator is retried (default 5). */
+  maxReconnects?: number
+  agent?: string
+  signal: AbortSignal
+  onEvent?: (event: ParticipantEvent) => void
+  /** Called with each outcome snapshot (the viewer in the browser issue draws them). */
+  onOutcome?: (snapshot: OutcomeSnapshot) => void
+}
+
+/** What a participant did. */
+export interface JoinResult extends ParticipantStats {
+  peerId: string
+  /** Results the coordinator counted. */
+  accepted: number
+  /** Why it stopped: the event ended, the signal, or the last error. */
+  ended: string
+}
+
+/**
+ * Joins an event as a participant: the link's bootstrap from the signaling server, a mesh node that
+ * reserves a slot on the relay, a WebRTC connection to the coordinator negotiated through it, the
+ * work protocol's hello with the link's token, then the participant loop until the event ends or
+ * `signal` aborts. A connection that breaks is dialled again (with back-off); its leases went back to
+ * the coordinator's queue, so nothing is lost meanwhile. Gossiped outcomes and status are reported.
+ */
+export async function joinEvent(init: JoinInit, components: { logger?: Logger } = {}): Promise<JoinResult> {
+  const log = components.logger ?? makeLogger('crowdmesh:mesh:participant')
+  const started = performance.now()
+  const since = () => Math.round(performance.now() - started)
+  const emit = init.onEvent ?? (() => {})
+  const { token } = parseJoinLink(init.link)
+  const bootstrap = await waitForCoordinator(init.link, init.signal)
+  const coordinatorId = bootstrap.coordinatorPeerId!
+  emit({
+    type: 'bootstrap',
+    event: bootstrap.event,
+    coordinatorPeerId: coordinatorId,
+    relayAddrs: bootstrap.relayAddrs.length,
+    turn: bootstrap.iceServers.some((s) => s.urls.some((u) => u.startsWith('turn'))),
+  })
+  const node = await createMeshNode({
+    relayAddrs: bootstrap.relayAddrs,
+    iceServers: bootstrap.iceServers,
+    ...(init.relayOnly === true && { relayOnly: true }),
+  })
+  const topics = eventTopics(bootstrap.event)
+  const gossip = node.services.gossip
+  for (const [topic, validator] of eventValidators(bootstrap.event, peerIdFromString(coordinatorId)))
+    gossip.topicValidators.set(topic, validator)
+  const showOutcome = (bytes: Uint8Array, source: 'gossip' | 'welcome') => {
+    const snapshot = decodeOutcome(bytes)
+    emit({
+      type: 'outcome',
+      frameIndex: snapshot.frameIndex,
+      coloured: snapshot.colouredTotal,
+      bytes: bytes.length,
+      source,
+    })
+    init.onOutcome?.(snapshot)
+  }
+  const onMessage = (event: CustomEvent<Message>) => {
+    try {
+      if (event.detail.topic === topics.outcome) showOutcome(event.detail.data, 'gossip')
+      else if (event.detail.topic === topics.job)
+        emit({ type: 'status', status: parseStatus(event.detail.data) })
+    } catch (error) {
+      log(`dropped a gossip message: ${(error as Error).message}`)
+    }
+  }
+  gossip.addEventListener('message', onMessage)
+  gossip.subscribe(topics.job)
+  gossip.subscribe(topics.outcome)
+  gossip.subscribe(topics.presence)
+
+  const meter = new CapabilityMeter({
+    cores: init.cores ?? availableParallelism(),
+    dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle,
+  })
+  const worker = init.worker ?? cpuWorker({ frames: frameSource() })
+  const agent = init.agent ?? `crowdmesh-node/${process.version}`
+  const total: JoinResult = {
+    peerId: node.peerId.toString(),
+    blocksDone: 0,
+    threadsDone: 0,
+    blocksFailed: 0,
+    busyMs: 0,
+    accepted: 0,
+    ended: '',
+  }
+  let state: Presence['state'] = 'joining'
+  const presence = setInterval(() => {
+    const message: Presence = {
+      type: 'presence',
+      state,
+      blocksDone: total.blocksDone,
+      threadsPerSec: Math.round(meter.current().threadsPerSec),
+      agent,
+    }
+    gossip.publish(topics.presence, encodeJson(message)).catch(() => {})
+  }, 5000)
+  const target = multiaddr(`${bootstrap.relayAddrs[0]}/p2p-circuit/webrtc/p2p/${coordinatorId}`)
+  let firstLease = true
+  let failures = 0
+  try {
+    while (!init.signal.aborted) {
+      const session = new AbortController()
+      const signal = AbortSignal.any([init.signal, session.signal])
+      let ended: Error
+      try {
+        const dialStarted = performance.now()
+        const stream = await node.dialProtocol(target, workProtocol, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(meshDefaults.dialTimeoutMs)]),
+        })
+        // Dialling a /webrtc address opens a relayed connection for the negotiation first; the
+        // work protocol runs only on the direct one.
+        const connections = node.getConnections(peerIdFromString(coordinatorId))
+        const connection =
+          connections.find((c) => c.remoteAddr.toString().includes('/webrtc')) ?? connections[0]
+        emit({
+          type: 'connected',
+          peerId: total.peerId,
+          remoteAddr: connection?.remoteAddr.toString() ?? target.toString(),
+          ms: Math.round(performance.now() - dialStarted),
+        })
+        const link = new MeshLink(new FramedStream(stream), {
+          onOutcome: (bytes) => showOutcome(bytes, 'welcome'),
+          // Stop the loop first, so pending requests rejecting read as "session over", not as errors.
+          onClosed: () => session.abort(),
+        })
+        const reading = link.read()
+        const welcome = await link.hello(token, meter.current(), agent, signal)
+        failures = 0
+        state = 'computing'
+        emit({ type: 'welcome', participantId: welcome.participantId, jobId: welcome.job.jobId, ms: since() })
+        const counted: BlockWorker = {
+          run: (job, block, s) => {
+            if (firstLease) {
+              firstLease = false
+              emit({ type: 'firstLease', ms: since() })
+            }
+            return worker.run(job, block, s)
+          },
+        }
+        const stats = await runParticipant(
+          welcome.job,
+          { link, worker: counted, meter, dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle },
+          signal,
+        )
+        total.blocksDone += stats.blocksDone
+        total.threadsDone += stats.threadsDone
+        total.blocksFailed += stats.blocksFailed
+        total.busyMs += stats.busyMs
+        total.accepted += link.accepted
+        session.abort()
+        await stream.close().catch(() => {})
+        ended = await reading
+      } catch (error) {
+        if (init.signal.aborted) break
+        ended = error instanceof Error ? error : new Error(String(error))
+      }
+      total.ended = ended.message
+      // The coordinator refusing us, or ending the event, is final; a broken connection is retried.
+      const final = ended instanceof ProtocolError && ended.code !== 'rate-limited' ? ended : undefined
+      const willRetry = final === undefined && !init.signal.aborted && ++failures <= (init.maxReconnects ?? 5)
+      emit({ type: 'disconnected', reason: ended.message, willRetry })
+      if (final !== undefined) {
+        if (final.code === 'shutting-down') break
+        throw new JoinRefusedError(`the coordinator refused this participant: ${final.message}`)
+      }
+      if (!willRetry) {
+        if (init.signal.aborted) break
+        throw ended instanceof PeerGoneError ? ended : new PeerGoneError(ended.message)
+      }
+      state = 'joining'
+      await sleep(Math.min(8000, 250 * 2 ** failures), init.signal)
+    }
+    if (init.signal.aborted && total.ended === '') total.ended = 'left'
+    return total
+  } finally {
+    state = 'leaving'
+    clearInterval(presence)
+    gossip.removeEventListener('message', onMessage)
+    await node.stop()
+  }
+}
+
+/** The bootstrap, once the event's coordinator has registered (a link can be opened before it starts). */
+async function waitForCoordinator(link: string, signal: AbortSignal): Promise<Bootstrap> {
+  for (;;) {
+    const bootstrap = await fetchBootstrap(link, signal)
+    if (bootstrap.coordinatorPeerId !== null && bootstrap.relayAddrs.length > 0) return bootstrap
+    await sleep(1000, signal)
+    if (signal.aborted) throw new AbortError()
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}

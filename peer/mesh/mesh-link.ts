@@ -1,0 +1,213 @@
+import type { CoordinatorLink } from '../participant/participant.ts'
+import type { Capability } from '../protocol/capability.ts'
+import { AbortError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
+import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+import { type Frame, FrameKind, type FramedStream } from './framing.ts'
+import {
+  encodeResultFrame,
+  parseControl,
+  type ToCoordinator,
+  type ToParticipant,
+  toParticipantSchema,
+} from './work-protocol.ts'
+
+type Answer = Extract<ToParticipant, { type: 'lease' | 'ack' | 'error' }>
+
+/** What a participant's link reports besides answers. */
+export interface MeshLinkHandlers {
+  /** The latest frame outcome, sent once after welcome to a participant who joins late. */
+  onOutcome?: (bytes: Uint8Array) => void
+  /** The coordinator no longer wants a lease (another copy won, or its frame ended). */
+  onLeaseCancelled?: (leaseId: number) => void
+  /**
+   * The stream ended; called before pending requests are rejected, so the owner can stop its loop
+   * first and read those rejections as "session over" rather than as errors.
+   */
+  onClosed?: (reason: Error) => void
+}
+
+/**
+ * The participant's end of the work protocol: `CoordinatorLink` over one framed stream to the
+ * coordinator. Requests carry ids and are answered in any order; when the stream ends every pending
+ * request is rejected with `PeerGoneError`, so the participant loop stops instead of hanging.
+ */
+export class MeshLink implements CoordinatorLink {
+  private readonly framed: FramedStream
+  private readonly handlers: MeshLinkHandlers
+  private readonly pending = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>()
+  private nextRequest = 1
+  private wake: { resolve: () => void; reject: (e: Error) => void } | undefined
+  /** `work-available` came while nobody waited: the next wait returns at once. */
+  private workSignalled = false
+  private closedWith: Error | undefined
+  private welcome: ((job: Extract<ToParticipant, { type: 'welcome' }>) => void) | undefined
+  private fatal: ((error: Error) => void) | undefined
+  /** Results the coordinator counted. */
+  accepted = 0
+
+  constructor(framed: FramedStream, handlers: MeshLinkHandlers = {}) {
+    this.framed = framed
+    this.handlers = handlers
+  }
+
+  /** Says hello with the join token and resolves with the job once welcomed (or rejects with the refusal). */
+  hello(
+    token: string,
+    capability: Capability,
+    agent: string,
+    signal: AbortSignal,
+  ): Promise<{ participantId: string; job: VertexJob }> {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(new AbortError())
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.welcome = (message) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve({ participantId: message.participantId, job: message.job })
+      }
+      this.fatal = (error) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      }
+      this.send({ type: 'hello', token, capability, agent }).catch(this.fatal)
+    })
+  }
+
+  /** Reads the coordinator's frames until the stream ends; resolves with why it ended. */
+  async read(): Promise<Error> {
+    let ended: Error = new PeerGoneError('the coordinator closed the stream')
+    try {
+      for await (const frame of this.framed.frames()) {
+        const error = this.receive(frame)
+        if (error !== undefined) ended = error
+      }
+    } catch (error) {
+      ended = error instanceof Error ? error : new PeerGoneError(String(error))
+    }
+    this.close(ended)
+    return ended
+  }
+
+  async requestLease(signal: AbortSignal, capability: Capability): Promise<Lease | undefined> {
+    for (;;) {
+      if (signal.aborted) throw new AbortError()
+      // A request supersedes an earlier wake-up: the answer tells the current state.
+      this.workSignalled = false
+      const answer = await this.request((requestId) => ({ type: 'lease-request', requestId, capability }))
+      if (answer.type === 'lease') return answer.lease ?? undefined
+      if (answer.type === 'error' && answer.code === 'rate-limited') {
+        await new Promise((r) => setTimeout(r, 1000))
+        continue
+      }
+      throw new ProtocolError('protocol', `unexpected answer ${answer.type} to a lease request`)
+    }
+  }
+
+  async sendResult(leaseId: number, result: BlockResult): Promise<void> {
+    const requestId = this.nextRequest++
+    const answer = this.await(requestId)
+    await this.framed.send(FrameKind.binary, encodeResultFrame(requestId, leaseId, result))
+    const ack = await answer
+    // A refused result (a late copy, a cancelled lease) is the coordinator's business: nothing to redo.
+    if (ack.type === 'ack' && ack.accepted) this.accepted++
+  }
+
+  async reportFailure(leaseId: number, reason: string): Promise<void> {
+    await this.request((requestId) => ({
+      type: 'failed',
+      requestId,
+      leaseId,
+      reason: reason.slice(0, 1000),
+    }))
+  }
+
+  waitForWork(signal: AbortSignal): Promise<void> {
+    if (this.workSignalled) {
+      this.workSignalled = false
+      return Promise.resolve()
+    }
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith)
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.wake = undefined
+        reject(new AbortError())
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.wake = {
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort)
+          this.wake = undefined
+          resolve()
+        },
+        reject: (error) => {
+          signal.removeEventListener('abort', onAbort)
+          this.wake = undefined
+          reject(error)
+        },
+      }
+    })
+  }
+
+  private request(build: (requestId: number) => ToCoordinator): Promise<Answer> {
+    const requestId = this.nextRequest++
+    const answer = this.await(requestId)
+    this.send(build(requestId)).catch(() => {})
+    return answer
+  }
+
+  private await(requestId: number): Promise<Answer> {
+    if (this.closedWith !== undefined) return Promise.reject(this.closedWith)
+    return new Promise((resolve, reject) => this.pending.set(requestId, { resolve, reject }))
+  }
+
+  private send(message: ToCoordinator): Promise<void> {
+    return this.framed.sendJson(message)
+  }
+
+  /** Handles one frame; returns an error when the coordinator refused us (the stream ends next). */
+  private receive(frame: Frame): Error | undefined {
+    if (frame.kind === FrameKind.binary) {
+      this.handlers.onOutcome?.(frame.payload)
+      return undefined
+    }
+    const message = parseControl(toParticipantSchema, frame.payload)
+    switch (message.type) {
+      case 'welcome':
+        this.welcome?.(message)
+        this.welcome = undefined
+        return undefined
+      case 'work-available':
+        if (this.wake !== undefined) this.wake.resolve()
+        else this.workSignalled = true
+        return undefined
+      case 'lease-cancelled':
+        this.handlers.onLeaseCancelled?.(message.leaseId)
+        return undefined
+      case 'error':
+        if (message.requestId !== undefined && this.pending.has(message.requestId)) {
+          this.settle(message.requestId, message)
+          return undefined
+        }
+        return new ProtocolError(message.code, message.message)
+      case 'lease':
+      case 'ack':
+        this.settle(message.requestId, message)
+        return undefined
+    }
+  }
+
+  private settle(requestId: number, answer: Answer): void {
+    const waiter = this.pending.get(requestId)
+    this.pending.delete(requestId)
+    waiter?.resolve(answer)
+  }
+
+  private close(reason: Error): void {
+    this.closedWith = reason
+    this.handlers.onClosed?.(reason)
+    this.fatal?.(reason)
+    this.fatal = undefined
+    this.wake?.reject(reason)
+    for (const waiter of this.pending.values()) waiter.reject(reason)
+    this.pending.clear()
+  }
+}

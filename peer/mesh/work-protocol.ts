@@ -1,0 +1,130 @@
+import { z } from 'zod'
+import { capabilitySchema } from '../protocol/capability.ts'
+import { InvalidMessageError } from '../protocol/errors.ts'
+import type { BlockResult } from '../protocol/job.ts'
+import {
+  decodeBlockResult,
+  encodeBlockResult,
+  leaseSchema,
+  parseMessage,
+  vertexJobSchema,
+} from '../protocol/schemas.ts'
+
+/**
+ * The work protocol: one long-lived libp2p stream per participant, opened by the participant to the
+ * coordinator, carrying framed request/response messages (see `framing.ts`). One stream rather than
+ * one per request: over WebRTC each new stream is a new data channel with its own negotiation, and
+ * one stream gives the coordinator one place to rate-limit and to notice the participant leave.
+ *
+ * Participant → coordinator: `hello` first (join token and capability), then `lease-request`,
+ * `failed`, and binary result frames. Coordinator → participant: `welcome` (the job), `lease`,
+ * `ack`, `work-available`, `lease-cancelled`, `error`; and binary frames with the latest frame
+ * outcome (so a participant who joins late sees it at once).
+ */
+export const workProtocol = '/crowdmesh/work/1.0.0'
+
+const requestId = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(2 ** 32 - 1)
+const leaseId = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(2 ** 32 - 1)
+
+/** Participant → coordinator control messages. */
+export const toCoordinatorSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('hello'),
+    token: z.string().min(1).max(2048),
+    capability: capabilitySchema,
+    agent: z.string().max(200),
+  }),
+  z.object({ type: z.literal('lease-request'), requestId, capability: capabilitySchema }),
+  z.object({ type: z.literal('failed'), requestId, leaseId, reason: z.string().max(1000) }),
+])
+export type ToCoordinator = z.infer<typeof toCoordinatorSchema>
+
+/** Codes of the errors the coordinator sends before closing (or, for `rate-limited`, instead of answering). */
+export const errorCodes = [
+  'invalid-message',
+  'too-large',
+  'unauthorized',
+  'rate-limited',
+  'hello-timeout',
+  'protocol',
+  'shutting-down',
+] as const
+
+/** Coordinator → participant control messages. */
+export const toParticipantSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    participantId: z.string().max(200),
+    event: z.string().max(128),
+    job: vertexJobSchema,
+  }),
+  z.object({ type: z.literal('lease'), requestId, lease: leaseSchema.nullable() }),
+  z.object({
+    type: z.literal('ack'),
+    requestId,
+    accepted: z.boolean(),
+    error: z.string().max(1000).optional(),
+  }),
+  z.object({ type: z.literal('work-available') }),
+  z.object({ type: z.literal('lease-cancelled'), leaseId }),
+  z.object({
+    type: z.literal('error'),
+    code: z.enum(errorCodes),
+    message: z.string().max(2000),
+    requestId: requestId.optional(),
+  }),
+])
+export type ToParticipant = z.infer<typeof toParticipantSchema>
+
+/** Parses a control frame's payload (UTF-8 JSON) with `schema`, naming the offending field. */
+export function parseControl<T>(schema: z.ZodType<T>, payload: Uint8Array): T {
+  let data: unknown
+  try {
+    data = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload))
+  } catch (cause) {
+    throw new InvalidMessageError('(root)', `not UTF-8 JSON: ${(cause as Error).message}`)
+  }
+  return parseMessage(schema, data)
+}
+
+const RESULT_PREFIX = 8
+
+/** A binary result frame: request id u32, lease id u32 (little-endian), then the block result. */
+export function encodeResultFrame(request: number, lease: number, result: BlockResult): Uint8Array {
+  const body = encodeBlockResult(result)
+  const out = new Uint8Array(RESULT_PREFIX + body.length)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, request, true)
+  view.setUint32(4, lease, true)
+  out.set(body, RESULT_PREFIX)
+  return out
+}
+
+/**
+ * Decodes a binary result frame. The ids come out even when the block result is malformed
+ * (`result` is then the error), so the coordinator can answer that request and fail that lease.
+ */
+export function decodeResultFrame(payload: Uint8Array): {
+  requestId: number
+  leaseId: number
+  result: BlockResult | InvalidMessageError
+} {
+  if (payload.length < RESULT_PREFIX)
+    throw new InvalidMessageError('(result)', `${payload.length} bytes is too short`)
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  const ids = { requestId: view.getUint32(0, true), leaseId: view.getUint32(4, true) }
+  try {
+    return { ...ids, result: decodeBlockResult(payload.subarray(RESULT_PREFIX)) }
+  } catch (error) {
+    if (error instanceof InvalidMessageError) return { ...ids, result: error }
+    throw error
+  }
+}
