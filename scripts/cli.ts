@@ -2,6 +2,7 @@
 /**
  * The `crowdmesh` command line. Each command lives in `commands/` and has its own `--help`.
  */
+import { releaseWebRTC } from '../peer/mesh/node.ts'
 import { CrowdmeshError } from '../peer/protocol/errors.ts'
 import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'
@@ -72,6 +73,9 @@ async function main(argv: string[]): Promise<number> {
       return 1
     }
     throw error
+  } finally {
+    // Commands that used WebRTC leave its native threads running; the process would not exit.
+    await releaseWebRTC()
   }
 }
 

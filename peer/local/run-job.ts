@@ -40,6 +40,22 @@ export interface LocalJobResult {
   participants: number
 }
 
+/** The vertex-colouring job over a data set's cameras on an N³ grid (the same job in-process and on the mesh). */
+export function datasetJob(
+  dataset: MultiViewDataset,
+  grid: number,
+  options: { excludeCameras?: readonly number[]; backgroundBrightness?: number } = {},
+): VertexJob {
+  const excluded = new Set(options.excludeCameras ?? [])
+  return {
+    jobId: `${dataset.name}-${grid}`,
+    space: targetSpace(dataset.box, grid),
+    cameras: dataset.cameras.filter((c) => !excluded.has(c.id)),
+    maxAreaRadius: samplingDefaults.maxAreaRadius,
+    backgroundSum: Math.round((options.backgroundBrightness ?? samplingDefaults.backgroundBrightness) * 765),
+  }
+}
+
 /**
  * Runs the job end to end in this process: a coordinator, participant threads with the CPU worker,
  * every frame of the data set, until the frame outcome is decided.
@@ -47,14 +63,8 @@ export interface LocalJobResult {
 export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   const started = performance.now()
   const excluded = new Set(init.excludeCameras ?? [])
-  const cameras = init.dataset.cameras.filter((c) => !excluded.has(c.id))
-  const job: VertexJob = {
-    jobId: `${init.dataset.name}-${init.grid}`,
-    space: targetSpace(init.dataset.box, init.grid),
-    cameras,
-    maxAreaRadius: samplingDefaults.maxAreaRadius,
-    backgroundSum: Math.round((init.backgroundBrightness ?? samplingDefaults.backgroundBrightness) * 765),
-  }
+  const job = datasetJob(init.dataset, init.grid, init)
+  const { cameras } = job
   const coordinator = new Coordinator(
     {
       job,

@@ -75,9 +75,13 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
   const log = init.logger ?? makeLogger('crowdmesh:event')
   const host = init.host ?? '127.0.0.1'
   const tokenSecret = randomBytes(32).toString('base64url')
-  const stops: (() => Promise<unknown>)[] = []
+  const stops: [string, () => Promise<unknown>][] = []
   const stopAll = async () => {
-    for (const stop of stops.splice(0).reverse()) await stop().catch((e: unknown) => log.error(String(e)))
+    for (const [name, stop] of stops.splice(0).reverse()) {
+      const started = performance.now()
+      await stop().catch((e: unknown) => log.error(`stopping ${name}: ${String(e)}`))
+      log(`stopped ${name} in ${Math.round(performance.now() - started)} ms`)
+    }
   }
   try {
     let turn: CoturnSupervisor | undefined
@@ -109,10 +113,13 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
         })
         await supervisor.start()
         turn = supervisor
-        stops.push(async () => {
-          await supervisor.stop()
-          await rm(workDir, { recursive: true, force: true })
-        })
+        stops.push([
+          'coturn',
+          async () => {
+            await supervisor.stop()
+            await rm(workDir, { recursive: true, force: true })
+          },
+        ])
         ice = {
           stunUrls: [`stun:${host}:${port}`],
           turnUrls: [`turn:${host}:${port}?transport=udp`],
@@ -127,9 +134,9 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       tokenSecret,
       ...(ice !== undefined && { ice }),
     })
-    stops.push(() => signaling.close())
+    stops.push(['signaling', () => signaling.close()])
     const frames = await startFrameStore({ host })
-    stops.push(() => frames.close())
+    stops.push(['frame store', () => frames.close()])
 
     let relayPort = init.relayPort ?? 0
     const relayInit = () => ({
@@ -139,15 +146,15 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     })
     let relay = await createRelayNode(relayInit())
     relayPort = Number(/\/tcp\/(\d+)/.exec(relay.getMultiaddrs()[0]!.toString())![1])
-    stops.push(() => relay.stop() as Promise<void>)
+    stops.push(['relay', () => relay.stop() as Promise<void>])
     const relayAddrs = relay.getMultiaddrs().map(String)
 
     // The coordinator needs no TURN of its own: a relay-only participant's TURN relay reaches it directly.
     const node = await createMeshNode({ relayAddrs })
-    stops.push(() => node.stop() as Promise<void>)
+    stops.push(['coordinator node', () => node.stop() as Promise<void>])
     await reserved(node)
     const coordinator = new Coordinator(init.coordinator, { clock: systemClock })
-    stops.push(() => Promise.resolve(coordinator.stop()))
+    stops.push(['coordinator', () => Promise.resolve(coordinator.stop())])
     const { event, joinLinks } = signaling.createEvent(init.name ?? init.coordinator.job.jobId)
     const coordinatorHost = new CoordinatorHost(
       {
@@ -165,7 +172,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       { clock: systemClock },
     )
     await coordinatorHost.start()
-    stops.push(() => coordinatorHost.stop())
+    stops.push(['host', () => coordinatorHost.stop()])
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
     log(`event ${event} ready: ${joinLinks.participant}`)
 
@@ -218,7 +225,7 @@ async function reserved(node: MeshNode, redial?: readonly string[], timeoutMs = 
       throw new CrowdmeshError('the coordinator could not reserve a slot on the relay')
     if (redial !== undefined && performance.now() - lastDial > 1000) {
       lastDial = performance.now()
-      await node.dial(multiaddr(redial[0]!)).catch(() => {})
+      await node.dial(multiaddr(redial[0])).catch(() => {})
       if (has()) return
     }
     await new Promise((r) => setTimeout(r, 100))

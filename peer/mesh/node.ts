@@ -57,3 +57,12 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     },
   })
 }
+
+/**
+ * Releases WebRTC's native threads (node-datachannel) once every mesh node of the process has
+ * stopped; without it a Node process that used WebRTC does not exit on its own. Browsers need nothing.
+ */
+export async function releaseWebRTC(): Promise<void> {
+  const { cleanup } = await import('node-datachannel')
+  cleanup()
+}

@@ -1,32 +1,43 @@
 import { join, resolve } from 'node:path'
-import { colouredVertices } from '../../peer/coordinator/outcome.ts'
-import { runLocalJob } from '../../peer/local/run-job.ts'
+import { colouredVertices, type FrameOutcome } from '../../peer/coordinator/outcome.ts'
+import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
+import { datasetJob } from '../../peer/local/run-job.ts'
+import { startEvent } from '../../peer/mesh/event.ts'
+import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { sideBySide } from '../../peer/quality/evaluate.ts'
 import { renderSplats } from '../../peer/quality/splat-render.ts'
-import { parseCommand, positiveInt, resolveDataset, stringOption } from '../options.ts'
+import { vertexCount } from '../../peer/protocol/target-space.ts'
+import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
 import { progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh start [options]
 
-Runs the vertex-colouring job on this machine: a coordinator and CPU participant threads colour the
-target space from every camera frame of a data set, and the frame outcome is written as a coloured
-point cloud (outcome.ply) and a rendering beside the first camera's photograph (rendering.png).
+Runs an event on this machine: the signaling server, the TURN relay (coturn, when installed), the
+libp2p circuit relay, the coordinator and the frame store, all on 127.0.0.1. It prints the join link,
+starts local Node participants so that something happens with no browser, and colours the target
+space from every camera frame of the data set with whoever joins (open the link with
+"crowdmesh join LINK" from another terminal to add a participant). Each frame's outcome is written
+as a coloured point cloud (outcome.ply) and a rendering beside the first camera's photograph.
 
 With no --dataset it uses templeSparseRing from the shared data folder (../shared/data beside the
 repository, or $CROWDMESH_DATA), and a generated synthetic scene when that is not there.
 
 Options:
-  --dataset DIR          a Middlebury-format data set (<name>_par.txt, images, README.txt), or
-                         "synthetic" for the generated scene
+  --dataset DIR           a Middlebury-format data set, or "synthetic" for the generated scene
   --bbox x0,y0,z0,x1,y1,z1
-                         the target space's box (default: from the data set's README.txt)
-  --grid N               vertices per axis, N³ in all                            [default: 128]
-  --local-participants N participant threads                         [default: one per core]
-  --out DIR              where the outcome goes                        [default: out/start-<name>]
-  --json                 print one JSON object per line: ready, progress, frameOutcome
-  -h, --help             show this help
+                          the target space's box (default: from the data set's README.txt)
+  --grid N                vertices per axis, N³ in all                             [default: 128]
+  --local-participants N  Node participants started as processes on this machine (0: only
+                          those who join by the link)                                [default: 2]
+  --turn auto|required|off
+                          coturn for TURN: when installed, always, or never        [default: auto]
+  --stay                  keep the event open after the last frame (Ctrl-C ends it)
+  --out DIR               where the outcome goes                        [default: out/start-<name>]
+  --json                  print one JSON object per line: ready (with joinLink), participant,
+                          progress, frameOutcome, done
+  -h, --help              show this help
 `
 
 /** `crowdmesh start` (and `npm start`). */
@@ -38,6 +49,8 @@ export async function startCommand(args: string[]): Promise<void> {
       bbox: { type: 'string' },
       grid: { type: 'string' },
       'local-participants': { type: 'string' },
+      turn: { type: 'string' },
+      stay: { type: 'boolean' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -50,55 +63,160 @@ export async function startCommand(args: string[]): Promise<void> {
     if (!json) process.stdout.write(`${line}\n`)
   }
   const grid = positiveInt(stringOption(values, 'grid'), 'grid', 128)
-  const participantsText = stringOption(values, 'local-participants')
-  const participants =
-    participantsText === undefined ? undefined : positiveInt(participantsText, 'local-participants', 1)
+  const localText = stringOption(values, 'local-participants')
+  const localCount = localText === '0' ? 0 : positiveInt(localText, 'local-participants', 2)
+  const turn = stringOption(values, 'turn') ?? 'auto'
+  if (turn !== 'auto' && turn !== 'required' && turn !== 'off')
+    throw new UsageError(`--turn must be auto, required or off, got "${turn}"`)
   const dataset = await resolveDataset(stringOption(values, 'dataset'), stringOption(values, 'bbox'), say)
   const out = resolve(stringOption(values, 'out') ?? join('out', `start-${dataset.name}`))
+  const job = datasetJob(dataset, grid)
 
-  say(`crowdmesh: colouring ${dataset.name} (${dataset.cameras.length} cameras) on a ${grid}³ grid`)
-  if (json) emit({ type: 'ready', dataset: dataset.name, cameras: dataset.cameras.length, grid, out })
-  const bar = progressBar('colouring', { quiet: json })
-  let lastTenth = -1
-  const run = await runLocalJob({
-    dataset,
-    grid,
-    ...(participants !== undefined && { participants }),
-    onProgress: (done, total) => {
+  const event = await startEvent({ coordinator: { job }, name: dataset.name, turn })
+  const participants: ParticipantProcess[] = []
+  const controller = new AbortController()
+  const interrupt = () => controller.abort()
+  process.once('SIGINT', interrupt)
+  process.once('SIGTERM', interrupt)
+  try {
+    if (json)
+      emit({
+        type: 'ready',
+        joinLink: event.joinLink,
+        event: event.event,
+        signaling: event.signaling.url,
+        turn: event.turn !== undefined,
+        ...(event.turnNote !== undefined && { turnNote: event.turnNote }),
+        dataset: dataset.name,
+        cameras: dataset.cameras.length,
+        grid,
+        out,
+      })
+    say(
+      `crowdmesh: event ${event.event} colouring ${dataset.name} (${dataset.cameras.length} cameras) on a ${grid}³ grid`,
+    )
+    say(`  join link:  ${event.joinLink}`)
+    say(`  signaling:  ${event.signaling.url}   relay: ${event.relay.getMultiaddrs()[0]?.toString() ?? ''}`)
+    say(
+      `  TURN:       ${event.turn !== undefined ? `coturn on ${event.turn.options.listeningIp}:${event.turn.options.port}` : (event.turnNote ?? 'off')}`,
+    )
+    say(`  add a participant from another terminal: npx crowdmesh join '${event.joinLink}'`)
+
+    event.host.on('participantJoined', ({ participantId, agent }) => {
+      if (json)
+        emit({
+          type: 'participant',
+          joined: true,
+          participantId,
+          agent,
+          participants: event.host.participants,
+        })
+      else say(`  + participant …${participantId.slice(-8)} (${agent}); ${event.host.participants} connected`)
+    })
+    event.host.on('participantLeft', ({ participantId }) => {
+      if (json)
+        emit({ type: 'participant', joined: false, participantId, participants: event.host.participants })
+      else say(`  - participant …${participantId.slice(-8)} left; ${event.host.participants} connected`)
+    })
+    for (let i = 0; i < localCount; i++)
+      participants.push(new ParticipantProcess(event.joinLink, { dutyCycle: 1, cores: 1 }))
+
+    const frameIndices = [...new Set(dataset.frames.map((f) => f.index))]
+    const threadsPerFrame = vertexCount(job.space) * job.cameras.length
+    const total = threadsPerFrame * frameIndices.length
+    const bar = progressBar('colouring', { quiet: json })
+    let done = 0
+    let lastTenth = -1
+    event.coordinator.on('blockDone', ({ threads }) => {
+      done += threads
       bar.update(done, total)
       const tenth = Math.floor((done / total) * 10)
       if (json && tenth !== lastTenth) {
         lastTenth = tenth
-        emit({ type: 'progress', threadsDone: done, threadsTotal: total })
+        emit({
+          type: 'progress',
+          threadsDone: done,
+          threadsTotal: total,
+          participants: event.host.participants,
+        })
       }
-    },
-  })
-  bar.done(`${run.outcome.coloured} of ${run.outcome.totalVertices} vertices coloured`)
-
-  const ply = await writeOutcomePly(out, run.job.space, run.outcome)
-  const camera = dataset.cameras[0]!
-  const { ids, rgb } = colouredVertices(run.outcome)
-  const rendering = renderSplats(run.job.space, camera, ids, rgb)
-  const photo = await frameSource({ maxFrames: 1 }).get(dataset.frames[0]!.imageUrl)
-  const png = await writeImage(
-    out,
-    'rendering.png',
-    sideBySide(camera.width, camera.height, rendering.rgba, photo.rgba),
-  )
-  if (json) {
-    emit({
-      type: 'frameOutcome',
-      frameIndex: run.outcome.frameIndex,
-      colouredVertices: run.outcome.coloured,
-      totalVertices: run.outcome.totalVertices,
-      seconds: Math.round(run.seconds * 100) / 100,
-      participants: run.participants,
-      ply,
-      rendering: png,
     })
-  } else {
-    say(`  ${run.participants} participant threads, ${run.seconds.toFixed(1)}s`)
-    say(`  outcome:   ${ply}`)
-    say(`  rendering: ${png} (left: the coloured vertices seen from ${camera.name}; right: its photograph)`)
+    const outcomes: Promise<void>[] = []
+    const allDone = new Promise<void>((resolveAll, reject) => {
+      let remaining = frameIndices.length
+      event.coordinator.on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => {
+        outcomes.push(writeFrame(outcome, report))
+        if (--remaining === 0) resolveAll()
+      })
+      controller.signal.addEventListener('abort', () => reject(new UsageError('interrupted')), { once: true })
+    })
+    const writeFrame = async (outcome: FrameOutcome, report: FrameReport) => {
+      const folder = frameIndices.length > 1 ? join(out, `frame-${outcome.frameIndex}`) : out
+      const ply = await writeOutcomePly(folder, job.space, outcome)
+      const camera = dataset.cameras[0]!
+      const { ids, rgb } = colouredVertices(outcome)
+      const rendering = renderSplats(job.space, camera, ids, rgb)
+      const first = dataset.frames.find((f) => f.index === outcome.frameIndex && f.cameraId === camera.id)
+      const photo = first === undefined ? undefined : await frameSource({ maxFrames: 1 }).get(first.imageUrl)
+      const png = await writeImage(
+        folder,
+        'rendering.png',
+        photo === undefined
+          ? { width: camera.width, height: camera.height, rgba: rendering.rgba }
+          : sideBySide(camera.width, camera.height, rendering.rgba, photo.rgba),
+      )
+      const stats = event.coordinator.statistics()
+      if (json)
+        emit({
+          type: 'frameOutcome',
+          frameIndex: outcome.frameIndex,
+          colouredVertices: outcome.coloured,
+          totalVertices: outcome.totalVertices,
+          latencyMs: Math.round(report.latencyMs),
+          reassignments: report.reassignments,
+          participants: stats.participants.filter((p) => p.threadsProcessed > 0).length,
+          ply,
+          rendering: png,
+        })
+      else {
+        bar.done(
+          `frame ${outcome.frameIndex}: ${outcome.coloured} of ${outcome.totalVertices} vertices coloured in ${(report.latencyMs / 1000).toFixed(1)} s`,
+        )
+        say(`  outcome:   ${ply}`)
+        say(
+          `  rendering: ${png} (left: the coloured vertices seen from ${camera.name}; right: its photograph)`,
+        )
+      }
+    }
+    for (const frame of dataset.frames) event.addFrame(frame)
+    await allDone
+    await Promise.all(outcomes)
+    const stats = event.coordinator.statistics()
+    if (json)
+      emit({
+        type: 'done',
+        framesCompleted: stats.framesCompleted,
+        participants: stats.participants.map((p) => ({
+          id: p.id,
+          threadsProcessed: p.threadsProcessed,
+          threadsPerSec: Math.round(p.threadsPerSec),
+        })),
+      })
+    else
+      say(
+        `  ${stats.participants.filter((p) => p.threadsProcessed > 0).length} participants computed: ${stats.participants
+          .filter((p) => p.threadsProcessed > 0)
+          .map((p) => `…${p.id.slice(-6)} ${p.threadsProcessed} threads`)
+          .join(', ')}`,
+      )
+    if (values.stay === true) {
+      say('  the event stays open; Ctrl-C ends it')
+      await new Promise<void>((r) => controller.signal.addEventListener('abort', () => r(), { once: true }))
+    }
+  } finally {
+    process.off('SIGINT', interrupt)
+    process.off('SIGTERM', interrupt)
+    await event.stop()
+    await Promise.all(participants.map((p) => p.stop()))
   }
 }
