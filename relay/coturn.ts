@@ -87,6 +87,7 @@ export function coturnConfig(options: TurnServerOptions): string {
     `userdb=${join(options.workDir, 'turndb')}`,
     'log-file=stdout',
     'simple-log',
+    'verbose',
     ...options.deniedPeerRanges
       // Loopback peers, when allowed, must not also be denied.
       .filter((range) => !(options.allowLoopbackPeers && range.startsWith('127.')))
@@ -176,7 +177,7 @@ export class CoturnSupervisor extends EventEmitter<CoturnEvents> {
     this.child = child
     const keep = (chunk: Buffer) => {
       this.output.push(chunk.toString())
-      if (this.output.length > 50) this.output.shift()
+      if (this.output.length > 500) this.output.shift()
     }
     child.stdout?.on('data', keep)
     child.stderr?.on('data', keep)

@@ -33,7 +33,7 @@ export type GossipNode = Libp2p<{ gossip: GossipSub }>
 export interface HostLimits {
   requestsPerSecond: number
   requestBurst: number
-  maxRefusedInRow: number
+  maxRefused: number
   helloTimeoutMs: number
   statusIntervalMs: number
 }
@@ -67,7 +67,9 @@ interface Session {
   readonly framed: FramedStream
   readonly bucket: TokenBucket
   label: string | undefined
-  refusedInRow: number
+  /** Requests refused for rate since `refusedSince` (a 10 s window). */
+  refused: number
+  refusedSince: number
   /** Answered "no work" and not yet woken. */
   waiting: boolean
 }
@@ -104,7 +106,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     this.limits = {
       requestsPerSecond: meshDefaults.requestsPerSecond,
       requestBurst: meshDefaults.requestBurst,
-      maxRefusedInRow: meshDefaults.maxRefusedInRow,
+      maxRefused: meshDefaults.maxRefused,
       helloTimeoutMs: meshDefaults.helloTimeoutMs,
       statusIntervalMs: meshDefaults.statusIntervalMs,
       ...init.limits,
@@ -200,7 +202,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       framed: new FramedStream(stream),
       bucket: new TokenBucket(this.limits.requestsPerSecond, this.limits.requestBurst, this.clock.now()),
       label: undefined,
-      refusedInRow: 0,
+      refused: 0,
+      refusedSince: this.clock.now(),
       waiting: false,
     }
     // One stream per participant: a newer one (after a reconnect) replaces the older.
@@ -237,8 +240,14 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
 
   /** Handles one frame; throws a CrowdmeshError for anything that should close the stream. */
   private receive(session: Session, frame: Frame): void {
-    if (!session.bucket.take(this.clock.now())) {
-      if (++session.refusedInRow > this.limits.maxRefusedInRow)
+    const now = this.clock.now()
+    if (!session.bucket.take(now)) {
+      if (now - session.refusedSince > 10_000) {
+        session.refused = 0
+        session.refusedSince = now
+      }
+      // A peer that keeps flooding after being told is cut off, whatever it gets through meanwhile.
+      if (++session.refused > this.limits.maxRefused)
         throw new ProtocolError('rate-limited', 'too many requests; disconnected')
       const requestId = frame.kind === FrameKind.control ? requestIdOf(frame.payload) : undefined
       const message = `over ${this.limits.requestsPerSecond} requests/s; request refused`
@@ -248,11 +257,10 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         message,
         ...(requestId !== undefined && { requestId }),
       })
-      if (session.refusedInRow === 1)
+      if (session.refused === 1)
         this.emit('refused', { participantId: session.participantId, code: 'rate-limited', message })
       return
     }
-    session.refusedInRow = 0
     if (frame.kind === FrameKind.binary) return this.receiveResult(session, frame.payload)
     const message = parseControl(toCoordinatorSchema, frame.payload)
     if (message.type === 'hello') {

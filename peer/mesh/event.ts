@@ -3,8 +3,7 @@ import { createSocket } from 'node:dgram'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { PrivateKey } from '@libp2p/interface'
-import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import { verifyJoinToken } from '../../signaling/join-token.ts'
 import { type SignalingInit, type SignalingServer, startSignaling } from '../../signaling/server.ts'
@@ -36,6 +35,13 @@ export interface EventInit {
    * fails without it; `off` runs without TURN (direct and STUN-less host candidates only).
    */
   turn?: 'auto' | 'required' | 'off'
+  /**
+   * Address coturn relays from (default: `host`). With the event on a private interface and the
+   * coordinator's ICE on loopback, a relay on loopback is the only path between them.
+   */
+  turnRelayIp?: string
+  /** Local address the coordinator's WebRTC binds to (default: every interface). */
+  coordinatorIceBindAddress?: string
   /** Per-participant limits of the work protocol. */
   limits?: Partial<HostLimits>
   logger?: Logger
@@ -96,19 +102,19 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
         const port = await freeUdpPort(host)
         const secret = randomBytes(24).toString('base64url')
         const workDir = await mkdtemp(join(tmpdir(), 'crowdmesh-coturn-'))
+        const relayIp = init.turnRelayIp ?? host
+        const loopback = relayIp.startsWith('127.')
         const supervisor = new CoturnSupervisor({
           listeningIp: host,
           port,
-          relayIp: host,
+          relayIp,
           minPort: port + 1,
           maxPort: port + 200,
           realm: 'crowdmesh',
           secret,
           // On loopback the relay must reach loopback peers; every other private range stays denied.
-          deniedPeerRanges: host.startsWith('127.')
-            ? privateRanges.filter((r) => !r.startsWith('127.'))
-            : privateRanges,
-          allowLoopbackPeers: host.startsWith('127.'),
+          deniedPeerRanges: loopback ? privateRanges.filter((r) => !r.startsWith('127.')) : privateRanges,
+          allowLoopbackPeers: loopback,
           workDir,
         })
         await supervisor.start()
@@ -150,7 +156,10 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     const relayAddrs = relay.getMultiaddrs().map(String)
 
     // The coordinator needs no TURN of its own: a relay-only participant's TURN relay reaches it directly.
-    const node = await createMeshNode({ relayAddrs })
+    const node = await createMeshNode({
+      relayAddrs,
+      ...(init.coordinatorIceBindAddress !== undefined && { iceBindAddress: init.coordinatorIceBindAddress }),
+    })
     stops.push(['coordinator node', () => node.stop() as Promise<void>])
     await reserved(node)
     const coordinator = new Coordinator(init.coordinator, { clock: systemClock })
@@ -198,7 +207,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       restartRelay: async () => {
         relay = await createRelayNode(relayInit())
         // The coordinator reserves a slot on the new relay before participants can reach it again.
-        await reserved(node, relayAddrs)
+        await reserved(node, relay.peerId)
       },
       stop: async () => {
         if (stopped) return
@@ -213,21 +222,16 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
 }
 
 /**
- * Resolves once the node holds a reservation on the relay (it has a `/p2p-circuit/webrtc` address);
- * with `redial`, dials the relay again first (after the relay restarted).
+ * Resolves once the node is connected to the relay and holds a reservation on it (it has a
+ * `/p2p-circuit/webrtc` address); after a relay restart the mesh node's relay keeper reconnects.
  */
-async function reserved(node: MeshNode, redial?: readonly string[], timeoutMs = 15_000): Promise<void> {
-  const has = () => node.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit/webrtc'))
+async function reserved(node: MeshNode, relay?: PeerId, timeoutMs = 20_000): Promise<void> {
   const deadline = performance.now() + timeoutMs
-  let lastDial = 0
-  while (redial !== undefined || !has()) {
+  for (;;) {
+    const connected = relay === undefined || node.getConnections(relay).length > 0
+    if (connected && node.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit/webrtc'))) return
     if (performance.now() > deadline)
       throw new CrowdmeshError('the coordinator could not reserve a slot on the relay')
-    if (redial !== undefined && performance.now() - lastDial > 1000) {
-      lastDial = performance.now()
-      await node.dial(multiaddr(redial[0])).catch(() => {})
-      if (has()) return
-    }
     await new Promise((r) => setTimeout(r, 100))
   }
 }

@@ -6,7 +6,8 @@ import { identify } from '@libp2p/identify'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import type { PrivateKey } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { IceServer } from '../../relay/turn-credentials.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
 
@@ -18,6 +19,11 @@ export interface MeshNodeInit {
   iceServers?: readonly IceServer[]
   /** Force every WebRTC connection through TURN (ICE relay-only): for tests and locked-down networks. */
   relayOnly?: boolean
+  /**
+   * Local address WebRTC's ICE binds to (Node only; default: every interface). An operator's
+   * coordinator on a multi-homed host pins it; the relay-only test pins it to loopback.
+   */
+  iceBindAddress?: string
   /** The node's identity (default: a new one); a coordinator that restarts keeps its peer id with it. */
   privateKey?: PrivateKey
 }
@@ -34,11 +40,17 @@ export type MeshNode = Libp2p<{ identify: unknown; gossip: GossipSub }>
  */
 export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
   const rtcConfiguration: RTCConfiguration = {
-    iceServers: (init.iceServers ?? []).map((s) => ({ ...s })),
+    iceServers: (init.iceServers ?? []).map(nodeIceServer),
     ...(init.relayOnly === true && { iceTransportPolicy: 'relay' as const }),
-  }
-  return createLibp2p({
-    addresses: { listen: [...init.relayAddrs.map((a) => `${a}/p2p-circuit`), '/webrtc'] },
+    // node-datachannel reads this extension of RTCConfiguration; browsers ignore it.
+    ...(init.iceBindAddress !== undefined && { bindAddress: init.iceBindAddress }),
+  } as RTCConfiguration
+  const node = await createLibp2p({
+    addresses: {
+      // `/p2p-circuit` as well: a reservation made by discovery is made again when the relay comes
+      // back after a restart (one made for a configured relay address is not), see `keepRelay`.
+      listen: [...init.relayAddrs.map((a) => `${a}/p2p-circuit`), '/p2p-circuit', '/webrtc'],
+    },
     transports: [webSockets(), webRTC({ rtcConfiguration }), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -56,6 +68,63 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       }),
     },
   })
+  keepRelay(node, init.relayAddrs)
+  return node
+}
+
+/**
+ * Dials the relay again whenever the connection to it drops (a relay restart, a network change), with
+ * back-off, until the node stops: the circuit-relay transport then reserves a slot again, and peers
+ * can reach this one through the relay once more. Direct WebRTC connections are unaffected meanwhile.
+ */
+function keepRelay(node: Libp2p, relayAddrs: readonly string[]): void {
+  const relays = new Set(
+    relayAddrs.map(
+      (a) =>
+        multiaddr(a)
+          .getComponents()
+          .find((c) => c.name === 'p2p')?.value,
+    ),
+  )
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let attempt = 0
+  const redial = () => {
+    timer = undefined
+    if (node.status !== 'started') return
+    Promise.any(relayAddrs.map((a) => node.dial(multiaddr(a))))
+      .then(() => {
+        attempt = 0
+      })
+      .catch(() => {
+        timer = setTimeout(redial, Math.min(10_000, 250 * 2 ** attempt++))
+      })
+  }
+  const onDisconnect = (event: CustomEvent<PeerId>) => {
+    if (relays.has(event.detail.toString()) && timer === undefined) timer = setTimeout(redial, 250)
+  }
+  node.addEventListener('peer:disconnect', onDisconnect)
+  node.addEventListener(
+    'stop',
+    () => {
+      node.removeEventListener('peer:disconnect', onDisconnect)
+      clearTimeout(timer)
+    },
+    { once: true },
+  )
+}
+
+/**
+ * node-datachannel hands TURN servers to libdatachannel as `turn:<user>:<password>@host` URLs, so
+ * the TURN REST username's own colon (`<expiry>:<id>`) would end the username early and coturn would
+ * refuse it. libdatachannel percent-decodes both parts: encoding them here keeps them whole.
+ * (Browsers take the fields as given; this factory is the Node one.)
+ */
+function nodeIceServer(server: IceServer): RTCIceServer {
+  return {
+    urls: [...server.urls],
+    ...(server.username !== undefined && { username: encodeURIComponent(server.username) }),
+    ...(server.credential !== undefined && { credential: encodeURIComponent(server.credential) }),
+  }
 }
 
 /**

@@ -13,6 +13,8 @@ export interface ParticipantProcessInit {
   dutyCycle?: number
   cores?: number
   relayOnly?: boolean
+  /** A command the participant runs under, e.g. `['ip', 'netns', 'exec', 'ns']` for a network namespace. */
+  wrapper?: readonly string[]
 }
 
 /** One event a participant process printed, with when this process read it. */
@@ -38,7 +40,8 @@ export class ParticipantProcess extends EventEmitter<{ event: [ReceivedEvent]; e
     if (init.dutyCycle !== undefined) args.push('--duty-cycle', String(init.dutyCycle))
     if (init.cores !== undefined) args.push('--cores', String(init.cores))
     if (init.relayOnly === true) args.push('--relay-only')
-    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, ...rest] = [...(init.wrapper ?? []), process.execPath, ...args]
+    this.child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString()).slice(-4000)
     })

@@ -75,8 +75,8 @@ export const meshDefaults = {
   requestsPerSecond: 50,
   /** Burst allowance above the sustained rate. */
   requestBurst: 100,
-  /** Refused requests in a row after which a flooding peer's stream is closed. */
-  maxRefusedInRow: 200,
+  /** Requests refused within 10 s after which a flooding peer's stream is closed. */
+  maxRefused: 200,
   /** A participant that has not said hello within this long is disconnected, ms. */
   helloTimeoutMs: 10_000,
   /** How often the coordinator gossips its status, ms. */
