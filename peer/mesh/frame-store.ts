@@ -24,6 +24,8 @@ const types: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg
  */
 export async function startFrameStore(init: { host?: string; port?: number } = {}): Promise<FrameStore> {
   const files = new Map<string, string>()
+  // One URL per file: a frame index that reuses an image keeps participants' decoded copy warm.
+  const urls = new Map<string, string>()
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
     const file = request.method === 'GET' || request.method === 'HEAD' ? files.get(path) : undefined
@@ -58,8 +60,11 @@ export async function startFrameStore(init: { host?: string; port?: number } = {
     publish(frame) {
       if (!frame.imageUrl.startsWith('file:')) return frame
       const file = fileURLToPath(frame.imageUrl)
+      const known = urls.get(file)
+      if (known !== undefined) return { ...frame, imageUrl: known }
       const path = `/frames/${randomBytes(9).toString('base64url')}/${encodeURIComponent(basename(file))}`
       files.set(path, file)
+      urls.set(file, `${url}${path}`)
       return { ...frame, imageUrl: `${url}${path}` }
     },
     close: () =>

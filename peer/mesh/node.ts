@@ -44,7 +44,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     ...(init.relayOnly === true && { iceTransportPolicy: 'relay' as const }),
     // node-datachannel reads this extension of RTCConfiguration; browsers ignore it.
     ...(init.iceBindAddress !== undefined && { bindAddress: init.iceBindAddress }),
-  } as RTCConfiguration
+  }
   const node = await createLibp2p({
     addresses: {
       // `/p2p-circuit` as well: a reservation made by discovery is made again when the relay comes
