@@ -83,11 +83,13 @@ export async function runRealMesh(init: RealMeshInit): Promise<RealMeshReport> {
             event.addFrame({ ...frame, index: first + k * indices.length + frame.index })
       })
     }
-    const warmUp = runFrames(1)
+    // Enough warm-up work that the last to join still finds some.
+    const warmUp = runFrames(Math.max(1, Math.ceil(init.participants / 2)))
     for (let i = 0; i < init.participants; i++)
       crowd.push(new ParticipantProcess(event.joinLink, { dutyCycle: init.dutyCycle ?? 1, cores: 1 }))
-    await Promise.all(crowd.map((p) => p.waitFor('firstLease', 120_000)))
+    await Promise.allSettled(crowd.map((p) => p.waitFor('firstLease', 120_000)))
     await warmUp
+    await Promise.all(crowd.map((p) => p.waitFor('welcome', 60_000)))
     reports.length = 0
     completions.clear()
     bytes = 0
@@ -108,7 +110,7 @@ export async function runRealMesh(init: RealMeshInit): Promise<RealMeshReport> {
       )
       // Only frames every participant received count (a participant may have joined after a frame).
       if (arrivals.every((a) => a !== undefined))
-        gossip.push(Math.max(...arrivals.map((a) => a! - completedAt)))
+        gossip.push(Math.max(...arrivals.map((a) => a - completedAt)))
     }
     return {
       participants: init.participants,

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path'
 import { FrameAggregation } from '../../peer/coordinator/aggregator.ts'
 import { decideFrame } from '../../peer/coordinator/outcome.ts'
 import { partitionFrame } from '../../peer/coordinator/partitioner.ts'
-import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
+import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { runLocalJob } from '../../peer/local/run-job.ts'
 import { colourBlock } from '../../peer/participant/cpu-worker.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
@@ -15,6 +15,7 @@ import { alphaForCoverage } from '../../peer/protocol/sampling.ts'
 import { targetSpace } from '../../peer/protocol/target-space.ts'
 import { builtInProfiles } from '../../peer/simulator/profile.ts'
 import { type SimulationReport, simulate, simulationDefaults } from '../../peer/simulator/simulation.ts'
+import { dataChannelMBps, type RealMeshReport, runRealMesh } from '../bench/mesh.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
 import { progressBar } from '../progress.ts'
@@ -32,7 +33,13 @@ and the scheduler and the simulator:
                                       (≤ 30 s) and participant-seconds per wall second
   simulate.failures                   the same event with churn 20 %/min and 5 %/min crashes: lost and
                                       double-counted threads (0) and p99 latency against the calm run (≤ 2×)
-and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations.
+and the mesh, with real Node participant processes over WebRTC on loopback:
+  mesh.joinToFirstLeaseMs             join link opened to first lease, 20 participants (p50/p95)
+  mesh.outcomeGossipMs                frame complete to every participant holding its outcome
+  mesh.resultThroughputMBps           framed block results over one WebRTC data channel
+  mesh.maxParticipants                participants one coordinator serves before frame latency doubles
+and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
+--skip-mesh the mesh figures (about four minutes).
 
 Options:
   --dataset DIR   the data set (default: templeSparseRing from the shared data folder)
@@ -40,6 +47,7 @@ Options:
   --out FILE      where the JSON goes                           [default: out/bench.json]
   --json          print the JSON object instead of the table
   --skip-simulation  leave out the 1,000-participant simulations (about a minute and a half)
+  --skip-mesh     leave out the mesh figures
   -h, --help      show this help
 `
 
@@ -52,6 +60,8 @@ export async function benchCommand(args: string[]): Promise<void> {
       grid: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
+      'skip-simulation': { type: 'boolean' },
+      'skip-mesh': { type: 'boolean' },
     },
     help,
   )
@@ -123,6 +133,7 @@ export async function benchCommand(args: string[]): Promise<void> {
   const scheduler1000 = schedulerOpsPerSec(1000)
   const scheduler10000 = schedulerOpsPerSec(10_000)
   const simulation = values['skip-simulation'] === true ? undefined : simulationFigures(json)
+  const mesh = values['skip-mesh'] === true ? undefined : await meshFigures(dataset, json)
 
   const figures = {
     machine: { cores: availableParallelism(), node: process.version },
@@ -148,6 +159,16 @@ export async function benchCommand(args: string[]): Promise<void> {
       'simulate.failures.duplicateWorkShare': simulation.failing.duplicateWorkShare,
       'simulate.failures.crashes': simulation.failing.crashes,
       'simulate.failures.leaves': simulation.failing.leaves,
+    }),
+    ...(mesh !== undefined && {
+      'mesh.joinToFirstLeaseMs': mesh.twenty.joinToFirstLeaseMs,
+      'mesh.spawnToFirstLeaseMs': mesh.twenty.spawnToFirstLeaseMs,
+      'mesh.participants': mesh.twenty.participants,
+      'mesh.frameLatencyMs': mesh.twenty.frameLatencyMs,
+      'mesh.outcomeGossipMs': mesh.twenty.outcomeGossipMs,
+      'mesh.resultThroughputMBps': Math.round(mesh.channelMBps * 10) / 10,
+      'mesh.maxParticipants': mesh.maxParticipants,
+      'mesh.latencyByParticipants': mesh.sweep,
     }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
@@ -180,6 +201,17 @@ export async function benchCommand(args: string[]): Promise<void> {
           `  … with churn 20 %/min, crashes 5 %/min  ${simulation.failing.lostThreads} lost, ${simulation.failing.doubleCountedThreads} double-counted, ` +
           `p99 ${simulation.failing.latencyMs.p99} ms vs ${simulation.calm.latencyMs.p99} ms ` +
           `(${mark(simulation.failing.latencyMs.p99 <= 2 * simulation.calm.latencyMs.p99)} ≤ 2×)\n`) +
+      (mesh === undefined
+        ? ''
+        : `  mesh.joinToFirstLeaseMs (20 Node)   p50 ${mesh.twenty.joinToFirstLeaseMs.p50} / p95 ${mesh.twenty.joinToFirstLeaseMs.p95} ms ` +
+          `(from process start: ${mesh.twenty.spawnToFirstLeaseMs.p50} / ${mesh.twenty.spawnToFirstLeaseMs.p95} ms)\n` +
+          `  mesh.outcomeGossipMs                p50 ${mesh.twenty.outcomeGossipMs.p50} / p95 ${mesh.twenty.outcomeGossipMs.p95} ms\n` +
+          `  mesh.resultThroughputMBps           ${mesh.channelMBps.toFixed(1)} MB/s over one WebRTC data channel\n` +
+          `  mesh.maxParticipants                ${mesh.maxParticipants} (frame latency p50 by participants: ${Object.entries(
+            mesh.sweep,
+          )
+            .map(([n, ms]) => `${n}: ${ms} ms`)
+            .join(', ')})\n`) +
       `  written to ${outFile}\n`,
   )
 }
@@ -199,6 +231,39 @@ function simulationFigures(quiet: boolean): { calm: SimulationReport; failing: S
   })
   failingBar.done()
   return { calm, failing }
+}
+
+/**
+ * The mesh figures, with real Node participant processes over WebRTC on loopback: 20 participants
+ * joining; outcome gossip; one data channel's throughput; and frame latency as participants are
+ * added, until it doubles (the coordinator, or on this machine the shared cores, saturating).
+ */
+async function meshFigures(
+  dataset: MultiViewDataset,
+  quiet: boolean,
+): Promise<{
+  twenty: RealMeshReport
+  channelMBps: number
+  maxParticipants: number
+  sweep: Record<string, number>
+}> {
+  const bar = progressBar('mesh', { quiet })
+  const channelMBps = await dataChannelMBps(128)
+  bar.update(1, 8)
+  const twenty = await runRealMesh({ dataset, participants: 20, grid: 32, frames: 5 })
+  bar.update(2, 8)
+  const sweep: Record<string, number> = {}
+  let best = Number.POSITIVE_INFINITY
+  let maxParticipants = 0
+  for (const [i, participants] of [1, 2, 4, 8, 16, 24].entries()) {
+    const report = await runRealMesh({ dataset, participants, grid: 32, frames: 3 })
+    sweep[participants] = report.frameLatencyMs.p50
+    best = Math.min(best, report.frameLatencyMs.p50)
+    if (report.frameLatencyMs.p50 <= 2 * best) maxParticipants = participants
+    bar.update(3 + i, 8)
+  }
+  bar.done()
+  return { twenty, channelMBps, maxParticipants, sweep }
 }
 
 function round(x: number): number {

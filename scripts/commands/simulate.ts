@@ -1,7 +1,8 @@
 import { InvalidOptionError } from '../../peer/protocol/errors.ts'
 import { loadProfile } from '../../peer/simulator/profile.ts'
 import { type SimulationReport, simulate, simulationDefaults } from '../../peer/simulator/simulation.ts'
-import { parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
+import { runRealMesh } from '../bench/mesh.ts'
+import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh simulate [options]
@@ -31,6 +32,10 @@ Options:
                          or "drop"                                             [default: downgrade]
   --mode pull|push       participants ask for work, or the coordinator hands it out    [default: pull]
   --rows N               rows of the management table to print                         [default: 10]
+  --real N               instead of virtual time: start an event on loopback and N Node
+                         participants as separate processes (crowdmesh join) over real WebRTC;
+                         --grid (default 32), --frames (measured frames, default 5) and
+                         --dataset apply; reports joining, frame latency, outcome gossip
   --json                 print one JSON object (the whole report)
   -h, --help             show this help
 `
@@ -81,11 +86,16 @@ export async function simulateCommand(args: string[]): Promise<void> {
       rows: { type: 'string' },
       mode: { type: 'string' },
       json: { type: 'boolean' },
+      real: { type: 'string' },
+      frames: { type: 'string' },
+      dataset: { type: 'string' },
     },
     help,
   )
   if (values === undefined) return
   const json = values.json === true
+  const realText = stringOption(values, 'real')
+  if (realText !== undefined) return simulateReal(values, positiveInt(realText, 'real', 1), json)
   const gridText = stringOption(values, 'grid') ?? 'auto'
   const grid = gridText === 'auto' ? 0 : positiveInt(gridText, 'grid', 0)
   const budgetText = stringOption(values, 'latency-budget') ?? '5000'
@@ -161,4 +171,39 @@ function table(r: SimulationReport, rows: number): string {
     '',
   ]
   return lines.join('\n')
+}
+
+/** `simulate --real N`: the same coordinator with N real Node participant processes over WebRTC. */
+async function simulateReal(
+  values: Record<string, string | boolean | undefined>,
+  participants: number,
+  json: boolean,
+): Promise<void> {
+  const say = (line: string) => {
+    if (!json) process.stdout.write(`${line}\n`)
+  }
+  const dataset = await resolveDataset(stringOption(values, 'dataset'), undefined, say)
+  const grid = positiveInt(stringOption(values, 'grid'), 'grid', 32)
+  const frames = positiveInt(stringOption(values, 'frames'), 'frames', 5)
+  say(
+    `crowdmesh: ${participants} Node participant processes, ${dataset.name} on a ${grid}³ grid, ${frames} frames`,
+  )
+  const bar = progressBar('frames', { quiet: json })
+  const report = await runRealMesh({
+    dataset,
+    participants,
+    grid,
+    frames,
+    onProgress: (d, t) => bar.update(d, t),
+  })
+  bar.done()
+  if (json) return void process.stdout.write(`${JSON.stringify(report)}\n`)
+  const pair = (p: { p50: number; p95: number }) => `p50 ${p.p50} / p95 ${p.p95} ms`
+  say(`  join link to first lease   ${pair(report.joinToFirstLeaseMs)}`)
+  say(`  process start to lease     ${pair(report.spawnToFirstLeaseMs)}`)
+  say(`  frame latency              ${pair(report.frameLatencyMs)}`)
+  say(`  outcome gossip (all)       ${pair(report.outcomeGossipMs)}`)
+  say(
+    `  results                    ${report.resultMBps.toFixed(1)} MB/s; ${report.reassignments} blocks reassigned`,
+  )
 }

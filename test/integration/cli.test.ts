@@ -27,7 +27,7 @@ describe('crowdmesh CLI', () => {
   it('prints help for itself and every command', async () => {
     const top = await crowdmesh(['--help'])
     expect(top.code).toBe(0)
-    for (const command of ['start', 'eval', 'bench']) {
+    for (const command of ['start', 'join', 'eval', 'simulate', 'bench']) {
       expect(top.stdout).toContain(command)
       const help = await crowdmesh([command, '--help'])
       expect(help.code).toBe(0)
@@ -106,7 +106,7 @@ describe('crowdmesh CLI', () => {
     expect((await stat(join(out, 'templeSR0004-rendering.png'))).size).toBeGreaterThan(10_000)
   })
 
-  it('start --json prints ready, progress and the frame outcome, and writes it', async () => {
+  it('start --json runs an event with two local participants: ready (with the join link), participants, progress, the frame outcome', async () => {
     const out = await mkdtemp(join(tmpdir(), 'crowdmesh-start-'))
     const run = await crowdmesh(['start', '--dataset', templeDir, '--grid', '48', '--out', out, '--json'])
     expect(run.code).toBe(0)
@@ -115,8 +115,10 @@ describe('crowdmesh CLI', () => {
       .split('\n')
       .map((line) => JSON.parse(line))
     expect(events[0]).toMatchObject({ type: 'ready', dataset: 'templeSR', cameras: 16, grid: 48 })
+    expect(events[0].joinLink).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/join\/[\w-]+\/[\w.-]+$/)
+    expect(events.filter((e) => e.type === 'participant' && e.joined).length).toBe(2)
     expect(events.some((e) => e.type === 'progress')).toBe(true)
-    const outcome = events.at(-1)
+    const outcome = events.find((e) => e.type === 'frameOutcome')
     expect(outcome).toMatchObject({ type: 'frameOutcome', frameIndex: 0, totalVertices: 48 ** 3 })
     expect(outcome.colouredVertices).toBeGreaterThan(500)
     expect(decodePly(await readFile(outcome.ply)).rgb.length / 3).toBe(outcome.colouredVertices)
@@ -127,8 +129,11 @@ describe('crowdmesh CLI', () => {
     const out = await mkdtemp(join(tmpdir(), 'crowdmesh-synthetic-'))
     const start = await crowdmesh(['start', '--dataset', 'synthetic', '--grid', '32', '--out', out, '--json'])
     expect(start.code).toBe(0)
-    const last = JSON.parse(start.stdout.trim().split('\n').at(-1)!)
-    expect(last).toMatchObject({ type: 'frameOutcome', totalVertices: 32 ** 3 })
+    const events = start.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+    expect(events.find((e) => e.type === 'frameOutcome')).toMatchObject({ totalVertices: 32 ** 3 })
     const evaluated = await crowdmesh([
       'eval',
       '--dataset',
@@ -147,6 +152,16 @@ describe('crowdmesh CLI', () => {
     expect(report.groundTruth.colourTolerance).toBe(16)
     expect(report.groundTruth.surfaceAccuracy).toBeGreaterThan(0.9)
     expect(report.groundTruth.freeSpaceColoured).toBeLessThan(0.02)
+  })
+
+  it('simulate --real 3 runs three Node participant processes over WebRTC and reports the mesh figures', async () => {
+    const run = await crowdmesh(['simulate', '--real', '3', '--grid', '16', '--frames', '2', '--json'])
+    expect(run.code).toBe(0)
+    const report = JSON.parse(run.stdout)
+    expect(report).toMatchObject({ participants: 3, grid: 16, frames: 2 })
+    expect(report.joinToFirstLeaseMs.p50).toBeGreaterThan(0)
+    expect(report.frameLatencyMs.p50).toBeGreaterThan(0)
+    expect(Number.isFinite(report.outcomeGossipMs.p50)).toBe(true)
   })
 
   it('simulate --json is deterministic for a seed and reports the figures scripts read', async () => {
