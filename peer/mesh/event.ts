@@ -202,7 +202,13 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       turnNote,
       addFrame: (frame) => coordinator.addFrame(frames.publish(frame)),
       stopRelay: async () => {
+        const id = relay.peerId
         await relay.stop()
+        // Until the coordinator notices, its old reservation would look valid.
+        const deadline = performance.now() + 5000
+        while (node.getConnections(id).length > 0 && performance.now() < deadline)
+          await new Promise((r) => setTimeout(r, 50))
+        await new Promise((r) => setTimeout(r, 200))
       },
       restartRelay: async () => {
         relay = await createRelayNode(relayInit())

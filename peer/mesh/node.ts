@@ -6,7 +6,7 @@ import { identify } from '@libp2p/identify'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { FaultTolerance, type PeerId, type PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { IceServer } from '../../relay/turn-credentials.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
@@ -51,6 +51,8 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
       // back after a restart (one made for a configured relay address is not), see `keepRelay`.
       listen: [...init.relayAddrs.map((a) => `${a}/p2p-circuit`), '/p2p-circuit', '/webrtc'],
     },
+    // A relay that is down or restarting must not stop the node from starting: `keepRelay` retries.
+    transportManager: { faultTolerance: FaultTolerance.NO_FATAL },
     transports: [webSockets(), webRTC({ rtcConfiguration }), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

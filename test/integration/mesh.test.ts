@@ -16,7 +16,7 @@ beforeAll(async () => {
   const relayAddrs = relay.getMultiaddrs().map(String)
   for (let i = 0; i < 3; i++) peers.push(await createMeshNode({ relayAddrs }))
   // Each reserves a slot on the relay and gets a WebRTC address through it.
-  for (let i = 0; i < 100 && peers.some((p) => webrtcAddr(p) === undefined); i++)
+  for (let i = 0; i < 300 && peers.some((p) => webrtcAddr(p) === undefined); i++)
     await new Promise((r) => setTimeout(r, 100))
 })
 
@@ -30,7 +30,7 @@ describe('libp2p mesh over a circuit relay', () => {
     for (const peer of peers) expect(webrtcAddr(peer)).toBeDefined()
     for (let i = 0; i < peers.length; i++) {
       const next = peers[(i + 1) % peers.length]!
-      const connection = await peers[i]!.dial(webrtcAddr(next)!)
+      const connection = await peers[i]!.dial(webrtcAddr(next)!, { signal: AbortSignal.timeout(30_000) })
       expect(connection.remotePeer.equals(next.peerId)).toBe(true)
       expect(connection.remoteAddr.toString()).toMatch(/\/webrtc\//)
     }
