@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
-import type { Coordinator, FrameReport } from '../coordinator/coordinator.ts'
+import type { Coordinator, FrameReport, RejectedResult } from '../coordinator/coordinator.ts'
 import { colouredVertices, type FrameOutcome } from '../coordinator/outcome.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
@@ -93,6 +93,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private readonly topics: ReturnType<typeof eventTopics>
   private readonly sessions = new Map<string, Session>()
   private latestOutcome: Uint8Array | undefined
+  private lastRejection: RejectedResult | undefined
   private statusTimer: unknown
   private stopped = false
   private readonly unlisten: (() => void)[] = []
@@ -131,7 +132,9 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     const gossip = this.node.services.gossip
     // The coordinator subscribes to its own topics so gossipsub grafts participants into its mesh.
     for (const topic of Object.values(this.topics)) gossip.subscribe(topic)
-    const on = <K extends 'workQueued' | 'backupsWanted' | 'leaseCancelled' | 'frameComplete'>(
+    const on = <
+      K extends 'workQueued' | 'backupsWanted' | 'leaseCancelled' | 'frameComplete' | 'resultRejected',
+    >(
       name: K,
       listener: (...args: never[]) => void,
     ) => {
@@ -150,6 +153,9 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     on('leaseCancelled', ({ participantId, leaseId }: { participantId: string; leaseId: number }) => {
       const session = this.sessions.get(participantId)
       if (session !== undefined) this.send(session, { type: 'lease-cancelled', leaseId })
+    })
+    on('resultRejected', (rejected: RejectedResult) => {
+      this.lastRejection = rejected
     })
     on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => this.publishOutcome(outcome, report))
     const tick = () => {
@@ -314,18 +320,14 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       this.coordinator.handleBlockFailed(session.participantId, leaseId)
       throw result
     }
-    let error: string | undefined
-    const onRejected = (rejected: { participantId: string; leaseId: number; error: Error }) => {
-      if (rejected.participantId === session.participantId && rejected.leaseId === leaseId)
-        error = rejected.error.message
-    }
-    this.coordinator.on('resultRejected', onRejected)
-    let accepted: boolean
-    try {
-      accepted = this.coordinator.handleBlockResult(session.participantId, leaseId, result)
-    } finally {
-      this.coordinator.off('resultRejected', onRejected)
-    }
+    // The coordinator says why it refused through `resultRejected`, synchronously within the call.
+    this.lastRejection = undefined
+    const accepted = this.coordinator.handleBlockResult(session.participantId, leaseId, result)
+    const rejection = this.lastRejection as RejectedResult | undefined
+    const error =
+      rejection?.participantId === session.participantId && rejection.leaseId === leaseId
+        ? rejection.error.message
+        : undefined
     this.send(session, { type: 'ack', requestId, accepted, ...(error !== undefined && { error }) })
   }
 

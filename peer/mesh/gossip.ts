@@ -76,17 +76,19 @@ const OUTCOME_HEADER = 28
  * vertex so a snapshot always fits one gossip message.
  */
 export function encodeOutcome(snapshot: OutcomeSnapshot, maxBytes = meshDefaults.maxGossipBytes): Uint8Array {
-  let { ids, rgb } = snapshot
-  for (let stride = 2; ; stride++) {
-    const bytes = encodeExact(snapshot, ids, rgb)
-    if (bytes.length <= maxBytes) return bytes
+  const whole = encodeExact(snapshot, snapshot.ids, snapshot.rgb)
+  if (whole.length <= maxBytes) return whole
+  // Start at the stride the size calls for; id gaps grow as vertices are dropped, so step up from there.
+  for (let stride = Math.ceil(whole.length / maxBytes); ; stride++) {
     const keep = Math.ceil(snapshot.ids.length / stride)
-    ids = new Uint32Array(keep)
-    rgb = new Uint8Array(keep * 3)
+    const ids = new Uint32Array(keep)
+    const rgb = new Uint8Array(keep * 3)
     for (let k = 0; k < keep; k++) {
       ids[k] = snapshot.ids[k * stride]!
       rgb.set(snapshot.rgb.subarray(k * stride * 3, k * stride * 3 + 3), k * 3)
     }
+    const bytes = encodeExact(snapshot, ids, rgb)
+    if (bytes.length <= maxBytes) return bytes
   }
 }
 

@@ -6,6 +6,7 @@ import { CapabilityMeter } from '../participant/capability-meter.ts'
 import { cpuWorker } from '../participant/cpu-worker.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import { type BlockWorker, type ParticipantStats, runParticipant } from '../participant/participant.ts'
+import { sleep } from '../protocol/clock.ts'
 import { meshDefaults, schedulingDefaults } from '../protocol/defaults.ts'
 import { AbortError, CrowdmeshError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
@@ -285,16 +286,4 @@ async function waitForCoordinator(link: string, signal: AbortSignal): Promise<Bo
     await sleep(1000, signal)
     if (signal.aborted) throw new AbortError()
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }

@@ -1,5 +1,6 @@
 import type { CoordinatorLink } from '../participant/participant.ts'
 import type { Capability } from '../protocol/capability.ts'
+import { sleep } from '../protocol/clock.ts'
 import { AbortError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
 import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
 import { type Frame, FrameKind, type FramedStream } from './framing.ts'
@@ -95,7 +96,7 @@ export class MeshLink implements CoordinatorLink {
       const answer = await this.request((requestId) => ({ type: 'lease-request', requestId, capability }))
       if (answer.type === 'lease') return answer.lease ?? undefined
       if (answer.type === 'error' && answer.code === 'rate-limited') {
-        await new Promise((r) => setTimeout(r, 1000))
+        await sleep(1000, signal)
         continue
       }
       throw new ProtocolError('protocol', `unexpected answer ${answer.type} to a lease request`)

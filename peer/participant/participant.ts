@@ -1,4 +1,5 @@
 import type { Capability } from '../protocol/capability.ts'
+import { sleep } from '../protocol/clock.ts'
 import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
 import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
 import { type CapabilityMeter, dutyCyclePauseMs } from './capability-meter.ts'
@@ -26,18 +27,6 @@ export interface ParticipantStats {
   threadsDone: number
   blocksFailed: number
   busyMs: number
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }
 
 /**

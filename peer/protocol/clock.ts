@@ -21,3 +21,16 @@ export const systemClock: Clock = {
   },
   clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 }
+
+/** Waits `ms` of wall time, or less if `signal` aborts first (it resolves either way, never rejects). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}

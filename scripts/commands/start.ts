@@ -142,6 +142,7 @@ export async function startCommand(args: string[]): Promise<void> {
       }
     })
     const outcomes: Promise<void>[] = []
+    const photos = frameSource({ maxFrames: 1 })
     const allDone = new Promise<void>((resolveAll, reject) => {
       let remaining = frameIndices.length
       event.coordinator.on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => {
@@ -157,7 +158,7 @@ export async function startCommand(args: string[]): Promise<void> {
       const { ids, rgb } = colouredVertices(outcome)
       const rendering = renderSplats(job.space, camera, ids, rgb)
       const first = dataset.frames.find((f) => f.index === outcome.frameIndex && f.cameraId === camera.id)
-      const photo = first === undefined ? undefined : await frameSource({ maxFrames: 1 }).get(first.imageUrl)
+      const photo = first === undefined ? undefined : await photos.get(first.imageUrl)
       const png = await writeImage(
         folder,
         'rendering.png',
