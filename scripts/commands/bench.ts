@@ -39,7 +39,7 @@ and the mesh, with real Node participant processes over WebRTC on loopback:
   mesh.resultThroughputMBps           framed block results over one WebRTC data channel
   mesh.maxParticipants                participants one coordinator serves before frame latency doubles
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
---skip-mesh the mesh figures (about four minutes).
+--skip-mesh the mesh figures (about eight minutes).
 
 Options:
   --dataset DIR   the data set (default: templeSparseRing from the shared data folder)
