@@ -12,6 +12,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          // The browser tests load the participant web app as built now.
+          globalSetup: ['test/support/build-web-app.ts'],
           testTimeout: 600_000,
           hookTimeout: 120_000,
           // Each file runs jobs on every core; running two at once would only slow both.

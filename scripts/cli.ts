@@ -2,7 +2,7 @@
 /**
  * The `crowdmesh` command line. Each command lives in `commands/` and has its own `--help`.
  */
-import { releaseWebRTC } from '../peer/mesh/node.ts'
+import { releaseWebRTC } from '../peer/mesh/node-webrtc.ts'
 import { CrowdmeshError } from '../peer/protocol/errors.ts'
 import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { colouredVertices, type FrameOutcome } from '../peer/coordinator/outcome.ts'
-import { encodePng } from '../peer/participant/frame-image.ts'
+import { encodePng } from '../peer/participant/png.ts'
 import type { TargetSpace } from '../peer/protocol/target-space.ts'
 import { encodePly } from '../peer/quality/ply.ts'
 

@@ -13,6 +13,7 @@ import {
   verifyJoinToken,
 } from './join-token.ts'
 import { Metrics } from './metrics.ts'
+import { staticFiles } from './static-files.ts'
 
 /** Options of the signaling server; each defaults as documented. */
 export interface SignalingInit {
@@ -34,8 +35,11 @@ export interface SignalingInit {
   maxSignalBytes?: number
   /** Signaling messages one peer may send per second before it is cut off (default 50). */
   maxSignalsPerSecond?: number
-  /** The participant web app page served at a join link (the browser issue fills it in). */
-  appHtml?: (claims: JoinClaims) => string
+  /**
+   * Folder of the built participant web app (`dist/web`): served under /app/, its index.html at every
+   * valid join link. Without it (or before it is built) a join link shows a plain page saying so.
+   */
+  webAppDir?: string
 }
 
 /** What the coordinator tells the signaling server about its event, for joining peers. */
@@ -108,6 +112,7 @@ export async function startSignaling(
   const maxSignalsPerSecond = init.maxSignalsPerSecond ?? 50
   const events = new Map<string, EventRecord>()
   const metrics = new Metrics()
+  const webApp = init.webAppDir === undefined ? undefined : staticFiles(init.webAppDir)
   // Signaling peers by event, then by peer id (the token's jti).
   const peers = new Map<string, Map<string, WebSocket>>()
   let baseUrl = ''
@@ -213,11 +218,18 @@ export async function startSignaling(
         return void response.end(page('This link cannot be used', escapeHtml(error.message)))
       }
       metrics.count('crowdmesh_signaling_joins_total', { result: 'ok' })
-      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      const app = await webApp?.index()
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
       return void response.end(
-        init.appHtml?.(claims) ??
-          page('crowdmesh', `You are joining event ${escapeHtml(claims.event)} as a ${claims.role}.`),
+        app ??
+          page(
+            'crowdmesh',
+            `You are joining event ${escapeHtml(claims.event)} as a ${claims.role}, but this server has no participant web app built (the operator runs <code>npm run build:web</code>). A Node participant can join with <code>crowdmesh join &lt;this link&gt;</code>.`,
+          ),
       )
+    }
+    if (request.method === 'GET' && path.startsWith('/app/') && webApp !== undefined) {
+      if (await webApp.send(path.slice('/app/'.length), response)) return
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
   }

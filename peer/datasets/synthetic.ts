@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encodePng } from '../participant/frame-image.ts'
+import { encodePng } from '../participant/png.ts'
 import type { Camera } from '../protocol/camera.ts'
 import type { BoundingBox, TargetSpace } from '../protocol/target-space.ts'
 import { vertexCentre, voxelEdge } from '../protocol/target-space.ts'

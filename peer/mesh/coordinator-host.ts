@@ -6,6 +6,7 @@ import type { Coordinator, FrameReport, RejectedResult } from '../coordinator/co
 import { colouredVertices, type FrameOutcome } from '../coordinator/outcome.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
+import type { FrameKey } from '../protocol/frame-keys.ts'
 import {
   CrowdmeshError,
   InvalidMessageError,
@@ -19,6 +20,7 @@ import { type CoordinatorStatus, encodeJson, encodeOutcome, eventTopics } from '
 import { TokenBucket } from './rate-limit.ts'
 import {
   decodeResultFrame,
+  resultFrameIds,
   errorCodes,
   parseControl,
   type ToParticipant,
@@ -72,6 +74,8 @@ interface Session {
   refusedSince: number
   /** Answered "no work" and not yet woken. */
   waiting: boolean
+  /** Frame keys of the keyed leases it holds, by lease id: its results open with them. */
+  readonly keys: Map<number, FrameKey>
 }
 
 /**
@@ -92,6 +96,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private readonly log: Logger
   private readonly topics: ReturnType<typeof eventTopics>
   private readonly sessions = new Map<string, Session>()
+  /** Per-frame keys by frame index, while the frame is open (see `protocol/frame-keys.ts`). */
+  private readonly frameKeys = new Map<number, FrameKey>()
   private latestOutcome: Uint8Array | undefined
   private lastRejection: RejectedResult | undefined
   private statusTimer: unknown
@@ -124,6 +130,11 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     return n
   }
 
+  /** Gives a frame a key: its leases carry it, and results of those leases must be sealed with it. */
+  setFrameKey(frameIndex: number, key: FrameKey): void {
+    this.frameKeys.set(frameIndex, key)
+  }
+
   /** Starts serving: the protocol handler, the coordinator's events, the status gossip. */
   async start(): Promise<void> {
     await this.node.handle(workProtocol, (stream, connection) => void this.serve(stream, connection), {
@@ -133,7 +144,13 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     // The coordinator subscribes to its own topics so gossipsub grafts participants into its mesh.
     for (const topic of Object.values(this.topics)) gossip.subscribe(topic)
     const on = <
-      K extends 'workQueued' | 'backupsWanted' | 'leaseCancelled' | 'frameComplete' | 'resultRejected',
+      K extends
+        | 'workQueued'
+        | 'backupsWanted'
+        | 'leaseCancelled'
+        | 'frameComplete'
+        | 'frameDropped'
+        | 'resultRejected',
     >(
       name: K,
       listener: (...args: never[]) => void,
@@ -157,7 +174,12 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     on('resultRejected', (rejected: RejectedResult) => {
       this.lastRejection = rejected
     })
-    on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => this.publishOutcome(outcome, report))
+    on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => {
+      // Its late copies are refused anyway; the key is no longer needed.
+      this.frameKeys.delete(outcome.frameIndex)
+      this.publishOutcome(outcome, report)
+    })
+    on('frameDropped', (report: FrameReport) => this.frameKeys.delete(report.frameIndex))
     const tick = () => {
       if (this.stopped) return
       this.publishStatus()
@@ -211,6 +233,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       refused: 0,
       refusedSince: this.clock.now(),
       waiting: false,
+      keys: new Map(),
     }
     // One stream per participant: a newer one (after a reconnect) replaces the older.
     const older = this.sessions.get(participantId)
@@ -226,7 +249,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     try {
       for await (const frame of session.framed.frames()) {
         if (this.sessions.get(participantId) !== session) break
-        this.receive(session, frame)
+        await this.receive(session, frame)
       }
     } catch (error) {
       if (error instanceof CrowdmeshError) await this.refuse(session, error)
@@ -245,7 +268,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   }
 
   /** Handles one frame; throws a CrowdmeshError for anything that should close the stream. */
-  private receive(session: Session, frame: Frame): void {
+  private async receive(session: Session, frame: Frame): Promise<void> {
     const now = this.clock.now()
     if (!session.bucket.take(now)) {
       if (now - session.refusedSince > 10_000) {
@@ -301,20 +324,30 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       case 'lease-request': {
         const lease = this.coordinator.handleLeaseRequest(session.participantId, message.capability)
         session.waiting = lease === undefined
-        this.send(session, { type: 'lease', requestId: message.requestId, lease: (lease ?? null) as never })
+        const key = lease === undefined ? undefined : this.frameKeys.get(lease.block.frameIndex)
+        if (key !== undefined) session.keys.set(lease!.leaseId, key)
+        this.send(session, {
+          type: 'lease',
+          requestId: message.requestId,
+          lease: (lease ?? null) as never,
+          ...(key !== undefined && { frameKey: key.encoded }),
+        })
         return
       }
       case 'failed':
         this.log(`${session.participantId} failed lease ${message.leaseId}: ${message.reason}`)
         this.coordinator.handleBlockFailed(session.participantId, message.leaseId)
+        session.keys.delete(message.leaseId)
         this.send(session, { type: 'ack', requestId: message.requestId, accepted: true })
         return
     }
   }
 
-  private receiveResult(session: Session, payload: Uint8Array): void {
+  private async receiveResult(session: Session, payload: Uint8Array): Promise<void> {
     if (session.label === undefined) throw new ProtocolError('protocol', 'result before hello')
-    const { requestId, leaseId, result } = decodeResultFrame(payload)
+    const key = session.keys.get(resultFrameIds(payload).leaseId)
+    const { requestId, leaseId, result } = await decodeResultFrame(payload, key)
+    session.keys.delete(leaseId)
     if (result instanceof InvalidMessageError) {
       // Its lease is re-queued now rather than at its deadline; then the stream is closed.
       this.coordinator.handleBlockFailed(session.participantId, leaseId)

@@ -7,11 +7,13 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import { verifyJoinToken } from '../../signaling/join-token.ts'
 import { type SignalingInit, type SignalingServer, startSignaling } from '../../signaling/server.ts'
+import { webAppDir } from '../../signaling/web-app.ts'
 import { createRelayNode } from '../../relay/circuit-relay.ts'
 import { CoturnSupervisor, findTurnserver, privateRanges } from '../../relay/coturn.ts'
 import { Coordinator, type CoordinatorInit } from '../coordinator/coordinator.ts'
 import { systemClock } from '../protocol/clock.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
+import { type FrameKey, generateFrameKey } from '../protocol/frame-keys.ts'
 import type { Frame } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
@@ -44,6 +46,13 @@ export interface EventInit {
   coordinatorIceBindAddress?: string
   /** Per-participant limits of the work protocol. */
   limits?: Partial<HostLimits>
+  /**
+   * Per-frame keys (off by default): each frame's images are served sealed with a key of that frame
+   * alone, its leases carry the key, and results come back sealed with it (`protocol/frame-keys.ts`).
+   */
+  frameKeys?: boolean
+  /** Folder of the built participant web app served at join links (default: `dist/web` when built). */
+  webAppDir?: string
   logger?: Logger
 }
 
@@ -139,6 +148,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       ...(init.signalingPort !== undefined && { port: init.signalingPort }),
       tokenSecret,
       ...(ice !== undefined && { ice }),
+      webAppDir: init.webAppDir ?? webAppDir,
     })
     stops.push(['signaling', () => signaling.close()])
     const frames = await startFrameStore({ host })
@@ -185,6 +195,8 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
     log(`event ${event} ready: ${joinLinks.participant}`)
 
+    const addFrame =
+      init.frameKeys === true ? keyedFrames(coordinator, coordinatorHost, frames, log) : undefined
     let stopped = false
     return {
       event,
@@ -200,7 +212,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       frames,
       turn,
       turnNote,
-      addFrame: (frame) => coordinator.addFrame(frames.publish(frame)),
+      addFrame: addFrame ?? ((frame) => coordinator.addFrame(frames.publish(frame))),
       stopRelay: async () => {
         const id = relay.peerId
         await relay.stop()
@@ -253,4 +265,46 @@ function freeUdpPort(host: string): Promise<number> {
       socket.close(() => resolve(port))
     })
   })
+}
+
+/**
+ * `addFrame` with per-frame keys: a new key for each frame index, the frame's images sealed with it
+ * in the frame store and dropped from memory once the frame ends. Sealing is asynchronous; a chain
+ * keeps frames reaching the coordinator in the order they were added.
+ */
+function keyedFrames(
+  coordinator: Coordinator,
+  host: CoordinatorHost,
+  frames: FrameStore,
+  log: Logger,
+): (frame: Frame) => void {
+  const keys = new Map<number, Promise<FrameKey>>()
+  const sealedUrls = new Map<number, string[]>()
+  const release = ({ frameIndex }: { frameIndex: number }) => {
+    keys.delete(frameIndex)
+    for (const url of sealedUrls.get(frameIndex) ?? []) frames.release(url)
+    sealedUrls.delete(frameIndex)
+  }
+  coordinator.on('frameComplete', release)
+  coordinator.on('frameDropped', release)
+  let chain = Promise.resolve()
+  return (frame) => {
+    let key = keys.get(frame.index)
+    if (key === undefined) {
+      key = generateFrameKey()
+      keys.set(frame.index, key)
+    }
+    const pending = key
+    chain = chain
+      .then(async () => {
+        const frameKey = await pending
+        const sealed = await frames.publishSealed(frame, frameKey)
+        sealedUrls.set(frame.index, [...(sealedUrls.get(frame.index) ?? []), sealed.imageUrl])
+        host.setFrameKey(frame.index, frameKey)
+        coordinator.addFrame(sealed)
+      })
+      .catch((error: unknown) =>
+        log.error(`frame ${frame.index}: cannot seal ${frame.imageUrl}: ${String(error)}`),
+      )
+  }
 }

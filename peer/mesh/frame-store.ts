@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { basename, extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { type FrameKey, seal } from '../protocol/frame-keys.ts'
 import type { Frame } from '../protocol/job.ts'
 
 /** A running frame store. */
@@ -12,6 +13,13 @@ export interface FrameStore {
   readonly url: string
   /** Publishes a frame's image and returns the frame with an http: URL participants can fetch. */
   publish(frame: Frame): Frame
+  /**
+   * Publishes a frame's image sealed with its frame key (read and encrypted now, served from memory):
+   * the URL alone reveals nothing; a participant needs a lease of the frame to read it.
+   */
+  publishSealed(frame: Frame, key: FrameKey): Promise<Frame>
+  /** Stops serving a sealed image (its frame ended) and frees its memory. */
+  release(imageUrl: string): void
   close(): Promise<void>
 }
 
@@ -24,13 +32,25 @@ const types: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg
  */
 export async function startFrameStore(init: { host?: string; port?: number } = {}): Promise<FrameStore> {
   const files = new Map<string, string>()
+  const sealed = new Map<string, Uint8Array>()
   // One URL per file: a frame index that reuses an image keeps participants' decoded copy warm.
   const urls = new Map<string, string>()
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
-    const file = request.method === 'GET' || request.method === 'HEAD' ? files.get(path) : undefined
+    const readable = request.method === 'GET' || request.method === 'HEAD'
+    const bytes = readable ? sealed.get(path) : undefined
+    if (bytes !== undefined) {
+      response.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': bytes.length,
+        'cache-control': 'public, max-age=31536000, immutable',
+        'access-control-allow-origin': '*',
+      })
+      return void response.end(request.method === 'HEAD' ? undefined : bytes)
+    }
+    const file = readable ? files.get(path) : undefined
     if (file === undefined) {
-      response.writeHead(404, { 'content-type': 'text/plain' })
+      response.writeHead(404, { 'content-type': 'text/plain', 'access-control-allow-origin': '*' })
       return void response.end('no such frame\n')
     }
     stat(file).then(
@@ -40,6 +60,8 @@ export async function startFrameStore(init: { host?: string; port?: number } = {
           'content-length': info.size,
           // A frame never changes once published.
           'cache-control': 'public, max-age=31536000, immutable',
+          // Browser participants fetch frames from the join page's origin (the signaling server).
+          'access-control-allow-origin': '*',
         })
         if (request.method === 'HEAD') return void response.end()
         const stream = createReadStream(file)
@@ -66,6 +88,17 @@ export async function startFrameStore(init: { host?: string; port?: number } = {
       files.set(path, file)
       urls.set(file, `${url}${path}`)
       return { ...frame, imageUrl: `${url}${path}` }
+    },
+    async publishSealed(frame, key) {
+      const plain = frame.imageUrl.startsWith('file:')
+        ? await readFile(fileURLToPath(frame.imageUrl))
+        : new Uint8Array(await (await fetch(frame.imageUrl)).arrayBuffer())
+      const path = `/sealed/${randomBytes(12).toString('base64url')}`
+      sealed.set(path, await seal(key, plain))
+      return { ...frame, imageUrl: `${url}${path}` }
+    },
+    release(imageUrl) {
+      sealed.delete(imageUrl.slice(url.length))
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,11 +1,13 @@
-import { availableParallelism } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CapabilityMeter } from '../participant/capability-meter.ts'
-import { cpuWorker } from '../participant/cpu-worker.ts'
-import { frameSource } from '../participant/frame-source.ts'
-import { type BlockWorker, type ParticipantStats, runParticipant } from '../participant/participant.ts'
+import {
+  type BlockWorker,
+  type ParticipantStats,
+  runParticipant,
+  type WorkGate,
+} from '../participant/participant.ts'
 import { sleep } from '../protocol/clock.ts'
 import { meshDefaults, schedulingDefaults } from '../protocol/defaults.ts'
 import { AbortError, CrowdmeshError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
@@ -23,7 +25,7 @@ import {
   type Presence,
 } from './gossip.ts'
 import { MeshLink } from './mesh-link.ts'
-import { createMeshNode } from './node.ts'
+import { createMeshNode, type MeshNode } from './node.ts'
 import { workProtocol } from './work-protocol.ts'
 
 /** A join link could not be used: the signaling server's or the coordinator's reason, for the person. */
@@ -86,19 +88,24 @@ export interface JoinInit {
   link: string
   /** Share of this machine it lends (default `schedulingDefaults.dutyCycle`). */
   dutyCycle?: number
-  /** Cores it states (default: this machine's). */
-  cores?: number
+  /** Cores it states (Node: `availableParallelism()`, a browser: `navigator.hardwareConcurrency`). */
+  cores: number
   /** ICE relay-only: every WebRTC connection through TURN. */
   relayOnly?: boolean
-  /** What computes blocks (default: the CPU worker). */
-  worker?: BlockWorker
+  /** What computes blocks: the CPU worker in Node, the WebGL one in a browser. */
+  worker: BlockWorker
+  /** Pauses and resumes asking for work (the web app's Pause button); the node stays connected. */
+  gate?: WorkGate
   /** How many times a broken connection to the coordinator is retried (default 5). */
   maxReconnects?: number
-  agent?: string
+  /** Who this participant is, for the operator's presence view (e.g. `crowdmesh-node/v24.9.0`). */
+  agent: string
   signal: AbortSignal
   onEvent?: (event: ParticipantEvent) => void
-  /** Called with each outcome snapshot (the viewer in the browser issue draws them). */
+  /** Called with each outcome snapshot (the web app's viewer draws them). */
   onOutcome?: (snapshot: OutcomeSnapshot) => void
+  /** Called once the mesh node runs (the web app counts its connections). */
+  onNode?: (node: MeshNode) => void
 }
 
 /** What a participant did. */
@@ -137,6 +144,7 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
     iceServers: bootstrap.iceServers,
     ...(init.relayOnly === true && { relayOnly: true }),
   })
+  init.onNode?.(node)
   const topics = eventTopics(bootstrap.event)
   const gossip = node.services.gossip
   for (const [topic, validator] of eventValidators(bootstrap.event, peerIdFromString(coordinatorId)))
@@ -167,11 +175,10 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   gossip.subscribe(topics.presence)
 
   const meter = new CapabilityMeter({
-    cores: init.cores ?? availableParallelism(),
+    cores: init.cores,
     dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle,
   })
-  const worker = init.worker ?? cpuWorker({ frames: frameSource() })
-  const agent = init.agent ?? `crowdmesh-node/${process.version}`
+  const { worker, agent } = init
   const total: JoinResult = {
     peerId: node.peerId.toString(),
     blocksDone: 0,
@@ -237,7 +244,13 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
         }
         const stats = await runParticipant(
           welcome.job,
-          { link, worker: counted, meter, dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle },
+          {
+            link,
+            worker: counted,
+            meter,
+            dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle,
+            ...(init.gate !== undefined && { gate: init.gate }),
+          },
           signal,
         )
         total.blocksDone += stats.blocksDone

@@ -2,6 +2,7 @@ import type { CoordinatorLink } from '../participant/participant.ts'
 import type { Capability } from '../protocol/capability.ts'
 import { sleep } from '../protocol/clock.ts'
 import { AbortError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
+import { type FrameKey, importFrameKey, keyedUrl } from '../protocol/frame-keys.ts'
 import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
 import { type Frame, FrameKind, type FramedStream } from './framing.ts'
 import {
@@ -40,6 +41,8 @@ export class MeshLink implements CoordinatorLink {
   private wake: { resolve: () => void; reject: (e: Error) => void } | undefined
   /** `work-available` came while nobody waited: the next wait returns at once. */
   private workSignalled = false
+  /** Frame keys of the keyed leases in hand, by lease id. */
+  private readonly leaseKeys = new Map<number, FrameKey>()
   private closedWith: Error | undefined
   private welcome: ((job: Extract<ToParticipant, { type: 'welcome' }>) => void) | undefined
   private fatal: ((error: Error) => void) | undefined
@@ -94,7 +97,15 @@ export class MeshLink implements CoordinatorLink {
       // A request supersedes an earlier wake-up: the answer tells the current state.
       this.workSignalled = false
       const answer = await this.request((requestId) => ({ type: 'lease-request', requestId, capability }))
-      if (answer.type === 'lease') return answer.lease ?? undefined
+      if (answer.type === 'lease') {
+        if (answer.lease === null) return undefined
+        if (answer.frameKey === undefined) return answer.lease
+        // A keyed lease: the frame source finds the key in the image URL, the result is sealed with it.
+        const key = await importFrameKey(answer.frameKey)
+        this.leaseKeys.set(answer.lease.leaseId, key)
+        const block = { ...answer.lease.block, imageUrl: keyedUrl(answer.lease.block.imageUrl, key) }
+        return { ...answer.lease, block }
+      }
       if (answer.type === 'error' && answer.code === 'rate-limited') {
         await sleep(1000, signal)
         continue
@@ -104,15 +115,19 @@ export class MeshLink implements CoordinatorLink {
   }
 
   async sendResult(leaseId: number, result: BlockResult): Promise<void> {
+    const key = this.leaseKeys.get(leaseId)
+    this.leaseKeys.delete(leaseId)
     const requestId = this.nextRequest++
+    const frame = await encodeResultFrame(requestId, leaseId, result, key)
     const answer = this.await(requestId)
-    await this.framed.send(FrameKind.binary, encodeResultFrame(requestId, leaseId, result))
+    await this.framed.send(FrameKind.binary, frame)
     const ack = await answer
     // A refused result (a late copy, a cancelled lease) is the coordinator's business: nothing to redo.
     if (ack.type === 'ack' && ack.accepted) this.accepted++
   }
 
   async reportFailure(leaseId: number, reason: string): Promise<void> {
+    this.leaseKeys.delete(leaseId)
     await this.request((requestId) => ({
       type: 'failed',
       requestId,

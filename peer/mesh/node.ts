@@ -39,8 +39,10 @@ export type MeshNode = Libp2p<{ identify: unknown; gossip: GossipSub }>
  * it, while this pair does, and the direct WebRTC connection follows about a second later on loopback.
  */
 export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
+  // A browser's RTCPeerConnection takes TURN credentials as given; node-datachannel needs them encoded.
+  const inBrowser = 'document' in globalThis
   const rtcConfiguration: RTCConfiguration = {
-    iceServers: (init.iceServers ?? []).map(nodeIceServer),
+    iceServers: (init.iceServers ?? []).map(inBrowser ? (s) => ({ ...s, urls: [...s.urls] }) : nodeIceServer),
     ...(init.relayOnly === true && { iceTransportPolicy: 'relay' as const }),
     // node-datachannel reads this extension of RTCConfiguration; browsers ignore it.
     ...(init.iceBindAddress !== undefined && { bindAddress: init.iceBindAddress }),
@@ -119,7 +121,6 @@ function keepRelay(node: Libp2p, relayAddrs: readonly string[]): void {
  * node-datachannel hands TURN servers to libdatachannel as `turn:<user>:<password>@host` URLs, so
  * the TURN REST username's own colon (`<expiry>:<id>`) would end the username early and coturn would
  * refuse it. libdatachannel percent-decodes both parts: encoding them here keeps them whole.
- * (Browsers take the fields as given; this factory is the Node one.)
  */
 function nodeIceServer(server: IceServer): RTCIceServer {
   return {
@@ -127,13 +128,4 @@ function nodeIceServer(server: IceServer): RTCIceServer {
     ...(server.username !== undefined && { username: encodeURIComponent(server.username) }),
     ...(server.credential !== undefined && { credential: encodeURIComponent(server.credential) }),
   }
-}
-
-/**
- * Releases WebRTC's native threads (node-datachannel) once every mesh node of the process has
- * stopped; without it a Node process that used WebRTC does not exit on its own. Browsers need nothing.
- */
-export async function releaseWebRTC(): Promise<void> {
-  const { cleanup } = await import('node-datachannel')
-  cleanup()
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { capabilitySchema } from '../protocol/capability.ts'
 import { InvalidMessageError } from '../protocol/errors.ts'
+import { type FrameKey, FrameKeyError, open, seal } from '../protocol/frame-keys.ts'
 import type { BlockResult } from '../protocol/job.ts'
 import {
   decodeBlockResult,
@@ -66,7 +67,16 @@ export const toParticipantSchema = z.discriminatedUnion('type', [
     event: z.string().max(128),
     job: vertexJobSchema,
   }),
-  z.object({ type: z.literal('lease'), requestId, lease: leaseSchema.nullable() }),
+  z.object({
+    type: z.literal('lease'),
+    requestId,
+    lease: leaseSchema.nullable(),
+    /** The block's frame key (base64url, 32 bytes) when the event runs with per-frame keys. */
+    frameKey: z
+      .string()
+      .regex(/^[\w-]{43}$/)
+      .optional(),
+  }),
   z.object({
     type: z.literal('ack'),
     requestId,
@@ -97,34 +107,59 @@ export function parseControl<T>(schema: z.ZodType<T>, payload: Uint8Array): T {
 
 const RESULT_PREFIX = 8
 
-/** A binary result frame: request id u32, lease id u32 (little-endian), then the block result. */
-export function encodeResultFrame(request: number, lease: number, result: BlockResult): Uint8Array {
-  const body = encodeBlockResult(result)
-  const out = new Uint8Array(RESULT_PREFIX + body.length)
-  const view = new DataView(out.buffer)
+/**
+ * A binary result frame: request id u32, lease id u32 (little-endian), then the block result; with
+ * a frame key, the result is sealed and the ids, left readable for routing, are authenticated with it.
+ */
+export async function encodeResultFrame(
+  request: number,
+  lease: number,
+  result: BlockResult,
+  key?: FrameKey,
+): Promise<Uint8Array> {
+  const header = new Uint8Array(RESULT_PREFIX)
+  const view = new DataView(header.buffer)
   view.setUint32(0, request, true)
   view.setUint32(4, lease, true)
+  const plain = encodeBlockResult(result)
+  const body = key === undefined ? plain : await seal(key, plain, header)
+  const out = new Uint8Array(RESULT_PREFIX + body.length)
+  out.set(header)
   out.set(body, RESULT_PREFIX)
   return out
+}
+
+/** The request and lease ids of a binary result frame. */
+export function resultFrameIds(payload: Uint8Array): { requestId: number; leaseId: number } {
+  if (payload.length < RESULT_PREFIX)
+    throw new InvalidMessageError('(result)', `${payload.length} bytes is too short`)
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  return { requestId: view.getUint32(0, true), leaseId: view.getUint32(4, true) }
 }
 
 /**
  * Decodes a binary result frame. The ids come out even when the block result is malformed
  * (`result` is then the error), so the coordinator can answer that request and fail that lease.
  */
-export function decodeResultFrame(payload: Uint8Array): {
+export async function decodeResultFrame(
+  payload: Uint8Array,
+  key?: FrameKey,
+): Promise<{
   requestId: number
   leaseId: number
   result: BlockResult | InvalidMessageError
-} {
-  if (payload.length < RESULT_PREFIX)
-    throw new InvalidMessageError('(result)', `${payload.length} bytes is too short`)
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-  const ids = { requestId: view.getUint32(0, true), leaseId: view.getUint32(4, true) }
+}> {
+  const ids = resultFrameIds(payload)
   try {
-    return { ...ids, result: decodeBlockResult(payload.subarray(RESULT_PREFIX)) }
+    const body =
+      key === undefined
+        ? payload.subarray(RESULT_PREFIX)
+        : await open(key, payload.subarray(RESULT_PREFIX), payload.subarray(0, RESULT_PREFIX))
+    return { ...ids, result: decodeBlockResult(body) }
   } catch (error) {
     if (error instanceof InvalidMessageError) return { ...ids, result: error }
+    if (error instanceof FrameKeyError)
+      return { ...ids, result: new InvalidMessageError('(result)', error.message) }
     throw error
   }
 }

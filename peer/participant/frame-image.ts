@@ -1,4 +1,3 @@
-import { PNG } from 'pngjs'
 import { FrameFetchError } from '../protocol/errors.ts'
 
 /** A decoded camera frame: RGBA pixels, row-major from the top-left. */
@@ -57,26 +56,4 @@ export function summedAreaTable(image: FrameImage, backgroundSum: number): Uint3
   }
   image.tables.set(backgroundSum, table)
   return table
-}
-
-/** Decodes a PNG file's bytes into a frame image; a broken file raises `FrameFetchError`. */
-export function decodePng(bytes: Uint8Array, what = 'image'): FrameImage {
-  let png: PNG
-  try {
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-  } catch (cause) {
-    throw new FrameFetchError(`${what} is not a readable PNG: ${(cause as Error).message}`, { cause })
-  }
-  return frameImage(
-    png.width,
-    png.height,
-    new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
-  )
-}
-
-/** Encodes RGBA pixels as PNG bytes. */
-export function encodePng(width: number, height: number, rgba: Uint8Array): Buffer {
-  const png = new PNG({ width, height })
-  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength)
-  return PNG.sync.write(png)
 }

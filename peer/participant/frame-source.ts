@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { frameCacheDefaults } from '../protocol/defaults.ts'
 import { AbortError, FrameFetchError } from '../protocol/errors.ts'
-import { decodePng, type FrameImage } from './frame-image.ts'
+import { openKeyedImage } from '../protocol/frame-keys.ts'
+import type { FrameImage } from './frame-image.ts'
+import { decodePng } from './png.ts'
 
 /** Options of a frame source. */
 export interface FrameSourceInit {
@@ -30,7 +32,8 @@ export function frameSource(init: FrameSourceInit = {}): FrameSource {
   const cache = new Map<string, Promise<FrameImage>>()
 
   async function load(url: string, signal?: AbortSignal): Promise<FrameImage> {
-    const bytes = await fetchBytes(url, maxBytes, signal)
+    // A keyed lease's URL carries its frame key in the fragment: the bytes are sealed with it.
+    const bytes = await openKeyedImage(await fetchBytes(url.replace(/#.*$/, ''), maxBytes, signal), url)
     return decodePng(bytes, url.length > 120 ? `${url.slice(0, 120)}…` : url)
   }
 

@@ -21,6 +21,42 @@ export interface BlockWorker {
   run(job: VertexJob, block: Lease['block'], signal?: AbortSignal): Promise<BlockResult>
 }
 
+/**
+ * Holds a participant between blocks while its person has paused it: the block in hand finishes and
+ * is returned, then no more work is asked for until `resume`.
+ */
+export class WorkGate {
+  private opened: PromiseWithResolvers<void> | undefined
+
+  get paused(): boolean {
+    return this.opened !== undefined
+  }
+
+  pause(): void {
+    this.opened ??= Promise.withResolvers<void>()
+  }
+
+  resume(): void {
+    this.opened?.resolve()
+    this.opened = undefined
+  }
+
+  /** Resolves at once when open, else on `resume`; rejects with `AbortError` when `signal` aborts. */
+  async pass(signal: AbortSignal): Promise<void> {
+    const opened = this.opened
+    if (opened === undefined) return
+    if (signal.aborted) throw new AbortError()
+    const aborted = Promise.withResolvers<never>()
+    const onAbort = () => aborted.reject(new AbortError())
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      await Promise.race([opened.promise, aborted.promise])
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+}
+
 /** Counters of one participant. */
 export interface ParticipantStats {
   blocksDone: number
@@ -37,16 +73,22 @@ export interface ParticipantStats {
  */
 export async function runParticipant(
   job: VertexJob,
-  components: { link: CoordinatorLink; worker: BlockWorker; meter: CapabilityMeter; dutyCycle: number },
+  components: {
+    link: CoordinatorLink
+    worker: BlockWorker
+    meter: CapabilityMeter
+    dutyCycle: number
+    gate?: WorkGate
+  },
   signal: AbortSignal,
 ): Promise<ParticipantStats> {
-  const { link, worker, meter, dutyCycle } = components
-  const ask = (): Promise<Lease | undefined> => {
+  const { link, worker, meter, dutyCycle, gate } = components
+  const ask = async (): Promise<Lease | undefined> => {
+    await gate?.pass(signal)
     const sent = performance.now()
-    return link.requestLease(signal, meter.current()).then((lease) => {
-      meter.recordRoundTrip(performance.now() - sent)
-      return lease
-    })
+    const lease = await link.requestLease(signal, meter.current())
+    meter.recordRoundTrip(performance.now() - sent)
+    return lease
   }
   const stats: ParticipantStats = { blocksDone: 0, threadsDone: 0, blocksFailed: 0, busyMs: 0 }
   let next: Promise<Lease | undefined> = ask()

@@ -1,3 +1,6 @@
+import { availableParallelism } from 'node:os'
+import { cpuWorker } from '../../peer/participant/cpu-worker.ts'
+import { frameSource } from '../../peer/participant/frame-source.ts'
 import { joinEvent, type ParticipantEvent } from '../../peer/mesh/join.ts'
 import { parseCommandWithPositionals, stringOption } from '../options.ts'
 
@@ -52,7 +55,9 @@ export async function joinCommand(args: string[]): Promise<void> {
     const result = await joinEvent({
       link: positionals[0]!,
       ...(dutyCycle !== undefined && { dutyCycle }),
-      ...(coresText !== undefined && { cores: Number(coresText) }),
+      cores: coresText !== undefined ? Number(coresText) : availableParallelism(),
+      worker: cpuWorker({ frames: frameSource() }),
+      agent: `crowdmesh-node/${process.version}`,
       ...(values['relay-only'] === true && { relayOnly: true }),
       signal: controller.signal,
       onEvent: (event) => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodePng } from '../../peer/participant/frame-image.ts'
+import { encodePng } from '../../peer/participant/png.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 
 const png = encodePng(3, 2, new Uint8Array(3 * 2 * 4).fill(120))

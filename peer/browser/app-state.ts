@@ -1,0 +1,55 @@
+import { schedulingDefaults } from '../protocol/defaults.ts'
+
+/** What the participant page shows; also readable as `crowdmesh.state` (the browser tests read it). */
+export interface AppState {
+  phase: 'checking' | 'joining' | 'computing' | 'paused' | 'left' | 'refused' | 'unsupported' | 'error'
+  /** A sentence for the person: why it stopped, what it is doing. */
+  message: string
+  /** A lasting note (no WebGL: computing on the processor). */
+  notice: string
+  event: string
+  participantId: string
+  /** What computes: the GPU through WebGL2 or WebGL1, or the processor. */
+  backend: 'webgl2' | 'webgl1' | 'cpu' | ''
+  dutyCycle: number
+  blocksDone: number
+  threadsDone: number
+  blocksFailed: number
+  busyMs: number
+  /** Busy time over time on the page, percent. */
+  sharePercent: number
+  peers: number
+  /** Frame of the outcome shown (−1: none yet). */
+  frameIndex: number
+  outcomes: number
+  outcomeRatePerMin: number
+  colouredTotal: number
+  /** Points the viewer draws. */
+  points: number
+  framesDone: number
+}
+
+/** The state before anything happened. */
+export function initialState(): AppState {
+  return {
+    phase: 'checking',
+    message: '',
+    notice: '',
+    event: '',
+    participantId: '',
+    backend: '',
+    dutyCycle: schedulingDefaults.dutyCycle,
+    blocksDone: 0,
+    threadsDone: 0,
+    blocksFailed: 0,
+    busyMs: 0,
+    sharePercent: 0,
+    peers: 0,
+    frameIndex: -1,
+    outcomes: 0,
+    outcomeRatePerMin: 0,
+    colouredTotal: 0,
+    points: 0,
+    framesDone: 0,
+  }
+}

@@ -1,0 +1,49 @@
+import { createReadStream } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import type { ServerResponse } from 'node:http'
+import { extname, join, normalize, sep } from 'node:path'
+
+const contentTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.wasm': 'application/wasm',
+}
+
+/** A built web app served from a folder (the participant app, under /app/). */
+export interface StaticFiles {
+  /** The app's index.html, or undefined when the app is not built. */
+  index(): Promise<string | undefined>
+  /** Sends the file at `path` (relative to the folder); false when there is none. */
+  send(path: string, response: ServerResponse): Promise<boolean>
+}
+
+/**
+ * Serves a folder's files by relative path; a path that would leave the folder, or names a folder,
+ * is simply not found. Vite names assets by content hash, so they are cached for good.
+ */
+export function staticFiles(dir: string): StaticFiles {
+  const root = normalize(dir + sep)
+  return {
+    async index() {
+      return readFile(join(root, 'index.html'), 'utf8').catch(() => undefined)
+    },
+    async send(path, response) {
+      const file = normalize(join(root, decodeURIComponent(path)))
+      if (!file.startsWith(root)) return false
+      const info = await stat(file).catch(() => undefined)
+      if (info === undefined || !info.isFile()) return false
+      response.writeHead(200, {
+        'content-type': contentTypes[extname(file)] ?? 'application/octet-stream',
+        'content-length': info.size,
+        'cache-control': path.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+      })
+      createReadStream(file).pipe(response)
+      return true
+    },
+  }
+}

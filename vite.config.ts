@@ -1,0 +1,22 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vite'
+
+const web = (file: string) => fileURLToPath(new URL(`./web/${file}`, import.meta.url))
+
+// The participant web app: built into dist/web and served by the signaling server under /app/, its
+// index.html at every join link. bench.html is the page the WebGL tests and benchmarks drive.
+export default defineConfig({
+  root: web(''),
+  base: '/app/',
+  publicDir: false,
+  logLevel: 'warn',
+  build: {
+    outDir: fileURLToPath(new URL('./dist/web', import.meta.url)),
+    emptyOutDir: true,
+    target: 'es2022',
+    // Source maps make a participant's bug report readable; they are fetched only by devtools.
+    sourcemap: true,
+    chunkSizeWarningLimit: 2048,
+    rollupOptions: { input: { index: web('index.html'), bench: web('bench.html') } },
+  },
+})
