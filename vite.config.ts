@@ -17,6 +17,11 @@ export default defineConfig({
     // Source maps make a participant's bug report readable; they are fetched only by devtools.
     sourcemap: true,
     chunkSizeWarningLimit: 2048,
-    rollupOptions: { input: { index: web('index.html'), bench: web('bench.html') } },
+    rollupOptions: {
+      input: { index: web('index.html'), bench: web('bench.html') },
+      // Error classes take their `name` from the class (protocol/errors.ts); minified names would
+      // reach the coordinator and the tests as 's'.
+      output: { keepNames: true },
+    },
   },
 })

@@ -11,6 +11,8 @@ export interface AppState {
   participantId: string
   /** What computes: the GPU through WebGL2 or WebGL1, or the processor. */
   backend: 'webgl2' | 'webgl1' | 'cpu' | ''
+  /** The GPU as the browser names it ('' without WebGL). */
+  renderer: string
   dutyCycle: number
   blocksDone: number
   threadsDone: number
@@ -38,6 +40,7 @@ export function initialState(): AppState {
     event: '',
     participantId: '',
     backend: '',
+    renderer: '',
     dutyCycle: schedulingDefaults.dutyCycle,
     blocksDone: 0,
     threadsDone: 0,

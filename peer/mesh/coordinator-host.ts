@@ -256,6 +256,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       else this.log(`${participantId}: stream ended: ${(error as Error).message}`)
     } finally {
       this.clock.clearTimer(helloTimer)
+      // The participant closed its side (it left): close ours, so its read loop ends too.
+      if (stream.status === 'open') void session.framed.close().catch(() => {})
       if (this.sessions.get(participantId) === session) {
         this.sessions.delete(participantId)
         if (session.label !== undefined) {

@@ -259,8 +259,18 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
         total.busyMs += stats.busyMs
         total.accepted += link.accepted
         session.abort()
+        // Close our side; the coordinator closes its own. A coordinator that does not answer within
+        // two seconds is not waited for: the stream is aborted.
         await stream.close().catch(() => {})
-        ended = await reading
+        const patience = new AbortController()
+        ended = await Promise.race([
+          reading,
+          sleep(2000, patience.signal).then(
+            () => new PeerGoneError('the coordinator did not close the stream'),
+          ),
+        ])
+        patience.abort()
+        if (stream.status === 'open') stream.abort(new Error('left'))
       } catch (error) {
         if (init.signal.aborted) break
         ended = error instanceof Error ? error : new Error(String(error))

@@ -58,3 +58,15 @@ export class ProtocolError extends CrowdmeshError {
 
 /** The other end of a connection went away (stream closed, peer gone) before an answer came. */
 export class PeerGoneError extends CrowdmeshError {}
+
+/** The browser took the WebGL context away (GPU reset, too many contexts): the block in progress is given back. */
+export class GpuContextLostError extends CrowdmeshError {
+  constructor(
+    message = 'the WebGL context was lost while colouring a block; the block goes back to the coordinator',
+  ) {
+    super(message)
+  }
+}
+
+/** This browser offers no WebGL the compute backend can use (neither WebGL 2 nor WebGL 1 with high-precision floats). */
+export class GpuUnavailableError extends CrowdmeshError {}

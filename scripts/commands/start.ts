@@ -3,6 +3,7 @@ import { colouredVertices, type FrameOutcome } from '../../peer/coordinator/outc
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import { datasetJob } from '../../peer/local/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
+import { webAppBuilt } from '../../signaling/web-app.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { sideBySide } from '../../peer/quality/evaluate.ts'
@@ -15,10 +16,11 @@ import { progressBar } from '../progress.ts'
 const help = `Usage: crowdmesh start [options]
 
 Runs an event on this machine: the signaling server, the TURN relay (coturn, when installed), the
-libp2p circuit relay, the coordinator and the frame store, all on 127.0.0.1. It prints the join link,
+libp2p circuit relay, the coordinator and the frame store, on 127.0.0.1 (or --host). It prints the join link,
 starts local Node participants so that something happens with no browser, and colours the target
-space from every camera frame of the data set with whoever joins (open the link with
-"crowdmesh join LINK" from another terminal to add a participant). Each frame's outcome is written
+space from every camera frame of the data set with whoever joins: open the link in a browser (the
+participant web app computes with WebGL and shows the 3D result), or run "crowdmesh join LINK" from
+another terminal for a Node participant. Each frame's outcome is written
 as a coloured point cloud (outcome.ply) and a rendering beside the first camera's photograph.
 
 With no --dataset it uses templeSparseRing from the shared data folder (../shared/data beside the
@@ -31,8 +33,13 @@ Options:
   --grid N                vertices per axis, N³ in all                             [default: 128]
   --local-participants N  Node participants started as processes on this machine (0: only
                           those who join by the link)                                [default: 2]
+  --host ADDR             address every part listens on and join links name: this machine's
+                          address on the venue network for phones and laptops to reach it
+                                                                             [default: 127.0.0.1]
   --turn auto|required|off
                           coturn for TURN: when installed, always, or never        [default: auto]
+  --frame-keys            seal each frame's images and results with a key of that frame alone,
+                          handed out in its leases (AES-GCM; off by default)
   --stay                  keep the event open after the last frame (Ctrl-C ends it)
   --out DIR               where the outcome goes                        [default: out/start-<name>]
   --json                  print one JSON object per line: ready (with joinLink), participant,
@@ -50,7 +57,9 @@ export async function startCommand(args: string[]): Promise<void> {
       grid: { type: 'string' },
       'local-participants': { type: 'string' },
       turn: { type: 'string' },
+      host: { type: 'string' },
       stay: { type: 'boolean' },
+      'frame-keys': { type: 'boolean' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -72,7 +81,13 @@ export async function startCommand(args: string[]): Promise<void> {
   const out = resolve(stringOption(values, 'out') ?? join('out', `start-${dataset.name}`))
   const job = datasetJob(dataset, grid)
 
-  const event = await startEvent({ coordinator: { job }, name: dataset.name, turn })
+  const event = await startEvent({
+    coordinator: { job },
+    name: dataset.name,
+    turn,
+    host: stringOption(values, 'host') ?? '127.0.0.1',
+    frameKeys: values['frame-keys'] === true,
+  })
   const participants: ParticipantProcess[] = []
   const controller = new AbortController()
   const interrupt = () => controller.abort()
@@ -86,6 +101,8 @@ export async function startCommand(args: string[]): Promise<void> {
         event: event.event,
         signaling: event.signaling.url,
         turn: event.turn !== undefined,
+        frameKeys: values['frame-keys'] === true,
+        webApp: webAppBuilt(),
         ...(event.turnNote !== undefined && { turnNote: event.turnNote }),
         dataset: dataset.name,
         cameras: dataset.cameras.length,
@@ -96,6 +113,11 @@ export async function startCommand(args: string[]): Promise<void> {
       `crowdmesh: event ${event.event} colouring ${dataset.name} (${dataset.cameras.length} cameras) on a ${grid}³ grid`,
     )
     say(`  join link:  ${event.joinLink}`)
+    say(
+      webAppBuilt()
+        ? '              (open it in a browser to take part with WebGL and watch the 3D result)'
+        : '              (the web app is not built: npm run build:web, then open the link in a browser)',
+    )
     say(`  signaling:  ${event.signaling.url}   relay: ${event.relay.getMultiaddrs()[0]?.toString() ?? ''}`)
     say(
       `  TURN:       ${event.turn !== undefined ? `coturn on ${event.turn.options.listeningIp}:${event.turn.options.port}` : (event.turnNote ?? 'off')}`,

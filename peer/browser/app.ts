@@ -1,0 +1,274 @@
+import './app.css'
+import { joinEvent, JoinRefusedError, type ParticipantEvent } from '../mesh/join.ts'
+import type { OutcomeSnapshot } from '../mesh/gossip.ts'
+import type { MeshNode } from '../mesh/node.ts'
+import { colourBlock } from '../participant/cpu-worker.ts'
+import { type BlockWorker, WorkGate } from '../participant/participant.ts'
+import { AbortError } from '../protocol/errors.ts'
+import { openKeyedImage } from '../protocol/frame-keys.ts'
+import { browserFrameSource } from './frame-decode.ts'
+import { type AppState, initialState } from './app-state.ts'
+import { PointCloudViewer } from './viewer.ts'
+import { createWebglWorker } from './webgl-worker.ts'
+
+/*
+ * The participant web app, served at the join link: checks the browser can take part, joins the
+ * event's mesh, computes blocks on the GPU (WebGL) within the duty cycle, and shows the 3D result
+ * as it is built. Everything a person needs is on one screen that fits a phone.
+ */
+
+const state: AppState = initialState()
+// `?duty=0.5` lends half the device (an operator's kiosk, a test); clamped to 5–100 %.
+const params = new URL(location.href).searchParams
+const dutyParam = Number(params.get('duty'))
+if (dutyParam > 0) state.dutyCycle = Math.min(1, Math.max(0.05, dutyParam))
+// `?relay=1`: every WebRTC connection through the event's TURN relay (networks that block the direct path).
+const relayOnly = params.get('relay') === '1'
+// `?backend=webgl` or `cpu` forces what computes; by default the GPU, unless WebGL is software-rendered.
+const backendParam = params.get('backend')
+// Tests and curious participants read the state from the console: `crowdmesh.state`.
+Object.assign(globalThis, { crowdmesh: { state } })
+
+/** What browsers call a WebGL implementation that runs on the processor. */
+const softwareRenderer = /swiftshader|llvmpipe|softpipe|software|basic render/i
+
+const view = renderShell()
+const gate = new WorkGate()
+const leaving = new AbortController()
+const started = performance.now()
+const outcomeTimes: number[] = []
+
+async function main(): Promise<void> {
+  if (!('RTCPeerConnection' in globalThis)) {
+    return unsupported(
+      'This browser cannot open WebRTC connections, which is how devices at the event talk to each other, so it cannot take part. A current Chrome, Firefox or Safari can.',
+    )
+  }
+  // Frames of keyed leases arrive sealed; their key is in the block's image URL.
+  const frames = browserFrameSource({ transform: openKeyedImage })
+  let worker: BlockWorker & { dispose?: () => void } = {
+    run: async (job, block, signal) => colourBlock(job, block, await frames.get(block.imageUrl, signal)),
+  }
+  state.backend = 'cpu'
+  if (backendParam !== 'cpu') {
+    try {
+      const gpu = createWebglWorker({ frames })
+      state.renderer = gpu.renderer
+      if (backendParam !== 'webgl' && softwareRenderer.test(gpu.renderer)) {
+        // WebGL drawn by the processor (no GPU, or a blocklisted one) is many times slower than
+        // computing on the processor directly: measured 0.6 M against 14 M vertex views/s.
+        gpu.dispose()
+        state.notice =
+          'This device has no graphics hardware the browser can use, so it computes on its processor instead.'
+      } else {
+        state.backend = gpu.backend
+        worker = gpu
+      }
+    } catch (error) {
+      // No WebGL (disabled, blocklisted GPU, very old phone): the processor computes instead, slower.
+      state.notice =
+        'This browser offers no usable WebGL, so your device computes on its processor instead, more slowly.'
+      console.warn(`crowdmesh: no WebGL compute: ${(error as Error).message}`)
+    }
+  }
+  let node: MeshNode | undefined
+  const counted: BlockWorker = {
+    run: async (job, block, signal) => {
+      const begun = performance.now()
+      try {
+        const result = await worker.run(job, block, signal)
+        state.blocksDone++
+        state.threadsDone += block.vertexCount
+        return result
+      } catch (error) {
+        if (!signal?.aborted) state.blocksFailed++
+        throw error
+      } finally {
+        state.busyMs += performance.now() - begun
+        update()
+      }
+    },
+  }
+  const peers = setInterval(() => {
+    state.peers = node?.getConnections().length ?? 0
+    update()
+  }, 1000)
+  state.phase = 'joining'
+  update()
+  try {
+    const result = await joinEvent({
+      link: `${location.origin}${location.pathname}`,
+      cores: navigator.hardwareConcurrency || 1,
+      dutyCycle: state.dutyCycle,
+      worker: counted,
+      gate,
+      relayOnly,
+      agent: `crowdmesh-web/${state.backend}`,
+      signal: leaving.signal,
+      onNode: (n) => (node = n),
+      onEvent: onParticipantEvent,
+      onOutcome: onOutcome,
+    })
+    state.phase = 'left'
+    state.message = leaving.signal.aborted
+      ? 'You left the event. Thank you for lending your device!'
+      : `The event ended (${result.ended}). Thank you for taking part!`
+  } finally {
+    clearInterval(peers)
+    state.peers = 0
+    worker.dispose?.()
+    update()
+  }
+}
+
+function onParticipantEvent(event: ParticipantEvent): void {
+  switch (event.type) {
+    case 'bootstrap':
+      state.event = event.event
+      state.message = 'Connecting to the event…'
+      break
+    case 'welcome':
+      state.participantId = event.participantId
+      state.phase = gate.paused ? 'paused' : 'computing'
+      state.message = ''
+      break
+    case 'disconnected':
+      state.message = event.willRetry
+        ? `Connection lost (${event.reason}); reconnecting…`
+        : `Disconnected: ${event.reason}`
+      if (event.willRetry) state.phase = 'joining'
+      break
+    case 'status':
+      state.framesDone = event.status.framesCompleted
+      break
+    default:
+      break
+  }
+  update()
+}
+
+let viewer: PointCloudViewer | undefined
+function onOutcome(snapshot: OutcomeSnapshot): void {
+  const now = performance.now()
+  outcomeTimes.push(now)
+  while (outcomeTimes.length > 0 && outcomeTimes[0]! < now - 30_000) outcomeTimes.shift()
+  state.frameIndex = snapshot.frameIndex
+  state.outcomes++
+  state.colouredTotal = snapshot.colouredTotal
+  try {
+    viewer ??= new PointCloudViewer(view.canvas)
+    viewer.show(snapshot)
+    state.points = viewer.points
+  } catch (error) {
+    view.viewerNote.textContent = (error as Error).message
+  }
+  update()
+}
+
+function unsupported(message: string): void {
+  state.phase = 'unsupported'
+  state.message = message
+  update()
+}
+
+function fail(error: unknown): void {
+  if (error instanceof AbortError) return
+  state.phase = error instanceof JoinRefusedError ? 'refused' : 'error'
+  state.message = (error as Error).message
+  update()
+}
+
+/** The page's fixed parts; `update` fills in the numbers. */
+function renderShell() {
+  document.title = 'crowdmesh — lend your device'
+  const root = document.createElement('main')
+  root.innerHTML = `
+    <header>
+      <h1>crowdmesh</h1>
+      <p class="status" data-id="status" role="status" aria-live="polite"></p>
+    </header>
+    <section class="viewer">
+      <canvas data-id="canvas" aria-label="The 3D scene the crowd is colouring"></canvas>
+      <div class="overlay"><span data-id="frame"></span><span data-id="rate"></span></div>
+      <p class="viewer-note" data-id="viewerNote">The 3D scene appears here with the first result.</p>
+    </section>
+    <section class="stats" aria-label="Your contribution">
+      <div><b data-id="blocks">0</b><span>blocks done</span></div>
+      <div><b data-id="share">0%</b><span data-id="shareLabel">of your time</span></div>
+      <div><b data-id="peers">0</b><span>peers connected</span></div>
+    </section>
+    <p class="notice" data-id="notice" hidden></p>
+    <nav>
+      <button data-id="pause" type="button" disabled>Pause</button>
+      <button data-id="leave" type="button">Leave</button>
+    </nav>`
+  document.body.append(root)
+  const get = <T extends HTMLElement>(id: string) => root.querySelector<T>(`[data-id="${id}"]`)!
+  const parts = {
+    status: get('status'),
+    canvas: get<HTMLCanvasElement>('canvas'),
+    frame: get('frame'),
+    rate: get('rate'),
+    viewerNote: get('viewerNote'),
+    blocks: get('blocks'),
+    share: get('share'),
+    shareLabel: get('shareLabel'),
+    peers: get('peers'),
+    notice: get('notice'),
+    pause: get<HTMLButtonElement>('pause'),
+    leave: get<HTMLButtonElement>('leave'),
+  }
+  parts.pause.addEventListener('click', () => {
+    if (gate.paused) {
+      gate.resume()
+      state.phase = 'computing'
+    } else {
+      gate.pause()
+      state.phase = 'paused'
+    }
+    update()
+  })
+  parts.leave.addEventListener('click', () => {
+    leaving.abort()
+    state.message = 'Leaving…'
+    update()
+  })
+  return parts
+}
+
+const phaseText: Record<AppState['phase'], string> = {
+  checking: 'Checking your browser…',
+  joining: 'Joining the event…',
+  computing: 'Your device is helping colour the scene.',
+  paused: 'Paused: your device is not computing. The scene still updates.',
+  left: '',
+  refused: 'This link cannot be used.',
+  unsupported: 'This browser cannot take part.',
+  error: 'Something went wrong.',
+}
+
+function update(): void {
+  const elapsed = performance.now() - started
+  state.sharePercent = Math.round((100 * state.busyMs) / Math.max(elapsed, 1))
+  // Outcomes over the last 30 s, per minute.
+  state.outcomeRatePerMin = outcomeTimes.length * 2
+  const v = view
+  v.status.textContent = [phaseText[state.phase], state.message].filter((t) => t !== '').join(' ')
+  v.status.dataset.phase = state.phase
+  v.blocks.textContent = state.blocksDone.toLocaleString()
+  v.share.textContent = `${state.sharePercent}%`
+  v.shareLabel.textContent = `of your time (cap ${Math.round(state.dutyCycle * 100)}%)`
+  v.peers.textContent = String(state.peers)
+  v.frame.textContent = state.frameIndex < 0 ? '' : `frame ${state.frameIndex}`
+  v.rate.textContent = state.outcomes === 0 ? '' : `${state.outcomeRatePerMin} results/min`
+  v.viewerNote.hidden = state.points > 0
+  v.notice.hidden = state.notice === ''
+  v.notice.textContent = state.notice
+  const live = state.phase === 'computing' || state.phase === 'paused'
+  v.pause.disabled = !live
+  v.pause.textContent = state.phase === 'paused' ? 'Resume' : 'Pause'
+  v.leave.disabled = !(live || state.phase === 'joining')
+}
+
+// Last, once every module-level constant above is initialised.
+main().catch((error: unknown) => fail(error))
