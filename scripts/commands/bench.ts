@@ -16,6 +16,8 @@ import { targetSpace } from '../../peer/protocol/target-space.ts'
 import { builtInProfiles } from '../../peer/simulator/profile.ts'
 import { type SimulationReport, simulate, simulationDefaults } from '../../peer/simulator/simulation.ts'
 import { dataChannelMBps, type RealMeshReport, runRealMesh } from '../bench/mesh.ts'
+import { runBrowserBench } from '../bench/browser.ts'
+import { frameKeyCost } from '../bench/frame-keys.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
 import { progressBar } from '../progress.ts'
@@ -38,8 +40,15 @@ and the mesh, with real Node participant processes over WebRTC on loopback:
   mesh.outcomeGossipMs                frame complete to every participant holding its outcome
   mesh.resultThroughputMBps           framed block results over one WebRTC data channel
   mesh.maxParticipants                participants one coordinator serves before frame latency doubles
+and the browser participant, in headless Chromium on the same blocks:
+  browser.webglVertexViewsPerSec      data threads the WebGL 2 backend colours per second (readback
+                                      included), beside browser.webgl1… and browser.cpuVertexViewsPerSec
+  browser.frameTimeMs                 the page's frame time while computing at the default duty cycle
+and per-frame keys (AES-256-GCM through WebCrypto):
+  frameKeys.overheadPercent           added time per default-size block: sealing its result and
+                                      opening its frame, against colouring it on one core
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
---skip-mesh the mesh figures (about eight minutes).
+--skip-mesh the mesh figures (about eight minutes), --skip-browser the browser figures.
 
 Options:
   --dataset DIR   the data set (default: templeSparseRing from the shared data folder)
@@ -48,6 +57,11 @@ Options:
   --json          print the JSON object instead of the table
   --skip-simulation  leave out the 1,000-participant simulations (about a minute and a half)
   --skip-mesh     leave out the mesh figures
+  --skip-browser  leave out the browser figures
+  --chromium-flags "FLAGS"
+                  Chromium's flags for the browser figures, replacing the SwiftShader defaults (on a
+                  machine with a GPU, e.g. "--headless=new --no-sandbox --use-angle=vulkan
+                  --enable-gpu --ignore-gpu-blocklist")
   -h, --help      show this help
 `
 
@@ -62,6 +76,8 @@ export async function benchCommand(args: string[]): Promise<void> {
       json: { type: 'boolean' },
       'skip-simulation': { type: 'boolean' },
       'skip-mesh': { type: 'boolean' },
+      'skip-browser': { type: 'boolean' },
+      'chromium-flags': { type: 'string' },
     },
     help,
   )
@@ -134,6 +150,20 @@ export async function benchCommand(args: string[]): Promise<void> {
   const scheduler10000 = schedulerOpsPerSec(10_000)
   const simulation = values['skip-simulation'] === true ? undefined : simulationFigures(json)
   const mesh = values['skip-mesh'] === true ? undefined : await meshFigures(dataset, json)
+  const chromiumFlags = stringOption(values, 'chromium-flags')
+    ?.split(/\s+/)
+    .filter((f) => f !== '')
+  const browserBar = progressBar('browser', { quiet: json })
+  const browser =
+    values['skip-browser'] === true
+      ? undefined
+      : await runBrowserBench({
+          dataset,
+          ...(chromiumFlags !== undefined && { chromiumFlags }),
+          onProgress: (d, t) => browserBar.update(d, t),
+        })
+  browserBar.done()
+  const keys = await frameKeyCost(dataset, job)
 
   const figures = {
     machine: { cores: availableParallelism(), node: process.version },
@@ -170,6 +200,22 @@ export async function benchCommand(args: string[]): Promise<void> {
       'mesh.maxParticipants': mesh.maxParticipants,
       'mesh.latencyByParticipants': mesh.sweep,
     }),
+    ...(browser !== undefined && {
+      'browser.renderer': browser.renderer,
+      'browser.webglVertexViewsPerSec': Math.round(browser.webglVertexViewsPerSec),
+      'browser.webgl1VertexViewsPerSec': Math.round(browser.webgl1VertexViewsPerSec),
+      'browser.cpuVertexViewsPerSec': Math.round(browser.cpuVertexViewsPerSec),
+      'browser.flaggedShare': browser.flaggedShare,
+      'browser.frameTimeMs': browser.frameTimeMs,
+      'browser.idleFrameTimeMs': browser.idleFrameTimeMs,
+      'browser.dutyCycle': browser.dutyCycle,
+    }),
+    'frameKeys.sealMBps': keys.sealMBps,
+    'frameKeys.openMBps': keys.openMBps,
+    'frameKeys.frameOpenMs': keys.frameOpenMs,
+    'frameKeys.resultSealMs': keys.resultSealMs,
+    'frameKeys.blockComputeMs': keys.blockComputeMs,
+    'frameKeys.overheadPercent': keys.overheadPercent,
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -212,6 +258,16 @@ export async function benchCommand(args: string[]): Promise<void> {
           )
             .map(([n, ms]) => `${n}: ${ms} ms`)
             .join(', ')})\n`) +
+      (browser === undefined
+        ? ''
+        : `  browser.webglVertexViewsPerSec      ${(browser.webglVertexViewsPerSec / 1e6).toFixed(2)} M/s WebGL 2, ` +
+          `${(browser.webgl1VertexViewsPerSec / 1e6).toFixed(2)} M/s WebGL 1, ` +
+          `vs browser.cpuVertexViewsPerSec ${(browser.cpuVertexViewsPerSec / 1e6).toFixed(2)} M/s (${browser.renderer}; ` +
+          `${(browser.flaggedShare * 100).toFixed(2)} % of views left to the CPU)\n` +
+          `  browser.frameTimeMs                 p50 ${browser.frameTimeMs.p50} / p95 ${browser.frameTimeMs.p95} / max ${browser.frameTimeMs.max} ms ` +
+          `computing at duty cycle ${browser.dutyCycle} (idle: p95 ${browser.idleFrameTimeMs.p95} ms)\n`) +
+      `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
+      `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
       `  written to ${outFile}\n`,
   )
 }
