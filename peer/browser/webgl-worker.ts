@@ -6,19 +6,14 @@ import {
   type UniformName,
   uniformNames,
 } from '../../shaders/colour-block.ts'
-import { colourBlock } from '../participant/cpu-worker.ts'
+import { checkBlock, colourBlock } from '../participant/cpu-worker.ts'
 import type { FrameImage } from '../participant/frame-image.ts'
 import type { FrameSource } from '../participant/frame-source.ts'
 import type { BlockWorker } from '../participant/participant.ts'
 import { focalLength, projectionMatrix } from '../protocol/camera.ts'
-import {
-  AbortError,
-  BlockMismatchError,
-  GpuContextLostError,
-  GpuUnavailableError,
-} from '../protocol/errors.ts'
+import { AbortError, GpuContextLostError, GpuUnavailableError } from '../protocol/errors.ts'
 import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
-import { levelSpace, voxelEdge, voxelSize } from '../protocol/target-space.ts'
+import { vertexCount, voxelEdge, voxelSize } from '../protocol/target-space.ts'
 
 /** Which WebGL a worker computes with. */
 export type WebglBackend = GlslTarget
@@ -487,22 +482,9 @@ interface BlockSetup {
 
 /** Checks a block against its job and frame as `colourBlock` does, and folds the projection of grid indices. */
 function blockSetup(job: VertexJob, block: Block, image: FrameImage): BlockSetup {
-  const camera = job.cameras.find((c) => c.id === block.cameraId)
-  if (camera === undefined)
-    throw new BlockMismatchError(`block names camera ${block.cameraId}, not in job ${job.jobId}`)
-  if (camera.width !== image.width || camera.height !== image.height) {
-    throw new BlockMismatchError(
-      `frame is ${image.width}×${image.height} but camera ${camera.name} is calibrated for ${camera.width}×${camera.height}`,
-    )
-  }
-  const space = levelSpace(job.space, block.level)
+  const { camera, space } = checkBlock(job, block, image)
   const [nx, ny, nz] = space.resolution
-  const vertexIds = nx * ny * nz
-  if (block.firstVertex + block.vertexCount > vertexIds) {
-    throw new BlockMismatchError(
-      `block ends at vertex ${block.firstVertex + block.vertexCount}, past ${vertexIds}`,
-    )
-  }
+  const vertexIds = vertexCount(space)
   const p = projectionMatrix(camera)
   const size = voxelSize(space)
   const centre = space.box.min.map((m, i) => m + 0.5 * size[i]!)

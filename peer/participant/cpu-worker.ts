@@ -1,16 +1,19 @@
-import { focalLength, projectionMatrix } from '../protocol/camera.ts'
+import { type Camera, focalLength, projectionMatrix } from '../protocol/camera.ts'
 import { BlockMismatchError } from '../protocol/errors.ts'
 import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
-import { levelSpace, voxelEdge, voxelSize } from '../protocol/target-space.ts'
+import { levelSpace, type TargetSpace, vertexCount, voxelEdge, voxelSize } from '../protocol/target-space.ts'
 import { type FrameImage, summedAreaTable } from './frame-image.ts'
 import type { FrameSource } from './frame-source.ts'
 
 /**
- * Colours the data threads of one block on the CPU, following the rule in `protocol/sampling.ts`
- * exactly (the reference every other worker is held to). Area sums come from the frame's
- * summed-area table, so a thread costs a projection and sixteen reads whatever its area size.
+ * Checks a block against its job and frame (its camera is in the job and calibrated for the frame's
+ * size, its range inside the grid of its level), as every worker must before colouring it.
  */
-export function colourBlock(job: VertexJob, block: Block, image: FrameImage): BlockResult {
+export function checkBlock(
+  job: VertexJob,
+  block: Block,
+  image: { width: number; height: number },
+): { camera: Camera; space: TargetSpace } {
   const camera = job.cameras.find((c) => c.id === block.cameraId)
   if (camera === undefined)
     throw new BlockMismatchError(`block names camera ${block.cameraId}, not in job ${job.jobId}`)
@@ -20,14 +23,23 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
     )
   }
   const space = levelSpace(job.space, block.level)
-  const [nx, ny, nz] = space.resolution
-  const total = nx * ny * nz
+  const total = vertexCount(space)
   if (block.firstVertex + block.vertexCount > total) {
     throw new BlockMismatchError(
       `block ends at vertex ${block.firstVertex + block.vertexCount}, past ${total}`,
     )
   }
+  return { camera, space }
+}
 
+/**
+ * Colours the data threads of one block on the CPU, following the rule in `protocol/sampling.ts`
+ * exactly (the reference every other worker is held to). Area sums come from the frame's
+ * summed-area table, so a thread costs a projection and sixteen reads whatever its area size.
+ */
+export function colourBlock(job: VertexJob, block: Block, image: FrameImage): BlockResult {
+  const { camera, space } = checkBlock(job, block, image)
+  const [nx, ny] = space.resolution
   const p = projectionMatrix(camera)
   const halfFootprint = (focalLength(camera) * voxelEdge(space)) / 2
   const maxR = job.maxAreaRadius

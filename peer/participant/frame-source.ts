@@ -5,6 +5,7 @@ import { AbortError, FrameFetchError } from '../protocol/errors.ts'
 import { openKeyedImage } from '../protocol/frame-keys.ts'
 import type { FrameImage } from './frame-image.ts'
 import { decodePng } from './png.ts'
+import { readLimited } from './read-limited.ts'
 
 /** Options of a frame source. */
 export interface FrameSourceInit {
@@ -89,29 +90,4 @@ async function fetchBytes(url: string, maxBytes: number, signal?: AbortSignal): 
     return readLimited(response, url, maxBytes)
   }
   throw new FrameFetchError(`unsupported URL scheme: ${url.slice(0, 40)}`)
-}
-
-/** Reads a body chunk by chunk and stops as soon as it passes `maxBytes` (a server may not say its length). */
-async function readLimited(response: Response, url: string, maxBytes: number): Promise<Uint8Array> {
-  const reader = response.body?.getReader()
-  if (reader === undefined) return new Uint8Array(0)
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.length
-    if (size > maxBytes) {
-      await reader.cancel()
-      throw new FrameFetchError(`${url} is larger than ${maxBytes} bytes`)
-    }
-    chunks.push(value)
-  }
-  const bytes = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset)
-    offset += chunk.length
-  }
-  return bytes
 }

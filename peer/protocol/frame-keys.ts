@@ -90,6 +90,11 @@ export async function openKeyedImage(bytes: Uint8Array, url: string): Promise<Ui
 }
 
 function importRaw(raw: Uint8Array): Promise<CryptoKey> {
+  // Browsers give WebCrypto only to secure pages (HTTPS, localhost); say so rather than fail obscurely.
+  if ((globalThis.crypto as Crypto | undefined)?.subtle === undefined)
+    throw new FrameKeyError(
+      'this page is not served over HTTPS, so the browser gives it no WebCrypto to open per-frame-keyed frames',
+    )
   return crypto.subtle.importKey('raw', raw as BufferSource, 'AES-GCM', false, ['encrypt', 'decrypt'])
 }
 

@@ -87,8 +87,15 @@ export async function runRealMesh(init: RealMeshInit): Promise<RealMeshReport> {
     const warmUp = runFrames(Math.max(1, Math.ceil(init.participants / 2)))
     for (let i = 0; i < init.participants; i++)
       crowd.push(new ParticipantProcess(event.joinLink, { dutyCycle: init.dutyCycle ?? 1, cores: 1 }))
-    await Promise.allSettled(crowd.map((p) => p.waitFor('firstLease', 120_000)))
+    let allLeased = false
+    const leased = Promise.allSettled(crowd.map((p) => p.waitFor('firstLease', 120_000))).then(() => {
+      allLeased = true
+    })
     await warmUp
+    // On a small grid the first to join can finish the warm-up before the last joins: more work, one
+    // frame at a time, until everyone has had a lease.
+    while (!allLeased) await runFrames(1)
+    await leased
     await Promise.all(crowd.map((p) => p.waitFor('welcome', 60_000)))
     reports.length = 0
     completions.clear()

@@ -211,6 +211,22 @@ export async function startCommand(args: string[]): Promise<void> {
         )
       }
     }
+    // The local participants join first (a few seconds), so the job starts with the whole local
+    // crowd rather than with whoever was quickest; after 30 s it starts with those who made it.
+    const joined = new Promise<void>((resolveJoined) => {
+      const check = () => {
+        if (event.host.participants < localCount) return
+        event.host.off('participantJoined', check)
+        resolveJoined()
+      }
+      event.host.on('participantJoined', check)
+      check()
+      setTimeout(() => {
+        event.host.off('participantJoined', check)
+        resolveJoined()
+      }, 30_000).unref()
+    })
+    await Promise.race([joined, allDone])
     for (const frame of dataset.frames) event.addFrame(frame)
     await allDone
     await Promise.all(outcomes)

@@ -162,14 +162,17 @@ describe('browser participants', () => {
     expect(event.host.participants).toBe(participants - 1)
   }, 120_000)
 
-  it('with ?relay=1 Chromium connects only through the TURN relay (coturn) and still computes', async () => {
+  it('with ?relay=1 Chromium connects only through the TURN relay (coturn); with per-frame keys the page opens sealed frames and seals its results', async () => {
     // Its own event, whose coordinator's ICE is on loopback, where coturn (relaying from loopback)
     // may reach it; the browser is told to use relayed candidates only, and Chromium enforces it.
+    // The event seals every frame with a key of its own, handed out in leases.
     const relayed = await startEvent({
       coordinator: { job: datasetJob(dataset, 32) },
       turn: 'required',
       coordinatorIceBindAddress: '127.0.0.1',
+      frameKeys: true,
     })
+    const keyedReference = (await runLocalJob({ dataset, grid: 32, participants: 1 })).outcome
     const page = await openParticipant(
       '?duty=1&relay=1',
       (page) =>
@@ -211,7 +214,9 @@ describe('browser participants', () => {
       expect(pair.policy).toBe('relay')
       expect(pair.local).toBe('relay')
     }
-    await runFrame(0, relayed)
+    const keyed = await runFrame(0, relayed)
+    expect(keyed.coloured).toBe(keyedReference.coloured)
+    expect(Buffer.compare(keyed.decision, keyedReference.decision)).toBe(0)
     // The page was the event's only participant: it computed every thread, all through TURN.
     expect((await state(page)).threadsDone).toBe(32 ** 3 * dataset.cameras.length)
     expect(relayed.coordinator.statistics().threadsCounted).toBe(32 ** 3 * dataset.cameras.length)
