@@ -11,7 +11,9 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          // e2e: the same real parts, driven through headless Chromium. One sequential pool for both:
+          // each file takes every core.
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           // The browser tests load the participant web app as built now.
           globalSetup: ['test/support/build-web-app.ts'],
           testTimeout: 600_000,
