@@ -2,11 +2,13 @@ import { createReadStream } from 'node:fs'
 import { mkdir, stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { WebSocket, WebSocketServer } from 'ws'
 import { z } from 'zod'
 import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
+import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
 import { OffsetMismatchError, RecordingAccessError, RecordingStore } from './recording-store.ts'
 import {
   chunkHeaderBytes,
@@ -68,15 +70,25 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         sharePath: `/v/${created.shareId}`,
       })
     }
-    const media = /^\/v\/([\w-]{22})\/media$/.exec(path)
-    if ((request.method === 'GET' || request.method === 'HEAD') && media !== null) {
-      const shared = await store.shared(media[1]!)
+    const share = /^\/v\/([\w-]{22})(?:\/(media|video\.mp4|video\.webm|thumb\.jpg))?$/.exec(path)
+    if ((request.method === 'GET' || request.method === 'HEAD') && share !== null) {
+      const shared = await store.shared(share[1]!)
       if (shared === undefined) throw new HttpError(404, 'no such recording')
-      const { size } = await stat(shared.mediaPath)
-      response.writeHead(200, { 'content-type': shared.meta.mimeType, 'content-length': size })
-      if (request.method === 'HEAD') return void response.end()
-      createReadStream(shared.mediaPath).pipe(response)
-      return
+      const what = share[2]
+      if (what === undefined) {
+        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' })
+        return void response.end(sharePage(share[1]!))
+      }
+      const folder = store.folderOf(shared.meta.id)
+      const file =
+        what === 'media'
+          ? { path: shared.mediaPath, type: shared.meta.mimeType }
+          : what === 'video.mp4'
+            ? { path: join(folder, pipelineOutputs.fragmentedMp4), type: 'video/mp4' }
+            : what === 'video.webm'
+              ? { path: join(folder, pipelineOutputs.webm), type: 'video/webm' }
+              : { path: join(folder, pipelineOutputs.thumbnail), type: 'image/jpeg' }
+      return sendFile(request, response, file.path, file.type)
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
   }
@@ -86,6 +98,40 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     if (path !== '/api/recordings/upload') return void socket.destroy()
     sockets.handleUpgrade(request, socket, head, (ws) => upload(ws))
   })
+
+  const pipelines = new Map<string, { end: number | undefined; done: Promise<void> }>()
+  const stopping = new AbortController()
+  /** The recording's processing pipeline, started with its first connection, following its bytes. */
+  function processing(id: string, mimeType = 'video/webm') {
+    let pipeline = pipelines.get(id)
+    if (pipeline === undefined) {
+      const state: { end: number | undefined; done: Promise<void> } = {
+        end: undefined,
+        done: Promise.resolve(),
+      }
+      const input = followFile(store.mediaPath(id), {
+        end: () => state.end,
+        grew: () => store.grew(id),
+        signal: stopping.signal,
+      })
+      state.done = runPipeline({ input, folder: store.folderOf(id), mimeType, signal: stopping.signal })
+      // Failures are reported at publish; until then nothing waits on it.
+      state.done.catch((error: unknown) => log(`processing ${id}: ${(error as Error).message}`))
+      pipelines.set(id, state)
+      pipeline = state
+    }
+    const current = pipeline
+    return {
+      async finish(bytes: number) {
+        current.end = bytes
+        try {
+          await current.done
+        } finally {
+          pipelines.delete(id)
+        }
+      },
+    }
+  }
 
   /** One recorder's connection: hello, then chunks and publish, answered in order. */
   function upload(ws: WebSocket): void {
@@ -110,11 +156,16 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       if (!isBinary) {
         const message = parseJsonMessage(toServerSchema, data.toString('utf8'))
         if (message.type === 'hello') {
-          const { offset } = await store.authorize(message.recording, message.token)
+          const { offset, meta } = await store.authorize(message.recording, message.token)
           recording = message.recording
+          if (meta.state === 'recording') processing(recording, meta.mimeType)
           return send({ type: 'ready', offset })
         }
         if (recording === undefined) throw new RecordingAccessError('say hello with the write token first')
+        const held = await store.offset(recording)
+        if (held !== message.bytes) throw new OffsetMismatchError(held, message.bytes)
+        // Every byte is here: let the pipeline finish its backlog, then the share link shows it.
+        await processing(recording).finish(message.bytes)
         const meta = await store.publish(recording, message.bytes)
         return send({ type: 'published', shareId: meta.shareId, bytes: meta.finalBytes ?? message.bytes })
       }
@@ -139,21 +190,25 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       const known = error instanceof CrowdmeshError
       if (!known) log.error(`upload failed: ${(error as Error).stack ?? String(error)}`)
       const code =
-        error instanceof RecordingAccessError
-          ? /published/.test(error.message)
-            ? 'published'
-            : 'unauthorized'
-          : error instanceof OffsetMismatchError
-            ? 'offset-mismatch'
-            : known
-              ? 'invalid-message'
-              : 'internal'
+        error instanceof MediaProcessingError
+          ? 'invalid-media'
+          : error instanceof RecordingAccessError
+            ? /published/.test(error.message)
+              ? 'published'
+              : 'unauthorized'
+            : error instanceof OffsetMismatchError
+              ? 'offset-mismatch'
+              : known
+                ? 'invalid-message'
+                : 'internal'
       send({
         type: 'error',
         code,
         message: known ? error.message : 'internal error',
         ...(error instanceof OffsetMismatchError && { expected: error.expected }),
       })
+      // A recording ffmpeg cannot read stays unpublished; its connection stays open.
+      if (code === 'invalid-media') return
       // A recorder that is not authorised, or breaks the protocol, is disconnected; the bytes it
       // had delivered stay, and it can reconnect and resume.
       if (code !== 'offset-mismatch') ws.close(1008, code)
@@ -167,6 +222,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     url: `http://${address}:${port}`,
     store,
     async close() {
+      stopping.abort()
       for (const ws of sockets.clients) ws.terminate()
       sockets.close()
       server.closeAllConnections()
@@ -202,4 +258,51 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   } catch {
     throw new HttpError(400, 'request body is not JSON')
   }
+}
+
+/**
+ * Sends a file with Range support (a `<video>` seeks by asking for byte ranges), immutable once
+ * published.
+ */
+async function sendFile(
+  request: IncomingMessage,
+  response: ServerResponse,
+  path: string,
+  type: string,
+): Promise<void> {
+  const info = await stat(path).catch(() => undefined)
+  if (info === undefined) throw new HttpError(404, 'not ready')
+  const size = info.size
+  const range = /^bytes=(\d*)-(\d*)$/.exec(request.headers.range ?? '')
+  let start = 0
+  let end = size - 1
+  if (range !== null) {
+    start = range[1] === '' ? Math.max(0, size - Number(range[2])) : Number(range[1])
+    end = range[1] !== '' && range[2] !== '' ? Math.min(Number(range[2]), size - 1) : size - 1
+    if (start > end || start >= size) {
+      response.writeHead(416, { 'content-range': `bytes */${size}` })
+      return void response.end()
+    }
+  }
+  const headers = {
+    'content-type': type,
+    'content-length': end - start + 1,
+    'accept-ranges': 'bytes',
+    'cache-control': 'public, max-age=3600',
+    ...(range !== null && { 'content-range': `bytes ${start}-${end}/${size}` }),
+  }
+  response.writeHead(range !== null ? 206 : 200, headers)
+  if (request.method === 'HEAD') return void response.end()
+  const stream = createReadStream(path, { start, end })
+  stream.on('error', () => response.destroy())
+  stream.pipe(response)
+}
+
+/** The share page: an HTML5 player with the MP4 and the WebM, the thumbnail as its poster. */
+function sharePage(shareId: string): string {
+  const base = `/v/${shareId}`
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>crowdmesh recording</title>
+<style>body{margin:0;background:#0f1117;color:#e8eaf0;font-family:system-ui,sans-serif}main{max-width:60rem;margin:0 auto;padding:1rem}video{width:100%;max-height:80vh;background:#000;border-radius:.5rem}a{color:#9cc4ff}</style></head>
+<body><main><h1>Recording</h1><video controls preload="metadata" poster="${base}/thumb.jpg"><source src="${base}/video.mp4" type="video/mp4"><source src="${base}/video.webm" type="video/webm"></video>
+<p><a href="${base}/video.mp4" download>MP4</a> · <a href="${base}/video.webm" download>WebM</a></p></main></body></html>`
 }

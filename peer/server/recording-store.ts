@@ -62,6 +62,8 @@ export class RecordingStore {
   readonly root: string
   private readonly open = new Map<string, OpenRecording>()
   private readonly shares = new Map<string, string>()
+  /** Per recording, who waits for its next bytes (the processing pipeline). */
+  private readonly growth = new Map<string, PromiseWithResolvers<void>>()
   /** Per recording, the last operation queued: appends and publish run one at a time, in order. */
   private readonly tails = new Map<string, Promise<unknown>>()
 
@@ -122,9 +124,31 @@ export class RecordingStore {
       // Durable before acknowledged: the data, and the file's size with it.
       await recording.file.datasync()
       recording.offset += bytes.length
+      this.growth.get(id)?.resolve()
+      this.growth.delete(id)
       return recording.offset
     }
     return this.serially(id, run)
+  }
+
+  /** Resolves when the recording's bytes next grow. */
+  grew(id: string): Promise<void> {
+    let waiting = this.growth.get(id)
+    if (waiting === undefined) {
+      waiting = Promise.withResolvers<void>()
+      this.growth.set(id, waiting)
+    }
+    return waiting.promise
+  }
+
+  /** Where a recording's bytes end now (throws for an unknown id). */
+  async offset(id: string): Promise<number> {
+    return (await this.load(id)).offset
+  }
+
+  /** The recording's folder (its outputs live there). */
+  folderOf(id: string): string {
+    return this.folder(id)
   }
 
   /** Marks a recording published once all `finalBytes` are in; the share link shows it from then on. */

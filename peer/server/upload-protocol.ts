@@ -31,6 +31,7 @@ export const uploadErrorCodes = [
   'invalid-message',
   'too-large',
   'published',
+  'invalid-media',
   'internal',
 ] as const
 

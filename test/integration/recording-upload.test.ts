@@ -8,6 +8,7 @@ import { WebSocket } from 'ws'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { encodeChunk, type ToRecorder, toRecorderSchema } from '../../peer/server/upload-protocol.ts'
 import { repoRoot } from '../support/fixtures.ts'
+import { probe, recorderLikeWebm } from '../support/media.ts'
 
 /*
  * The server peer's upload path over a real WebSocket: chunks at byte offsets, acknowledged once
@@ -17,11 +18,14 @@ import { repoRoot } from '../support/fixtures.ts'
  */
 
 let server: RecordingServer
+let media: Uint8Array
 const children: ChildProcess[] = []
 
 beforeAll(async () => {
-  server = await startRecordingServer({ root: await mkdtemp(join(tmpdir(), 'crowdmesh-recordings-')) })
-})
+  const root = await mkdtemp(join(tmpdir(), 'crowdmesh-recordings-'))
+  server = await startRecordingServer({ root })
+  media = await recorderLikeWebm(root, 10)
+}, 60_000)
 
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL')
@@ -86,11 +90,11 @@ class Recorder {
 const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed * 13) & 255)
 
 describe('the server peer takes recordings', () => {
-  it('appends chunks at their offsets, acknowledges each, and serves the published bytes at the share link only', async () => {
+  it('appends chunks at their offsets, acknowledges each, and serves the published recording at the share link only', async () => {
     const { id, writeToken, shareId } = await create(server.url)
     const recorder = new Recorder(server.url)
     expect(await recorder.hello(id, writeToken)).toEqual({ type: 'ready', offset: 0 })
-    const parts = [bytes(1000, 1), bytes(70_000, 2), bytes(5, 3)]
+    const parts = [media.subarray(0, 1000), media.subarray(1000, 71_000), media.subarray(71_000)]
     let offset = 0
     for (const [seq, part] of parts.entries()) {
       const ack = await recorder.chunk(seq, offset, part)
@@ -103,6 +107,25 @@ describe('the server peer takes recordings', () => {
     expect(await recorder.next()).toEqual({ type: 'published', shareId, bytes: offset })
     const served = new Uint8Array(await (await fetch(`${server.url}/v/${shareId}/media`)).arrayBuffer())
     expect(Buffer.compare(served, Buffer.concat(parts))).toBe(0)
+    // Processed while it arrived: a WebM with its duration, an MP4, a thumbnail, and the share page.
+    const folder = join(server.store.root, id)
+    const webm = await probe(join(folder, 'video.webm'))
+    expect(Math.abs(webm.duration - 10)).toBeLessThan(0.5)
+    expect(webm.codecs).toEqual(['vp8', 'opus'])
+    const mp4 = await probe(join(folder, 'video.fmp4.mp4'))
+    expect(mp4.codecs).toEqual(['h264', 'aac'])
+    expect(Math.abs(mp4.duration - 10)).toBeLessThan(0.5)
+    const page = await (await fetch(`${server.url}/v/${shareId}`)).text()
+    expect(page).toMatch(/<video[^>]*poster="\/v\/[\w-]+\/thumb\.jpg"/)
+    const thumb = await fetch(`${server.url}/v/${shareId}/thumb.jpg`)
+    expect(thumb.headers.get('content-type')).toBe('image/jpeg')
+    expect((await thumb.arrayBuffer()).byteLength).toBeGreaterThan(1000)
+    // Seeking: a byte range comes back as 206 with just those bytes.
+    const ranged = await fetch(`${server.url}/v/${shareId}/video.webm`, {
+      headers: { range: 'bytes=100-199' },
+    })
+    expect(ranged.status).toBe(206)
+    expect((await ranged.arrayBuffer()).byteLength).toBe(100)
     // A published recording takes no more bytes.
     const late = await recorder.chunk(3, offset, bytes(10, 4))
     expect(late).toMatchObject({ type: 'error', code: 'published' })
@@ -172,16 +195,17 @@ describe('the server peer takes recordings', () => {
     const { id, writeToken, shareId } = await create(first.url)
     const recorder = new Recorder(first.url)
     await recorder.hello(id, writeToken)
-    const all = bytes(400_000, 9)
+    const all = media
     let acknowledged = 0
     // Chunks go out without waiting; the kill lands while some are in flight.
     const size = 16_384
-    for (let offset = 0, seq = 0; offset < 200_000; offset += size, seq++)
-      recorder.ws.send(encodeChunk(seq, offset, all.subarray(offset, Math.min(offset + size, 200_000))))
+    const half = Math.floor(all.length / 2)
+    for (let offset = 0, seq = 0; offset < half; offset += size, seq++)
+      recorder.ws.send(encodeChunk(seq, offset, all.subarray(offset, Math.min(offset + size, half))))
     for (;;) {
       const answer = await recorder.next()
       if (answer.type === 'ack') acknowledged = answer.offset
-      if (acknowledged >= 100_000) break
+      if (acknowledged >= half / 2) break
     }
     first.child.kill('SIGKILL')
     await recorder.closed
@@ -207,7 +231,20 @@ describe('the server peer takes recordings', () => {
     expect(await again.next()).toMatchObject({ type: 'published', shareId })
     const served = new Uint8Array(await (await fetch(`${second.url}/v/${shareId}/media`)).arrayBuffer())
     expect(Buffer.compare(served, all)).toBe(0)
+    expect(Math.abs((await probe(join(root, id, 'video.webm'))).duration - 10)).toBeLessThan(0.5)
   }, 60_000)
+
+  it('answers a recording ffmpeg cannot read with a clear error at publish, and keeps it unpublished', async () => {
+    const { id, writeToken, shareId } = await create(server.url)
+    const recorder = new Recorder(server.url)
+    await recorder.hello(id, writeToken)
+    expect(await recorder.chunk(0, 0, bytes(50_000, 5))).toEqual({ type: 'ack', seq: 0, offset: 50_000 })
+    recorder.ws.send(JSON.stringify({ type: 'publish', bytes: 50_000 }))
+    const answer = await recorder.next()
+    expect(answer).toMatchObject({ type: 'error', code: 'invalid-media' })
+    expect((answer as { message: string }).message).toMatch(/ffmpeg could not process the recording/)
+    expect((await fetch(`${server.url}/v/${shareId}`)).status).toBe(404)
+  }, 30_000)
 })
 
 async function serverProcess(
