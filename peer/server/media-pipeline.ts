@@ -22,6 +22,10 @@ export const pipelineOutputs = {
   fragmentedMp4: 'video.fmp4.mp4',
   webm: 'video.webm',
   thumbnail: 'thumb.jpg',
+  /** The moov-first MP4's header (ftyp, moov, mdat header), written at publish (`mp4-faststart.ts`). */
+  faststartHeader: 'video.mp4.head',
+  /** Where the moov-first MP4's body lies in the fragmented file: `{ bodyOffset, bodyLength }`. */
+  faststartLayout: 'video.mp4.json',
 } as const
 
 /** Options of a pipeline run. */

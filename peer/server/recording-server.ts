@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs'
-import { mkdir, stat } from 'node:fs/promises'
+import { once } from 'node:events'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -8,6 +9,7 @@ import { z } from 'zod'
 import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
+import { faststartLayout } from './mp4-faststart.ts'
 import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
 import { OffsetMismatchError, RecordingAccessError, RecordingStore } from './recording-store.ts'
 import {
@@ -84,11 +86,17 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         what === 'media'
           ? { path: shared.mediaPath, type: shared.meta.mimeType }
           : what === 'video.mp4'
-            ? { path: join(folder, pipelineOutputs.fragmentedMp4), type: 'video/mp4' }
+            ? undefined
             : what === 'video.webm'
               ? { path: join(folder, pipelineOutputs.webm), type: 'video/webm' }
               : { path: join(folder, pipelineOutputs.thumbnail), type: 'image/jpeg' }
-      return sendFile(request, response, file.path, file.type)
+      if (file === undefined) return sendFaststart(request, response, folder)
+      return sendParts(
+        request,
+        response,
+        [{ path: file.path, start: 0, length: (await stat(file.path)).size }],
+        file.type,
+      )
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
   }
@@ -166,6 +174,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         if (held !== message.bytes) throw new OffsetMismatchError(held, message.bytes)
         // Every byte is here: let the pipeline finish its backlog, then the share link shows it.
         await processing(recording).finish(message.bytes)
+        await writeFaststart(store.folderOf(recording))
         const meta = await store.publish(recording, message.bytes)
         return send({ type: 'published', shareId: meta.shareId, bytes: meta.finalBytes ?? message.bytes })
       }
@@ -260,19 +269,23 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** One part of a response body: bytes in memory, or a range of a file. */
+type Part =
+  | { bytes: Uint8Array; start?: never; length?: never; path?: never }
+  | { path: string; start: number; length: number; bytes?: never }
+
 /**
- * Sends a file with Range support (a `<video>` seeks by asking for byte ranges), immutable once
- * published.
+ * Sends parts as one body, with Range support (a `<video>` seeks by asking for byte ranges): the
+ * moov-first MP4 is its header in memory followed by a range of the fragmented file.
  */
-async function sendFile(
+async function sendParts(
   request: IncomingMessage,
   response: ServerResponse,
-  path: string,
+  parts: Part[],
   type: string,
 ): Promise<void> {
-  const info = await stat(path).catch(() => undefined)
-  if (info === undefined) throw new HttpError(404, 'not ready')
-  const size = info.size
+  const lengthOf = (p: Part) => (p.bytes !== undefined ? p.bytes.length : p.length)
+  const size = parts.reduce((n, p) => n + lengthOf(p), 0)
   const range = /^bytes=(\d*)-(\d*)$/.exec(request.headers.range ?? '')
   let start = 0
   let end = size - 1
@@ -284,18 +297,67 @@ async function sendFile(
       return void response.end()
     }
   }
-  const headers = {
+  response.writeHead(range !== null ? 206 : 200, {
     'content-type': type,
     'content-length': end - start + 1,
     'accept-ranges': 'bytes',
     'cache-control': 'public, max-age=3600',
     ...(range !== null && { 'content-range': `bytes ${start}-${end}/${size}` }),
-  }
-  response.writeHead(range !== null ? 206 : 200, headers)
+  })
   if (request.method === 'HEAD') return void response.end()
-  const stream = createReadStream(path, { start, end })
-  stream.on('error', () => response.destroy())
-  stream.pipe(response)
+  let at = 0
+  for (const part of parts) {
+    const length = lengthOf(part)
+    const from = Math.max(start, at) - at
+    const to = Math.min(end + 1, at + length) - at
+    at += length
+    if (from >= to) continue
+    if (part.bytes !== undefined) {
+      if (!response.write(part.bytes.subarray(from, to))) await once(response, 'drain')
+      continue
+    }
+    const stream = createReadStream(part.path, { start: part.start + from, end: part.start + to - 1 })
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (response.destroyed) return void stream.destroy()
+      if (!response.write(chunk)) await once(response, 'drain')
+    }
+  }
+  response.end()
+}
+
+/** The moov-first MP4: the header written at publish, then the fragmented file's body in place. */
+async function sendFaststart(
+  request: IncomingMessage,
+  response: ServerResponse,
+  folder: string,
+): Promise<void> {
+  const layout = await readFile(join(folder, pipelineOutputs.faststartLayout), 'utf8').catch(() => undefined)
+  if (layout === undefined) throw new HttpError(404, 'not ready')
+  const { bodyOffset, bodyLength } = JSON.parse(layout) as { bodyOffset: number; bodyLength: number }
+  const header = new Uint8Array(await readFile(join(folder, pipelineOutputs.faststartHeader)))
+  return sendParts(
+    request,
+    response,
+    [
+      { bytes: header },
+      { path: join(folder, pipelineOutputs.fragmentedMp4), start: bodyOffset, length: bodyLength },
+    ],
+    'video/mp4',
+  )
+}
+
+/** Writes the moov-first MP4's header and layout beside the fragmented MP4 (see `mp4-faststart.ts`). */
+async function writeFaststart(folder: string): Promise<void> {
+  const layout = await faststartLayout(join(folder, pipelineOutputs.fragmentedMp4))
+  await writeFile(join(folder, pipelineOutputs.faststartHeader), layout.header)
+  await writeFile(
+    join(folder, pipelineOutputs.faststartLayout),
+    JSON.stringify({
+      bodyOffset: layout.bodyOffset,
+      bodyLength: layout.bodyLength,
+      durationSeconds: layout.durationSeconds,
+    }),
+  )
 }
 
 /** The share page: an HTML5 player with the MP4 and the WebM, the thumbnail as its poster. */

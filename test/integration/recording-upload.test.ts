@@ -8,7 +8,7 @@ import { WebSocket } from 'ws'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { encodeChunk, type ToRecorder, toRecorderSchema } from '../../peer/server/upload-protocol.ts'
 import { repoRoot } from '../support/fixtures.ts'
-import { probe, recorderLikeWebm } from '../support/media.ts'
+import { decodeErrors, frameCount, probe, recorderLikeWebm, topLevelBoxes } from '../support/media.ts'
 
 /*
  * The server peer's upload path over a real WebSocket: chunks at byte offsets, acknowledged once
@@ -112,9 +112,17 @@ describe('the server peer takes recordings', () => {
     const webm = await probe(join(folder, 'video.webm'))
     expect(Math.abs(webm.duration - 10)).toBeLessThan(0.5)
     expect(webm.codecs).toEqual(['vp8', 'opus'])
-    const mp4 = await probe(join(folder, 'video.fmp4.mp4'))
+    const fragmented = await probe(join(folder, 'video.fmp4.mp4'))
+    expect(fragmented.codecs).toEqual(['h264', 'aac'])
+    // The published MP4 has its moov first (ftyp, moov, mdat), its duration, and every frame decodes.
+    const mp4Url = `${server.url}/v/${shareId}/video.mp4`
+    const mp4Bytes = new Uint8Array(await (await fetch(mp4Url)).arrayBuffer())
+    expect(topLevelBoxes(mp4Bytes)).toEqual(['ftyp', 'moov', 'mdat'])
+    const mp4 = await probe(mp4Url)
     expect(mp4.codecs).toEqual(['h264', 'aac'])
     expect(Math.abs(mp4.duration - 10)).toBeLessThan(0.5)
+    expect(await decodeErrors(mp4Url)).toBe('')
+    expect(await frameCount(mp4Url)).toBe(300)
     const page = await (await fetch(`${server.url}/v/${shareId}`)).text()
     expect(page).toMatch(/<video[^>]*poster="\/v\/[\w-]+\/thumb\.jpg"/)
     const thumb = await fetch(`${server.url}/v/${shareId}/thumb.jpg`)

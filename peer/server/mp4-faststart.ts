@@ -1,0 +1,419 @@
+import { open } from 'node:fs/promises'
+import { CrowdmeshError } from '../protocol/errors.ts'
+
+/*
+ * A moov-first MP4 at publish, at a cost that does not grow with the bytes of the recording.
+ *
+ * During recording ffmpeg writes a fragmented MP4: an empty moov (codec configuration only), then a
+ * moof (sample sizes, durations, flags) and an mdat per fragment. Players seek such files poorly
+ * and many tools want a classic MP4: one moov with every sample's table, before the media. Moving
+ * the media behind a new moov would copy the whole file. Instead the published MP4 is served as two
+ * parts: a header written at publish (ftyp, a moov with complete sample tables, and the header of
+ * one mdat box) and then the fragmented file's own bytes after its moov, untouched. The old moof
+ * boxes sit inside the new mdat as opaque bytes; the new moov's chunk offsets point at each sample
+ * where it already is. Publishing reads only the moof boxes (a few hundred bytes a second of video)
+ * and writes the header (about 12 bytes a sample), never the media.
+ */
+
+/** The fragmented MP4 is not what ffmpeg writes (no moov, an unknown layout). */
+export class Mp4LayoutError extends CrowdmeshError {}
+
+/** What serving the moov-first MP4 needs: the header, and where the body starts in the fragmented file. */
+export interface FaststartLayout {
+  header: Uint8Array
+  /** Offset in the fragmented file where the body (its first moof) starts. */
+  bodyOffset: number
+  /** Bytes of body (to the end of the fragmented file as it was read). */
+  bodyLength: number
+  /** Duration of the longest track, seconds. */
+  durationSeconds: number
+  samples: number
+}
+
+interface Track {
+  id: number
+  trak: Uint8Array
+  timescale: number
+  defaults: { duration: number; size: number; flags: number }
+  durations: number[]
+  sizes: number[]
+  offsets: number[]
+  ctos: number[]
+  sync: boolean[]
+}
+
+/** Builds the moov-first layout of a fragmented MP4 file (ffmpeg's `frag_keyframe+empty_moov+default_base_moof`). */
+export async function faststartLayout(path: string): Promise<FaststartLayout> {
+  const file = await open(path, 'r')
+  try {
+    const { size } = await file.stat()
+    const read = async (position: number, length: number) => {
+      const buffer = new Uint8Array(length)
+      const { bytesRead } = await file.read(buffer, 0, length, position)
+      return buffer.subarray(0, bytesRead)
+    }
+    let ftyp: Uint8Array | undefined
+    let moov: Uint8Array | undefined
+    let bodyOffset = -1
+    let bodyEnd = 0
+    const tracks = new Map<number, Track>()
+    let movieTimescale = 1000
+    for (let position = 0; position + 8 <= size;) {
+      const head = await read(position, 16)
+      const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+      let boxSize = view.getUint32(0)
+      const type = ascii(head, 4)
+      if (boxSize === 1) boxSize = Number(view.getBigUint64(8))
+      else if (boxSize === 0) boxSize = size - position
+      if (boxSize < 8 || position + boxSize > size) break // a fragment still being written: stop before it
+      if (type === 'ftyp') ftyp = await read(position, boxSize)
+      else if (type === 'moov') {
+        moov = await read(position, boxSize)
+        movieTimescale = readMoov(moov, tracks)
+      } else if (type === 'moof') {
+        if (bodyOffset < 0) bodyOffset = position
+        readMoof(await read(position, boxSize), position, tracks)
+      }
+      position += boxSize
+      if (type === 'mdat' && bodyOffset >= 0) {
+        // The body ends after the last complete mdat.
+        bodyEnd = position
+      }
+    }
+    if (ftyp === undefined || moov === undefined)
+      throw new Mp4LayoutError('no ftyp and moov at the start of the MP4')
+    if (bodyOffset < 0) throw new Mp4LayoutError('the MP4 has no fragments')
+    const bodyLength = bodyEnd - bodyOffset
+    // The header's size must be known before the offsets in it: build once with placeholder offsets.
+    const build = (headerLength: number) =>
+      concat(ftyp, buildMoov(moov, tracks, movieTimescale, headerLength - bodyOffset), mdatHeader(bodyLength))
+    const provisional = build(0)
+    const header = build(provisional.length)
+    let samples = 0
+    let duration = 0
+    for (const t of tracks.values()) {
+      samples += t.sizes.length
+      duration = Math.max(duration, sum(t.durations) / t.timescale)
+    }
+    return { header, bodyOffset, bodyLength, durationSeconds: duration, samples }
+  } finally {
+    await file.close()
+  }
+}
+
+function readMoov(moov: Uint8Array, tracks: Map<number, Track>): number {
+  let movieTimescale = 1000
+  for (const child of children(moov, 8)) {
+    if (child.type === 'mvhd') {
+      const version = child.data[0]!
+      movieTimescale = u32(child.data, version === 1 ? 20 : 12)
+    } else if (child.type === 'trak') {
+      const trak = child.box
+      const tkhd = find(trak, ['tkhd'])!
+      const id = u32(tkhd, tkhd[0] === 1 ? 20 : 12)
+      const mdhd = find(trak, ['mdia', 'mdhd'])!
+      const timescale = u32(mdhd, mdhd[0] === 1 ? 20 : 12)
+      tracks.set(id, {
+        id,
+        trak,
+        timescale,
+        defaults: { duration: 0, size: 0, flags: 0 },
+        durations: [],
+        sizes: [],
+        offsets: [],
+        ctos: [],
+        sync: [],
+      })
+    } else if (child.type === 'mvex') {
+      for (const trex of children(child.box, 8)) {
+        if (trex.type !== 'trex') continue
+        const track = tracks.get(u32(trex.data, 4))
+        if (track !== undefined)
+          track.defaults = {
+            duration: u32(trex.data, 12),
+            size: u32(trex.data, 16),
+            flags: u32(trex.data, 20),
+          }
+      }
+    }
+  }
+  return movieTimescale
+}
+
+function readMoof(moof: Uint8Array, moofOffset: number, tracks: Map<number, Track>): void {
+  for (const traf of children(moof, 8)) {
+    if (traf.type !== 'traf') continue
+    let track: Track | undefined
+    let base = moofOffset
+    let duration = 0
+    let size = 0
+    let flags = 0
+    for (const box of children(traf.box, 8)) {
+      const d = box.data
+      const boxFlags = u32(d, 0) & 0xffffff
+      if (box.type === 'tfhd') {
+        track = tracks.get(u32(d, 4))
+        if (track === undefined) throw new Mp4LayoutError(`a fragment names unknown track ${u32(d, 4)}`)
+        ;({ duration, size, flags } = track.defaults)
+        let p = 8
+        if (boxFlags & 0x1) {
+          base = Number(new DataView(d.buffer, d.byteOffset).getBigUint64(p))
+          p += 8
+        }
+        if (boxFlags & 0x2) p += 4
+        if (boxFlags & 0x8) {
+          duration = u32(d, p)
+          p += 4
+        }
+        if (boxFlags & 0x10) {
+          size = u32(d, p)
+          p += 4
+        }
+        if (boxFlags & 0x20) flags = u32(d, p)
+      } else if (box.type === 'trun' && track !== undefined) {
+        const version = d[0]!
+        const count = u32(d, 4)
+        let p = 8
+        let dataOffset = 0
+        if (boxFlags & 0x1) {
+          dataOffset = i32(d, p)
+          p += 4
+        }
+        let firstFlags: number | undefined
+        if (boxFlags & 0x4) {
+          firstFlags = u32(d, p)
+          p += 4
+        }
+        let offset = base + dataOffset
+        for (let i = 0; i < count; i++) {
+          let sampleDuration = duration
+          let sampleSize = size
+          let sampleFlags = i === 0 && firstFlags !== undefined ? firstFlags : flags
+          let cto = 0
+          if (boxFlags & 0x100) {
+            sampleDuration = u32(d, p)
+            p += 4
+          }
+          if (boxFlags & 0x200) {
+            sampleSize = u32(d, p)
+            p += 4
+          }
+          if (boxFlags & 0x400) {
+            sampleFlags = u32(d, p)
+            p += 4
+          }
+          if (boxFlags & 0x800) {
+            cto = version === 1 ? i32(d, p) : u32(d, p)
+            p += 4
+          }
+          track.durations.push(sampleDuration)
+          track.sizes.push(sampleSize)
+          track.offsets.push(offset)
+          track.ctos.push(cto)
+          // sample_is_non_sync_sample is bit 16 of the sample flags.
+          track.sync.push((sampleFlags & 0x10000) === 0)
+          offset += sampleSize
+        }
+      }
+    }
+  }
+}
+
+/** The new moov: mvhd and each trak with complete sample tables and durations; no mvex. */
+function buildMoov(
+  moov: Uint8Array,
+  tracks: Map<number, Track>,
+  movieTimescale: number,
+  shift: number,
+): Uint8Array {
+  const parts: Uint8Array[] = []
+  let movieDuration = 0
+  for (const t of tracks.values())
+    movieDuration = Math.max(movieDuration, (sum(t.durations) * movieTimescale) / t.timescale)
+  for (const child of children(moov, 8)) {
+    if (child.type === 'mvex') continue
+    if (child.type === 'mvhd') parts.push(withDuration(child.box, Math.round(movieDuration), 'mvhd'))
+    else if (child.type === 'trak') {
+      const tkhd = find(child.box, ['tkhd'])!
+      const track = tracks.get(u32(tkhd, tkhd[0] === 1 ? 20 : 12))!
+      parts.push(buildTrak(child.box, track, movieTimescale, shift))
+    } else parts.push(child.box)
+  }
+  return box('moov', ...parts)
+}
+
+function buildTrak(trak: Uint8Array, t: Track, movieTimescale: number, shift: number): Uint8Array {
+  const mediaDuration = sum(t.durations)
+  const parts: Uint8Array[] = []
+  for (const child of children(trak, 8)) {
+    if (child.type === 'edts') continue // an edit list written for an empty moov would cut the media
+    if (child.type === 'tkhd')
+      parts.push(withDuration(child.box, Math.round((mediaDuration * movieTimescale) / t.timescale), 'tkhd'))
+    else if (child.type === 'mdia') parts.push(rebuild(child.box, t, mediaDuration, shift))
+    else parts.push(child.box)
+  }
+  return box('trak', ...parts)
+}
+
+function rebuild(container: Uint8Array, t: Track, mediaDuration: number, shift: number): Uint8Array {
+  const type = ascii(container, 4)
+  const parts: Uint8Array[] = []
+  for (const child of children(container, 8)) {
+    if (child.type === 'mdhd') parts.push(withDuration(child.box, mediaDuration, 'mdhd'))
+    else if (child.type === 'minf') parts.push(rebuild(child.box, t, mediaDuration, shift))
+    else if (child.type === 'stbl') parts.push(sampleTable(child.box, t, shift))
+    else parts.push(child.box)
+  }
+  return box(type, ...parts)
+}
+
+function sampleTable(stbl: Uint8Array, t: Track, shift: number): Uint8Array {
+  const stsd = children(stbl, 8).find((c) => c.type === 'stsd')
+  if (stsd === undefined) throw new Mp4LayoutError('a track has no sample description')
+  const n = t.sizes.length
+  // stts: runs of equal durations.
+  const stts: number[] = []
+  for (let i = 0; i < n; i++) {
+    if (stts.length > 0 && stts[stts.length - 1] === t.durations[i]) stts[stts.length - 2]!++
+    else stts.push(1, t.durations[i]!)
+  }
+  const parts = [stsd.box, fullBox('stts', 0, 0, u32s([stts.length / 2, ...stts]))]
+  if (t.ctos.some((c) => c !== 0)) {
+    const ctts: number[] = []
+    for (let i = 0; i < n; i++) {
+      if (ctts.length > 0 && ctts[ctts.length - 1] === t.ctos[i]) ctts[ctts.length - 2]!++
+      else ctts.push(1, t.ctos[i]!)
+    }
+    parts.push(fullBox('ctts', 1, 0, u32s([ctts.length / 2, ...ctts.map((v) => v >>> 0)])))
+  }
+  if (t.sync.some((s) => !s)) {
+    const sync = t.sync.flatMap((s, i) => (s ? [i + 1] : []))
+    parts.push(fullBox('stss', 0, 0, u32s([sync.length, ...sync])))
+  }
+  // One sample a chunk: the samples of the two tracks interleave in the fragments anyway.
+  parts.push(fullBox('stsc', 0, 0, u32s([1, 1, 1, 1])))
+  parts.push(fullBox('stsz', 0, 0, u32s([0, n, ...t.sizes])))
+  const co64 = new Uint8Array(4 + 8 * n)
+  const view = new DataView(co64.buffer)
+  view.setUint32(0, n)
+  for (let i = 0; i < n; i++) view.setBigUint64(4 + 8 * i, BigInt(t.offsets[i]! + shift))
+  parts.push(fullBox('co64', 0, 0, co64))
+  return box('stbl', ...parts)
+}
+
+/** A copy of an mvhd, tkhd or mdhd with its duration set. */
+function withDuration(full: Uint8Array, duration: number, type: 'mvhd' | 'tkhd' | 'mdhd'): Uint8Array {
+  const copy = full.slice()
+  const view = new DataView(copy.buffer)
+  const version = copy[8]!
+  // After size, type, version+flags, creation and modification times: timescale (mvhd, mdhd) or
+  // track id + reserved (tkhd), then the duration.
+  const at = version === 1 ? 8 + 4 + 16 + 4 : 8 + 4 + 8 + 4
+  const durationAt = type === 'tkhd' ? at + 4 : at
+  if (version === 1) view.setBigUint64(durationAt, BigInt(duration))
+  else view.setUint32(durationAt, Math.min(duration, 0xffffffff))
+  return copy
+}
+
+function mdatHeader(bodyLength: number): Uint8Array {
+  const out = new Uint8Array(16)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, 1)
+  out.set([0x6d, 0x64, 0x61, 0x74], 4)
+  view.setBigUint64(8, BigInt(bodyLength + 16))
+  return out
+}
+
+interface Child {
+  type: string
+  /** The whole box, header included. */
+  box: Uint8Array
+  /** The box's payload. */
+  data: Uint8Array
+}
+
+function children(parent: Uint8Array, start: number): Child[] {
+  const out: Child[] = []
+  const view = new DataView(parent.buffer, parent.byteOffset, parent.byteLength)
+  for (let p = start; p + 8 <= parent.length;) {
+    let size = view.getUint32(p)
+    let headerSize = 8
+    if (size === 1) {
+      size = Number(view.getBigUint64(p + 8))
+      headerSize = 16
+    } else if (size === 0) size = parent.length - p
+    if (size < headerSize || p + size > parent.length) throw new Mp4LayoutError('a box runs past its parent')
+    out.push({
+      type: ascii(parent, p + 4),
+      box: parent.subarray(p, p + size),
+      data: parent.subarray(p + headerSize, p + size),
+    })
+    p += size
+  }
+  return out
+}
+
+/** The payload of the box at `path` under `parent` (a whole box). */
+function find(parent: Uint8Array, path: string[]): Uint8Array | undefined {
+  let current = parent
+  for (const type of path) {
+    const child = children(current, 8).find((c) => c.type === type)
+    if (child === undefined) return undefined
+    current = child.box
+  }
+  return current.subarray(8)
+}
+
+function box(type: string, ...parts: Uint8Array[]): Uint8Array {
+  const size = 8 + parts.reduce((n, p) => n + p.length, 0)
+  const out = new Uint8Array(size)
+  new DataView(out.buffer).setUint32(0, size)
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i)
+  let p = 8
+  for (const part of parts) {
+    out.set(part, p)
+    p += part.length
+  }
+  return out
+}
+
+function fullBox(type: string, version: number, flags: number, payload: Uint8Array): Uint8Array {
+  const head = new Uint8Array(4)
+  new DataView(head.buffer).setUint32(0, ((version & 0xff) << 24) | (flags & 0xffffff))
+  return box(type, head, payload)
+}
+
+function u32s(values: number[]): Uint8Array {
+  const out = new Uint8Array(values.length * 4)
+  const view = new DataView(out.buffer)
+  values.forEach((v, i) => view.setUint32(i * 4, v >>> 0))
+  return out
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let p = 0
+  for (const part of parts) {
+    out.set(part, p)
+    p += part.length
+  }
+  return out
+}
+
+function u32(bytes: Uint8Array, at: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at)
+}
+
+function i32(bytes: Uint8Array, at: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getInt32(at)
+}
+
+function ascii(bytes: Uint8Array, at: number): string {
+  return String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!)
+}
+
+function sum(values: number[]): number {
+  let total = 0
+  for (const v of values) total += v
+  return total
+}
