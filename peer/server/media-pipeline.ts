@@ -113,8 +113,14 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
       if (broken) break
       if (!child.stdin.write(piece))
         await new Promise<void>((resolve) => {
-          child.stdin.once('drain', resolve)
-          child.once('exit', () => resolve())
+          // Whichever comes first; both listeners go with it.
+          const done = () => {
+            child.stdin.off('drain', done)
+            child.off('exit', done)
+            resolve()
+          }
+          child.stdin.once('drain', done)
+          child.once('exit', done)
         })
     }
     child.stdin.end()

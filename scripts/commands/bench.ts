@@ -18,6 +18,7 @@ import { type SimulationReport, simulate, simulationDefaults } from '../../peer/
 import { dataChannelMBps, type RealMeshReport, runRealMesh } from '../bench/mesh.ts'
 import { runBrowserBench } from '../bench/browser.ts'
 import { frameKeyCost } from '../bench/frame-keys.ts'
+import { runRecordingBench } from '../bench/recording.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
 import { progressBar } from '../progress.ts'
@@ -47,8 +48,14 @@ and the browser participant, in headless Chromium on the same blocks:
 and per-frame keys (AES-256-GCM through WebCrypto):
   frameKeys.overheadPercent           added time per default-size block: sealing its result and
                                       opening its frame, against colouring it on one core
+and recordings, through the real upload protocol and server peer (ffmpeg):
+  recording.publishToPlayableMs       publish pressed to the moov-first MP4 downloadable, for 1, 10
+                                      and 60-minute recordings fed at 6× real time (≤ 1 s each)
+  recording.baselineStopToPlayableMs  uploading the whole 10-minute file after recording, then
+                                      processing it (the recordings should be ≥ 20× faster)
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
---skip-mesh the mesh figures (about eight minutes), --skip-browser the browser figures.
+--skip-mesh the mesh figures (about eight minutes), --skip-browser the browser figures,
+--skip-recording the recording figures (about thirteen minutes).
 
 Options:
   --dataset DIR   the data set (default: templeSparseRing from the shared data folder)
@@ -58,6 +65,7 @@ Options:
   --skip-simulation  leave out the 1,000-participant simulations (about a minute and a half)
   --skip-mesh     leave out the mesh figures
   --skip-browser  leave out the browser figures
+  --skip-recording  leave out the recording figures
   --chromium-flags "FLAGS"
                   Chromium's flags for the browser figures, replacing the SwiftShader defaults (on a
                   machine with a GPU, e.g. "--headless=new --no-sandbox --use-angle=vulkan
@@ -77,6 +85,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-simulation': { type: 'boolean' },
       'skip-mesh': { type: 'boolean' },
       'skip-browser': { type: 'boolean' },
+      'skip-recording': { type: 'boolean' },
       'chromium-flags': { type: 'string' },
     },
     help,
@@ -164,6 +173,15 @@ export async function benchCommand(args: string[]): Promise<void> {
         })
   browserBar.done()
   const keys = await frameKeyCost(dataset, job)
+  const recordingBar = progressBar('recordings', { quiet: json })
+  const recording =
+    values['skip-recording'] === true
+      ? undefined
+      : await runRecordingBench({ onProgress: (d, t) => recordingBar.update(d, t) })
+  recordingBar.done()
+  const publishMs = (m: number) =>
+    recording?.runs.find((r) => r.minutes === m)?.publishToPlayableMs ?? Number.NaN
+  const baseline10 = recording?.baseline.find((b) => b.minutes === 10)
 
   const figures = {
     machine: { cores: availableParallelism(), node: process.version },
@@ -216,6 +234,22 @@ export async function benchCommand(args: string[]): Promise<void> {
     'frameKeys.resultSealMs': keys.resultSealMs,
     'frameKeys.blockComputeMs': keys.blockComputeMs,
     'frameKeys.overheadPercent': keys.overheadPercent,
+    ...(recording !== undefined && {
+      'recording.publishToPlayableMs': Object.fromEntries(
+        recording.runs.map((r) => [`${r.minutes}min`, Math.round(r.publishToPlayableMs)]),
+      ),
+      'recording.feedSeconds': Object.fromEntries(
+        recording.runs.map((r) => [`${r.minutes}min`, round(r.feedSeconds)]),
+      ),
+      'recording.bytes': Object.fromEntries(recording.runs.map((r) => [`${r.minutes}min`, r.bytes])),
+      ...(baseline10 !== undefined && {
+        'recording.baselineStopToPlayableMs.10min': Math.round(baseline10.stopToPlayableMs),
+        'recording.baselineUploadMs.10min': Math.round(baseline10.uploadMs),
+        'recording.baselineProcessMs.10min': Math.round(baseline10.processMs),
+        'recording.speedupAt10min': Math.round(baseline10.stopToPlayableMs / publishMs(10)),
+      }),
+      'recording.longOverShortRatio': round(publishMs(60) / publishMs(1)),
+    }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -268,6 +302,14 @@ export async function benchCommand(args: string[]): Promise<void> {
           `computing at duty cycle ${browser.dutyCycle} (idle: p95 ${browser.idleFrameTimeMs.p95} ms)\n`) +
       `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
+      (recording === undefined
+        ? ''
+        : `  recording.publishToPlayableMs       ${recording.runs.map((r) => `${r.minutes} min: ${Math.round(r.publishToPlayableMs)} ms`).join(', ')} ` +
+          `(${mark(recording.runs.every((r) => r.publishToPlayableMs <= 1000))} ≤ 1 s; 60 min / 1 min = ${round(publishMs(60) / publishMs(1))}, ${mark(publishMs(60) <= 1.5 * publishMs(1))} ≤ 1.5)\n` +
+          (baseline10 === undefined
+            ? ''
+            : `  recording.baselineStopToPlayableMs  10 min: ${Math.round(baseline10.stopToPlayableMs)} ms (upload ${Math.round(baseline10.uploadMs)} ms on loopback + processing ${Math.round(baseline10.processMs)} ms): ` +
+              `${Math.round(baseline10.stopToPlayableMs / publishMs(10))}× slower (${mark(baseline10.stopToPlayableMs >= 20 * publishMs(10))} ≥ 20×)\n`)) +
       `  written to ${outFile}\n`,
   )
 }
