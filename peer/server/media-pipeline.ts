@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sleep } from '../protocol/clock.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
+import type { FragmentIndex } from './mp4-faststart.ts'
 
 /*
  * Post-processing fed with the recording's bytes while they arrive (the seed: every step a stream).
@@ -39,6 +40,8 @@ export interface PipelineInit {
   signal: AbortSignal
   /** ffmpeg's path (default `ffmpeg` on PATH: Debian's package). */
   ffmpeg?: string
+  /** Kept up to date with the fragmented MP4 while it is written (every second, and at the end). */
+  index?: FragmentIndex
 }
 
 /** Runs the pipeline to the end of its input; resolves once every output is complete. */
@@ -105,6 +108,11 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
   })
   const onAbort = () => child.kill('SIGKILL')
   init.signal.addEventListener('abort', onAbort, { once: true })
+  // Indexing the fragments as they appear leaves only the last one or two for publish.
+  let indexing = Promise.resolve()
+  const indexer = setInterval(() => {
+    if (init.index !== undefined) indexing = indexing.then(() => init.index!.update()).catch(() => {})
+  }, 1000)
   try {
     // Feed with backpressure: wait for ffmpeg to drain before the next piece.
     let broken = false
@@ -129,7 +137,11 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
       throw new MediaProcessingError(
         `ffmpeg could not process the recording (exit ${code}): ${stderr.trim()}`,
       )
+    clearInterval(indexer)
+    await indexing
+    await init.index?.update()
   } finally {
+    clearInterval(indexer)
     init.signal.removeEventListener('abort', onAbort)
     if (child.exitCode === null) child.kill('SIGKILL')
   }

@@ -42,53 +42,87 @@ interface Track {
   sync: boolean[]
 }
 
-/** Builds the moov-first layout of a fragmented MP4 file (ffmpeg's `frag_keyframe+empty_moov+default_base_moof`). */
-export async function faststartLayout(path: string): Promise<FaststartLayout> {
-  const file = await open(path, 'r')
-  try {
-    const { size } = await file.stat()
-    const read = async (position: number, length: number) => {
-      const buffer = new Uint8Array(length)
-      const { bytesRead } = await file.read(buffer, 0, length, position)
-      return buffer.subarray(0, bytesRead)
-    }
-    let ftyp: Uint8Array | undefined
-    let moov: Uint8Array | undefined
-    let bodyOffset = -1
-    let bodyEnd = 0
-    const tracks = new Map<number, Track>()
-    let movieTimescale = 1000
-    for (let position = 0; position + 8 <= size;) {
-      const head = await read(position, 16)
-      const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
-      let boxSize = view.getUint32(0)
-      const type = ascii(head, 4)
-      if (boxSize === 1) boxSize = Number(view.getBigUint64(8))
-      else if (boxSize === 0) boxSize = size - position
-      if (boxSize < 8 || position + boxSize > size) break // a fragment still being written: stop before it
-      if (type === 'ftyp') ftyp = await read(position, boxSize)
-      else if (type === 'moov') {
-        moov = await read(position, boxSize)
-        movieTimescale = readMoov(moov, tracks)
-      } else if (type === 'moof') {
-        if (bodyOffset < 0) bodyOffset = position
-        readMoof(await read(position, boxSize), position, tracks)
+/**
+ * An index of a fragmented MP4 kept up to date while ffmpeg writes it: `update` reads only what was
+ * added since the last call (box headers, and the moof boxes whole; the media is skipped), so the
+ * work at publish is the last fragment or two, whatever the recording's length.
+ */
+export class FragmentIndex {
+  private readonly path: string
+  private position = 0
+  private ftyp: Uint8Array | undefined
+  private moov: Uint8Array | undefined
+  private bodyOffset = -1
+  private bodyEnd = 0
+  private readonly tracks = new Map<number, Track>()
+  private movieTimescale = 1000
+
+  constructor(path: string) {
+    this.path = path
+  }
+
+  /** Reads the boxes completed since the last update (a box still being written waits for the next). */
+  async update(): Promise<void> {
+    const file = await open(this.path, 'r').catch(() => undefined)
+    if (file === undefined) return
+    try {
+      const { size } = await file.stat()
+      // Reads in large windows: one system call covers many small boxes.
+      const windowBytes = 1024 * 1024
+      let window = new Uint8Array(0)
+      let windowStart = 0
+      const read = async (position: number, length: number) => {
+        if (position < windowStart || position + length > windowStart + window.length) {
+          const buffer = new Uint8Array(Math.max(length, Math.min(windowBytes, size - position)))
+          const { bytesRead } = await file.read(buffer, 0, buffer.length, position)
+          window = buffer.subarray(0, bytesRead)
+          windowStart = position
+        }
+        return window.subarray(position - windowStart, position - windowStart + length)
       }
-      position += boxSize
-      if (type === 'mdat' && bodyOffset >= 0) {
+      while (this.position + 8 <= size) {
+        const position = this.position
+        const head = await read(position, Math.min(16, size - position))
+        const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+        let boxSize = view.getUint32(0)
+        const type = ascii(head, 4)
+        if (boxSize === 1) {
+          if (head.length < 16) break
+          boxSize = Number(view.getBigUint64(8))
+        } else if (boxSize === 0) break // to the end of the file: only a finished file says so
+        if (boxSize < 8 || position + boxSize > size) break // still being written
+        if (type === 'ftyp') this.ftyp = (await read(position, boxSize)).slice()
+        else if (type === 'moov') {
+          this.moov = (await read(position, boxSize)).slice()
+          this.movieTimescale = readMoov(this.moov, this.tracks)
+        } else if (type === 'moof') {
+          if (this.bodyOffset < 0) this.bodyOffset = position
+          readMoof(await read(position, boxSize), position, this.tracks)
+        }
+        this.position = position + boxSize
         // The body ends after the last complete mdat.
-        bodyEnd = position
+        if (type === 'mdat' && this.bodyOffset >= 0) this.bodyEnd = this.position
       }
+    } finally {
+      await file.close()
     }
+  }
+
+  /** The moov-first layout of what is indexed now. */
+  layout(): FaststartLayout {
+    const { ftyp, moov, tracks, bodyOffset } = this
     if (ftyp === undefined || moov === undefined)
       throw new Mp4LayoutError('no ftyp and moov at the start of the MP4')
     if (bodyOffset < 0) throw new Mp4LayoutError('the MP4 has no fragments')
-    const bodyLength = bodyEnd - bodyOffset
+    const bodyLength = this.bodyEnd - bodyOffset
     // The header's size must be known before the offsets in it: build once with placeholder offsets.
     const build = (headerLength: number) =>
-      concat(ftyp, buildMoov(moov, tracks, movieTimescale, headerLength - bodyOffset), mdatHeader(bodyLength))
-    const provisional = build(0)
-    const header = build(provisional.length)
+      concat(
+        ftyp,
+        buildMoov(moov, tracks, this.movieTimescale, headerLength - bodyOffset),
+        mdatHeader(bodyLength),
+      )
+    const header = build(build(0).length)
     let samples = 0
     let duration = 0
     for (const t of tracks.values()) {
@@ -96,9 +130,14 @@ export async function faststartLayout(path: string): Promise<FaststartLayout> {
       duration = Math.max(duration, sum(t.durations) / t.timescale)
     }
     return { header, bodyOffset, bodyLength, durationSeconds: duration, samples }
-  } finally {
-    await file.close()
   }
+}
+
+/** Builds the moov-first layout of a whole fragmented MP4 file at once (tests, the baseline). */
+export async function faststartLayout(path: string): Promise<FaststartLayout> {
+  const index = new FragmentIndex(path)
+  await index.update()
+  return index.layout()
 }
 
 function readMoov(moov: Uint8Array, tracks: Map<number, Track>): number {
@@ -271,34 +310,54 @@ function sampleTable(stbl: Uint8Array, t: Track, shift: number): Uint8Array {
   const stsd = children(stbl, 8).find((c) => c.type === 'stsd')
   if (stsd === undefined) throw new Mp4LayoutError('a track has no sample description')
   const n = t.sizes.length
-  // stts: runs of equal durations.
-  const stts: number[] = []
-  for (let i = 0; i < n; i++) {
-    if (stts.length > 0 && stts[stts.length - 1] === t.durations[i]) stts[stts.length - 2]!++
-    else stts.push(1, t.durations[i]!)
-  }
-  const parts = [stsd.box, fullBox('stts', 0, 0, u32s([stts.length / 2, ...stts]))]
-  if (t.ctos.some((c) => c !== 0)) {
-    const ctts: number[] = []
-    for (let i = 0; i < n; i++) {
-      if (ctts.length > 0 && ctts[ctts.length - 1] === t.ctos[i]) ctts[ctts.length - 2]!++
-      else ctts.push(1, t.ctos[i]!)
-    }
-    parts.push(fullBox('ctts', 1, 0, u32s([ctts.length / 2, ...ctts.map((v) => v >>> 0)])))
-  }
-  if (t.sync.some((s) => !s)) {
-    const sync = t.sync.flatMap((s, i) => (s ? [i + 1] : []))
-    parts.push(fullBox('stss', 0, 0, u32s([sync.length, ...sync])))
+  // Typed arrays throughout: an hour of video and audio is some 280,000 samples.
+  const parts = [stsd.box, fullBox('stts', 0, 0, runs(t.durations))]
+  if (t.ctos.some((c) => c !== 0)) parts.push(fullBox('ctts', 1, 0, runs(t.ctos)))
+  let syncCount = 0
+  for (const sync of t.sync) if (sync) syncCount++
+  if (syncCount < n) {
+    const stss = new Uint8Array(4 + 4 * syncCount)
+    const view = new DataView(stss.buffer)
+    view.setUint32(0, syncCount)
+    for (let i = 0, k = 0; i < n; i++) if (t.sync[i]) view.setUint32(4 + 4 * k++, i + 1)
+    parts.push(fullBox('stss', 0, 0, stss))
   }
   // One sample a chunk: the samples of the two tracks interleave in the fragments anyway.
   parts.push(fullBox('stsc', 0, 0, u32s([1, 1, 1, 1])))
-  parts.push(fullBox('stsz', 0, 0, u32s([0, n, ...t.sizes])))
+  const stsz = new Uint8Array(8 + 4 * n)
+  const sizes = new DataView(stsz.buffer)
+  sizes.setUint32(4, n)
+  for (let i = 0; i < n; i++) sizes.setUint32(8 + 4 * i, t.sizes[i]!)
+  parts.push(fullBox('stsz', 0, 0, stsz))
   const co64 = new Uint8Array(4 + 8 * n)
-  const view = new DataView(co64.buffer)
-  view.setUint32(0, n)
-  for (let i = 0; i < n; i++) view.setBigUint64(4 + 8 * i, BigInt(t.offsets[i]! + shift))
+  const offsets = new DataView(co64.buffer)
+  offsets.setUint32(0, n)
+  for (let i = 0; i < n; i++) {
+    // 64-bit offsets as two 32-bit halves: exact below 2^53 without BigInt.
+    const offset = t.offsets[i]! + shift
+    offsets.setUint32(4 + 8 * i, Math.floor(offset / 2 ** 32))
+    offsets.setUint32(8 + 8 * i, offset >>> 0)
+  }
   parts.push(fullBox('co64', 0, 0, co64))
   return box('stbl', ...parts)
+}
+
+/** A run-length table (count, value pairs) with its entry count first, as stts and ctts are. */
+function runs(values: readonly number[]): Uint8Array {
+  let count = 0
+  for (let i = 0; i < values.length; i++) if (i === 0 || values[i] !== values[i - 1]) count++
+  const out = new Uint8Array(4 + 8 * count)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, count)
+  let k = -1
+  for (let i = 0; i < values.length; i++) {
+    if (i === 0 || values[i] !== values[i - 1]) {
+      k++
+      view.setUint32(8 + 8 * k, values[i]! >>> 0)
+    }
+    view.setUint32(4 + 8 * k, view.getUint32(4 + 8 * k) + 1)
+  }
+  return out
 }
 
 /** A copy of an mvhd, tkhd or mdhd with its duration set. */

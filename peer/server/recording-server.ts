@@ -9,7 +9,7 @@ import { z } from 'zod'
 import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
-import { faststartLayout } from './mp4-faststart.ts'
+import { type FaststartLayout, FragmentIndex } from './mp4-faststart.ts'
 import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
 import { OffsetMismatchError, RecordingAccessError, RecordingStore } from './recording-store.ts'
 import {
@@ -107,22 +107,24 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     sockets.handleUpgrade(request, socket, head, (ws) => upload(ws))
   })
 
-  const pipelines = new Map<string, { end: number | undefined; done: Promise<void> }>()
+  const pipelines = new Map<string, { end: number | undefined; done: Promise<void>; index: FragmentIndex }>()
   const stopping = new AbortController()
   /** The recording's processing pipeline, started with its first connection, following its bytes. */
   function processing(id: string, mimeType = 'video/webm') {
     let pipeline = pipelines.get(id)
     if (pipeline === undefined) {
-      const state: { end: number | undefined; done: Promise<void> } = {
-        end: undefined,
+      const folder = store.folderOf(id)
+      const state = {
+        end: undefined as number | undefined,
         done: Promise.resolve(),
+        index: new FragmentIndex(join(folder, pipelineOutputs.fragmentedMp4)),
       }
       const input = followFile(store.mediaPath(id), {
         end: () => state.end,
         grew: () => store.grew(id),
         signal: stopping.signal,
       })
-      state.done = runPipeline({ input, folder: store.folderOf(id), mimeType, signal: stopping.signal })
+      state.done = runPipeline({ input, folder, mimeType, signal: stopping.signal, index: state.index })
       // Failures are reported at publish; until then nothing waits on it.
       state.done.catch((error: unknown) => log(`processing ${id}: ${(error as Error).message}`))
       pipelines.set(id, state)
@@ -130,10 +132,12 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     }
     const current = pipeline
     return {
+      /** Ends the input at `bytes`; resolves once every output is complete, the moov-first MP4 too. */
       async finish(bytes: number) {
         current.end = bytes
         try {
           await current.done
+          await writeFaststart(store.folderOf(id), current.index.layout())
         } finally {
           pipelines.delete(id)
         }
@@ -174,7 +178,6 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         if (held !== message.bytes) throw new OffsetMismatchError(held, message.bytes)
         // Every byte is here: let the pipeline finish its backlog, then the share link shows it.
         await processing(recording).finish(message.bytes)
-        await writeFaststart(store.folderOf(recording))
         const meta = await store.publish(recording, message.bytes)
         return send({ type: 'published', shareId: meta.shareId, bytes: meta.finalBytes ?? message.bytes })
       }
@@ -347,8 +350,7 @@ async function sendFaststart(
 }
 
 /** Writes the moov-first MP4's header and layout beside the fragmented MP4 (see `mp4-faststart.ts`). */
-async function writeFaststart(folder: string): Promise<void> {
-  const layout = await faststartLayout(join(folder, pipelineOutputs.fragmentedMp4))
+async function writeFaststart(folder: string, layout: FaststartLayout): Promise<void> {
   await writeFile(join(folder, pipelineOutputs.faststartHeader), layout.header)
   await writeFile(
     join(folder, pipelineOutputs.faststartLayout),
