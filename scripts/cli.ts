@@ -7,6 +7,8 @@ import { CrowdmeshError } from '../peer/protocol/errors.ts'
 import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'
 import { joinCommand } from './commands/join.ts'
+import { recordCommand } from './commands/record.ts'
+import { serveCommand } from './commands/serve.ts'
 import { simulateCommand } from './commands/simulate.ts'
 import { startCommand } from './commands/start.ts'
 import { UsageError } from './options.ts'
@@ -26,6 +28,14 @@ const commands: Record<string, Command> = {
   simulate: {
     summary: 'simulate a whole event in virtual time with the real coordinator and a virtual crowd',
     run: simulateCommand,
+  },
+  serve: {
+    summary: 'run the server peer for recordings: uploads while recording, playable at publish',
+    run: serveCommand,
+  },
+  record: {
+    summary: 'upload a media file as a recorder does, publish it, and print its share link',
+    run: recordCommand,
   },
   bench: {
     summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON',

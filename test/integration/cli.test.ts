@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { describe, expect, it } from 'vitest'
 import { decodePly } from '../../peer/quality/ply.ts'
 import { repoRoot, templeDir } from '../support/fixtures.ts'
+import { probe, recorderLikeWebm } from '../support/media.ts'
 
 /** Runs the CLI as a child process, as a user would (`bin/crowdmesh.js`). */
 function crowdmesh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -27,7 +29,7 @@ describe('crowdmesh CLI', () => {
   it('prints help for itself and every command', async () => {
     const top = await crowdmesh(['--help'])
     expect(top.code).toBe(0)
-    for (const command of ['start', 'join', 'eval', 'simulate', 'bench']) {
+    for (const command of ['start', 'join', 'eval', 'simulate', 'serve', 'record', 'bench']) {
       expect(top.stdout).toContain(command)
       const help = await crowdmesh([command, '--help'])
       expect(help.code).toBe(0)
@@ -212,5 +214,48 @@ describe('crowdmesh CLI', () => {
     const bad = await crowdmesh(['simulate', '--churn', 'lots'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--churn must be a share/)
+  })
+
+  it('serve runs the server peer and record uploads a file to it, publishes it and prints its share link', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'crowdmesh-serve-'))
+    const media = await recorderLikeWebm(dir, 4)
+    const source = join(dir, 'clip.webm')
+    await writeFile(source, media)
+    const serve = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin', 'crowdmesh.js'), 'serve', '--root', join(dir, 'store'), '--port', '0', '--json'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    try {
+      const ready = JSON.parse(
+        await new Promise<string>((resolve) =>
+          createInterface({ input: serve.stdout }).once('line', resolve),
+        ),
+      )
+      expect(ready).toMatchObject({ type: 'ready', root: join(dir, 'store') })
+      const record = await crowdmesh([
+        'record',
+        source,
+        '--server',
+        ready.url,
+        '--seconds',
+        '4',
+        '--pace',
+        '8',
+        '--json',
+      ])
+      expect(record.code).toBe(0)
+      const report = JSON.parse(record.stdout)
+      expect(report.bytes).toBe(media.length)
+      expect(report.publishToPlayableMs).toBeGreaterThan(0)
+      expect((await fetch(report.shareUrl)).status).toBe(200)
+      expect(Math.abs((await probe(report.mp4)).duration - 4)).toBeLessThan(0.5)
+      // Without --seconds, --pace is refused with a clear message and exit code 2.
+      const refused = await crowdmesh(['record', source, '--server', ready.url, '--pace', '2'])
+      expect(refused.code).toBe(2)
+      expect(refused.stderr).toMatch(/--pace needs --seconds/)
+    } finally {
+      serve.kill('SIGTERM')
+    }
   })
 })

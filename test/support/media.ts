@@ -1,24 +1,13 @@
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { recorderLikeWebm as makeRecorderLikeWebm } from '../../scripts/bench/recording.ts'
 
 const run = promisify(execFile)
 
-/**
- * A WebM like MediaRecorder's (VP8 + Opus, written as a live stream: no cues, no duration), made by
- * ffmpeg from its test sources: what a recorder uploads, without a browser.
- */
+/** A recorder-like WebM of `seconds` (see `scripts/bench/recording.ts`), as bytes. */
 export async function recorderLikeWebm(dir: string, seconds: number): Promise<Uint8Array> {
-  const path = join(dir, `source-${seconds}s.webm`)
-  await run('ffmpeg', [
-    ...['-hide_banner', '-loglevel', 'error', '-y'],
-    ...['-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=30'],
-    ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'],
-    ...['-t', String(seconds), '-c:v', 'libvpx', '-b:v', '500k', '-deadline', 'realtime', '-cpu-used', '8'],
-    ...['-g', '30', '-c:a', 'libopus', '-live', '1', '-f', 'webm', path],
-  ])
-  return new Uint8Array(await readFile(path))
+  return new Uint8Array(await readFile(await makeRecorderLikeWebm(dir, seconds)))
 }
 
 /** ffprobe's view of a media file: its duration (s) and its streams' codecs. */
