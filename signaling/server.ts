@@ -12,6 +12,7 @@ import {
   signJoinToken,
   verifyJoinToken,
 } from './join-token.ts'
+import { HttpError, readJsonBody, sendJson as json } from './http.ts'
 import { Metrics } from './metrics.ts'
 import { staticFiles } from './static-files.ts'
 
@@ -83,15 +84,6 @@ const signalSchema = z.object({
   to: z.string().min(1).max(64),
   data: z.unknown(),
 })
-
-/** Errors with an HTTP status: the message is what the person at the other end reads. */
-class HttpError extends Error {
-  readonly status: number
-  constructor(status: number, message: string) {
-    super(message)
-    this.status = status
-  }
-}
 
 /**
  * The signaling server: one HTTP + WebSocket server. Operators create events and get signed join
@@ -266,20 +258,7 @@ export async function startSignaling(
     ]
   }
 
-  async function readJson(request: IncomingMessage): Promise<unknown> {
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of request) {
-      size += (chunk as Buffer).length
-      if (size > maxBody) throw new HttpError(413, `request body over ${maxBody} bytes`)
-      chunks.push(chunk as Buffer)
-    }
-    try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
-    } catch {
-      throw new HttpError(400, 'request body is not JSON')
-    }
-  }
+  const readJson = (request: IncomingMessage) => readJsonBody(request, maxBody)
 
   // SDP/ICE relay for simple-peer: each socket is a peer of one event, named by its token's id.
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxSignal })
@@ -376,11 +355,6 @@ export async function startSignaling(
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
-}
-
-function json(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' })
-  response.end(JSON.stringify(body))
 }
 
 function page(title: string, body: string): string {

@@ -190,65 +190,39 @@ function readMoof(moof: Uint8Array, moofOffset: number, tracks: Map<number, Trac
     for (const box of children(traf.box, 8)) {
       const d = box.data
       const boxFlags = u32(d, 0) & 0xffffff
+      // Optional fields follow in order, each present when its flag is set.
+      let p = 8
+      const field = (flag: number, signed = false): number | undefined => {
+        if ((boxFlags & flag) === 0) return undefined
+        p += 4
+        return signed ? i32(d, p - 4) : u32(d, p - 4)
+      }
       if (box.type === 'tfhd') {
         track = tracks.get(u32(d, 4))
         if (track === undefined) throw new Mp4LayoutError(`a fragment names unknown track ${u32(d, 4)}`)
         ;({ duration, size, flags } = track.defaults)
-        let p = 8
         if (boxFlags & 0x1) {
           base = Number(new DataView(d.buffer, d.byteOffset).getBigUint64(p))
           p += 8
         }
-        if (boxFlags & 0x2) p += 4
-        if (boxFlags & 0x8) {
-          duration = u32(d, p)
-          p += 4
-        }
-        if (boxFlags & 0x10) {
-          size = u32(d, p)
-          p += 4
-        }
-        if (boxFlags & 0x20) flags = u32(d, p)
+        field(0x2) // sample description index
+        duration = field(0x8) ?? duration
+        size = field(0x10) ?? size
+        flags = field(0x20) ?? flags
       } else if (box.type === 'trun' && track !== undefined) {
-        const version = d[0]!
+        const signedCto = d[0] === 1
         const count = u32(d, 4)
-        let p = 8
-        let dataOffset = 0
-        if (boxFlags & 0x1) {
-          dataOffset = i32(d, p)
-          p += 4
-        }
-        let firstFlags: number | undefined
-        if (boxFlags & 0x4) {
-          firstFlags = u32(d, p)
-          p += 4
-        }
+        const dataOffset = field(0x1, true) ?? 0
+        const firstFlags = field(0x4)
         let offset = base + dataOffset
         for (let i = 0; i < count; i++) {
-          let sampleDuration = duration
-          let sampleSize = size
-          let sampleFlags = i === 0 && firstFlags !== undefined ? firstFlags : flags
-          let cto = 0
-          if (boxFlags & 0x100) {
-            sampleDuration = u32(d, p)
-            p += 4
-          }
-          if (boxFlags & 0x200) {
-            sampleSize = u32(d, p)
-            p += 4
-          }
-          if (boxFlags & 0x400) {
-            sampleFlags = u32(d, p)
-            p += 4
-          }
-          if (boxFlags & 0x800) {
-            cto = version === 1 ? i32(d, p) : u32(d, p)
-            p += 4
-          }
+          const sampleDuration = field(0x100) ?? duration
+          const sampleSize = field(0x200) ?? size
+          const sampleFlags = field(0x400) ?? (i === 0 && firstFlags !== undefined ? firstFlags : flags)
           track.durations.push(sampleDuration)
           track.sizes.push(sampleSize)
           track.offsets.push(offset)
-          track.ctos.push(cto)
+          track.ctos.push(field(0x800, signedCto) ?? 0)
           // sample_is_non_sync_sample is bit 16 of the sample flags.
           track.sync.push((sampleFlags & 0x10000) === 0)
           offset += sampleSize

@@ -8,6 +8,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { z } from 'zod'
 import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { HttpError, readJsonBody, sendJson as json } from '../../signaling/http.ts'
 import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
 import { type FaststartLayout, FragmentIndex } from './mp4-faststart.ts'
 import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
@@ -64,7 +65,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
     if (request.method === 'POST' && path === '/api/recordings') {
-      const body = parseMessage(createSchema, await readJson(request))
+      const body = parseMessage(createSchema, await readJsonBody(request, 16 * 1024))
       const created = await store.create(body.mimeType)
       return json(response, 201, {
         ...created,
@@ -241,34 +242,6 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await store.close()
     },
-  }
-}
-
-class HttpError extends CrowdmeshError {
-  readonly status: number
-  constructor(status: number, message: string) {
-    super(message)
-    this.status = status
-  }
-}
-
-function json(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' })
-  response.end(JSON.stringify(body))
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  let size = 0
-  const chunks: Buffer[] = []
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > 16 * 1024) throw new HttpError(413, 'request body over 16 KiB')
-    chunks.push(chunk)
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw new HttpError(400, 'request body is not JSON')
   }
 }
 
