@@ -49,7 +49,16 @@ export interface EventBootstrap {
   relayAddrs: string[]
 }
 
+/** The event's server peer for recordings, while it is connected to `/signal`. */
+export interface RecordingServerBootstrap {
+  /** Its signaling peer id: recorders send their WebRTC offers there. */
+  peer: string
+  /** Its HTTP base URL: recordings are created there, and it takes WebSocket uploads. */
+  url: string
+}
+
 interface EventRecord extends EventBootstrap {
+  recordingServer: RecordingServerBootstrap | undefined
   id: string
   name: string
   createdAt: number
@@ -119,6 +128,7 @@ export async function startSignaling(
       expiresAt: now + ttlSeconds,
       coordinatorPeerId: undefined,
       relayAddrs: [],
+      recordingServer: undefined,
     }
     events.set(id, record)
     const link = (role: Role) =>
@@ -194,6 +204,7 @@ export async function startSignaling(
         peer: claims.jti,
         coordinatorPeerId: event.coordinatorPeerId ?? null,
         relayAddrs: event.relayAddrs,
+        recordingServer: event.recordingServer ?? null,
         iceServers: iceServers(claims.jti),
         expiresAt: claims.exp,
       })
@@ -265,18 +276,46 @@ export async function startSignaling(
   server.on('upgrade', (request, socket, head) => {
     const url = new URL(request.url ?? '/', 'http://localhost')
     let claims: JoinClaims
+    let serves: RecordingServerBootstrap | undefined
     try {
       if (url.pathname !== '/signal') throw new HttpError(404, 'no such socket')
       claims = verify(url.searchParams.get('token') ?? '', undefined)
+      serves = recordingServerOf(claims, url.searchParams)
     } catch (error) {
       const status = error instanceof HttpError ? error.status : 400
       socket.end(`HTTP/1.1 ${status} Refused\r\ncontent-type: text/plain\r\n\r\n${(error as Error).message}`)
       return
     }
-    sockets.handleUpgrade(request, socket, head, (ws) => attach(ws, claims))
+    sockets.handleUpgrade(request, socket, head, (ws) => attach(ws, claims, serves))
   })
 
-  function attach(ws: WebSocket, claims: JoinClaims): void {
+  /**
+   * `/signal?token=…&serve=recordings&url=…`: the event's server peer for recordings registers for
+   * as long as its socket is open, so recorders find it in the bootstrap. Only an operator's link
+   * may do that; the URL must be plain http(s).
+   */
+  function recordingServerOf(
+    claims: JoinClaims,
+    params: URLSearchParams,
+  ): RecordingServerBootstrap | undefined {
+    const serve = params.get('serve')
+    if (serve === null) return undefined
+    if (serve !== 'recordings') throw new HttpError(400, `cannot serve ${serve.slice(0, 40)}`)
+    if (claims.role !== 'operator')
+      throw new HttpError(403, 'only an operator link may register the server peer for recordings')
+    const raw = params.get('url') ?? ''
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch {
+      throw new HttpError(400, 'url: the recording server URL is missing or malformed')
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || raw.length > 500)
+      throw new HttpError(400, 'url: the recording server URL must be http(s) and at most 500 characters')
+    return { peer: claims.jti, url: url.origin }
+  }
+
+  function attach(ws: WebSocket, claims: JoinClaims, serves?: RecordingServerBootstrap): void {
     let room = peers.get(claims.event)
     if (room === undefined) {
       room = new Map()
@@ -284,6 +323,13 @@ export async function startSignaling(
     }
     room.get(claims.jti)?.close(4409, 'replaced by a newer connection of the same peer')
     room.set(claims.jti, ws)
+    const event = events.get(claims.event)
+    if (serves !== undefined && event !== undefined) {
+      event.recordingServer = serves
+      log(`event ${claims.event}: recordings served at ${serves.url}`)
+    }
+    // The server peer answers every recorder of the event: it may signal far more than one peer.
+    const perSecond = serves === undefined ? maxSignalsPerSecond : maxSignalsPerSecond * 20
     let windowStart = Date.now()
     let inWindow = 0
     ws.send(JSON.stringify({ type: 'welcome', peer: claims.jti, event: claims.event }))
@@ -293,7 +339,7 @@ export async function startSignaling(
         windowStart = now
         inWindow = 0
       }
-      if (++inWindow > maxSignalsPerSecond) {
+      if (++inWindow > perSecond) {
         metrics.count('crowdmesh_signaling_signals_refused_total', { reason: 'rate' })
         ws.close(4429, 'too many signaling messages')
         return
@@ -316,6 +362,7 @@ export async function startSignaling(
       target.send(JSON.stringify({ type: 'signal', from: claims.jti, data: message.data }))
     })
     ws.on('close', () => {
+      if (serves !== undefined && event?.recordingServer === serves) event.recordingServer = undefined
       if (room.get(claims.jti) === ws) room.delete(claims.jti)
       if (room.size === 0) peers.delete(claims.event)
     })

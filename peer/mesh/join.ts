@@ -10,9 +10,9 @@ import {
 } from '../participant/participant.ts'
 import { sleep } from '../protocol/clock.ts'
 import { meshDefaults, schedulingDefaults } from '../protocol/defaults.ts'
-import { AbortError, CrowdmeshError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
+import { AbortError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import type { IceServer } from '../../relay/turn-credentials.ts'
+import { type Bootstrap, fetchBootstrap, JoinRefusedError, parseJoinLink } from './bootstrap.ts'
 import { FramedStream } from './framing.ts'
 import {
   type CoordinatorStatus,
@@ -28,50 +28,7 @@ import { MeshLink } from './mesh-link.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
 import { workProtocol } from './work-protocol.ts'
 
-/** A join link could not be used: the signaling server's or the coordinator's reason, for the person. */
-export class JoinRefusedError extends CrowdmeshError {}
-
-/** What the signaling server hands a joining peer. */
-export interface Bootstrap {
-  event: string
-  role: string
-  peer: string
-  coordinatorPeerId: string | null
-  relayAddrs: string[]
-  iceServers: IceServer[]
-  expiresAt: number
-}
-
-/** The parts of a join link: `<base>/join/<event>/<token>`. */
-export function parseJoinLink(link: string): { base: string; event: string; token: string } {
-  let url: URL
-  try {
-    url = new URL(link)
-  } catch {
-    throw new JoinRefusedError(`not a join link: ${link}`)
-  }
-  const match = /^(.*)\/join\/([\w-]+)\/([\w.-]+)$/.exec(url.pathname)
-  if (match === null) throw new JoinRefusedError(`not a join link (expected …/join/<event>/<token>): ${link}`)
-  return { base: `${url.origin}${match[1]}`, event: match[2]!, token: match[3]! }
-}
-
-/** Asks the signaling server for the bootstrap of a link's event; a refused link throws with its reason. */
-export async function fetchBootstrap(link: string, signal: AbortSignal): Promise<Bootstrap> {
-  const { base, token } = parseJoinLink(link)
-  let response: Response
-  try {
-    response = await fetch(`${base}/api/bootstrap?token=${encodeURIComponent(token)}`, { signal })
-  } catch (error) {
-    if (signal.aborted) throw new AbortError()
-    throw new JoinRefusedError(`cannot reach the signaling server at ${base}: ${(error as Error).message}`)
-  }
-  const body = (await response.json().catch(() => ({}))) as Partial<Bootstrap> & { error?: string }
-  if (!response.ok)
-    throw new JoinRefusedError(
-      `the link was refused (${response.status}): ${body.error ?? 'no reason given'}`,
-    )
-  return body as Bootstrap
-}
+export { type Bootstrap, fetchBootstrap, JoinRefusedError, parseJoinLink } from './bootstrap.ts'
 
 /** What a joined participant reports as it goes (the CLI prints these with --json). */
 export type ParticipantEvent =

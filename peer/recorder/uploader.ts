@@ -16,6 +16,8 @@ export class UploadRefusedError extends CrowdmeshError {}
 
 /** One connection to the server peer, WebRTC data channel or WebSocket. */
 export interface UploadConnection {
+  /** What carries it: the page shows it. */
+  readonly kind: 'webrtc' | 'websocket'
   /** Sends a control message (JSON text) or a chunk (binary). */
   send(message: string | Uint8Array): void
   /** Bytes handed to the transport and not yet sent (for backpressure). */
@@ -42,6 +44,11 @@ export interface UploaderInit {
   /** How to reach the server; a list is tried in order (WebRTC first, then WebSocket). */
   connect: Connect | readonly Connect[]
   journal?: ChunkJournal
+  /**
+   * Largest chunk (default 64 KiB): every browser's data channel carries a 64 KiB message, and a
+   * chunk is acknowledged (made durable) as a unit.
+   */
+  chunkBytes?: number
   /** Bytes in flight before waiting for acknowledgements (default 1 MiB). */
   windowBytes?: number
   /** How long a connection may take to open (default 4 s), before the next transport is tried. */
@@ -58,6 +65,8 @@ export interface UploadProgress {
   acknowledged: number
   /** The transport in use (its index in `connect`), or -1 while disconnected. */
   transport: number
+  /** What carries it, while connected. */
+  transportKind: UploadConnection['kind'] | undefined
   connected: boolean
   /** Reconnections so far. */
   reconnects: number
@@ -77,6 +86,7 @@ export class Uploader {
   private produced = 0
   private acknowledged = 0
   private transport = -1
+  private transportKind: UploadConnection['kind'] | undefined
   private reconnects = 0
   private finalBytes: number | undefined
   private published: PromiseWithResolvers<string> | undefined
@@ -98,6 +108,7 @@ export class Uploader {
       produced: this.produced,
       acknowledged: this.acknowledged,
       transport: this.transport,
+      transportKind: this.transportKind,
       connected: this.transport >= 0,
       reconnects: this.reconnects,
     }
@@ -107,8 +118,9 @@ export class Uploader {
   async append(bytes: Uint8Array): Promise<void> {
     if (this.failure !== undefined) throw this.failure
     if (this.finalBytes !== undefined) throw new CrowdmeshError('the recording is published: no more bytes')
-    for (let start = 0; start < bytes.length; start += maxChunkBytes) {
-      const piece = bytes.subarray(start, Math.min(start + maxChunkBytes, bytes.length))
+    const size = Math.min(maxChunkBytes, this.init.chunkBytes ?? 64 * 1024)
+    for (let start = 0; start < bytes.length; start += size) {
+      const piece = bytes.subarray(start, Math.min(start + size, bytes.length))
       const entry = { offset: this.produced, bytes: piece }
       this.produced += piece.length
       await this.init.journal?.put(entry.offset, piece)
@@ -156,6 +168,7 @@ export class Uploader {
             AbortSignal.any([signal, AbortSignal.timeout(this.init.connectTimeoutMs ?? 4000)]),
           )
           this.transport = i
+          this.transportKind = connection.kind
           break
         } catch {
           continue
@@ -179,6 +192,7 @@ export class Uploader {
       } finally {
         connection.close()
         this.transport = -1
+        this.transportKind = undefined
         this.report()
       }
       if (signal.aborted) break

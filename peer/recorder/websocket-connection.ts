@@ -1,65 +1,38 @@
-import { toRecorderSchema, type ToRecorder } from '../server/upload-protocol.ts'
 import { AbortError } from '../protocol/errors.ts'
-import type { UploadConnection } from './uploader.ts'
+import { AnswerQueue } from './answers.ts'
+import type { Connect } from './uploader.ts'
 
 /**
  * An upload connection over a WebSocket (the fallback transport): the standard WebSocket of browsers
  * and of Node ≥ 22, so the same code runs in the recorder's page and in tests and benchmarks.
  */
-export function connectWebSocket(url: string): (signal: AbortSignal) => Promise<UploadConnection> {
+export function connectWebSocket(url: string): Connect {
   return (signal) =>
     new Promise((resolve, reject) => {
       const ws = new WebSocket(url)
       ws.binaryType = 'arraybuffer'
-      const queue: ToRecorder[] = []
-      let waiting: ((r: IteratorResult<ToRecorder>) => void) | undefined
-      let closed = false
-      const deliver = (result: IteratorResult<ToRecorder>) => {
-        const w = waiting
-        waiting = undefined
-        w?.(result)
-      }
+      const answers = new AnswerQueue()
       const onAbort = () => {
         ws.close()
         reject(new AbortError('the connection did not open in time'))
       }
       signal.addEventListener('abort', onAbort, { once: true })
       ws.addEventListener('message', (event) => {
-        if (typeof event.data !== 'string') return
-        let message: ToRecorder
-        try {
-          message = toRecorderSchema.parse(JSON.parse(event.data))
-        } catch {
-          ws.close()
-          return
-        }
-        if (waiting !== undefined) deliver({ value: message, done: false })
-        else queue.push(message)
+        if (typeof event.data === 'string' && !answers.push(event.data)) ws.close()
       })
-      ws.addEventListener('close', () => {
-        closed = true
-        deliver({ value: undefined, done: true })
-      })
+      ws.addEventListener('close', () => answers.end())
       ws.addEventListener('error', () => reject(new Error(`cannot connect to ${url}`)), { once: true })
       ws.addEventListener(
         'open',
         () => {
           signal.removeEventListener('abort', onAbort)
           resolve({
+            kind: 'websocket',
             send: (message) => ws.send(message),
             get bufferedAmount() {
               return ws.bufferedAmount
             },
-            messages: () => ({
-              [Symbol.asyncIterator]: () => ({
-                next: () => {
-                  const message = queue.shift()
-                  if (message !== undefined) return Promise.resolve({ value: message, done: false })
-                  if (closed) return Promise.resolve({ value: undefined, done: true })
-                  return new Promise<IteratorResult<ToRecorder>>((r) => (waiting = r))
-                },
-              }),
-            }),
+            messages: () => answers.messages(),
             close: () => ws.close(),
           })
         },

@@ -12,6 +12,7 @@ import { HttpError, readJsonBody, sendJson as json } from '../../signaling/http.
 import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
 import { type FaststartLayout, FragmentIndex } from './mp4-faststart.ts'
 import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
+import { type RtcUploads, serveRtcUploads } from './rtc-uploads.ts'
 import { OffsetMismatchError, RecordingAccessError, RecordingStore } from './recording-store.ts'
 import {
   chunkHeaderBytes,
@@ -29,6 +30,13 @@ export interface RecordingServerInit {
   host?: string
   /** Port (default 0: any free one). */
   port?: number
+  /**
+   * An operator join link of an event: the server registers with that event's signaling server and
+   * takes recorders' uploads over WebRTC data channels too (`rtc-uploads.ts`). Without it, WebSocket only.
+   */
+  eventLink?: string
+  /** The URL recorders reach this server at (default its listening URL). */
+  publicUrl?: string
   logger?: Logger
 }
 
@@ -36,8 +44,26 @@ export interface RecordingServerInit {
 export interface RecordingServer {
   readonly url: string
   readonly store: RecordingStore
+  /** Its WebRTC side, with an event link. */
+  readonly rtc: RtcUploads | undefined
+  /** Takes a recorder's connection on another transport (a WebRTC data channel): feed it its messages. */
+  accept(channel: UploadChannel): (data: Uint8Array, binary: boolean) => void
   close(): Promise<void>
 }
+
+/** One recorder's connection as the server sees it, whatever carries it. */
+export interface UploadChannel {
+  /** Sends an answer (JSON text); dropped once the connection is gone. */
+  send(text: string): void
+  /** Ends the connection, with the reason's code. */
+  close(reason: string): void
+  /** Stops reading (TCP backpressure); a data channel cannot, and ignores it. */
+  pause(): void
+  resume(): void
+}
+
+/** Messages a connection may have waiting before it is cut off (a recorder ignoring its window). */
+const maxQueuedMessages = 256
 
 const createSchema = z.object({ mimeType: z.string().min(1).max(200) })
 
@@ -64,6 +90,17 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname
+    // The recorder's page comes from the signaling server, another origin: creating a recording is
+    // open to it (the write token it gets is what guards the upload).
+    response.setHeader('access-control-allow-origin', '*')
+    if (request.method === 'OPTIONS' && path === '/api/recordings') {
+      response.writeHead(204, {
+        'access-control-allow-methods': 'POST',
+        'access-control-allow-headers': 'content-type',
+        'access-control-max-age': '600',
+      })
+      return void response.end()
+    }
     if (request.method === 'POST' && path === '/api/recordings') {
       const body = parseMessage(createSchema, await readJsonBody(request, 16 * 1024))
       const created = await store.create(body.mimeType)
@@ -101,12 +138,6 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
   }
-
-  server.on('upgrade', (request, socket, head) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname
-    if (path !== '/api/recordings/upload') return void socket.destroy()
-    sockets.handleUpgrade(request, socket, head, (ws) => upload(ws))
-  })
 
   const pipelines = new Map<string, { end: number | undefined; done: Promise<void>; index: FragmentIndex }>()
   const stopping = new AbortController()
@@ -146,28 +177,38 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     }
   }
 
-  /** One recorder's connection: hello, then chunks and publish, answered in order. */
-  function upload(ws: WebSocket): void {
+  server.on('upgrade', (request, socket, head) => {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname
+    if (path !== '/api/recordings/upload') return void socket.destroy()
+    sockets.handleUpgrade(request, socket, head, (ws) => {
+      const receive = accept({
+        send: (text) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(text)
+        },
+        close: (reason) => ws.close(1008, reason),
+        pause: () => ws.pause(),
+        resume: () => ws.resume(),
+      })
+      ws.on('message', (data: Buffer, isBinary: boolean) =>
+        receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary),
+      )
+    })
+  })
+
+  /** One recorder's connection, on any transport: hello, then chunks and publish, answered in order. */
+  function accept(channel: UploadChannel): (data: Uint8Array, binary: boolean) => void {
     let recording: string | undefined
-    // Messages are handled one at a time, in arrival order; the socket is paused while a backlog
-    // waits, so a fast recorder cannot queue unbounded work (backpressure through TCP).
+    // Messages are handled one at a time, in arrival order; the transport is paused while a backlog
+    // waits, so a fast recorder cannot queue unbounded work (backpressure through TCP). A transport
+    // that cannot pause (a data channel) is closed past a hard limit: the recorder's window keeps
+    // an honest one far below it.
     let queue = Promise.resolve()
     let pending = 0
-    const send = (message: ToRecorder) => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message))
-    }
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (++pending > 8) ws.pause()
-      queue = queue
-        .then(() => receive(data, isBinary))
-        .catch((error: unknown) => refuse(error))
-        .finally(() => {
-          if (--pending <= 8) ws.resume()
-        })
-    })
-    const receive = async (data: Buffer, isBinary: boolean) => {
+    let closed = false
+    const send = (message: ToRecorder) => channel.send(JSON.stringify(message))
+    const receive = async (data: Uint8Array, isBinary: boolean) => {
       if (!isBinary) {
-        const message = parseJsonMessage(toServerSchema, data.toString('utf8'))
+        const message = parseJsonMessage(toServerSchema, new TextDecoder().decode(data))
         if (message.type === 'hello') {
           const { offset, meta } = await store.authorize(message.recording, message.token)
           recording = message.recording
@@ -183,7 +224,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         return send({ type: 'published', shareId: meta.shareId, bytes: meta.finalBytes ?? message.bytes })
       }
       if (recording === undefined) throw new RecordingAccessError('say hello with the write token first')
-      const chunk = decodeChunk(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+      const chunk = decodeChunk(data)
       try {
         const offset = await store.append(recording, chunk.offset, chunk.data)
         send({ type: 'ack', seq: chunk.seq, offset })
@@ -224,16 +265,53 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       if (code === 'invalid-media') return
       // A recorder that is not authorised, or breaks the protocol, is disconnected; the bytes it
       // had delivered stay, and it can reconnect and resume.
-      if (code !== 'offset-mismatch') ws.close(1008, code)
+      if (code !== 'offset-mismatch') {
+        closed = true
+        channel.close(code)
+      }
+    }
+    return (data, isBinary) => {
+      if (closed) return
+      // The data is the transport's buffer: keep a copy while it waits its turn.
+      const message = data.slice()
+      if (++pending > 8) channel.pause()
+      if (pending > maxQueuedMessages) {
+        closed = true
+        channel.close('too-many-messages')
+        return
+      }
+      queue = queue
+        .then(() => (closed ? undefined : receive(message, isBinary)))
+        .catch((error: unknown) => refuse(error))
+        .finally(() => {
+          if (--pending <= 8) channel.resume()
+        })
     }
   }
 
   await mkdir(init.root, { recursive: true })
   await new Promise<void>((resolve) => server.listen(init.port ?? 0, init.host ?? '127.0.0.1', resolve))
   const { address, port } = server.address() as AddressInfo
+  const url = `http://${address}:${port}`
+  const rtc =
+    init.eventLink === undefined
+      ? undefined
+      : await serveRtcUploads({
+          link: init.eventLink,
+          publicUrl: init.publicUrl ?? url,
+          accept,
+          signal: stopping.signal,
+          logger: log,
+        }).catch(async (error: unknown) => {
+          stopping.abort()
+          server.close()
+          throw error
+        })
   return {
-    url: `http://${address}:${port}`,
+    url,
     store,
+    rtc,
+    accept,
     async close() {
       stopping.abort()
       for (const ws of sockets.clients) ws.terminate()
