@@ -302,7 +302,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
           accept,
           signal: stopping.signal,
           logger: log,
-        }).catch(async (error: unknown) => {
+        }).catch((error: unknown) => {
           stopping.abort()
           server.close()
           throw error
