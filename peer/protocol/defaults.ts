@@ -118,3 +118,39 @@ export const schedulingDefaults = {
   /** A participant's share of its processor the coordinator assumes when it states none. */
   dutyCycle: 0.25,
 } as const
+
+/** How a recorder records and uploads (the recordings issue). */
+export const recorderDefaults = {
+  /**
+   * MediaRecorder's timeslice: a chunk reaches the uploader every 500 ms (the seed: every few hundred
+   * milliseconds), so at most half a second of recording is only in the page when it dies.
+   */
+  timesliceMs: 500,
+  /** Bytes per upload chunk: every browser's data channel carries a 64 KiB message. */
+  chunkBytes: 64 * 1024,
+  /** Bytes sent and not yet acknowledged before the uploader waits. */
+  windowBytes: 1024 * 1024,
+  /** How long a transport may take to connect before the next one is tried. */
+  connectTimeoutMs: 4000,
+  /**
+   * With bytes in flight and no answer for this long, the connection is taken for dead and reopened:
+   * a server that vanished without closing (a killed process behind WebRTC, whose ICE would take
+   * 30 s to notice, or a half-open TCP link) is noticed in seconds.
+   */
+  stallTimeoutMs: 5000,
+  /** Quality steps, best first: what the recorder's canvas is drawn at, and the encoder's target. */
+  qualityLevels: [
+    { name: 'high', width: 1280, height: 720, fps: 30, bitsPerSecond: 2_500_000 },
+    { name: 'medium', width: 960, height: 540, fps: 24, bitsPerSecond: 1_200_000 },
+    { name: 'low', width: 640, height: 360, fps: 15, bitsPerSecond: 600_000 },
+    { name: 'minimal', width: 426, height: 240, fps: 10, bitsPerSecond: 300_000 },
+  ],
+  /** Step down when the unacknowledged backlog is more than this many seconds of recording and growing. */
+  backlogDownSeconds: 4,
+  /** Count the link as recovered while the backlog stays under this many seconds of recording. */
+  backlogUpSeconds: 1,
+  /** Least time between two steps, so one step's effect is seen before the next. */
+  holdMs: 5000,
+  /** How long the link must stay recovered before stepping back up (doubled after a failed step up). */
+  recoverMs: 15_000,
+} as const

@@ -1,66 +1,75 @@
 import { describe, expect, it } from 'vitest'
-import { vertexCentre } from '../../peer/protocol/target-space.ts'
-import { scoreRendering } from '../../peer/quality/image-metrics.ts'
-import { decodePly, encodePly } from '../../peer/quality/ply.ts'
-import { renderSplats } from '../../peer/quality/splat-render.ts'
-import { testCamera, testJob } from '../support/fixtures.ts'
+import { QualityController, type QualityChange } from '../../peer/recorder/quality.ts'
 
-describe('image metrics', () => {
-  const photo = (values: number[][]) => new Uint8Array(values.flatMap((v) => [...v, 255]))
+/** Feeds a controller a second at a time: the recorder produces `record` B/s, the link carries `link` B/s. */
+function drive(
+  controller: QualityController,
+  seconds: number,
+  rates: (t: number) => { record: number; link: number },
+  from = { t: 0, produced: 0, acknowledged: 0 },
+) {
+  const changes: (QualityChange & { t: number })[] = []
+  let { t, produced, acknowledged } = from
+  for (let i = 0; i < seconds; i++) {
+    const { record, link } = rates(t)
+    // The encoder's output follows the level's target.
+    produced += record * (controller.level.bitsPerSecond / 2_500_000)
+    acknowledged = Math.min(produced, acknowledged + link)
+    t += 1000
+    const change = controller.sample({ at: t, produced, acknowledged })
+    if (change !== undefined) changes.push({ ...change, t })
+  }
+  return { changes, state: { t, produced, acknowledged } }
+}
 
-  it('computes IoU over object pixels and PSNR where both show the object', () => {
-    // Photo: pixels 0 and 1 object (bright), pixel 2 background. Rendering covers pixels 1 and 2.
-    const p = photo([
-      [200, 200, 200],
-      [100, 100, 100],
-      [0, 0, 0],
-    ])
-    const r = new Uint8Array([0, 0, 0, 0, 110, 100, 90, 255, 50, 50, 50, 255])
-    const score = scoreRendering(r, p, 0.19)
-    expect(score.iou).toBeCloseTo(1 / 3)
-    expect(score.overlapPixels).toBe(1)
-    // MSE = (100 + 0 + 100) / 3.
-    expect(score.psnr).toBeCloseTo(10 * Math.log10((255 * 255) / (200 / 3)))
+describe('recording quality of service', () => {
+  it('keeps the best quality while the link keeps up', () => {
+    const controller = new QualityController()
+    const { changes } = drive(controller, 60, () => ({ record: 312_500, link: 400_000 }))
+    expect(changes).toEqual([])
+    expect(controller.level.name).toBe('high')
   })
 
-  it('reports NaN PSNR when nothing overlaps and refuses images of different sizes', () => {
-    const p = photo([[255, 255, 255]])
-    expect(scoreRendering(new Uint8Array(4), p, 0.19).psnr).toBeNaN()
-    expect(() => scoreRendering(new Uint8Array(8), p, 0.19)).toThrow(RangeError)
+  it('steps down when the backlog grows past its threshold, and says so', () => {
+    const controller = new QualityController()
+    // 2.5 Mbit/s recorded over a 1 Mbit/s link.
+    const { changes } = drive(controller, 20, () => ({ record: 312_500, link: 125_000 }))
+    expect(changes[0]!.direction).toBe('down')
+    expect(changes[0]!.level.name).toBe('medium')
+    expect(changes[0]!.backlogSeconds).toBeGreaterThan(4)
+    expect(changes[0]!.message).toMatch(
+      /slower than the recording.*960×540, 24 frames a second.*Nothing recorded is lost/,
+    )
+    // Steps are at least 5 s apart, and it goes on down while the link still cannot keep up.
+    for (let i = 1; i < changes.length; i++)
+      expect(changes[i]!.t - changes[i - 1]!.t).toBeGreaterThanOrEqual(5000)
+    expect(controller.index).toBeGreaterThanOrEqual(2)
   })
-})
 
-describe('PLY', () => {
-  it('round-trips coloured vertices at their centres', () => {
-    const { space } = testJob(4)
-    const ids = new Uint32Array([0, 5, 63])
-    const rgb = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9])
-    const bytes = encodePly(space, ids, rgb)
-    expect(bytes.toString('ascii', 0, 3)).toBe('ply')
-    const { xyz, rgb: back } = decodePly(bytes)
-    expect([...back]).toEqual([...rgb])
-    const c = new Float64Array(3)
-    vertexCentre(space, 63, c)
-    expect(xyz[6]).toBeCloseTo(c[0]!, 5)
-    expect(xyz[8]).toBeCloseTo(c[2]!, 5)
+  it('goes back up once the link has recovered for long enough, and not before', () => {
+    const controller = new QualityController()
+    const bad = drive(controller, 30, () => ({ record: 312_500, link: 100_000 }))
+    const lowest = controller.index
+    expect(lowest).toBeGreaterThan(0)
+    // The link recovers: the backlog drains, then after 15 s of keeping up, one step up at a time.
+    const good = drive(controller, 90, () => ({ record: 312_500, link: 1_000_000 }), bad.state)
+    const ups = good.changes.filter((c) => c.direction === 'up')
+    expect(ups.length).toBe(lowest)
+    expect(ups[0]!.message).toMatch(/recovered/)
+    expect(ups[0]!.t - bad.state.t).toBeGreaterThanOrEqual(15_000)
+    expect(controller.level.name).toBe('high')
   })
-})
 
-describe('splat renderer', () => {
-  it('draws a vertex where it projects, and the nearer of two on the same pixel', () => {
-    const { space } = testJob(4)
-    const camera = testCamera()
-    // Vertices 21 (z index 1) and 37 (z index 2) share x, y: the camera looks down +z, so 21 is nearer.
-    const ids = new Uint32Array([37, 21])
-    const rgb = new Uint8Array([0, 0, 255, 255, 0, 0])
-    const hard = renderSplats(space, camera, ids, rgb, { radius: 1, blendDepthVoxels: 0 })
-    const c = new Float64Array(3)
-    vertexCentre(space, 21, c)
-    const u = Math.floor((40 * c[0]!) / (c[2]! + 2) + 32 + 0.5)
-    const v = Math.floor((40 * c[1]!) / (c[2]! + 2) + 24 + 0.5)
-    const o = (v * camera.width + u) * 4
-    expect([...hard.rgba.subarray(o, o + 4)]).toEqual([255, 0, 0, 255])
-    expect(hard.rgba.filter((_, i) => i % 4 === 3 && hard.rgba[i] === 255).length).toBeGreaterThanOrEqual(9)
-    expect(hard.rgba[3]).toBe(0)
+  it('waits longer before trying again after a step up that did not hold (no oscillation)', () => {
+    const controller = new QualityController()
+    // The link carries 1.5 Mbit/s: medium fits, high does not.
+    const { changes } = drive(controller, 400, () => ({ record: 312_500, link: 190_000 }))
+    const ups = changes.filter((c) => c.direction === 'up').map((c) => c.t)
+    expect(ups.length).toBeGreaterThanOrEqual(3)
+    const gaps = ups.slice(1).map((t, i) => t - ups[i]!)
+    // Each failed probe doubles the wait (to at most 8×): the gaps grow.
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThanOrEqual(gaps[i - 1]!)
+    expect(gaps.at(-1)!).toBeGreaterThan(2 * gaps[0]!)
+    expect(changes.length).toBeLessThan(20)
   })
 })
