@@ -9,6 +9,11 @@ export default defineConfig({
   root: web(''),
   base: '/app/',
   publicDir: false,
+  resolve: {
+    // simple-peer's streams (streamx) take Node's EventEmitter through events-universal; in the
+    // browser its plain-JavaScript twin (bare-events) stands in, as it does on React Native.
+    alias: { 'events-universal': 'bare-events' },
+  },
   logLevel: 'warn',
   build: {
     outDir: fileURLToPath(new URL('./dist/web', import.meta.url)),
@@ -18,7 +23,7 @@ export default defineConfig({
     sourcemap: true,
     chunkSizeWarningLimit: 2048,
     rollupOptions: {
-      input: { index: web('index.html'), bench: web('bench.html') },
+      input: { index: web('index.html'), record: web('record.html'), bench: web('bench.html') },
       // Error classes take their `name` from the class (protocol/errors.ts); minified names would
       // reach the coordinator and the tests as 's'.
       output: { keepNames: true },

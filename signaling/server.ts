@@ -221,7 +221,8 @@ export async function startSignaling(
         return void response.end(page('This link cannot be used', escapeHtml(error.message)))
       }
       metrics.count('crowdmesh_signaling_joins_total', { result: 'ok' })
-      const app = await webApp?.index()
+      // A recorder's link opens the recorder; every other role, the participant app.
+      const app = await webApp?.index(claims.role === 'recorder' ? 'record.html' : 'index.html')
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
       return void response.end(
         app ??

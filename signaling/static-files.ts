@@ -16,8 +16,8 @@ const contentTypes: Record<string, string> = {
 
 /** A built web app served from a folder (the participant app, under /app/). */
 export interface StaticFiles {
-  /** The app's index.html, or undefined when the app is not built. */
-  index(): Promise<string | undefined>
+  /** One of the app's pages (default index.html), or undefined when the app is not built. */
+  index(page?: string): Promise<string | undefined>
   /** Sends the file at `path` (relative to the folder); false when there is none. */
   send(path: string, response: ServerResponse): Promise<boolean>
 }
@@ -29,8 +29,8 @@ export interface StaticFiles {
 export function staticFiles(dir: string): StaticFiles {
   const root = normalize(dir + sep)
   return {
-    async index() {
-      return readFile(join(root, 'index.html'), 'utf8').catch(() => undefined)
+    async index(page = 'index.html') {
+      return readFile(join(root, page), 'utf8').catch(() => undefined)
     },
     async send(path, response) {
       const file = normalize(join(root, decodeURIComponent(path)))

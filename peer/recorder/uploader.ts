@@ -1,4 +1,5 @@
 import { sleep } from '../protocol/clock.ts'
+import { recorderDefaults } from '../protocol/defaults.ts'
 import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
 import { encodeChunk, maxChunkBytes, type ToRecorder } from '../server/upload-protocol.ts'
 
@@ -53,6 +54,13 @@ export interface UploaderInit {
   windowBytes?: number
   /** How long a connection may take to open (default 4 s), before the next transport is tried. */
   connectTimeoutMs?: number
+  /** With bytes in flight and no answer for this long (default 5 s), the connection is reopened. */
+  stallTimeoutMs?: number
+  /**
+   * Bytes kept from an earlier page's life (the journal's, after a reload), in order: the upload
+   * goes on from them. The recording cannot grow past them, only be published.
+   */
+  restored?: readonly { offset: number; bytes: Uint8Array }[]
   /** Called when something changes (the page shows it; QoS reads it). */
   onProgress?: (progress: UploadProgress) => void
 }
@@ -96,10 +104,20 @@ export class Uploader {
   private failure: Error | undefined
   private readonly controller = new AbortController()
   private seq = 0
+  /** Restored with nothing left to send: the server's end is the recording's end. */
+  private readonly adoptServerEnd: boolean
 
   constructor(init: UploaderInit) {
     this.init = init
     this.connects = Array.isArray(init.connect) ? init.connect : [init.connect as Connect]
+    this.adoptServerEnd = init.restored !== undefined && init.restored.length === 0
+    for (const entry of init.restored ?? []) {
+      if (this.pending.length === 0) this.produced = this.acknowledged = entry.offset
+      if (entry.offset !== this.produced)
+        throw new CrowdmeshError(`the restored bytes have a gap at ${this.produced}–${entry.offset}`)
+      this.pending.push(entry)
+      this.produced += entry.bytes.length
+    }
   }
 
   /** Where the upload stands. */
@@ -118,7 +136,7 @@ export class Uploader {
   async append(bytes: Uint8Array): Promise<void> {
     if (this.failure !== undefined) throw this.failure
     if (this.finalBytes !== undefined) throw new CrowdmeshError('the recording is published: no more bytes')
-    const size = Math.min(maxChunkBytes, this.init.chunkBytes ?? 64 * 1024)
+    const size = Math.min(maxChunkBytes, this.init.chunkBytes ?? recorderDefaults.chunkBytes)
     for (let start = 0; start < bytes.length; start += size) {
       const piece = bytes.subarray(start, Math.min(start + size, bytes.length))
       const entry = { offset: this.produced, bytes: piece }
@@ -165,7 +183,10 @@ export class Uploader {
       for (const [i, connect] of this.connects.entries()) {
         try {
           connection = await connect(
-            AbortSignal.any([signal, AbortSignal.timeout(this.init.connectTimeoutMs ?? 4000)]),
+            AbortSignal.any([
+              signal,
+              AbortSignal.timeout(this.init.connectTimeoutMs ?? recorderDefaults.connectTimeoutMs),
+            ]),
           )
           this.transport = i
           this.transportKind = connection.kind
@@ -215,6 +236,10 @@ export class Uploader {
     const ready = await next()
     if (ready.type === 'error') throw new UploadRefusedError(`${ready.code}: ${ready.message}`)
     if (ready.type !== 'ready') throw new CrowdmeshError(`unexpected ${ready.type} before ready`)
+    if (this.adoptServerEnd && this.pending.length === 0 && ready.offset > this.produced) {
+      this.produced = this.acknowledged = ready.offset
+      if (this.finalBytes !== undefined) this.finalBytes = ready.offset
+    }
     await this.acknowledge(ready.offset)
     this.report()
     // Sending and reading run side by side: acknowledgements open the window.
@@ -222,12 +247,15 @@ export class Uploader {
     let publishSent = false
     let publishedNow = false
     let failed: Error | undefined
-    const window = this.init.windowBytes ?? 1024 * 1024
+    let lastAnswer = Date.now()
+    const window = this.init.windowBytes ?? recorderDefaults.windowBytes
+    const stallMs = this.init.stallTimeoutMs ?? recorderDefaults.stallTimeoutMs
     // Its end is signalled through `failed` and `publishedNow` (and a poke), not awaited.
     void (async () => {
       try {
         for (;;) {
           const answer = await next()
+          lastAnswer = Date.now()
           if (answer.type === 'ack') await this.acknowledge(answer.offset)
           else if (answer.type === 'published') {
             publishedNow = true
@@ -255,6 +283,8 @@ export class Uploader {
         const end = entry.offset + entry.bytes.length
         if (end <= sentTo) continue
         if (sentTo - this.acknowledged >= window || connection.bufferedAmount > window) break
+        // The wait for an answer starts with the first byte in flight, not at the last answer.
+        if (sentTo === this.acknowledged) lastAnswer = Date.now()
         const from = Math.max(sentTo, entry.offset) - entry.offset
         connection.send(encodeChunk(this.seq++, entry.offset + from, entry.bytes.subarray(from)))
         sentTo = end
@@ -263,7 +293,16 @@ export class Uploader {
         connection.send(JSON.stringify({ type: 'publish', bytes: this.finalBytes }))
         publishSent = true
       }
-      await new Promise<void>((resolve) => (this.wake = resolve))
+      // Woken by an answer or new bytes; a second's tick checks the server is still answering.
+      await new Promise<void>((resolve) => {
+        const tick = setTimeout(resolve, 1000)
+        this.wake = () => {
+          clearTimeout(tick)
+          resolve()
+        }
+      })
+      if (sentTo > this.acknowledged && Date.now() - lastAnswer > stallMs)
+        failed = new CrowdmeshError(`no answer from the server for ${stallMs / 1000} s`)
     }
     if (publishedNow) return true
     if (failed instanceof UploadRefusedError) throw failed

@@ -66,6 +66,10 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
     ...(webmInput
       ? ['-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '60']
       : ['-c:v', 'copy']),
+    // A browser's WebM has variable frame timing on a 1 ms time base: ffmpeg would guess 1000 fps
+    // and, for MP4, duplicate frames up to it. Each frame keeps its own timestamp instead.
+    '-fps_mode:v',
+    'vfr',
     '-c:a',
     'aac',
     '-movflags',

@@ -1,13 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { encodeChunk, type ToRecorder, toRecorderSchema } from '../../peer/server/upload-protocol.ts'
-import { repoRoot } from '../support/fixtures.ts'
+import { type ServerProcess, spawnRecordingServer } from '../support/recording-server-process.ts'
 import { decodeErrors, frameCount, probe, recorderLikeWebm, topLevelBoxes } from '../support/media.ts'
 
 /*
@@ -255,22 +254,6 @@ describe('the server peer takes recordings', () => {
   }, 30_000)
 })
 
-async function serverProcess(
-  root: string,
-  port = 0,
-): Promise<{ url: string; port: number; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, 'test/support/recording-server-process.ts'), root, String(port)],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
-  children.push(child)
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)))
-  })
-  const { url } = JSON.parse(line) as { url: string }
-  return { url, port: Number(new URL(url).port), child }
+function serverProcess(root: string, port = 0): Promise<ServerProcess> {
+  return spawnRecordingServer({ root, port }, children)
 }
