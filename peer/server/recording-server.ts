@@ -13,6 +13,7 @@ import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
 import { type FaststartLayout, FragmentIndex } from './mp4-faststart.ts'
 import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
 import { type RtcUploads, serveRtcUploads } from './rtc-uploads.ts'
+import { type AudioResult, audioOutputs, runAudioStages, type SpeechToText } from './audio-stage.ts'
 import { OffsetMismatchError, RecordingAccessError, RecordingStore } from './recording-store.ts'
 import {
   chunkHeaderBytes,
@@ -37,6 +38,8 @@ export interface RecordingServerInit {
   eventLink?: string
   /** The URL recorders reach this server at (default its listening URL). */
   publicUrl?: string
+  /** A speech-to-text engine fed each recording's sound as it arrives (none is bundled). */
+  speechToText?: SpeechToText
   logger?: Logger
 }
 
@@ -110,14 +113,20 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         sharePath: `/v/${created.shareId}`,
       })
     }
-    const share = /^\/v\/([\w-]{22})(?:\/(media|video\.mp4|video\.webm|thumb\.jpg))?$/.exec(path)
+    const share =
+      /^\/v\/([\w-]{22})(?:\/(media|video\.mp4|video\.webm|thumb\.jpg|audio\.opus|audio\.m4a|captions\.vtt))?$/.exec(
+        path,
+      )
     if ((request.method === 'GET' || request.method === 'HEAD') && share !== null) {
       const shared = await store.shared(share[1]!)
       if (shared === undefined) throw new HttpError(404, 'no such recording')
       const what = share[2]
       if (what === undefined) {
         response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' })
-        return void response.end(sharePage(share[1]!))
+        const captions = await stat(join(store.folderOf(shared.meta.id), audioOutputs.captions)).catch(
+          () => undefined,
+        )
+        return void response.end(sharePage(share[1]!, captions !== undefined))
       }
       const folder = store.folderOf(shared.meta.id)
       const file =
@@ -127,19 +136,23 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
             ? undefined
             : what === 'video.webm'
               ? { path: join(folder, pipelineOutputs.webm), type: 'video/webm' }
-              : { path: join(folder, pipelineOutputs.thumbnail), type: 'image/jpeg' }
+              : what === 'thumb.jpg'
+                ? { path: join(folder, pipelineOutputs.thumbnail), type: 'image/jpeg' }
+                : what === 'captions.vtt'
+                  ? { path: join(folder, audioOutputs.captions), type: 'text/vtt; charset=utf-8' }
+                  : { path: join(folder, what), type: what === 'audio.opus' ? 'audio/ogg' : 'audio/mp4' }
       if (file === undefined) return sendFaststart(request, response, folder)
-      return sendParts(
-        request,
-        response,
-        [{ path: file.path, start: 0, length: (await stat(file.path)).size }],
-        file.type,
-      )
+      const size = (await stat(file.path).catch(() => undefined))?.size
+      if (size === undefined) throw new HttpError(404, `this recording has no ${what}`)
+      return sendParts(request, response, [{ path: file.path, start: 0, length: size }], file.type)
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
   }
 
-  const pipelines = new Map<string, { end: number | undefined; done: Promise<void>; index: FragmentIndex }>()
+  const pipelines = new Map<
+    string,
+    { end: number | undefined; done: Promise<void>; audio: Promise<AudioResult>; index: FragmentIndex }
+  >()
   const stopping = new AbortController()
   /** The recording's processing pipeline, started with its first connection, following its bytes. */
   function processing(id: string, mimeType = 'video/webm') {
@@ -149,14 +162,33 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       const state = {
         end: undefined as number | undefined,
         done: Promise.resolve(),
+        audio: Promise.resolve<AudioResult>({ audio: undefined, captions: undefined }),
         index: new FragmentIndex(join(folder, pipelineOutputs.fragmentedMp4)),
       }
-      const input = followFile(store.mediaPath(id), {
-        end: () => state.end,
-        grew: () => store.grew(id),
+      // Each stage reads the recording's file as it grows, at its own pace.
+      const follow = () =>
+        followFile(store.mediaPath(id), {
+          end: () => state.end,
+          grew: () => store.grew(id),
+          signal: stopping.signal,
+        })
+      state.done = runPipeline({
+        input: follow(),
+        folder,
+        mimeType,
         signal: stopping.signal,
+        index: state.index,
       })
-      state.done = runPipeline({ input, folder, mimeType, signal: stopping.signal, index: state.index })
+      state.audio = runAudioStages({
+        input: follow(),
+        folder,
+        mimeType,
+        signal: stopping.signal,
+        speechToText: init.speechToText,
+      })
+      void state.audio.then((result) => {
+        if (result.note !== undefined) log(`recording ${id}: ${result.note}`)
+      })
       // Failures are reported at publish; until then nothing waits on it.
       state.done.catch((error: unknown) => log(`processing ${id}: ${(error as Error).message}`))
       pipelines.set(id, state)
@@ -169,6 +201,8 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
         current.end = bytes
         try {
           await current.done
+          // The sound is a copy, done with the video; captions may take longer and come when ready.
+          if (init.speechToText === undefined) await current.audio
           await writeFaststart(store.folderOf(id), current.index.layout())
         } finally {
           pipelines.delete(id)
@@ -414,10 +448,10 @@ async function writeFaststart(folder: string, layout: FaststartLayout): Promise<
 }
 
 /** The share page: an HTML5 player with the MP4 and the WebM, the thumbnail as its poster. */
-function sharePage(shareId: string): string {
+function sharePage(shareId: string, captions: boolean): string {
   const base = `/v/${shareId}`
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>crowdmesh recording</title>
 <style>body{margin:0;background:#0f1117;color:#e8eaf0;font-family:system-ui,sans-serif}main{max-width:60rem;margin:0 auto;padding:1rem}video{width:100%;max-height:80vh;background:#000;border-radius:.5rem}a{color:#9cc4ff}</style></head>
-<body><main><h1>Recording</h1><video controls preload="metadata" poster="${base}/thumb.jpg"><source src="${base}/video.mp4" type="video/mp4"><source src="${base}/video.webm" type="video/webm"></video>
+<body><main><h1>Recording</h1><video controls preload="metadata" poster="${base}/thumb.jpg"><source src="${base}/video.mp4" type="video/mp4"><source src="${base}/video.webm" type="video/webm">${captions ? `<track kind="captions" src="${base}/captions.vtt" srclang="en" label="Captions" default>` : ''}</video>
 <p><a href="${base}/video.mp4" download>MP4</a> · <a href="${base}/video.webm" download>WebM</a></p></main></body></html>`
 }

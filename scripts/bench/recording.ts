@@ -8,6 +8,7 @@ import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import { followFile, pipelineOutputs, runPipeline } from '../../peer/server/media-pipeline.ts'
 import { faststartLayout } from '../../peer/server/mp4-faststart.ts'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
+import { maxChunkBytes } from '../../peer/server/upload-protocol.ts'
 
 const run = promisify(execFile)
 
@@ -62,8 +63,10 @@ export interface BaselineRun {
 export interface RecordingBenchInit {
   /** Recording lengths, minutes (default 1, 10, 60). */
   minutes?: readonly number[]
-  /** Feeding pace, times real time (default 6: faster than a recorder, slower than this machine transcodes (about 11×), so an hour takes 10 min). */
+  /** Feeding pace, times real time (default 8: faster than a recorder, slower than this machine transcodes (about 11×), so an hour takes 7.5 min). */
   pace?: number
+  /** Recordings per length, for percentiles (default 10 of 1 min, 5 of 10 min, 2 of 60 min). */
+  repeats?: (minutes: number) => number
   /** Lengths the baseline runs at (default 10). */
   baselineMinutes?: readonly number[]
   /** Called as media is fed: (media seconds done, media seconds in all, baselines included). */
@@ -80,10 +83,11 @@ export async function runRecordingBench(
   init: RecordingBenchInit = {},
 ): Promise<{ runs: RecordingRun[]; baseline: BaselineRun[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'crowdmesh-recording-bench-'))
-  const pace = init.pace ?? 6
+  const pace = init.pace ?? 8
   const lengths = init.minutes ?? [1, 10, 60]
+  const repeats = init.repeats ?? ((m: number) => (m <= 1 ? 10 : m <= 10 ? 5 : 2))
   const baselines = (init.baselineMinutes ?? [10]).filter((m) => lengths.includes(m))
-  const total = 60 * (lengths.reduce((a, b) => a + b, 0) + baselines.reduce((a, b) => a + b, 0))
+  const total = 60 * (lengths.reduce((a, m) => a + m * repeats(m), 0) + baselines.reduce((a, b) => a + b, 0))
   let done = 0
   const progress = (seconds: number) => init.onProgress?.(done + seconds, total)
   try {
@@ -93,9 +97,11 @@ export async function runRecordingBench(
     try {
       for (const minutes of lengths) {
         const media = new Uint8Array(await readFile(await recorderLikeWebm(dir, minutes * 60)))
-        runs.push({ minutes, ...(await publishRun(server.url, media, minutes, pace, progress)) })
-        done += minutes * 60
-        progress(0)
+        for (let i = 0; i < repeats(minutes); i++) {
+          runs.push({ minutes, ...(await publishRun(server.url, media, minutes, pace, progress)) })
+          done += minutes * 60
+          progress(0)
+        }
         if (baselines.includes(minutes)) {
           baseline.push({
             minutes,
@@ -171,6 +177,7 @@ async function baselineRun(
     token: created.writeToken,
     connect: connectWebSocket(`${url.replace(/^http/, 'ws')}/api/recordings/upload`),
     windowBytes: 8 * 1024 * 1024,
+    chunkBytes: maxChunkBytes,
   })
   for (let i = 0; i < media.length; i += 1024 * 1024)
     await uploader.append(media.subarray(i, i + 1024 * 1024))
@@ -193,4 +200,25 @@ async function baselineRun(
   await faststartLayout(join(folder, pipelineOutputs.fragmentedMp4))
   const done = performance.now()
   return { stopToPlayableMs: done - stopped, uploadMs: uploaded - stopped, processMs: done - uploaded }
+}
+
+/** Publish-to-playable per length: nearest-rank percentiles over the repeated runs. */
+export function publishPercentiles(
+  runs: readonly RecordingRun[],
+): Record<string, { n: number; p50: number; p95: number; max: number }> {
+  const out: Record<string, { n: number; p50: number; p95: number; max: number }> = {}
+  for (const minutes of [...new Set(runs.map((r) => r.minutes))]) {
+    const values = runs
+      .filter((r) => r.minutes === minutes)
+      .map((r) => r.publishToPlayableMs)
+      .sort((a, b) => a - b)
+    const rank = (q: number) => values[Math.min(values.length - 1, Math.ceil(q * values.length) - 1)]!
+    out[`${minutes}min`] = {
+      n: values.length,
+      p50: Math.round(rank(0.5)),
+      p95: Math.round(rank(0.95)),
+      max: Math.round(values.at(-1)!),
+    }
+  }
+  return out
 }
