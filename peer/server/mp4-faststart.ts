@@ -30,16 +30,79 @@ export interface FaststartLayout {
   samples: number
 }
 
+/**
+ * A box's table as it will be written (big-endian 32-bit words), grown as fragments arrive: at
+ * publish it is copied as it is, so the moov costs a memory copy, not a rebuild.
+ */
+class WordTable {
+  private bytes = new Uint8Array(4096)
+  private view = new DataView(this.bytes.buffer)
+  /** Words written. */
+  length = 0
+
+  push(value: number): void {
+    if (4 * (this.length + 1) > this.bytes.length) {
+      const grown = new Uint8Array(this.bytes.length * 2)
+      grown.set(this.bytes)
+      this.bytes = grown
+      this.view = new DataView(grown.buffer)
+    }
+    this.view.setUint32(4 * this.length++, value >>> 0)
+  }
+
+  get(index: number): number {
+    return this.view.getUint32(4 * index)
+  }
+
+  set(index: number, value: number): void {
+    this.view.setUint32(4 * index, value >>> 0)
+  }
+
+  /** The words written, as bytes (a view: copy before the table grows again). */
+  words(): Uint8Array {
+    return this.bytes.subarray(0, 4 * this.length)
+  }
+}
+
+/** A run-length table (count, value pairs), as stts and ctts are. */
+class RunTable {
+  readonly table = new WordTable()
+  private last: number | undefined
+  /** Values that are not zero (a ctts of zeros is left out). */
+  nonZero = 0
+
+  push(value: number): void {
+    if (value !== 0) this.nonZero++
+    if (value === this.last) {
+      const at = this.table.length - 2
+      this.table.set(at, this.table.get(at) + 1)
+      return
+    }
+    this.table.push(1)
+    this.table.push(value)
+    this.last = value
+  }
+
+  get runs(): number {
+    return this.table.length / 2
+  }
+}
+
 interface Track {
   id: number
   trak: Uint8Array
   timescale: number
   defaults: { duration: number; size: number; flags: number }
-  durations: number[]
-  sizes: number[]
-  offsets: number[]
-  ctos: number[]
-  sync: boolean[]
+  samples: number
+  /** Sum of the sample durations, in the track's timescale. */
+  duration: number
+  durations: RunTable
+  ctos: RunTable
+  sizes: WordTable
+  /** Each sample's offset in the fragmented file, as 64-bit halves (high, low). */
+  offsets: WordTable
+  /** 1-based numbers of the sync samples. */
+  syncs: WordTable
 }
 
 /**
@@ -115,19 +178,27 @@ export class FragmentIndex {
       throw new Mp4LayoutError('no ftyp and moov at the start of the MP4')
     if (bodyOffset < 0) throw new Mp4LayoutError('the MP4 has no fragments')
     const bodyLength = this.bodyEnd - bodyOffset
-    // The header's size must be known before the offsets in it: build once with placeholder offsets.
-    const build = (headerLength: number) =>
-      concat(
-        ftyp,
-        buildMoov(moov, tracks, this.movieTimescale, headerLength - bodyOffset),
-        mdatHeader(bodyLength),
-      )
-    const header = build(build(0).length)
+    // The tables are already encoded: the moov is copied together once, with the fragmented file's
+    // offsets; then, its size known, each chunk offset is moved by where the body now starts.
+    const chunkOffsets: number[] = []
+    const built = buildMoov(moov, tracks, this.movieTimescale, chunkOffsets)
+    const header = concat(ftyp, built, mdatHeader(bodyLength))
+    const shift = header.length - bodyOffset
+    const view = new DataView(header.buffer)
+    for (const at of chunkOffsets) {
+      const p = ftyp.length + at
+      const count = view.getUint32(p)
+      for (let i = 0, q = p + 4; i < count; i++, q += 8) {
+        const offset = view.getUint32(q) * 2 ** 32 + view.getUint32(q + 4) + shift
+        view.setUint32(q, Math.floor(offset / 2 ** 32))
+        view.setUint32(q + 4, offset >>> 0)
+      }
+    }
     let samples = 0
     let duration = 0
     for (const t of tracks.values()) {
-      samples += t.sizes.length
-      duration = Math.max(duration, sum(t.durations) / t.timescale)
+      samples += t.samples
+      duration = Math.max(duration, t.duration / t.timescale)
     }
     return { header, bodyOffset, bodyLength, durationSeconds: duration, samples }
   }
@@ -157,11 +228,13 @@ function readMoov(moov: Uint8Array, tracks: Map<number, Track>): number {
         trak,
         timescale,
         defaults: { duration: 0, size: 0, flags: 0 },
-        durations: [],
-        sizes: [],
-        offsets: [],
-        ctos: [],
-        sync: [],
+        samples: 0,
+        duration: 0,
+        durations: new RunTable(),
+        ctos: new RunTable(),
+        sizes: new WordTable(),
+        offsets: new WordTable(),
+        syncs: new WordTable(),
       })
     } else if (child.type === 'mvex') {
       for (const trex of children(child.box, 8)) {
@@ -219,12 +292,16 @@ function readMoof(moof: Uint8Array, moofOffset: number, tracks: Map<number, Trac
           const sampleDuration = field(0x100) ?? duration
           const sampleSize = field(0x200) ?? size
           const sampleFlags = field(0x400) ?? (i === 0 && firstFlags !== undefined ? firstFlags : flags)
+          track.samples++
+          track.duration += sampleDuration
           track.durations.push(sampleDuration)
           track.sizes.push(sampleSize)
-          track.offsets.push(offset)
+          // 64-bit offsets as two 32-bit halves: exact below 2^53 without BigInt.
+          track.offsets.push(Math.floor(offset / 2 ** 32))
+          track.offsets.push(offset >>> 0)
           track.ctos.push(field(0x800, signedCto) ?? 0)
           // sample_is_non_sync_sample is bit 16 of the sample flags.
-          track.sync.push((sampleFlags & 0x10000) === 0)
+          if ((sampleFlags & 0x10000) === 0) track.syncs.push(track.samples)
           offset += sampleSize
         }
       }
@@ -232,106 +309,106 @@ function readMoof(moof: Uint8Array, moofOffset: number, tracks: Map<number, Trac
   }
 }
 
-/** The new moov: mvhd and each trak with complete sample tables and durations; no mvex. */
+/**
+ * The new moov: mvhd and each trak with complete sample tables and durations; no mvex. Where each
+ * co64 table's entry count sits (from the moov's start) is added to `chunkOffsets`.
+ */
 function buildMoov(
   moov: Uint8Array,
   tracks: Map<number, Track>,
   movieTimescale: number,
-  shift: number,
+  chunkOffsets: number[],
 ): Uint8Array {
-  const parts: Uint8Array[] = []
   let movieDuration = 0
   for (const t of tracks.values())
-    movieDuration = Math.max(movieDuration, (sum(t.durations) * movieTimescale) / t.timescale)
+    movieDuration = Math.max(movieDuration, (t.duration * movieTimescale) / t.timescale)
+  const tree = node('moov')
   for (const child of children(moov, 8)) {
     if (child.type === 'mvex') continue
-    if (child.type === 'mvhd') parts.push(withDuration(child.box, Math.round(movieDuration), 'mvhd'))
+    if (child.type === 'mvhd') tree.parts.push(withDuration(child.box, Math.round(movieDuration), 'mvhd'))
     else if (child.type === 'trak') {
       const tkhd = find(child.box, ['tkhd'])!
       const track = tracks.get(u32(tkhd, tkhd[0] === 1 ? 20 : 12))!
-      parts.push(buildTrak(child.box, track, movieTimescale, shift))
-    } else parts.push(child.box)
+      tree.parts.push(buildTrak(child.box, track, movieTimescale))
+    } else tree.parts.push(child.box)
   }
-  return box('moov', ...parts)
+  return write(tree, chunkOffsets)
 }
 
-function buildTrak(trak: Uint8Array, t: Track, movieTimescale: number, shift: number): Uint8Array {
-  const mediaDuration = sum(t.durations)
-  const parts: Uint8Array[] = []
+/** A box to be written: its parts are bytes or boxes; a `co64` marks its table's place. */
+interface BoxNode {
+  type: string
+  parts: (Uint8Array | BoxNode)[]
+  co64?: boolean
+}
+
+const node = (type: string, ...parts: (Uint8Array | BoxNode)[]): BoxNode => ({ type, parts })
+
+/** Writes a box tree in one allocation; notes where each co64 table's entry count lands. */
+function write(tree: BoxNode, chunkOffsets: number[]): Uint8Array {
+  const sizeOf = (n: BoxNode | Uint8Array): number =>
+    n instanceof Uint8Array ? n.length : 8 + n.parts.reduce((total, p) => total + sizeOf(p), 0)
+  const out = new Uint8Array(sizeOf(tree))
+  const view = new DataView(out.buffer)
+  const put = (n: BoxNode | Uint8Array, at: number): number => {
+    if (n instanceof Uint8Array) {
+      out.set(n, at)
+      return at + n.length
+    }
+    const start = at
+    for (let i = 0; i < 4; i++) out[at + 4 + i] = n.type.charCodeAt(i)
+    // A co64's payload is its version/flags word, then the entry count.
+    if (n.co64 === true) chunkOffsets.push(at + 12)
+    at += 8
+    for (const part of n.parts) at = put(part, at)
+    view.setUint32(start, at - start)
+    return at
+  }
+  put(tree, 0)
+  return out
+}
+
+function buildTrak(trak: Uint8Array, t: Track, movieTimescale: number): BoxNode {
+  const tree = node('trak')
   for (const child of children(trak, 8)) {
     if (child.type === 'edts') continue // an edit list written for an empty moov would cut the media
     if (child.type === 'tkhd')
-      parts.push(withDuration(child.box, Math.round((mediaDuration * movieTimescale) / t.timescale), 'tkhd'))
-    else if (child.type === 'mdia') parts.push(rebuild(child.box, t, mediaDuration, shift))
-    else parts.push(child.box)
+      tree.parts.push(
+        withDuration(child.box, Math.round((t.duration * movieTimescale) / t.timescale), 'tkhd'),
+      )
+    else if (child.type === 'mdia') tree.parts.push(rebuild(child.box, t))
+    else tree.parts.push(child.box)
   }
-  return box('trak', ...parts)
+  return tree
 }
 
-function rebuild(container: Uint8Array, t: Track, mediaDuration: number, shift: number): Uint8Array {
-  const type = ascii(container, 4)
-  const parts: Uint8Array[] = []
+function rebuild(container: Uint8Array, t: Track): BoxNode {
+  const tree = node(ascii(container, 4))
   for (const child of children(container, 8)) {
-    if (child.type === 'mdhd') parts.push(withDuration(child.box, mediaDuration, 'mdhd'))
-    else if (child.type === 'minf') parts.push(rebuild(child.box, t, mediaDuration, shift))
-    else if (child.type === 'stbl') parts.push(sampleTable(child.box, t, shift))
-    else parts.push(child.box)
+    if (child.type === 'mdhd') tree.parts.push(withDuration(child.box, t.duration, 'mdhd'))
+    else if (child.type === 'minf') tree.parts.push(rebuild(child.box, t))
+    else if (child.type === 'stbl') tree.parts.push(sampleTable(child.box, t))
+    else tree.parts.push(child.box)
   }
-  return box(type, ...parts)
+  return tree
 }
 
-function sampleTable(stbl: Uint8Array, t: Track, shift: number): Uint8Array {
+function sampleTable(stbl: Uint8Array, t: Track): BoxNode {
   const stsd = children(stbl, 8).find((c) => c.type === 'stsd')
   if (stsd === undefined) throw new Mp4LayoutError('a track has no sample description')
-  const n = t.sizes.length
-  // Typed arrays throughout: an hour of video and audio is some 280,000 samples.
-  const parts = [stsd.box, fullBox('stts', 0, 0, runs(t.durations))]
-  if (t.ctos.some((c) => c !== 0)) parts.push(fullBox('ctts', 1, 0, runs(t.ctos)))
-  let syncCount = 0
-  for (const sync of t.sync) if (sync) syncCount++
-  if (syncCount < n) {
-    const stss = new Uint8Array(4 + 4 * syncCount)
-    const view = new DataView(stss.buffer)
-    view.setUint32(0, syncCount)
-    for (let i = 0, k = 0; i < n; i++) if (t.sync[i]) view.setUint32(4 + 4 * k++, i + 1)
-    parts.push(fullBox('stss', 0, 0, stss))
-  }
+  const full = (type: string, version: number, ...parts: Uint8Array[]) =>
+    node(type, u32s([(version & 0xff) << 24]), ...parts)
+  const n = t.samples
+  const tree = node('stbl', stsd.box, full('stts', 0, u32s([t.durations.runs]), t.durations.table.words()))
+  if (t.ctos.nonZero > 0) tree.parts.push(full('ctts', 1, u32s([t.ctos.runs]), t.ctos.table.words()))
+  if (t.syncs.length < n) tree.parts.push(full('stss', 0, u32s([t.syncs.length]), t.syncs.words()))
   // One sample a chunk: the samples of the two tracks interleave in the fragments anyway.
-  parts.push(fullBox('stsc', 0, 0, u32s([1, 1, 1, 1])))
-  const stsz = new Uint8Array(8 + 4 * n)
-  const sizes = new DataView(stsz.buffer)
-  sizes.setUint32(4, n)
-  for (let i = 0; i < n; i++) sizes.setUint32(8 + 4 * i, t.sizes[i]!)
-  parts.push(fullBox('stsz', 0, 0, stsz))
-  const co64 = new Uint8Array(4 + 8 * n)
-  const offsets = new DataView(co64.buffer)
-  offsets.setUint32(0, n)
-  for (let i = 0; i < n; i++) {
-    // 64-bit offsets as two 32-bit halves: exact below 2^53 without BigInt.
-    const offset = t.offsets[i]! + shift
-    offsets.setUint32(4 + 8 * i, Math.floor(offset / 2 ** 32))
-    offsets.setUint32(8 + 8 * i, offset >>> 0)
-  }
-  parts.push(fullBox('co64', 0, 0, co64))
-  return box('stbl', ...parts)
-}
-
-/** A run-length table (count, value pairs) with its entry count first, as stts and ctts are. */
-function runs(values: readonly number[]): Uint8Array {
-  let count = 0
-  for (let i = 0; i < values.length; i++) if (i === 0 || values[i] !== values[i - 1]) count++
-  const out = new Uint8Array(4 + 8 * count)
-  const view = new DataView(out.buffer)
-  view.setUint32(0, count)
-  let k = -1
-  for (let i = 0; i < values.length; i++) {
-    if (i === 0 || values[i] !== values[i - 1]) {
-      k++
-      view.setUint32(8 + 8 * k, values[i]! >>> 0)
-    }
-    view.setUint32(4 + 8 * k, view.getUint32(4 + 8 * k) + 1)
-  }
-  return out
+  tree.parts.push(full('stsc', 0, u32s([1, 1, 1, 1])))
+  tree.parts.push(full('stsz', 0, u32s([0, n]), t.sizes.words()))
+  const co64 = full('co64', 0, u32s([n]), t.offsets.words())
+  co64.co64 = true
+  tree.parts.push(co64)
+  return tree
 }
 
 /** A copy of an mvhd, tkhd or mdhd with its duration set. */
@@ -397,25 +474,6 @@ function find(parent: Uint8Array, path: string[]): Uint8Array | undefined {
   return current.subarray(8)
 }
 
-function box(type: string, ...parts: Uint8Array[]): Uint8Array {
-  const size = 8 + parts.reduce((n, p) => n + p.length, 0)
-  const out = new Uint8Array(size)
-  new DataView(out.buffer).setUint32(0, size)
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i)
-  let p = 8
-  for (const part of parts) {
-    out.set(part, p)
-    p += part.length
-  }
-  return out
-}
-
-function fullBox(type: string, version: number, flags: number, payload: Uint8Array): Uint8Array {
-  const head = new Uint8Array(4)
-  new DataView(head.buffer).setUint32(0, ((version & 0xff) << 24) | (flags & 0xffffff))
-  return box(type, head, payload)
-}
-
 function u32s(values: number[]): Uint8Array {
   const out = new Uint8Array(values.length * 4)
   const view = new DataView(out.buffer)
@@ -443,10 +501,4 @@ function i32(bytes: Uint8Array, at: number): number {
 
 function ascii(bytes: Uint8Array, at: number): string {
   return String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!)
-}
-
-function sum(values: number[]): number {
-  let total = 0
-  for (const v of values) total += v
-  return total
 }

@@ -422,12 +422,13 @@ async function sendFaststart(
   const layout = await readFile(join(folder, pipelineOutputs.faststartLayout), 'utf8').catch(() => undefined)
   if (layout === undefined) throw new HttpError(404, 'not ready')
   const { bodyOffset, bodyLength } = JSON.parse(layout) as { bodyOffset: number; bodyLength: number }
-  const header = new Uint8Array(await readFile(join(folder, pipelineOutputs.faststartHeader)))
+  // Both parts are read from disk per range: an hour's header is 4 MB, and a seek needs little of it.
+  const headerPath = join(folder, pipelineOutputs.faststartHeader)
   return sendParts(
     request,
     response,
     [
-      { bytes: header },
+      { path: headerPath, start: 0, length: (await stat(headerPath)).size },
       { path: join(folder, pipelineOutputs.fragmentedMp4), start: bodyOffset, length: bodyLength },
     ],
     'video/mp4',

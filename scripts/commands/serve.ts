@@ -12,8 +12,15 @@ Recordings live in the folder --root: one folder each, named by its id, holding 
 recorder's bytes), meta.json and the outputs. Ctrl-C stops it; a restarted server resumes every
 recording from its acknowledged bytes.
 
+With --link (an event's operator join link) the server registers with that event's signaling
+server: the event's recorder links then find it and upload over WebRTC data channels, falling back
+to the WebSocket. "crowdmesh start" runs one for its event already.
+
 Options:
   --root DIR      where recordings live                                [default: recordings]
+  --link URL      an operator join link of the event whose recorders it serves
+  --public-url URL
+                  the URL recorders reach it at, when not the one it listens on (a proxy)
   --host ADDR     address to listen on                                 [default: 127.0.0.1]
   --port N        port (0: any free one)                                       [default: 8090]
   --json          print one JSON object when ready: { type: 'ready', url, root }
@@ -28,6 +35,8 @@ export async function serveCommand(args: string[]): Promise<void> {
       root: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
+      link: { type: 'string' },
+      'public-url': { type: 'string' },
       json: { type: 'boolean' },
     },
     help,
@@ -39,11 +48,19 @@ export async function serveCommand(args: string[]): Promise<void> {
     root,
     host: stringOption(values, 'host') ?? '127.0.0.1',
     port: portText === '0' ? 0 : positiveInt(portText, 'port', 8090),
+    ...(stringOption(values, 'link') !== undefined && { eventLink: stringOption(values, 'link')! }),
+    ...(stringOption(values, 'public-url') !== undefined && {
+      publicUrl: stringOption(values, 'public-url')!,
+    }),
   })
   if (values.json === true)
-    process.stdout.write(`${JSON.stringify({ type: 'ready', url: server.url, root })}\n`)
+    process.stdout.write(
+      `${JSON.stringify({ type: 'ready', url: server.url, root, signalingPeer: server.rtc?.peer ?? null })}\n`,
+    )
   else {
     process.stdout.write(`crowdmesh server peer: ${server.url}\n  recordings in ${root}\n`)
+    if (server.rtc !== undefined)
+      process.stdout.write(`  registered with the event's signaling server: recorders upload over WebRTC\n`)
     process.stdout.write(`  upload one: npx crowdmesh record --server ${server.url} FILE.webm\n`)
   }
   await new Promise<void>((done) => {

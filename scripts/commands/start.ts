@@ -11,6 +11,7 @@ import { renderSplats } from '../../peer/quality/splat-render.ts'
 import { vertexCount } from '../../peer/protocol/target-space.ts'
 import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
+import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh start [options]
@@ -40,6 +41,9 @@ Options:
                           coturn for TURN: when installed, always, or never        [default: auto]
   --frame-keys            seal each frame's images and results with a key of that frame alone,
                           handed out in its leases (AES-GCM; off by default)
+  --recordings DIR        the event's server peer for recordings keeps them here; the recorder
+                          link records screen and camera to it         [default: recordings]
+  --no-recordings         run no server peer for recordings
   --stay                  keep the event open after the last frame (Ctrl-C ends it)
   --out DIR               where the outcome goes                        [default: out/start-<name>]
   --json                  print one JSON object per line: ready (with joinLink), participant,
@@ -59,6 +63,8 @@ export async function startCommand(args: string[]): Promise<void> {
       turn: { type: 'string' },
       host: { type: 'string' },
       stay: { type: 'boolean' },
+      recordings: { type: 'string' },
+      'no-recordings': { type: 'boolean' },
       'frame-keys': { type: 'boolean' },
       out: { type: 'string' },
       json: { type: 'boolean' },
@@ -88,6 +94,20 @@ export async function startCommand(args: string[]): Promise<void> {
     host: stringOption(values, 'host') ?? '127.0.0.1',
     frameKeys: values['frame-keys'] === true,
   })
+  // The event's server peer for recordings, registered with its signaling server: recorder links
+  // find it there and upload over WebRTC, or over its WebSocket.
+  const recordingsRoot = resolve(stringOption(values, 'recordings') ?? 'recordings')
+  const recordings =
+    values['no-recordings'] === true
+      ? undefined
+      : await startRecordingServer({
+          root: recordingsRoot,
+          host: stringOption(values, 'host') ?? '127.0.0.1',
+          eventLink: event.joinLinks.operator!,
+        }).catch(async (error: unknown) => {
+          await event.stop()
+          throw error
+        })
   const participants: ParticipantProcess[] = []
   const controller = new AbortController()
   const interrupt = () => controller.abort()
@@ -98,6 +118,8 @@ export async function startCommand(args: string[]): Promise<void> {
       emit({
         type: 'ready',
         joinLink: event.joinLink,
+        recorderLink: recordings === undefined ? null : event.joinLinks.recorder,
+        recordings: recordings === undefined ? null : { url: recordings.url, root: recordingsRoot },
         event: event.event,
         signaling: event.signaling.url,
         turn: event.turn !== undefined,
@@ -118,6 +140,10 @@ export async function startCommand(args: string[]): Promise<void> {
         ? '              (open it in a browser to take part with WebGL and watch the 3D result)'
         : '              (the web app is not built: npm run build:web, then open the link in a browser)',
     )
+    if (recordings !== undefined)
+      say(
+        `  record:     ${event.joinLinks.recorder}\n              (screen and camera, shared at ${recordings.url}/v/…; kept in ${recordingsRoot})`,
+      )
     say(`  signaling:  ${event.signaling.url}   relay: ${event.relay.getMultiaddrs()[0]?.toString() ?? ''}`)
     say(
       `  TURN:       ${event.turn !== undefined ? `coturn on ${event.turn.options.listeningIp}:${event.turn.options.port}` : (event.turnNote ?? 'off')}`,
@@ -255,6 +281,7 @@ export async function startCommand(args: string[]): Promise<void> {
   } finally {
     process.off('SIGINT', interrupt)
     process.off('SIGTERM', interrupt)
+    await recordings?.close()
     await event.stop()
     await Promise.all(participants.map((p) => p.stop()))
   }

@@ -10,6 +10,7 @@ import { RecordingStore } from '../../peer/server/recording-store.ts'
 import { type SignalingServer, startSignaling } from '../../signaling/server.ts'
 import { webAppDir } from '../../signaling/web-app.ts'
 import { fakeMediaFlags, launchChromium } from '../../scripts/chromium.ts'
+import { repoRoot } from '../support/fixtures.ts'
 import { probe } from '../support/media.ts'
 import { spawnRecordingServer } from '../support/recording-server-process.ts'
 import { startProxy } from '../support/tcp-proxy.ts'
@@ -80,7 +81,7 @@ async function setUp(options: { blockWebRtc?: boolean; proxy?: boolean } = {}) {
   }
   const browser = await launchChromium({ extraFlags: fakeMediaFlags })
   browsers.push(browser)
-  const page = await browser.newPage()
+  const page = await browser.newPage({ viewport: { width: 960, height: 720 } })
   page.on('pageerror', (error) => console.error(`recorder page: ${error.message}`))
   // WebRTC blocked: relay-only ICE, and this event has no TURN server, so Chromium finds no candidate
   // pair at all, as on a network that blocks UDP and has no relay.
@@ -122,6 +123,8 @@ describe('the recorder in Chromium', () => {
     await page.click('[data-id="record"]')
     await until(page, (s) => s.phase === 'recording')
     await recordUntil(page, 8)
+    // The page while recording, for the README (out/artifacts/recorder.png).
+    await page.screenshot({ path: join(repoRoot, 'out', 'artifacts', 'recorder.png') })
     await page.click('[data-id="pause"]')
     await until(page, (s) => s.phase === 'paused')
     await new Promise((r) => setTimeout(r, 2000))
