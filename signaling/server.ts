@@ -221,8 +221,10 @@ export async function startSignaling(
         return void response.end(page('This link cannot be used', escapeHtml(error.message)))
       }
       metrics.count('crowdmesh_signaling_joins_total', { result: 'ok' })
-      // A recorder's link opens the recorder; every other role, the participant app.
-      const app = await webApp?.index(claims.role === 'recorder' ? 'record.html' : 'index.html')
+      // A recorder's link opens the recorder, and so does any link with ?record=1 (the participant
+      // page's Record link); otherwise the participant app.
+      const recorder = claims.role === 'recorder' || url.searchParams.get('record') === '1'
+      const app = await webApp?.index(recorder ? 'record.html' : 'index.html')
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
       return void response.end(
         app ??

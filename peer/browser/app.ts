@@ -184,7 +184,7 @@ function renderShell() {
   const root = document.createElement('main')
   root.innerHTML = `
     <header>
-      <h1>crowdmesh</h1>
+      <h1>crowdmesh <a class="record-link" href="?record=1" target="_blank" rel="noopener">Record your screen</a></h1>
       <p class="status" data-id="status" role="status" aria-live="polite"></p>
     </header>
     <section class="viewer">

@@ -207,7 +207,7 @@ async function record(): Promise<void> {
   const response = await fetch(`${base}/api/recordings`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ mimeType }),
+    body: JSON.stringify({ mimeType, live: view.live.checked }),
   })
   if (!response.ok) {
     capture.stop()
@@ -223,6 +223,8 @@ async function record(): Promise<void> {
   }
   await journal?.save(entry)
   state.recording = created.id
+  // A live recording's link works at once: holders watch while it is recorded.
+  if (view.live.checked) state.shareUrl = `${base}/v/${created.shareId}`
   const uploader = new Uploader({
     recording: created.id,
     token: created.writeToken,
@@ -352,6 +354,7 @@ function renderShell() {
     </section>
     <p class="notice" data-id="notice" hidden></p>
     <p class="share" data-id="share" hidden><a data-id="shareLink" target="_blank" rel="noopener"></a> <button data-id="copy" type="button">Copy link</button></p>
+    <label class="live"><input data-id="live" type="checkbox"> Let people with the link watch while I record</label>
     <nav>
       <button data-id="record" type="button" disabled>Record</button>
       <button data-id="pause" type="button" disabled>Pause</button>
@@ -374,7 +377,10 @@ function renderShell() {
     record: get<HTMLButtonElement>('record'),
     pause: get<HTMLButtonElement>('pause'),
     stop: get<HTMLButtonElement>('stop'),
+    live: get<HTMLInputElement>('live'),
   }
+  // `?live=1` ticks it (an operator's link for a live session; tests).
+  parts.live.checked = params.get('live') === '1'
   parts.record.addEventListener(
     'click',
     () => void record().catch((error: unknown) => fail((error as Error).message)),
@@ -422,6 +428,7 @@ function update(): void {
   view.pause.disabled = !active
   view.pause.textContent = state.phase === 'paused' ? 'Resume' : 'Pause'
   view.stop.disabled = !active
+  view.live.disabled = state.phase !== 'idle' && state.phase !== 'published'
   if (current !== undefined && !view.preview.contains(current.capture.canvas)) {
     view.preview.replaceChildren(current.capture.canvas)
   }

@@ -76,6 +76,10 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
     'frag_keyframe+empty_moov+default_base_moof',
     '-frag_duration',
     '1000000',
+    // Each fragment reaches the file when it is complete, not when ffmpeg's buffer fills: live
+    // viewers follow the file.
+    '-flush_packets',
+    '1',
     '-f',
     'mp4',
     out(pipelineOutputs.fragmentedMp4),

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { WebSocket, WebSocketServer } from 'ws'
 import { z } from 'zod'
+import { sleep } from '../protocol/clock.ts'
 import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { HttpError, readJsonBody, sendJson as json } from '../../signaling/http.ts'
@@ -68,7 +69,7 @@ export interface UploadChannel {
 /** Messages a connection may have waiting before it is cut off (a recorder ignoring its window). */
 const maxQueuedMessages = 256
 
-const createSchema = z.object({ mimeType: z.string().min(1).max(200) })
+const createSchema = z.object({ mimeType: z.string().min(1).max(200), live: z.boolean().optional() })
 
 /**
  * The server peer for recordings: `POST /api/recordings` creates one (its id, write token and share
@@ -106,7 +107,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
     }
     if (request.method === 'POST' && path === '/api/recordings') {
       const body = parseMessage(createSchema, await readJsonBody(request, 16 * 1024))
-      const created = await store.create(body.mimeType)
+      const created = await store.create(body.mimeType, { live: body.live === true })
       return json(response, 201, {
         ...created,
         uploadPath: '/api/recordings/upload',
@@ -114,13 +115,23 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       })
     }
     const share =
-      /^\/v\/([\w-]{22})(?:\/(media|video\.mp4|video\.webm|thumb\.jpg|audio\.opus|audio\.m4a|captions\.vtt))?$/.exec(
+      /^\/v\/([\w-]{22})(?:\/(media|video\.mp4|video\.webm|thumb\.jpg|audio\.opus|audio\.m4a|captions\.vtt|live\.mp4))?$/.exec(
         path,
       )
     if ((request.method === 'GET' || request.method === 'HEAD') && share !== null) {
       const shared = await store.shared(share[1]!)
       if (shared === undefined) throw new HttpError(404, 'no such recording')
       const what = share[2]
+      if (shared.meta.state !== 'published') {
+        // Live: the page plays the fragmented MP4 as it is written; nothing else is there yet.
+        if (what === undefined) {
+          response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          return void response.end(livePage(share[1]!))
+        }
+        if (what === 'live.mp4') return sendLive(response, shared.meta.id)
+        throw new HttpError(404, 'the recording is still being recorded')
+      }
+      if (what === 'live.mp4') throw new HttpError(404, 'the recording is published: play video.mp4')
       if (what === undefined) {
         response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' })
         const captions = await stat(join(store.folderOf(shared.meta.id), audioOutputs.captions)).catch(
@@ -228,6 +239,31 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       )
     })
   })
+
+  /**
+   * A live recording's fragmented MP4 from its start, following it as ffmpeg writes it, until the
+   * recording is published (or the viewer goes): a `<video>` plays fragmented MP4 as it arrives.
+   */
+  async function sendLive(response: ServerResponse, id: string): Promise<void> {
+    const path = join(store.folderOf(id), pipelineOutputs.fragmentedMp4)
+    if ((await stat(path).catch(() => undefined)) === undefined)
+      throw new HttpError(404, 'nothing recorded yet')
+    response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'no-store' })
+    const gone = new AbortController()
+    response.once('close', () => gone.abort())
+    const signal = AbortSignal.any([gone.signal, stopping.signal])
+    const input = followFile(path, {
+      // Past the end of what is written, and processing is over: the stream ends.
+      end: () => (pipelines.has(id) ? undefined : 0),
+      grew: () => sleep(200, signal),
+      signal,
+    })
+    for await (const piece of input) {
+      if (!response.write(piece)) await once(response, 'drain', { signal }).catch(() => undefined)
+      if (signal.aborted) break
+    }
+    response.end()
+  }
 
   /** One recorder's connection, on any transport: hello, then chunks and publish, answered in order. */
   function accept(channel: UploadChannel): (data: Uint8Array, binary: boolean) => void {
@@ -446,6 +482,15 @@ async function writeFaststart(folder: string, layout: FaststartLayout): Promise<
       durationSeconds: layout.durationSeconds,
     }),
   )
+}
+
+/** The page of a recording being recorded: its fragmented MP4, played as it grows. */
+function livePage(shareId: string): string {
+  const base = `/v/${shareId}`
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>crowdmesh recording (live)</title>
+<style>body{margin:0;background:#0f1117;color:#e8eaf0;font-family:system-ui,sans-serif}main{max-width:60rem;margin:0 auto;padding:1rem}video{width:100%;max-height:80vh;background:#000;border-radius:.5rem}</style></head>
+<body><main><h1>Recording now</h1><video controls autoplay muted playsinline src="${base}/live.mp4"></video>
+<p>This is being recorded. Reload once it is finished to watch it whole.</p></main></body></html>`
 }
 
 /** The share page: an HTML5 player with the MP4 and the WebM, the thumbnail as its poster. */

@@ -37,6 +37,8 @@ const metaSchema = z.object({
   mimeType: z.string().max(200),
   createdAt: z.number(),
   state: z.enum(['recording', 'published']),
+  /** Holders of the share link may watch while it is recorded (the recorder chose so). */
+  live: z.boolean().optional(),
   publishedAt: z.number().optional(),
   /** Bytes the recorder declared at publish. */
   finalBytes: z.number().int().min(0).optional(),
@@ -72,7 +74,7 @@ export class RecordingStore {
   }
 
   /** Creates a recording; `mimeType` is what the recorder produces (e.g. `video/webm;codecs=vp9`). */
-  async create(mimeType: string): Promise<NewRecording> {
+  async create(mimeType: string, options: { live?: boolean } = {}): Promise<NewRecording> {
     const id = newId()
     const writeToken = randomBytes(24).toString('base64url')
     const meta: RecordingMeta = {
@@ -82,6 +84,7 @@ export class RecordingStore {
       mimeType: mimeType.slice(0, 200),
       createdAt: Date.now(),
       state: 'recording',
+      ...(options.live === true && { live: true }),
     }
     await mkdir(this.folder(id), { recursive: true })
     await writeFile(this.mediaPath(id), new Uint8Array(0), { flag: 'wx' })
@@ -164,12 +167,17 @@ export class RecordingStore {
   }
 
   /** The recording a share id names, if it is published (nothing else is visible through a share link). */
+  /**
+   * A recording as its share link shows it: published ones, and live ones while they are recorded.
+   */
   async shared(shareId: string): Promise<{ meta: RecordingMeta; mediaPath: string } | undefined> {
     if (!idPattern.test(shareId)) return undefined
     const id = this.shares.get(shareId) ?? (await this.findShare(shareId))
     if (id === undefined) return undefined
     const { meta } = await this.load(id)
-    return meta.state === 'published' ? { meta, mediaPath: this.mediaPath(id) } : undefined
+    return meta.state === 'published' || meta.live === true
+      ? { meta, mediaPath: this.mediaPath(id) }
+      : undefined
   }
 
   /** The path of a recording's bytes (for the processing pipeline and progressive playback). */

@@ -66,7 +66,7 @@ async function until(
 }
 
 /** An event with a server peer in its own process, and a recorder page open at its recorder link. */
-async function setUp(options: { blockWebRtc?: boolean; proxy?: boolean } = {}) {
+async function setUp(options: { blockWebRtc?: boolean; proxy?: boolean; live?: boolean } = {}) {
   const { joinLinks } = signaling.createEvent('recordings')
   const root = await mkdtemp(join(tmpdir(), 'crowdmesh-recorder-'))
   let server = await spawnRecordingServer({ root, eventLink: joinLinks.operator }, children)
@@ -85,9 +85,8 @@ async function setUp(options: { blockWebRtc?: boolean; proxy?: boolean } = {}) {
   page.on('pageerror', (error) => console.error(`recorder page: ${error.message}`))
   // WebRTC blocked: relay-only ICE, and this event has no TURN server, so Chromium finds no candidate
   // pair at all, as on a network that blocks UDP and has no relay.
-  await page.goto(
-    `${joinLinks.recorder}?screen=test&audit=1${options.blockWebRtc === true ? '&relay=1' : ''}`,
-  )
+  const flags = `${options.blockWebRtc === true ? '&relay=1' : ''}${options.live === true ? '&live=1' : ''}`
+  await page.goto(`${joinLinks.recorder}?screen=test&audit=1${flags}`)
   await until(page, (s) => s.phase === 'idle')
   const store = new RecordingStore(root)
   return {
@@ -118,10 +117,29 @@ const recordUntil = (page: Page, seconds: number) =>
   until(page, (s) => s.activeSeconds >= seconds, seconds * 1000 + 30_000)
 
 describe('the recorder in Chromium', () => {
-  it('records 20 s over WebRTC with a pause, publishes, and the share page plays both files with the right duration and seeks', async () => {
-    const { page, browser, store } = await setUp()
+  it('records 20 s over WebRTC with a pause, watchable live while recording; publishes, and the share page plays both files with the right duration and seeks', async () => {
+    const { page, browser, store } = await setUp({ live: true })
     await page.click('[data-id="record"]')
     await until(page, (s) => s.phase === 'recording')
+    await recordUntil(page, 6)
+    // Live: the share link plays while the recording goes on.
+    const live = await browser.newPage()
+    await live.goto((await recorderState(page)).shareUrl!)
+    const watching = await live.evaluate(async () => {
+      const video = document.querySelector('video')!
+      const deadline = performance.now() + 15_000
+      while ((video.readyState < 2 || video.currentTime < 1) && performance.now() < deadline)
+        await new Promise((r) => setTimeout(r, 200))
+      return {
+        readyState: video.readyState,
+        currentTime: video.currentTime,
+        error: video.error?.message ?? null,
+      }
+    })
+    expect(watching.error).toBe(null)
+    expect(watching.readyState).toBeGreaterThanOrEqual(2)
+    expect(watching.currentTime).toBeGreaterThanOrEqual(1)
+    await live.close()
     await recordUntil(page, 8)
     // The page while recording, for the README (out/artifacts/recorder.png).
     await page.screenshot({ path: join(repoRoot, 'out', 'artifacts', 'recorder.png') })
@@ -200,9 +218,11 @@ describe('the recorder in Chromium', () => {
     const setup = await setUp()
     const { page, store } = setup
     await page.click('[data-id="record"]')
-    await recordUntil(page, 5)
-    const atKill = await recorderState(page)
-    expect(atKill.transport).toBe('webrtc')
+    const atKill = await until(
+      page,
+      (s) => s.activeSeconds >= 5 && s.transport === 'webrtc' && s.acknowledged > 0,
+    )
+    expect(atKill.transportsUsed).toEqual(['webrtc'])
     setup.server.child.kill('SIGKILL')
     await recordUntil(page, 9)
     const id = atKill.recording!
@@ -238,5 +258,28 @@ describe('the recorder in Chromium', () => {
     expect(await sha256(store.mediaPath(before.recording!))).toBe(digest)
     const { duration } = await probe(join(store.folderOf(before.recording!), 'video.webm'))
     expect(Math.abs(duration - before.activeSeconds)).toBeLessThanOrEqual(0.5)
+  }, 120_000)
+
+  it('steps the quality down when the link cannot keep up, says so, and still loses nothing', async () => {
+    const { page, store, proxy } = await setUp({ blockWebRtc: true, proxy: true })
+    await page.click('[data-id="record"]')
+    await until(page, (s) => s.acknowledged > 0)
+    const before = await recorderState(page)
+    const bitrate = before.produced / before.activeSeconds
+    // The link now carries a fifth of what the recorder produces.
+    proxy!.throttle(Math.round(bitrate / 5))
+    const slowed = await until(page, (s) => s.qualityChanges.some((c) => c.direction === 'down'), 40_000)
+    expect(slowed.quality).toBe('medium')
+    expect(slowed.notice).toMatch(/slower than the recording.*960×540, 24 frames a second/)
+    expect(await page.textContent('[data-id="notice"]')).toMatch(/slower than the recording/)
+    expect(await page.evaluate(() => document.querySelector('.viewer canvas')?.getAttribute('width'))).toBe(
+      '960',
+    )
+    proxy!.throttle(undefined)
+    await page.click('[data-id="stop"]')
+    const done = await until(page, (s) => s.phase === 'published', 60_000)
+    expect(await sha256(store.mediaPath(done.recording!))).toBe(await producedSha256(page))
+    const { duration } = await probe(join(store.folderOf(done.recording!), 'video.fmp4.mp4'))
+    expect(Math.abs(duration - done.activeSeconds)).toBeLessThanOrEqual(0.5)
   }, 120_000)
 })

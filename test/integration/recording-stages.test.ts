@@ -8,7 +8,7 @@ import { Uploader } from '../../peer/recorder/uploader.ts'
 import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import type { Cue, SpeechToText } from '../../peer/server/audio-stage.ts'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
-import { probe, recorderLikeWebm } from '../support/media.ts'
+import { probe, recorderLikeWebm, topLevelBoxes } from '../support/media.ts'
 
 /*
  * The audio stages, fed with the bytes while they arrive: the microphone's track is copied out, and
@@ -120,5 +120,73 @@ describe('the audio stages', () => {
     expect(audio.status).toBe(404)
     expect(((await audio.json()) as { error: string }).error).toMatch(/no audio\.opus/)
     expect(await (await fetch(`${server.url}/v/${shareId}`)).text()).not.toContain('<track')
+  }, 60_000)
+})
+
+describe('live recordings', () => {
+  it('a live recording plays at its share link while it is recorded (fragmented MP4 as it grows); a private one does not', async () => {
+    const server = await startRecordingServer({ root: await mkdtemp(join(tmpdir(), 'crowdmesh-live-')) })
+    stops.push(() => server.close())
+    const create = async (live: boolean) =>
+      (await (
+        await fetch(`${server.url}/api/recordings`, {
+          method: 'POST',
+          body: JSON.stringify({ mimeType: 'video/webm', live }),
+        })
+      ).json()) as { id: string; writeToken: string; shareId: string }
+    const live = await create(true)
+    const hidden = await create(false)
+    const media = await recorderLikeWebm(server.store.root, 10)
+    const uploader = new Uploader({
+      recording: live.id,
+      token: live.writeToken,
+      connect: connectWebSocket(`${server.url.replace('http', 'ws')}/api/recordings/upload`),
+    })
+    // The recording goes on at about real time while a viewer watches.
+    const piece = Math.ceil(media.length / 40)
+    const append = async (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        await uploader.append(media.subarray(i * piece, (i + 1) * piece))
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    }
+    await append(0, 12)
+    const recording = append(12, 40)
+    expect((await fetch(`${server.url}/v/${hidden.shareId}`)).status).toBe(404)
+    const page = await fetch(`${server.url}/v/${live.shareId}`)
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain(`src="/v/${live.shareId}/live.mp4"`)
+    expect((await fetch(`${server.url}/v/${live.shareId}/video.mp4`)).status).toBe(404)
+    // The stream so far holds the MP4's header and whole fragments, and it is still open.
+    const stream = await fetch(`${server.url}/v/${live.shareId}/live.mp4`)
+    expect(stream.headers.get('content-type')).toBe('video/mp4')
+    const reader = stream.body!.getReader()
+    const received: Uint8Array[] = []
+    let bytes = 0
+    const deadline = Date.now() + 15_000
+    while (Date.now() < deadline) {
+      const { value, done } = await reader.read()
+      if (done) break
+      received.push(value)
+      bytes += value.length
+      const boxes = topLevelBoxes(Buffer.concat(received))
+      if (boxes.filter((b) => b === 'moof').length >= 3) break
+    }
+    const boxes = topLevelBoxes(Buffer.concat(received))
+    expect(boxes.slice(0, 2)).toEqual(['ftyp', 'moov'])
+    expect(boxes.filter((b) => b === 'moof').length).toBeGreaterThanOrEqual(3)
+    expect(bytes).toBeGreaterThan(0)
+    // The recording ends and is published: the live stream ends, and the whole files are there.
+    const rest = (async () => {
+      for (;;) {
+        const { done } = await reader.read()
+        if (done) return
+      }
+    })()
+    await recording
+    await uploader.publish()
+    await rest
+    expect((await fetch(`${server.url}/v/${live.shareId}/video.mp4`)).status).toBe(200)
+    expect((await fetch(`${server.url}/v/${live.shareId}/live.mp4`)).status).toBe(404)
   }, 60_000)
 })

@@ -9,6 +9,7 @@ import { Uploader } from '../../peer/recorder/uploader.ts'
 import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { startSignaling } from '../../signaling/server.ts'
+import { webAppDir } from '../../signaling/web-app.ts'
 import { recorderLikeWebm } from '../support/media.ts'
 
 /*
@@ -40,7 +41,7 @@ function upgradeStatus(url: string): Promise<number> {
 }
 
 async function setUp() {
-  const signaling = await startSignaling()
+  const signaling = await startSignaling({ webAppDir })
   stops.push(() => signaling.close())
   const { joinLinks } = signaling.createEvent('recordings')
   const server = await startRecordingServer({
@@ -86,6 +87,11 @@ describe('uploads over WebRTC', () => {
     expect(
       await upgradeStatus(`${signaling.url}/signal?token=${operatorToken}&serve=recordings&url=ftp://x`),
     ).toBe(400)
+    // The recorder page: at a recorder link, and at any link with ?record=1 (the participant page's link).
+    const title = async (url: string) => /<title>([^<]*)<\/title>/.exec(await (await fetch(url)).text())?.[1]
+    expect(await title(joinLinks.recorder)).toBe('crowdmesh — record')
+    expect(await title(`${joinLinks.participant}?record=1`)).toBe('crowdmesh — record')
+    expect(await title(joinLinks.participant)).toBe('crowdmesh')
     await server.close()
     await expect
       .poll(
