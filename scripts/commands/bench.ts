@@ -20,7 +20,7 @@ import { runBrowserBench } from '../bench/browser.ts'
 import { frameKeyCost } from '../bench/frame-keys.ts'
 import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
-import { defaultDataset, parseCommand, positiveInt, stringOption } from '../options.ts'
+import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh bench [options]
@@ -67,6 +67,8 @@ Options:
   --skip-mesh     leave out the mesh figures
   --skip-browser  leave out the browser figures
   --skip-recording  leave out the recording figures
+  --recording-minutes 1,10,60
+                  the recording lengths to measure              [default: 1,10,60]
   --chromium-flags "FLAGS"
                   Chromium's flags for the browser figures, replacing the SwiftShader defaults (on a
                   machine with a GPU, e.g. "--headless=new --no-sandbox --use-angle=vulkan
@@ -87,6 +89,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-mesh': { type: 'boolean' },
       'skip-browser': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
+      'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
     },
     help,
@@ -178,7 +181,10 @@ export async function benchCommand(args: string[]): Promise<void> {
   const recording =
     values['skip-recording'] === true
       ? undefined
-      : await runRecordingBench({ onProgress: (d, t) => recordingBar.update(d, t) })
+      : await runRecordingBench({
+          minutes: recordingMinutes(stringOption(values, 'recording-minutes')),
+          onProgress: (d, t) => recordingBar.update(d, t),
+        })
   recordingBar.done()
   const publish = recording === undefined ? {} : publishPercentiles(recording.runs)
   // Targets are at p95.
@@ -370,4 +376,15 @@ async function meshFigures(
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000
+}
+
+/** `--recording-minutes 1,10,60`: positive whole minutes. */
+function recordingMinutes(text: string | undefined): number[] {
+  if (text === undefined) return [1, 10, 60]
+  const minutes = text.split(',').map((m) => Number(m.trim()))
+  if (minutes.length === 0 || minutes.some((m) => !Number.isInteger(m) || m < 1 || m > 240))
+    throw new UsageError(
+      `--recording-minutes takes whole minutes from 1 to 240, separated by commas: "${text}"`,
+    )
+  return minutes
 }
