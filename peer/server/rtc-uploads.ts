@@ -51,10 +51,18 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   let registered = Promise.withResolvers<void>()
 
   const answer = (ws: WebSocket, from: string, data: unknown) => {
+    const offer = typeof data === 'object' && data !== null && (data as { type?: unknown }).type === 'offer'
     let peer = peers.get(from)
+    // A recorder never renegotiates: a new offer is a reconnection, and the old connection (which
+    // this side may not yet have noticed is dead) goes.
+    if (offer && peer !== undefined) {
+      peers.delete(from)
+      peer.destroy()
+      peer = undefined
+    }
     if (peer === undefined) {
       // Only an offer opens a connection; stray candidates of a gone peer are dropped.
-      if (typeof data !== 'object' || data === null || (data as { type?: unknown }).type !== 'offer') return
+      if (!offer) return
       if (peers.size >= (init.maxPeers ?? 256)) {
         log(`refused a recorder: ${peers.size} connections already`)
         return
