@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { feedStdin } from './media-pipeline.ts'
 
 /*
  * The audio stages of the recording pipeline, fed with the recording's bytes as they arrive, like
@@ -76,22 +77,7 @@ export async function runAudioStages(init: {
   const captions =
     init.speechToText === undefined ? undefined : transcribe(init.speechToText, child.stdout, init.signal)
   try {
-    let broken = false
-    child.stdin.on('error', () => (broken = true))
-    for await (const piece of init.input) {
-      if (broken) break
-      if (!child.stdin.write(piece))
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            child.stdin.off('drain', done)
-            child.off('exit', done)
-            resolve()
-          }
-          child.stdin.once('drain', done)
-          child.once('exit', done)
-        })
-    }
-    child.stdin.end()
+    await feedStdin(child, init.input)
     const code = await exited
     const cues = await captions
     if (code !== 0)

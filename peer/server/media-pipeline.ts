@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
+import type { Writable } from 'node:stream'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sleep } from '../protocol/clock.ts'
@@ -122,24 +123,7 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
     if (init.index !== undefined) indexing = indexing.then(() => init.index!.update()).catch(() => {})
   }, 1000)
   try {
-    // Feed with backpressure: wait for ffmpeg to drain before the next piece.
-    let broken = false
-    child.stdin.on('error', () => (broken = true))
-    for await (const piece of init.input) {
-      if (broken) break
-      if (!child.stdin.write(piece))
-        await new Promise<void>((resolve) => {
-          // Whichever comes first; both listeners go with it.
-          const done = () => {
-            child.stdin.off('drain', done)
-            child.off('exit', done)
-            resolve()
-          }
-          child.stdin.once('drain', done)
-          child.once('exit', done)
-        })
-    }
-    child.stdin.end()
+    await feedStdin(child, init.input)
     const code = await exited
     if (code !== 0)
       throw new MediaProcessingError(
@@ -153,6 +137,30 @@ export async function runPipeline(init: PipelineInit): Promise<void> {
     init.signal.removeEventListener('abort', onAbort)
     if (child.exitCode === null) child.kill('SIGKILL')
   }
+}
+
+/**
+ * Writes the input to a child's stdin with backpressure (waiting for it to drain before the next
+ * piece), then ends it; stops early if the child exits or its stdin breaks.
+ */
+export async function feedStdin(child: ChildProcess & { stdin: Writable }, input: AsyncIterable<Uint8Array>) {
+  let broken = false
+  child.stdin.on('error', () => (broken = true))
+  for await (const piece of input) {
+    if (broken || child.exitCode !== null) break
+    if (!child.stdin.write(piece))
+      await new Promise<void>((resolve) => {
+        // Whichever comes first; both listeners go with it.
+        const done = () => {
+          child.stdin.off('drain', done)
+          child.off('exit', done)
+          resolve()
+        }
+        child.stdin.once('drain', done)
+        child.once('exit', done)
+      })
+  }
+  child.stdin.end()
 }
 
 /**
