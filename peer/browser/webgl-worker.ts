@@ -13,7 +13,7 @@ import type { FrameSource } from '../participant/frame-source.ts'
 import type { BlockWorker } from '../participant/participant.ts'
 import { focalLength, projectionMatrix } from '../protocol/camera.ts'
 import { AbortError, GpuContextLostError, GpuUnavailableError } from '../protocol/errors.ts'
-import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
+import { type Block, type BlockResult, blockResult, type VertexJob } from '../protocol/job.ts'
 import { vertexCount, voxelEdge, voxelSize } from '../protocol/target-space.ts'
 
 /** Which WebGL a worker computes with. */
@@ -308,14 +308,7 @@ export function createWebglWorker(init: WebglWorkerInit): WebglWorker {
     const flagged = settleFlagged(job, block, image, colours)
     verticesColoured += block.vertexCount
     flaggedVertices += flagged
-    return {
-      jobId: block.jobId,
-      frameIndex: block.frameIndex,
-      cameraId: block.cameraId,
-      firstVertex: block.firstVertex,
-      vertexCount: block.vertexCount,
-      colours,
-    }
+    return blockResult(block, colours)
   }
 
   /** WebGL 2: up to two draws in flight, each read into a pack buffer behind a fence polled from timers. */

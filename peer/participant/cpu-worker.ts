@@ -1,6 +1,6 @@
 import { type Camera, focalLength, projectionMatrix } from '../protocol/camera.ts'
 import { BlockMismatchError } from '../protocol/errors.ts'
-import type { Block, BlockResult, VertexJob } from '../protocol/job.ts'
+import { type Block, type BlockResult, blockResult, type VertexJob } from '../protocol/job.ts'
 import { levelSpace, type TargetSpace, vertexCount, voxelEdge, voxelSize } from '../protocol/target-space.ts'
 import { type FrameImage, summedAreaTable } from './frame-image.ts'
 import type { FrameSource } from './frame-source.ts'
@@ -93,14 +93,7 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
       y = y0 + (iy + 0.5) * sy
     }
   }
-  return {
-    jobId: block.jobId,
-    frameIndex: block.frameIndex,
-    cameraId: block.cameraId,
-    firstVertex: block.firstVertex,
-    vertexCount: block.vertexCount,
-    colours: out,
-  }
+  return blockResult(block, out)
 }
 
 /** A participant's CPU worker: fetches the block's frame (cached) and colours it. */

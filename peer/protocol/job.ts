@@ -59,6 +59,12 @@ export interface BlockResult {
   readonly colours: Uint8Array
 }
 
+/** A block's result: its identity, with the colours a worker computed for it. */
+export function blockResult(block: Block, colours: Uint8Array): BlockResult {
+  const { jobId, frameIndex, cameraId, firstVertex, vertexCount } = block
+  return { jobId, frameIndex, cameraId, firstVertex, vertexCount, colours }
+}
+
 /** A stable key for a block: a block counts once however many copies of its result come back. */
 export function blockKey(b: {
   frameIndex: number

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises'
-import { CrowdmeshError } from '../protocol/errors.ts'
+import { ascii, children, concat, find, i32, Mp4LayoutError, u32, u32s } from './mp4-boxes.ts'
 
 /*
  * A moov-first MP4 at publish, at a cost that does not grow with the bytes of the recording.
@@ -15,8 +15,7 @@ import { CrowdmeshError } from '../protocol/errors.ts'
  * and writes the header (about 12 bytes a sample), never the media.
  */
 
-/** The fragmented MP4 is not what ffmpeg writes (no moov, an unknown layout). */
-export class Mp4LayoutError extends CrowdmeshError {}
+export { Mp4LayoutError }
 
 /** What serving the moov-first MP4 needs: the header, and where the body starts in the fragmented file. */
 export interface FaststartLayout {
@@ -432,73 +431,4 @@ function mdatHeader(bodyLength: number): Uint8Array {
   out.set([0x6d, 0x64, 0x61, 0x74], 4)
   view.setBigUint64(8, BigInt(bodyLength + 16))
   return out
-}
-
-interface Child {
-  type: string
-  /** The whole box, header included. */
-  box: Uint8Array
-  /** The box's payload. */
-  data: Uint8Array
-}
-
-function children(parent: Uint8Array, start: number): Child[] {
-  const out: Child[] = []
-  const view = new DataView(parent.buffer, parent.byteOffset, parent.byteLength)
-  for (let p = start; p + 8 <= parent.length;) {
-    let size = view.getUint32(p)
-    let headerSize = 8
-    if (size === 1) {
-      size = Number(view.getBigUint64(p + 8))
-      headerSize = 16
-    } else if (size === 0) size = parent.length - p
-    if (size < headerSize || p + size > parent.length) throw new Mp4LayoutError('a box runs past its parent')
-    out.push({
-      type: ascii(parent, p + 4),
-      box: parent.subarray(p, p + size),
-      data: parent.subarray(p + headerSize, p + size),
-    })
-    p += size
-  }
-  return out
-}
-
-/** The payload of the box at `path` under `parent` (a whole box). */
-function find(parent: Uint8Array, path: string[]): Uint8Array | undefined {
-  let current = parent
-  for (const type of path) {
-    const child = children(current, 8).find((c) => c.type === type)
-    if (child === undefined) return undefined
-    current = child.box
-  }
-  return current.subarray(8)
-}
-
-function u32s(values: number[]): Uint8Array {
-  const out = new Uint8Array(values.length * 4)
-  const view = new DataView(out.buffer)
-  values.forEach((v, i) => view.setUint32(i * 4, v >>> 0))
-  return out
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let p = 0
-  for (const part of parts) {
-    out.set(part, p)
-    p += part.length
-  }
-  return out
-}
-
-function u32(bytes: Uint8Array, at: number): number {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at)
-}
-
-function i32(bytes: Uint8Array, at: number): number {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getInt32(at)
-}
-
-function ascii(bytes: Uint8Array, at: number): string {
-  return String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!)
 }

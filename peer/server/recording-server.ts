@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs'
 import { once } from 'node:events'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -11,7 +10,8 @@ import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { HttpError, readJsonBody, sendJson as json } from '../../signaling/http.ts'
 import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
-import { type FaststartLayout, FragmentIndex } from './mp4-faststart.ts'
+import { FragmentIndex } from './mp4-faststart.ts'
+import { livePage, sendFaststart, sendRanges, sharePage, writeFaststart } from './share-responses.ts'
 import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
 import { type RtcUploads, serveRtcUploads } from './rtc-uploads.ts'
 import { type AudioResult, audioOutputs, runAudioStages, type SpeechToText } from './audio-stage.ts'
@@ -155,7 +155,7 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       if (file === undefined) return sendFaststart(request, response, folder)
       const size = (await stat(file.path).catch(() => undefined))?.size
       if (size === undefined) throw new HttpError(404, `this recording has no ${what}`)
-      return sendParts(request, response, [{ path: file.path, start: 0, length: size }], file.type)
+      return sendRanges(request, response, [{ path: file.path, start: 0, length: size }], file.type)
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
   }
@@ -391,113 +391,4 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
       await store.close()
     },
   }
-}
-
-/** One part of a response body: bytes in memory, or a range of a file. */
-type Part =
-  | { bytes: Uint8Array; start?: never; length?: never; path?: never }
-  | { path: string; start: number; length: number; bytes?: never }
-
-/**
- * Sends parts as one body, with Range support (a `<video>` seeks by asking for byte ranges): the
- * moov-first MP4 is its header in memory followed by a range of the fragmented file.
- */
-async function sendParts(
-  request: IncomingMessage,
-  response: ServerResponse,
-  parts: Part[],
-  type: string,
-): Promise<void> {
-  const lengthOf = (p: Part) => (p.bytes !== undefined ? p.bytes.length : p.length)
-  const size = parts.reduce((n, p) => n + lengthOf(p), 0)
-  const range = /^bytes=(\d*)-(\d*)$/.exec(request.headers.range ?? '')
-  let start = 0
-  let end = size - 1
-  if (range !== null) {
-    start = range[1] === '' ? Math.max(0, size - Number(range[2])) : Number(range[1])
-    end = range[1] !== '' && range[2] !== '' ? Math.min(Number(range[2]), size - 1) : size - 1
-    if (start > end || start >= size) {
-      response.writeHead(416, { 'content-range': `bytes */${size}` })
-      return void response.end()
-    }
-  }
-  response.writeHead(range !== null ? 206 : 200, {
-    'content-type': type,
-    'content-length': end - start + 1,
-    'accept-ranges': 'bytes',
-    'cache-control': 'public, max-age=3600',
-    ...(range !== null && { 'content-range': `bytes ${start}-${end}/${size}` }),
-  })
-  if (request.method === 'HEAD') return void response.end()
-  let at = 0
-  for (const part of parts) {
-    const length = lengthOf(part)
-    const from = Math.max(start, at) - at
-    const to = Math.min(end + 1, at + length) - at
-    at += length
-    if (from >= to) continue
-    if (part.bytes !== undefined) {
-      if (!response.write(part.bytes.subarray(from, to))) await once(response, 'drain')
-      continue
-    }
-    const stream = createReadStream(part.path, { start: part.start + from, end: part.start + to - 1 })
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (response.destroyed) return void stream.destroy()
-      if (!response.write(chunk)) await once(response, 'drain')
-    }
-  }
-  response.end()
-}
-
-/** The moov-first MP4: the header written at publish, then the fragmented file's body in place. */
-async function sendFaststart(
-  request: IncomingMessage,
-  response: ServerResponse,
-  folder: string,
-): Promise<void> {
-  const layout = await readFile(join(folder, pipelineOutputs.faststartLayout), 'utf8').catch(() => undefined)
-  if (layout === undefined) throw new HttpError(404, 'not ready')
-  const { bodyOffset, bodyLength } = JSON.parse(layout) as { bodyOffset: number; bodyLength: number }
-  // Both parts are read from disk per range: an hour's header is 4 MB, and a seek needs little of it.
-  const headerPath = join(folder, pipelineOutputs.faststartHeader)
-  return sendParts(
-    request,
-    response,
-    [
-      { path: headerPath, start: 0, length: (await stat(headerPath)).size },
-      { path: join(folder, pipelineOutputs.fragmentedMp4), start: bodyOffset, length: bodyLength },
-    ],
-    'video/mp4',
-  )
-}
-
-/** Writes the moov-first MP4's header and layout beside the fragmented MP4 (see `mp4-faststart.ts`). */
-async function writeFaststart(folder: string, layout: FaststartLayout): Promise<void> {
-  await writeFile(join(folder, pipelineOutputs.faststartHeader), layout.header)
-  await writeFile(
-    join(folder, pipelineOutputs.faststartLayout),
-    JSON.stringify({
-      bodyOffset: layout.bodyOffset,
-      bodyLength: layout.bodyLength,
-      durationSeconds: layout.durationSeconds,
-    }),
-  )
-}
-
-/** The page of a recording being recorded: its fragmented MP4, played as it grows. */
-function livePage(shareId: string): string {
-  const base = `/v/${shareId}`
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>crowdmesh recording (live)</title>
-<style>body{margin:0;background:#0f1117;color:#e8eaf0;font-family:system-ui,sans-serif}main{max-width:60rem;margin:0 auto;padding:1rem}video{width:100%;max-height:80vh;background:#000;border-radius:.5rem}</style></head>
-<body><main><h1>Recording now</h1><video controls autoplay muted playsinline src="${base}/live.mp4"></video>
-<p>This is being recorded. Reload once it is finished to watch it whole.</p></main></body></html>`
-}
-
-/** The share page: an HTML5 player with the MP4 and the WebM, the thumbnail as its poster. */
-function sharePage(shareId: string, captions: boolean): string {
-  const base = `/v/${shareId}`
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>crowdmesh recording</title>
-<style>body{margin:0;background:#0f1117;color:#e8eaf0;font-family:system-ui,sans-serif}main{max-width:60rem;margin:0 auto;padding:1rem}video{width:100%;max-height:80vh;background:#000;border-radius:.5rem}a{color:#9cc4ff}</style></head>
-<body><main><h1>Recording</h1><video controls preload="metadata" poster="${base}/thumb.jpg"><source src="${base}/video.mp4" type="video/mp4"><source src="${base}/video.webm" type="video/webm">${captions ? `<track kind="captions" src="${base}/captions.vtt" srclang="en" label="Captions" default>` : ''}</video>
-<p><a href="${base}/video.mp4" download>MP4</a> · <a href="${base}/video.webm" download>WebM</a></p></main></body></html>`
 }

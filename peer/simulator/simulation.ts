@@ -2,7 +2,7 @@ import { Coordinator, type LiveMode, type SchedulingOptions } from '../coordinat
 import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Camera } from '../protocol/camera.ts'
-import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+import { type BlockResult, blockResult, type Lease, type VertexJob } from '../protocol/job.ts'
 import { type TargetSpace, targetSpace } from '../protocol/target-space.ts'
 import type { CrowdProfile, DeviceClass } from './profile.ts'
 import { Random } from './random.ts'
@@ -427,15 +427,7 @@ export function autoGrid(init: Pick<SimulationInit, 'peers' | 'profile' | 'fps' 
 function resultOf(lease: Lease): BlockResult {
   const bytes = lease.block.vertexCount * 4
   if (zeros.length < bytes) zeros = new Uint8Array(Math.max(bytes, zeros.length * 2))
-  const { block } = lease
-  return {
-    jobId: block.jobId,
-    frameIndex: block.frameIndex,
-    cameraId: block.cameraId,
-    firstVertex: block.firstVertex,
-    vertexCount: block.vertexCount,
-    colours: zeros.subarray(0, bytes),
-  }
+  return blockResult(lease.block, zeros.subarray(0, bytes))
 }
 
 /** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */

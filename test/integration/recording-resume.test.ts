@@ -7,6 +7,7 @@ import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { recorderLikeWebm } from '../support/media.ts'
 import { startProxy } from '../support/tcp-proxy.ts'
+import { createRecording } from '../support/recording-server-process.ts'
 
 /*
  * The recorder's uploader against the server peer over a WebSocket through a TCP proxy that can be
@@ -30,9 +31,7 @@ describe('the recorder’s uploader', () => {
     stops.push(() => server.close())
     const proxy = await startProxy(Number(new URL(server.url).port))
     stops.push(() => proxy.close())
-    const created = (await (
-      await fetch(`${server.url}/api/recordings`, { method: 'POST', body: '{"mimeType":"video/webm"}' })
-    ).json()) as { id: string; writeToken: string; shareId: string }
+    const created = await createRecording(server.url)
     const uploader = new Uploader({
       recording: created.id,
       token: created.writeToken,
@@ -62,9 +61,7 @@ describe('the recorder’s uploader', () => {
   it('gives up with a clear error on a wrong token instead of retrying for ever', async () => {
     const server = await startRecordingServer({ root: await mkdtemp(join(tmpdir(), 'crowdmesh-resume-')) })
     stops.push(() => server.close())
-    const created = (await (
-      await fetch(`${server.url}/api/recordings`, { method: 'POST', body: '{"mimeType":"video/webm"}' })
-    ).json()) as { id: string }
+    const created = await createRecording(server.url)
     const uploader = new Uploader({
       recording: created.id,
       token: 'wrong',

@@ -9,6 +9,7 @@ import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import type { Cue, SpeechToText } from '../../peer/server/audio-stage.ts'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { probe, recorderLikeWebm, topLevelBoxes } from '../support/media.ts'
+import { createRecording } from '../support/recording-server-process.ts'
 
 /*
  * The audio stages, fed with the bytes while they arrive: the microphone's track is copied out, and
@@ -50,9 +51,7 @@ function soundDetector(): SpeechToText & { samples: number } {
 }
 
 async function upload(server: RecordingServer, media: Uint8Array): Promise<{ id: string; shareId: string }> {
-  const created = (await (
-    await fetch(`${server.url}/api/recordings`, { method: 'POST', body: '{"mimeType":"video/webm"}' })
-  ).json()) as { id: string; writeToken: string; shareId: string }
+  const created = await createRecording(server.url)
   const uploader = new Uploader({
     recording: created.id,
     token: created.writeToken,
@@ -127,13 +126,7 @@ describe('live recordings', () => {
   it('a live recording plays at its share link while it is recorded (fragmented MP4 as it grows); a private one does not', async () => {
     const server = await startRecordingServer({ root: await mkdtemp(join(tmpdir(), 'crowdmesh-live-')) })
     stops.push(() => server.close())
-    const create = async (live: boolean) =>
-      (await (
-        await fetch(`${server.url}/api/recordings`, {
-          method: 'POST',
-          body: JSON.stringify({ mimeType: 'video/webm', live }),
-        })
-      ).json()) as { id: string; writeToken: string; shareId: string }
+    const create = (live: boolean) => createRecording(server.url, { mimeType: 'video/webm', live })
     const live = await create(true)
     const hidden = await create(false)
     const media = await recorderLikeWebm(server.store.root, 10)

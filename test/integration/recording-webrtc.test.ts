@@ -5,12 +5,13 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { WebSocket as WsClient } from 'ws'
 import { fetchBootstrap } from '../../peer/mesh/bootstrap.ts'
 import { connectRtc } from '../../peer/recorder/rtc-connection.ts'
-import { Uploader } from '../../peer/recorder/uploader.ts'
+import { type Connect, Uploader } from '../../peer/recorder/uploader.ts'
 import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { startSignaling } from '../../signaling/server.ts'
 import { webAppDir } from '../../signaling/web-app.ts'
 import { recorderLikeWebm } from '../support/media.ts'
+import { createRecording } from '../support/recording-server-process.ts'
 
 /*
  * Recorder → server peer over a real WebRTC data channel (simple-peer with node-datachannel on both
@@ -50,11 +51,25 @@ async function setUp() {
   })
   stops.push(() => server.close())
   await server.rtc!.registered()
-  const create = async () =>
-    (await (
-      await fetch(`${server.url}/api/recordings`, { method: 'POST', body: '{"mimeType":"video/webm"}' })
-    ).json()) as { id: string; writeToken: string; shareId: string }
+  const create = () => createRecording(server.url)
   return { signaling, server, joinLinks, create }
+}
+
+/** An uploader for a recording over these transports, noting every transport it used. */
+function uploaderOf(
+  created: { id: string; writeToken: string },
+  connect: Connect[],
+  connectTimeoutMs: number,
+) {
+  const kinds = new Set<string>()
+  const uploader = new Uploader({
+    recording: created.id,
+    token: created.writeToken,
+    connect,
+    connectTimeoutMs,
+    onProgress: (p) => p.transportKind !== undefined && kinds.add(p.transportKind),
+  })
+  return { uploader, kinds }
 }
 
 /** The recorder's transports as the page builds them from its link. */
@@ -106,14 +121,7 @@ describe('uploads over WebRTC', () => {
   it('carries a recording over a data channel: every byte acknowledged, published, identical', async () => {
     const { server, joinLinks, create } = await setUp()
     const created = await create()
-    const kinds = new Set<string>()
-    const uploader = new Uploader({
-      recording: created.id,
-      token: created.writeToken,
-      connect: transports(joinLinks.recorder),
-      connectTimeoutMs: 8000,
-      onProgress: (p) => p.transportKind !== undefined && kinds.add(p.transportKind),
-    })
+    const { uploader, kinds } = uploaderOf(created, transports(joinLinks.recorder), 8000)
     const media = await recorderLikeWebm(server.store.root, 6)
     const size = Math.ceil(media.length / 24)
     for (let i = 0; i < 24; i++) {
@@ -130,15 +138,12 @@ describe('uploads over WebRTC', () => {
   it('falls back to the WebSocket when WebRTC cannot connect', async () => {
     const { server, joinLinks, create } = await setUp()
     const created = await create()
-    const kinds = new Set<string>()
-    const uploader = new Uploader({
-      recording: created.id,
-      token: created.writeToken,
-      // An offer to a peer that is not there: the signaling server says so, and the WebSocket takes over.
-      connect: transports(joinLinks.recorder, { serverPeer: 'nobody-here' }),
-      connectTimeoutMs: 3000,
-      onProgress: (p) => p.transportKind !== undefined && kinds.add(p.transportKind),
-    })
+    // An offer to a peer that is not there: the signaling server says so, and the WebSocket takes over.
+    const { uploader, kinds } = uploaderOf(
+      created,
+      transports(joinLinks.recorder, { serverPeer: 'nobody-here' }),
+      3000,
+    )
     const media = await recorderLikeWebm(server.store.root, 3)
     await uploader.append(media)
     expect(await uploader.publish()).toBe(created.shareId)

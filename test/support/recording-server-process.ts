@@ -30,6 +30,16 @@ export async function spawnRecordingServer(
   return { url, port: Number(new URL(url).port), child }
 }
 
+/** A new recording on a server peer (POST /api/recordings): its id, write token and share id. */
+export async function createRecording(
+  serverUrl: string,
+  body: { mimeType: string; live?: boolean } = { mimeType: 'video/webm' },
+): Promise<{ id: string; writeToken: string; shareId: string }> {
+  const response = await fetch(`${serverUrl}/api/recordings`, { method: 'POST', body: JSON.stringify(body) })
+  if (response.status !== 201) throw new Error(`creating a recording answered ${response.status}`)
+  return (await response.json()) as { id: string; writeToken: string; shareId: string }
+}
+
 // Run as a script: `node recording-server-process.ts '{"root":…}'`.
 if (process.argv[1] === import.meta.filename && process.argv[2] !== undefined) {
   const server = await startRecordingServer(JSON.parse(process.argv[2]) as RecordingServerInit)
