@@ -1,3 +1,5 @@
+import { MessageTooDeepError } from '../peer/protocol/errors.ts'
+import { parseBoundedJson } from '../peer/protocol/json-limits.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** Errors with an HTTP status: the message is what the person at the other end reads. */
@@ -15,8 +17,13 @@ export function sendJson(response: ServerResponse, status: number, body: unknown
   response.end(JSON.stringify(body))
 }
 
-/** Reads a JSON request body of at most `maxBytes` (413 beyond, 400 when not JSON; empty is `{}`). */
+/**
+ * Reads a JSON request body of at most `maxBytes` (413 beyond, 400 when not JSON or nested too
+ * deeply; empty is `{}`). A declared length over the limit is refused before a byte is read.
+ */
 export async function readJsonBody(request: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(request.headers['content-length'] ?? 0)
+  if (declared > maxBytes) throw new HttpError(413, `request body over ${maxBytes} bytes`)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of request as AsyncIterable<Buffer>) {
@@ -24,9 +31,11 @@ export async function readJsonBody(request: IncomingMessage, maxBytes: number): 
     if (size > maxBytes) throw new HttpError(413, `request body over ${maxBytes} bytes`)
     chunks.push(chunk)
   }
+  const text = Buffer.concat(chunks).toString('utf8') || '{}'
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}')
-  } catch {
+    return parseBoundedJson(text, { maxBytes })
+  } catch (error) {
+    if (error instanceof MessageTooDeepError) throw new HttpError(400, error.message)
     throw new HttpError(400, 'request body is not JSON')
   }
 }

@@ -12,7 +12,10 @@ export interface JoinClaims {
   role: Role
   /** Expiry, seconds since the epoch. */
   exp: number
-  /** Unique token id (lets an operator revoke one link, and names the participant in logs). */
+  /**
+   * Unique id of the link: names it in logs and bounds the peers it may have connected at once. Links
+   * are not revocable one by one yet: they end with their event (its expiry, or the operator ending it).
+   */
   jti: string
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
 import { z } from 'zod'
 import { type Logger, logger as makeLogger } from '../peer/protocol/logger.ts'
@@ -12,9 +13,14 @@ import {
   signJoinToken,
   verifyJoinToken,
 } from './join-token.ts'
+import { acceptWebSocket, guardedServer, sendOrDrop } from './guard.ts'
 import { HttpError, readJsonBody, sendJson as json } from './http.ts'
 import { Metrics } from './metrics.ts'
-import { staticFiles } from './static-files.ts'
+import { parseBoundedJson } from '../peer/protocol/json-limits.ts'
+import { serverLimits } from '../peer/protocol/defaults.ts'
+import { CrowdmeshError, InvalidMessageError } from '../peer/protocol/errors.ts'
+import { parseMessage } from '../peer/protocol/schemas.ts'
+import { appPagePolicy, staticFiles } from './static-files.ts'
 
 /** Options of the signaling server; each defaults as documented. */
 export interface SignalingInit {
@@ -34,6 +40,8 @@ export interface SignalingInit {
   maxBodyBytes?: number
   /** Largest signaling message over WebSocket, bytes (default 64 KiB). */
   maxSignalBytes?: number
+  /** Signaling connections one link may hold open at once (default `serverLimits.maxPeersPerLink`). */
+  maxPeersPerLink?: number
   /** Signaling messages one peer may send per second before it is cut off (default 50). */
   maxSignalsPerSecond?: number
   /**
@@ -114,8 +122,12 @@ export async function startSignaling(
   const events = new Map<string, EventRecord>()
   const metrics = new Metrics()
   const webApp = init.webAppDir === undefined ? undefined : staticFiles(init.webAppDir)
-  // Signaling peers by event, then by peer id (the token's jti).
+  // Signaling peers by event, then by peer id: each connection's own, never the link's jti, since
+  // everyone at an event may open the same link.
   const peers = new Map<string, Map<string, WebSocket>>()
+  // Open signaling connections per link (its token's jti): one link holds a bounded number.
+  const perLink = new Map<string, number>()
+  const maxPeersPerLink = init.maxPeersPerLink ?? serverLimits.maxPeersPerLink
   let baseUrl = ''
 
   const createEvent = (name: string, ttlSeconds = 12 * 3600) => {
@@ -144,22 +156,21 @@ export async function startSignaling(
     return { event: id, joinLinks }
   }
 
-  const server: Server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => {
-      const status = error instanceof HttpError ? error.status : 500
-      if (status === 500) log.error(`request failed: ${(error as Error).stack ?? String(error)}`)
-      metrics.count('crowdmesh_signaling_requests_total', { status: String(status) })
-      if (!response.headersSent)
-        json(response, status, { error: status === 500 ? 'internal error' : (error as Error).message })
-      else response.end()
-    })
-  })
+  const server: Server = guardedServer(
+    {
+      request: (request, response, url) => handle(request, response, url),
+      upgrade: (request, socket, head, url) => upgrade(request, socket, head, url),
+    },
+    {
+      name: 'signaling',
+      onAnswer: (status) => metrics.count('crowdmesh_signaling_requests_total', { status: String(status) }),
+    },
+    log,
+  )
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const url = new URL(request.url ?? '/', 'http://localhost')
+  async function handle(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname
     if (request.method === 'GET' && path === '/health') {
-      metrics.count('crowdmesh_signaling_requests_total', { status: '200' })
       return json(response, 200, { status: 'ok', events: events.size, signalingPeers: countPeers() })
     }
     if (request.method === 'GET' && path === '/metrics') {
@@ -197,15 +208,17 @@ export async function startSignaling(
       const claims = verify(url.searchParams.get('token') ?? '', undefined)
       const event = events.get(claims.event)!
       metrics.count('crowdmesh_signaling_bootstraps_total')
+      const peer = connectionId(claims.jti)
       return json(response, 200, {
         event: event.id,
         name: event.name,
         role: claims.role,
-        peer: claims.jti,
+        // A name of this joiner alone (TURN's username, logs): many people share one link.
+        peer,
         coordinatorPeerId: event.coordinatorPeerId ?? null,
         relayAddrs: event.relayAddrs,
         recordingServer: event.recordingServer ?? null,
-        iceServers: iceServers(claims.jti),
+        iceServers: iceServers(peer),
         expiresAt: claims.exp,
       })
     }
@@ -225,7 +238,11 @@ export async function startSignaling(
       // page's Record link); otherwise the participant app.
       const recorder = claims.role === 'recorder' || url.searchParams.get('record') === '1'
       const app = await webApp?.index(recorder ? 'record.html' : 'index.html')
-      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+      response.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': appPagePolicy,
+      })
       return void response.end(
         app ??
           page(
@@ -276,21 +293,13 @@ export async function startSignaling(
 
   // SDP/ICE relay for simple-peer: each socket is a peer of one event, named by its token's id.
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxSignal })
-  server.on('upgrade', (request, socket, head) => {
-    const url = new URL(request.url ?? '/', 'http://localhost')
-    let claims: JoinClaims
-    let serves: RecordingServerBootstrap | undefined
-    try {
-      if (url.pathname !== '/signal') throw new HttpError(404, 'no such socket')
-      claims = verify(url.searchParams.get('token') ?? '', undefined)
-      serves = recordingServerOf(claims, url.searchParams)
-    } catch (error) {
-      const status = error instanceof HttpError ? error.status : 400
-      socket.end(`HTTP/1.1 ${status} Refused\r\ncontent-type: text/plain\r\n\r\n${(error as Error).message}`)
-      return
-    }
-    sockets.handleUpgrade(request, socket, head, (ws) => attach(ws, claims, serves))
-  })
+  function upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    if (url.pathname !== '/signal') throw new HttpError(404, 'no such socket')
+    const claims = verify(url.searchParams.get('token') ?? '', undefined)
+    const serves = recordingServerOf(claims, url.searchParams)
+    upgradeAllowed(claims)
+    acceptWebSocket(sockets, request, socket, head, (ws) => attach(ws, claims, serves))
+  }
 
   /**
    * `/signal?token=…&serve=recordings&url=…`: the event's server peer for recordings registers for
@@ -315,18 +324,25 @@ export async function startSignaling(
     }
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || raw.length > 500)
       throw new HttpError(400, 'url: the recording server URL must be http(s) and at most 500 characters')
-    return { peer: claims.jti, url: url.origin }
+    return { peer: '', url: url.origin }
   }
 
-  function attach(ws: WebSocket, claims: JoinClaims, serves?: RecordingServerBootstrap): void {
+  function upgradeAllowed(claims: JoinClaims): void {
+    if ((perLink.get(claims.jti) ?? 0) >= maxPeersPerLink)
+      throw new HttpError(429, `this link already has ${maxPeersPerLink} peers connected`)
+  }
+
+  function attach(ws: WebSocket, claims: JoinClaims, registering?: RecordingServerBootstrap): void {
     let room = peers.get(claims.event)
     if (room === undefined) {
       room = new Map()
       peers.set(claims.event, room)
     }
-    room.get(claims.jti)?.close(4409, 'replaced by a newer connection of the same peer')
-    room.set(claims.jti, ws)
+    const id = connectionId(claims.jti)
+    room.set(id, ws)
+    perLink.set(claims.jti, (perLink.get(claims.jti) ?? 0) + 1)
     const event = events.get(claims.event)
+    const serves = registering === undefined ? undefined : { ...registering, peer: id }
     if (serves !== undefined && event !== undefined) {
       event.recordingServer = serves
       log(`event ${claims.event}: recordings served at ${serves.url}`)
@@ -335,7 +351,7 @@ export async function startSignaling(
     const perSecond = serves === undefined ? maxSignalsPerSecond : maxSignalsPerSecond * 20
     let windowStart = Date.now()
     let inWindow = 0
-    ws.send(JSON.stringify({ type: 'welcome', peer: claims.jti, event: claims.event }))
+    ws.send(JSON.stringify({ type: 'welcome', peer: id, event: claims.event }))
     ws.on('message', (raw, binary) => {
       const now = Date.now()
       if (now - windowStart >= 1000) {
@@ -349,28 +365,39 @@ export async function startSignaling(
       }
       let message: z.infer<typeof signalSchema>
       try {
-        if (binary) throw new Error('binary messages are not signaling')
-        message = signalSchema.parse(JSON.parse(Buffer.from(raw as Buffer).toString('utf8')))
-      } catch {
+        if (binary) throw new InvalidMessageError('(root)', 'binary messages are not signaling')
+        // Parsed with size and depth limits: data nested 10,000 deep overflowed the stack in
+        // JSON.stringify below and took the process down.
+        message = parseMessage(
+          signalSchema,
+          parseBoundedJson(Buffer.from(raw as Buffer).toString('utf8'), { maxBytes: maxSignal }),
+        )
+      } catch (error) {
         metrics.count('crowdmesh_signaling_signals_refused_total', { reason: 'malformed' })
-        ws.send(JSON.stringify({ type: 'error', error: 'a signaling message is JSON {to, data}' }))
+        const reason = error instanceof CrowdmeshError ? error.message : 'malformed'
+        sendOrDrop(
+          ws,
+          JSON.stringify({ type: 'error', error: `a signaling message is JSON {to, data}: ${reason}` }),
+        )
         return
       }
       const target = room.get(message.to)
       if (target === undefined || target.readyState !== WebSocket.OPEN) {
-        ws.send(JSON.stringify({ type: 'error', error: `peer ${message.to} is not connected` }))
+        sendOrDrop(ws, JSON.stringify({ type: 'error', error: `peer ${message.to} is not connected` }))
         return
       }
       metrics.count('crowdmesh_signaling_signals_total')
-      target.send(JSON.stringify({ type: 'signal', from: claims.jti, data: message.data }))
+      // A peer that does not read its socket is dropped, not buffered for (sendOrDrop).
+      sendOrDrop(target, JSON.stringify({ type: 'signal', from: id, data: message.data }))
     })
     ws.on('close', () => {
       if (serves !== undefined && event?.recordingServer === serves) event.recordingServer = undefined
-      if (room.get(claims.jti) === ws) room.delete(claims.jti)
+      if (room.get(id) === ws) room.delete(id)
       if (room.size === 0) peers.delete(claims.event)
+      const left = (perLink.get(claims.jti) ?? 1) - 1
+      if (left === 0) perLink.delete(claims.jti)
+      else perLink.set(claims.jti, left)
     })
-    // A payload over maxPayload makes ws close the socket with 1009; only that peer is affected.
-    ws.on('error', () => ws.terminate())
   }
 
   function countPeers(): number {
@@ -405,6 +432,11 @@ export async function startSignaling(
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+/** A peer id of one connection (or one bootstrap): the link's id and a random part. */
+function connectionId(jti: string): string {
+  return `${jti}.${randomBytes(6).toString('base64url')}`
 }
 
 function page(title: string, body: string): string {

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { basename, extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type FrameKey, seal } from '../protocol/frame-keys.ts'
 import type { Frame } from '../protocol/job.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { guardedServer } from '../../signaling/guard.ts'
+import { HttpError } from '../../signaling/http.ts'
 
 /** A running frame store. */
 export interface FrameStore {
@@ -30,50 +33,52 @@ const types: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg
  * way they fetch any URL. Only published frames are served, each under a random path (nothing is
  * listable and no request names a file on disk), streamed with backpressure.
  */
-export async function startFrameStore(init: { host?: string; port?: number } = {}): Promise<FrameStore> {
+export async function startFrameStore(
+  init: { host?: string; port?: number } = {},
+  components: { logger?: Logger } = {},
+): Promise<FrameStore> {
+  const log = components.logger ?? makeLogger('crowdmesh:mesh:frames')
   const files = new Map<string, string>()
   const sealed = new Map<string, Uint8Array>()
   // One URL per file: a frame index that reuses an image keeps participants' decoded copy warm.
   const urls = new Map<string, string>()
-  const server: Server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname
-    const readable = request.method === 'GET' || request.method === 'HEAD'
-    const bytes = readable ? sealed.get(path) : undefined
-    if (bytes !== undefined) {
-      response.writeHead(200, {
-        'content-type': 'application/octet-stream',
-        'content-length': bytes.length,
-        'cache-control': 'public, max-age=31536000, immutable',
-        'access-control-allow-origin': '*',
-      })
-      return void response.end(request.method === 'HEAD' ? undefined : bytes)
-    }
-    const file = readable ? files.get(path) : undefined
-    if (file === undefined) {
-      response.writeHead(404, { 'content-type': 'text/plain', 'access-control-allow-origin': '*' })
-      return void response.end('no such frame\n')
-    }
-    stat(file).then(
-      (info) => {
+  const server: Server = guardedServer(
+    {
+      request: async (request, response, { pathname: path }) => {
+        // Browser participants fetch frames from the join page's origin (the signaling server).
+        response.setHeader('access-control-allow-origin', '*')
+        const readable = request.method === 'GET' || request.method === 'HEAD'
+        if (!readable) throw new HttpError(405, 'frames are only read')
+        const bytes = sealed.get(path)
+        if (bytes !== undefined) {
+          response.writeHead(200, {
+            'content-type': 'application/octet-stream',
+            'content-length': bytes.length,
+            'cache-control': 'public, max-age=31536000, immutable',
+          })
+          return void response.end(request.method === 'HEAD' ? undefined : bytes)
+        }
+        const file = files.get(path)
+        if (file === undefined) throw new HttpError(404, 'no such frame')
+        const info = await stat(file).catch(() => undefined)
+        if (info === undefined) throw new HttpError(410, 'frame no longer available')
         response.writeHead(200, {
           'content-type': types[extname(file).toLowerCase()] ?? 'application/octet-stream',
           'content-length': info.size,
           // A frame never changes once published.
           'cache-control': 'public, max-age=31536000, immutable',
-          // Browser participants fetch frames from the join page's origin (the signaling server).
-          'access-control-allow-origin': '*',
         })
         if (request.method === 'HEAD') return void response.end()
+        // Streamed with backpressure; a reader that goes away ends the read too.
         const stream = createReadStream(file)
         stream.on('error', () => response.destroy())
+        response.once('close', () => stream.destroy())
         stream.pipe(response)
       },
-      () => {
-        response.writeHead(410, { 'content-type': 'text/plain' })
-        response.end('frame no longer available\n')
-      },
-    )
-  })
+    },
+    { name: 'frame store' },
+    log,
+  )
   await new Promise<void>((resolve) => server.listen(init.port ?? 0, init.host ?? '127.0.0.1', resolve))
   const { address, port } = server.address() as AddressInfo
   const url = `http://${address}:${port}`

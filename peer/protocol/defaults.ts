@@ -154,3 +154,38 @@ export const recorderDefaults = {
   /** How long the link must stay recovered before stepping back up (doubled after a failed step up). */
   recoverMs: 15_000,
 } as const
+
+/**
+ * Limits every server of an event holds strangers to (signaling, frame store, server peer), applied
+ * by the one request guard (`signaling/guard.ts`). README, "Security", lists them.
+ */
+export const serverLimits = {
+  /** Largest JSON message or body a server parses, bytes (a route may set less). */
+  maxJsonBytes: 64 * 1024,
+  /** Deepest nesting of arrays and objects in any JSON a server parses. */
+  maxJsonDepth: 32,
+  /** Largest request line and headers together, bytes (Node's default). */
+  maxHeaderBytes: 16 * 1024,
+  /** A request's headers must arrive within this long, ms (slowloris). */
+  headersTimeoutMs: 10_000,
+  /** A whole request (headers and body) must arrive within this long, ms; responses are not limited. */
+  requestTimeoutMs: 30_000,
+  /** An idle keep-alive connection is closed after this long, ms. */
+  keepAliveTimeoutMs: 5_000,
+  /**
+   * Open connections from one IP address (HTTP and WebSocket together). Generous on purpose: the
+   * phones at a venue often share one public address behind the venue's NAT.
+   */
+  maxConnectionsPerIp: 1024,
+  /** Open connections to one server in all. */
+  maxConnections: 8192,
+  /**
+   * Peers one join link may have connected at once (signaling sockets; the mesh counts its own).
+   * Everyone at an event may open the same participant link, so this bounds a leaked link, not a crowd.
+   */
+  maxPeersPerLink: 1000,
+  /** A WebSocket peer must say hello (its first message) within this long, ms. */
+  helloTimeoutMs: 5_000,
+  /** Bytes a server lets wait in a WebSocket's send buffer before it drops that peer as too slow. */
+  maxSocketBufferedBytes: 1024 * 1024,
+} as const

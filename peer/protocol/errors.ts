@@ -70,3 +70,10 @@ export class GpuContextLostError extends CrowdmeshError {
 
 /** This browser offers no WebGL the compute backend can use (neither WebGL 2 nor WebGL 1 with high-precision floats). */
 export class GpuUnavailableError extends CrowdmeshError {}
+
+/** A message nests arrays or objects deeper than the limit (checked before it is parsed). */
+export class MessageTooDeepError extends CrowdmeshError {
+  constructor(limit: number) {
+    super(`message nests deeper than ${limit} levels`)
+  }
+}

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { messageLimits } from './defaults.ts'
-import { InvalidMessageError, MessageTooLargeError } from './errors.ts'
+import { InvalidMessageError } from './errors.ts'
+import { parseBoundedJson } from './json-limits.ts'
 import type { Block, BlockResult, Frame, VertexJob } from './job.ts'
 
 /**
@@ -79,18 +80,9 @@ export function parseMessage<T>(schema: z.ZodType<T>, data: unknown): T {
   throw new InvalidMessageError(field, issue.message)
 }
 
-/** Parses a JSON control message with a size limit. */
+/** Parses a JSON control message with size and depth limits (`json-limits.ts`). */
 export function parseJsonMessage<T>(schema: z.ZodType<T>, text: string): T {
-  const size = Buffer.byteLength(text)
-  if (size > messageLimits.maxControlBytes)
-    throw new MessageTooLargeError(size, messageLimits.maxControlBytes)
-  let data: unknown
-  try {
-    data = JSON.parse(text)
-  } catch (cause) {
-    throw new InvalidMessageError('(root)', `not JSON: ${(cause as Error).message}`)
-  }
-  return parseMessage(schema, data)
+  return parseMessage(schema, parseBoundedJson(text, { maxBytes: messageLimits.maxControlBytes }))
 }
 
 /** Typed parsers for the messages above. */

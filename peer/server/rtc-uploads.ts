@@ -21,7 +21,7 @@ export interface RtcUploadsInit {
 
 /** The server peer's WebRTC side, while it runs. */
 export interface RtcUploads {
-  /** Its signaling peer id (the operator link's). */
+  /** Its signaling peer id: its current signaling connection's (empty until registered). */
   readonly peer: string
   /** Recorders connected over WebRTC now. */
   readonly connected: number
@@ -109,6 +109,7 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
     }
   }
 
+  let ownPeer = ''
   // One signaling socket at a time, reopened while the server runs.
   void (async () => {
     let failures = 0
@@ -121,13 +122,15 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
       const onAbort = () => ws.close()
       init.signal.addEventListener('abort', onAbort, { once: true })
       ws.addEventListener('message', (event) => {
-        let message: { type?: string; from?: unknown; data?: unknown }
+        let message: { type?: string; from?: unknown; data?: unknown; peer?: unknown }
         try {
           message = JSON.parse(String(event.data)) as typeof message
         } catch {
           return
         }
         if (message.type === 'welcome') {
+          // Each signaling connection has its own peer id: recorders find it in the bootstrap.
+          if (typeof message.peer === 'string') ownPeer = message.peer
           failures = 0
           log(`registered with ${base} as the server peer for recordings`)
           registered.resolve()
@@ -146,7 +149,9 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   })()
 
   return {
-    peer: bootstrap.peer,
+    get peer() {
+      return ownPeer
+    },
     get connected() {
       return connected
     },
