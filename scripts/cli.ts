@@ -6,6 +6,7 @@ import { releaseWebRTC } from '../peer/mesh/node-webrtc.ts'
 import { CrowdmeshError } from '../peer/protocol/errors.ts'
 import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'
+import { fuzzCommand } from './commands/fuzz.ts'
 import { joinCommand } from './commands/join.ts'
 import { recordCommand } from './commands/record.ts'
 import { serveCommand } from './commands/serve.ts'
@@ -36,6 +37,10 @@ const commands: Record<string, Command> = {
   record: {
     summary: 'upload a media file as a recorder does, publish it, and print its share link',
     run: recordCommand,
+  },
+  fuzz: {
+    summary: 'send hostile input to every listener of an event; check it stays up and leaks nothing',
+    run: fuzzCommand,
   },
   bench: {
     summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON',
@@ -72,7 +77,8 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     await command.run(rest)
-    return 0
+    // A command that found a failure (fuzz, a check) sets the exit code itself.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`crowdmesh ${name}: ${error.message}\nRun "crowdmesh ${name} --help" for usage.\n`)

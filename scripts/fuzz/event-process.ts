@@ -1,0 +1,117 @@
+/*
+ * The event under fuzz, in a process of its own: the same parts `crowdmesh start` runs (signaling,
+ * coturn when installed, the circuit relay, the coordinator and its host, the frame store, the
+ * server peer for recordings), with frames queued one after another for as long as it runs, so a
+ * participant keeps completing frames while strangers attack. Its parent talks to it over IPC:
+ * `ready` once it serves, `diagnostics` on request (heap after a full collection, open file
+ * descriptors, child processes, frames completed). It ends when its parent disconnects.
+ *
+ * Run as `node --expose-gc scripts/fuzz/event-process.ts '{"root":"…","grid":16}'` with an IPC channel.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { datasetJob } from '../../peer/local/run-job.ts'
+import { startEvent } from '../../peer/mesh/event.ts'
+import { eventTopics } from '../../peer/mesh/gossip.ts'
+import { startRecordingServer } from '../../peer/server/recording-server.ts'
+import { resolveDataset } from '../options.ts'
+
+/** What the event process tells its parent once it serves. */
+export interface FuzzEventReady {
+  type: 'ready'
+  pid: number
+  event: string
+  joinLinks: Record<string, string>
+  signaling: string
+  frameStore: string
+  recordings: string
+  relayAddrs: string[]
+  coordinatorPeerId: string
+  topics: string[]
+}
+
+/** The event process's resources at one moment. */
+export interface FuzzDiagnostics {
+  type: 'diagnostics'
+  /** V8 heap in use after a full collection, bytes. */
+  heapUsed: number
+  /** Open file descriptors (sockets, files, pipes). */
+  fds: number
+  /** Live child processes (coturn, ffmpeg). */
+  children: number
+  framesCompleted: number
+  participants: number
+}
+
+/** Child processes of `pid` now, from /proc. */
+export function childrenOf(pid: number): number[] {
+  const children: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // Field 4 is the parent's pid; the command name (field 2) may hold spaces, so split after it.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid) children.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children
+}
+
+if (process.argv[1] === import.meta.filename) {
+  const init = JSON.parse(process.argv[2] ?? '{}') as { root: string; grid?: number; dataset?: string }
+  const dataset = await resolveDataset(init.dataset, undefined, () => {})
+  const job = datasetJob(dataset, init.grid ?? 16)
+  const event = await startEvent({ coordinator: { job }, name: 'fuzz' })
+  const recordings = await startRecordingServer({ root: init.root, eventLink: event.joinLinks.operator! })
+  await recordings.rtc?.registered()
+
+  // One frame at a time, a new one shortly after each completes, until the parent goes.
+  let next = 0
+  let stopping = false
+  const queueFrame = () => {
+    if (stopping) return
+    const index = next++
+    for (const frame of dataset.frames) event.addFrame({ ...frame, index })
+  }
+  event.coordinator.on('frameComplete', () => setTimeout(queueFrame, 250))
+  queueFrame()
+
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    await recordings.close()
+    await event.stop()
+    process.exit(0)
+  }
+  process.on('disconnect', () => void stop())
+  process.on('SIGTERM', () => void stop())
+  process.on('message', (message: { type?: string }) => {
+    if (message.type !== 'diagnostics') return
+    ;(globalThis as { gc?: () => void }).gc?.()
+    const stats = event.coordinator.statistics()
+    const reply: FuzzDiagnostics = {
+      type: 'diagnostics',
+      heapUsed: process.memoryUsage().heapUsed,
+      fds: readdirSync('/proc/self/fd').length,
+      children: childrenOf(process.pid).length,
+      framesCompleted: stats.framesCompleted,
+      participants: event.host.participants,
+    }
+    process.send?.(reply)
+  })
+  const ready: FuzzEventReady = {
+    type: 'ready',
+    pid: process.pid,
+    event: event.event,
+    joinLinks: event.joinLinks,
+    signaling: event.signaling.url,
+    frameStore: event.frames.url,
+    recordings: recordings.url,
+    relayAddrs: event.relay.getMultiaddrs().map(String),
+    coordinatorPeerId: event.node.peerId.toString(),
+    topics: Object.values(eventTopics(event.event)),
+  }
+  process.send?.(ready)
+}

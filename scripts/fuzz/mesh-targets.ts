@@ -1,0 +1,171 @@
+import type { Stream } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import fc from 'fast-check'
+import { FrameDecoder, FrameKind } from '../../peer/mesh/framing.ts'
+import { createMeshNode, type MeshNode } from '../../peer/mesh/node.ts'
+import { errorCodes, parseControl, toParticipantSchema, workProtocol } from '../../peer/mesh/work-protocol.ts'
+import type { FuzzEventReady } from './event-process.ts'
+import { hostileJsonText } from './inputs.ts'
+import type { Verdict } from './targets.ts'
+
+/** The mesh's side of a fuzz run: work-protocol streams and gossip from a stranger's libp2p node. */
+export interface MeshFuzzer {
+  /** Runs one batch of cases; each is `[target, verdict, input]`. */
+  batch(seed: number): Promise<[string, Verdict, unknown][]>
+  stop(): Promise<void>
+}
+
+/** One frame of a hostile work-protocol session, as bytes on the stream. */
+type WorkPiece =
+  | { hello: 'valid' | 'bad-token' | 'no-capability' }
+  | { control: string }
+  | { leaseRequest: number }
+  | { binary: number }
+  | { header: { kind: number; length: number } }
+
+const capability = { cores: 1, threadsPerSec: 10_000, dutyCycle: 1, backend: 'cpu' }
+
+/** Sessions: hello or not, requests before hello, garbage, oversized and truncated frames. */
+const workSession: fc.Arbitrary<WorkPiece[]> = fc.array(
+  fc.oneof(
+    {
+      weight: 2,
+      arbitrary: fc
+        .constantFrom('valid', 'bad-token', 'no-capability')
+        .map((hello) => ({ hello }) as WorkPiece),
+    },
+    {
+      weight: 3,
+      arbitrary: hostileJsonText.filter((t) => t.length < 60_000).map((control) => ({ control })),
+    },
+    { weight: 2, arbitrary: fc.nat(2 ** 32 - 1).map((leaseRequest) => ({ leaseRequest })) },
+    { weight: 2, arbitrary: fc.integer({ min: 0, max: 8192 }).map((binary) => ({ binary })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ kind: fc.integer({ min: 0, max: 255 }), length: fc.nat(2 ** 32 - 1) })
+        .map((header) => ({ header })),
+    },
+  ),
+  { minLength: 1, maxLength: 6 },
+)
+
+/** Gossip a stranger publishes on the event's topics. */
+const gossipMessage = fc.record({
+  topic: fc.nat(2),
+  data: fc.oneof(
+    hostileJsonText.map((t) => new TextEncoder().encode(t)),
+    fc.uint8Array({ maxLength: 4096 }),
+  ),
+})
+
+function frame(kind: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + payload.length)
+  out[0] = kind
+  new DataView(out.buffer).setUint32(1, payload.length, true)
+  out.set(payload, 5)
+  return out
+}
+
+function encodePiece(piece: WorkPiece, token: string): Uint8Array {
+  const json = (value: unknown) => frame(FrameKind.control, new TextEncoder().encode(JSON.stringify(value)))
+  if ('hello' in piece)
+    return json({
+      type: 'hello',
+      token: piece.hello === 'bad-token' ? `${token.slice(0, -2)}xx` : token,
+      ...(piece.hello !== 'no-capability' && { capability }),
+      agent: 'fuzz',
+    })
+  if ('control' in piece) return frame(FrameKind.control, new TextEncoder().encode(piece.control))
+  if ('leaseRequest' in piece)
+    return json({ type: 'lease-request', requestId: piece.leaseRequest, capability })
+  if ('binary' in piece) return frame(FrameKind.binary, new Uint8Array(piece.binary).fill(7))
+  // A header alone: a declared length that never arrives (truncated) or is far over the limit.
+  const header = new Uint8Array(5)
+  header[0] = piece.header.kind
+  new DataView(header.buffer).setUint32(1, piece.header.length, true)
+  return header
+}
+
+/**
+ * A stranger's libp2p node on the event's mesh (dialled through the relay over WebRTC, as a
+ * participant's is), holding a valid participant link: the attacker the event must survive.
+ */
+export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
+  const token = ready.joinLinks.participant!.slice(ready.joinLinks.participant!.lastIndexOf('/') + 1)
+  const node: MeshNode = await createMeshNode({ relayAddrs: ready.relayAddrs })
+  const coordinator = multiaddr(`${ready.relayAddrs[0]}/p2p-circuit/webrtc/p2p/${ready.coordinatorPeerId}`)
+  for (const topic of ready.topics) node.services.gossip.subscribe(topic)
+
+  const openStream = async (): Promise<Stream | string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await node.dialProtocol(coordinator, workProtocol, { signal: AbortSignal.timeout(20_000) })
+      } catch (error) {
+        if (attempt === 3) return (error as Error).message
+        // The coordinator closes a connection that broke the protocol; dial a fresh one.
+        await node.hangUp(coordinator).catch(() => {})
+        await new Promise((r) => setTimeout(r, 200 * attempt))
+      }
+    }
+  }
+
+  async function workCase(pieces: WorkPiece[]): Promise<Verdict> {
+    const stream = await openStream()
+    if (typeof stream === 'string') return { ok: false, why: `could not open a work stream: ${stream}` }
+    let problem: string | undefined
+    const decoder = new FrameDecoder()
+    const reading = (async () => {
+      try {
+        for await (const chunk of stream) {
+          const parts = chunk instanceof Uint8Array ? [chunk] : [...chunk]
+          for (const part of parts)
+            for (const answer of decoder.push(part)) {
+              if (answer.kind !== FrameKind.control) continue
+              try {
+                const message = parseControl(toParticipantSchema, answer.payload)
+                if (message.type === 'error' && !errorCodes.includes(message.code))
+                  problem ??= `unknown error code ${message.code}`
+              } catch (error) {
+                problem ??= `answered outside the protocol: ${(error as Error).message}`
+              }
+            }
+        }
+      } catch {
+        // the coordinator closed or reset the stream: a clear end
+      }
+    })()
+    for (const piece of pieces) {
+      if (stream.status !== 'open') break
+      try {
+        if (!stream.send(encodePiece(piece, token)))
+          await stream.onDrain({ signal: AbortSignal.timeout(2000) })
+      } catch {
+        break
+      }
+    }
+    await Promise.race([reading, new Promise((r) => setTimeout(r, 300))])
+    stream.abort(new Error('fuzz case over'))
+    await reading
+    return problem === undefined ? { ok: true } : { ok: false, why: problem }
+  }
+
+  return {
+    async batch(seed) {
+      const cases: [string, Verdict, unknown][] = []
+      for (const pieces of fc.sample(workSession, { numRuns: 3, seed }))
+        cases.push(['libp2p:work', await workCase(pieces), pieces])
+      for (const message of fc.sample(gossipMessage, { numRuns: 3, seed })) {
+        // Publishing may find no subscribed peer yet; what matters is that the event survives it.
+        await node.services.gossip
+          .publish(ready.topics[message.topic % ready.topics.length]!, message.data)
+          .catch(() => undefined)
+        cases.push(['libp2p:gossip', { ok: true }, message])
+      }
+      return cases
+    },
+    stop: async () => {
+      await node.stop()
+    },
+  }
+}
