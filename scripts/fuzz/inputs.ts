@@ -20,10 +20,7 @@ export const hostileJsonText: fc.Arbitrary<string> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .tuple(
-        fc.integer({ min: 20, max: 20_000 }),
-        fc.constantFrom('array', 'object') as fc.Arbitrary<'array' | 'object'>,
-      )
+      .tuple(fc.integer({ min: 20, max: 20_000 }), fc.constantFrom<'array' | 'object'>('array', 'object'))
       .map(([depth, kind]) => nestedJson(depth, kind)),
   },
   // Truncated JSON: a valid text cut short.
@@ -210,10 +207,8 @@ export const uploadSession: fc.Arbitrary<UploadStep[]> = fc.array(
       weight: 3,
       arbitrary: fc.record({
         kind: fc.constant('hello' as const),
-        recording: fc.constantFrom('valid', 'other', 'garbage') as fc.Arbitrary<
-          'valid' | 'other' | 'garbage'
-        >,
-        token: fc.constantFrom('valid', 'wrong', 'garbage') as fc.Arbitrary<'valid' | 'wrong' | 'garbage'>,
+        recording: fc.constantFrom<'valid' | 'other' | 'garbage'>('valid', 'other', 'garbage'),
+        token: fc.constantFrom<'valid' | 'wrong' | 'garbage'>('valid', 'wrong', 'garbage'),
       }),
     },
     {
@@ -221,9 +216,13 @@ export const uploadSession: fc.Arbitrary<UploadStep[]> = fc.array(
       arbitrary: fc.record({
         kind: fc.constant('chunk' as const),
         seq: fc.nat(),
-        offset: fc.constantFrom('next', 'zero', 'far', 'negative', 'nan') as fc.Arbitrary<
-          'next' | 'zero' | 'far' | 'negative' | 'nan'
-        >,
+        offset: fc.constantFrom<'next' | 'zero' | 'far' | 'negative' | 'nan'>(
+          'next',
+          'zero',
+          'far',
+          'negative',
+          'nan',
+        ),
         bytes: fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.constant(1024 * 1024 + 1)),
       }),
     },
@@ -231,9 +230,7 @@ export const uploadSession: fc.Arbitrary<UploadStep[]> = fc.array(
       weight: 2,
       arbitrary: fc.record({
         kind: fc.constant('publish' as const),
-        bytes: fc.constantFrom('held', 'more', 'negative', 'huge') as fc.Arbitrary<
-          'held' | 'more' | 'negative' | 'huge'
-        >,
+        bytes: fc.constantFrom<'held' | 'more' | 'negative' | 'huge'>('held', 'more', 'negative', 'huge'),
       }),
     },
     { weight: 2, arbitrary: hostileJsonText.map((text) => ({ kind: 'text' as const, text })) },

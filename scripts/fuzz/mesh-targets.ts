@@ -31,8 +31,8 @@ const workSession: fc.Arbitrary<WorkPiece[]> = fc.array(
     {
       weight: 2,
       arbitrary: fc
-        .constantFrom('valid', 'bad-token', 'no-capability')
-        .map((hello) => ({ hello }) as WorkPiece),
+        .constantFrom<'valid' | 'bad-token' | 'no-capability'>('valid', 'bad-token', 'no-capability')
+        .map((hello): WorkPiece => ({ hello })),
     },
     {
       weight: 3,
