@@ -40,6 +40,8 @@ export interface SignalingInit {
   maxBodyBytes?: number
   /** Largest signaling message over WebSocket, bytes (default 64 KiB). */
   maxSignalBytes?: number
+  /** How often a signaling peer is pinged; one that has not answered the last ping is closed (ms). */
+  heartbeatMs?: number
   /** Signaling connections one link may hold open at once (default `serverLimits.maxPeersPerLink`). */
   maxPeersPerLink?: number
   /** Signaling messages one peer may send per second before it is cut off (default 50). */
@@ -293,6 +295,20 @@ export async function startSignaling(
 
   // SDP/ICE relay for simple-peer: each socket is a peer of one event, named by its token's id.
   const sockets = new WebSocketServer({ noServer: true, maxPayload: maxSignal })
+  // A peer that vanished without closing (a phone that lost the venue's Wi-Fi) is found by its
+  // missing pong and closed, so its place (and its link's) frees within two intervals.
+  const alive = new WeakSet<WebSocket>()
+  const heartbeat = setInterval(() => {
+    for (const ws of sockets.clients) {
+      if (!alive.has(ws)) {
+        ws.terminate()
+        continue
+      }
+      alive.delete(ws)
+      ws.ping()
+    }
+  }, init.heartbeatMs ?? serverLimits.heartbeatMs)
+  heartbeat.unref()
   function upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
     if (url.pathname !== '/signal') throw new HttpError(404, 'no such socket')
     const claims = verify(url.searchParams.get('token') ?? '', undefined)
@@ -340,6 +356,8 @@ export async function startSignaling(
     }
     const id = connectionId(claims.jti)
     room.set(id, ws)
+    alive.add(ws)
+    ws.on('pong', () => alive.add(ws))
     perLink.set(claims.jti, (perLink.get(claims.jti) ?? 0) + 1)
     const event = events.get(claims.event)
     const serves = registering === undefined ? undefined : { ...registering, peer: id }
@@ -426,6 +444,7 @@ export async function startSignaling(
     async close() {
       if (closed) return
       closed = true
+      clearInterval(heartbeat)
       for (const ws of sockets.clients) ws.terminate()
       sockets.close()
       server.closeAllConnections()

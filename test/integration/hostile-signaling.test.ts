@@ -178,4 +178,31 @@ describe('the signaling server and frame store under hostile input', () => {
     expect(deep.status).toBe(400)
     expect(((await deep.json()) as { error: string }).error).toMatch(/deeper than/)
   })
+
+  it('closes a signaling peer that stopped answering pings, and frees its place', async () => {
+    const quick = await startSignaling({ tokenSecret: 's', operatorKey: 'k', heartbeatMs: 100 })
+    try {
+      const created = (await (
+        await fetch(`${quick.url}/api/events`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+          body: '{}',
+        })
+      ).json()) as { joinLinks: Record<string, string> }
+      const url = `${quick.url.replace('http', 'ws')}/signal?token=${tokenOf(created.joinLinks.participant!)}`
+      // A vanished phone: its socket stays open but nothing answers.
+      const silent = new WebSocket(url, { autoPong: false })
+      const answering = new WebSocket(url)
+      const silentClosed = new Promise<number>((r) => silent.once('close', (code) => r(code)))
+      await new Promise((r) => answering.once('open', r))
+      const started = performance.now()
+      expect(await silentClosed).toBe(1006)
+      expect(performance.now() - started).toBeLessThan(2000)
+      await new Promise((r) => setTimeout(r, 300))
+      expect(answering.readyState).toBe(WebSocket.OPEN)
+      answering.close()
+    } finally {
+      await quick.close()
+    }
+  })
 })
