@@ -18,7 +18,9 @@ export interface TurnCredentials {
 /**
  * TURN credentials by the TURN REST convention that coturn implements with `use-auth-secret`:
  * username `<expiry-unix-time>:<id>`, password base64(HMAC-SHA1(secret, username)). coturn checks
- * them with the shared secret alone and refuses them after the expiry; nothing is stored.
+ * them with the shared secret alone and refuses them after the expiry; nothing is stored. coturn
+ * counts its `user-quota` (allocations held at once) per id, the part after the expiry: fresh
+ * credentials for the same id share one quota, so give each connection an id of its own.
  */
 export function turnCredentials(
   secret: string,

@@ -85,6 +85,41 @@ export const meshDefaults = {
   maxGossipBytes: 1024 * 1024,
   /** Dialing the coordinator (WebRTC through the relay) gives up after this long, ms. */
   dialTimeoutMs: 30_000,
+  /**
+   * Largest frame the coordinator accepts on a work stream before its hello succeeded: control
+   * frames only (a hello is under 3 KiB), so a peer that has not shown a token buffers next to nothing.
+   */
+  maxHelloBytes: 8 * 1024,
+  /**
+   * Bytes of unfinished frames the coordinator buffers across all work streams together: the stream
+   * whose bytes would pass it is refused (`busy`; the participant retries). 32 results of the
+   * scheduler's largest block at once, or about 500 of its default one.
+   */
+  maxBufferedBytes: 128 * 1024 * 1024,
+  /**
+   * A peer must show a valid join token on the relay (`/crowdmesh/admit/1`) within this long of
+   * connecting, or the relay disconnects it; until then it gets no reservation and no relayed
+   * connection, ms.
+   */
+  relayAdmitTimeoutMs: 10_000,
+  /**
+   * A peer connected to the coordinator must be welcomed (a hello with a valid token) within this
+   * long, or the coordinator disconnects it: a dial (`dialTimeoutMs`) plus the hello, ms.
+   */
+  coordinatorAdmitTimeoutMs: 40_000,
+  /**
+   * Peer ids one join link (its token's jti) may have admitted at once, on the relay and at the
+   * coordinator. Everyone at an event may open the same participant link: this bounds a leaked link,
+   * not a crowd.
+   */
+  maxPeersPerLink: 1000,
+  /**
+   * Gossipsub application score of a peer this node does not exchange gossip with (not admitted at
+   * the coordinator; anyone but the coordinator at a participant): below gossipsub's publish (−50)
+   * and gossip (−10) thresholds, so nothing is sent to it and nothing of it is forwarded, yet above
+   * its graylist (−80), so its subscriptions are still heard and count once it is admitted.
+   */
+  outsiderGossipScore: -60,
 } as const
 
 /** Frame image cache of a participant. */
@@ -184,8 +219,89 @@ export const serverLimits = {
    * Everyone at an event may open the same participant link, so this bounds a leaked link, not a crowd.
    */
   maxPeersPerLink: 1000,
+  /** Long-lived WebSockets (signaling) are pinged this often; no pong by the next ping closes them, ms. */
+  heartbeatMs: 20_000,
   /** A WebSocket peer must say hello (its first message) within this long, ms. */
   helloTimeoutMs: 5_000,
   /** Bytes a server lets wait in a WebSocket's send buffer before it drops that peer as too slow. */
   maxSocketBufferedBytes: 1024 * 1024,
+} as const
+
+/**
+ * The TURN relay (coturn) an event runs. README, "Security", explains the quotas. Every relayed allocation holds one relay port, so the whole server's quota is the
+ * size of its port range (`relayPorts`): past it coturn answers 486 rather than running out of ports.
+ */
+export const turnDefaults = {
+  /** Relay ports an event's coturn hands out, one per allocation: its `min-port`…`max-port` range. */
+  relayPorts: 200,
+  /**
+   * Allocations one TURN username may hold at once (coturn's `user-quota`). A browser needs one per
+   * local interface and peer connection, a handful; the 11th from one username is refused (486), so
+   * one leaked credential cannot take the relay's ports from everyone else.
+   */
+  userQuota: 10,
+} as const
+
+/** Children (coturn) that must die with the event's process, however it dies (`protocol/child-process.ts`). */
+export const orphanGuardDefaults = {
+  /** How long an orphaned child (its parent died) gets after SIGTERM before SIGKILL, ms. */
+  graceMs: 3000,
+} as const
+
+/**
+ * What the server peer for recordings (`peer/server/`) lets one recorder, viewer or stranger hold,
+ * on top of `serverLimits`. README, "Security", lists them.
+ */
+export const recordingLimits = {
+  /**
+   * Largest message on an upload connection before a valid hello, bytes. A hello is about 150 bytes
+   * of JSON; a larger frame is refused at its header (close 1009), never buffered.
+   */
+  maxPreHelloBytes: 1024,
+  /** An upload connection must say a valid hello within this long, ms. */
+  helloTimeoutMs: serverLimits.helloTimeoutMs,
+  /**
+   * An upload connection with no message for this long is closed, ms. A recorder sends a chunk
+   * every 500 ms while it records; a paused one reconnects when it has bytes again.
+   */
+  uploadIdleTimeoutMs: 120_000,
+  /**
+   * Recordings processed at once (each runs two ffmpeg processes). Bytes of one more recording are
+   * refused with `busy`; the recorder keeps them and retries.
+   */
+  maxProcessing: 8,
+  /**
+   * A recording's processing that got no new bytes for this long is stopped (its ffmpeg processes
+   * end), ms; its next bytes, or its publish, start it again from the stored bytes.
+   */
+  processingIdleMs: 120_000,
+  /** Viewers of one live recording at once; one more is answered 429. */
+  maxLiveViewers: 32,
+  /** A live stream that has not grown for this long ends, ms. */
+  liveStallMs: 30_000,
+  /**
+   * Largest recording, bytes (about 3.5 hours at the recorder's best quality); a chunk past it is
+   * refused with `too-large`.
+   */
+  maxRecordingBytes: 4 * 1024 ** 3,
+  /**
+   * Bytes the server's recordings may take in all, the recorders' bytes and the outputs made from
+   * them; past it, new recordings are refused (507) and chunks with `storage-full`.
+   */
+  maxTotalBytes: 200 * 1024 ** 3,
+  /** Free space kept on the recordings' disk (statfs); below it, as past `maxTotalBytes`, bytes. */
+  minFreeBytes: 2 * 1024 ** 3,
+  /**
+   * Recordings created and not yet published, in all; one more is refused (503) until some are
+   * published or swept. Bytes are bounded by the quota; this bounds folders and what is indexed.
+   */
+  maxUnpublishedRecordings: 10_000,
+  /** A recording never published that got no bytes for this long is deleted, ms. */
+  abandonedAfterMs: 48 * 3_600_000,
+  /** How often abandoned recordings are swept and the disk use measured again, ms. */
+  sweepIntervalMs: 10 * 60_000,
+  /** How long the signaling server's answer about a recorder's link is trusted, ms. */
+  authCacheMs: 30_000,
+  /** Answers about recorders' links kept at once. */
+  maxAuthCacheEntries: 1024,
 } as const

@@ -12,6 +12,7 @@ import { vertexCount } from '../../peer/protocol/target-space.ts'
 import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
 import { startRecordingServer } from '../../peer/server/recording-server.ts'
+import { type ProcessEnding, processEnding } from '../process-ending.ts'
 import { progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh start [options]
@@ -53,6 +54,22 @@ Options:
 
 /** `crowdmesh start` (and `npm start`). */
 export async function startCommand(args: string[]): Promise<void> {
+  // SIGINT, SIGTERM and uncaught errors stop the event in order (coturn included), then end the
+  // process by that signal, or with the error (exit code 1).
+  const ending = processEnding()
+  try {
+    await runStart(args, ending)
+  } catch (error) {
+    if (!ending.signal.aborted) throw error
+    // The stop went on regardless; say what else went wrong before ending for the first cause.
+    if (error !== ending.signal.reason) process.stderr.write(`crowdmesh start: ${String(error)}\n`)
+  } finally {
+    ending.dispose()
+  }
+  ending.settle()
+}
+
+async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
   const values = parseCommand(
     args,
     {
@@ -87,6 +104,7 @@ export async function startCommand(args: string[]): Promise<void> {
   const out = resolve(stringOption(values, 'out') ?? join('out', `start-${dataset.name}`))
   const job = datasetJob(dataset, grid)
 
+  ending.signal.throwIfAborted()
   const event = await startEvent({
     coordinator: { job },
     name: dataset.name,
@@ -109,11 +127,9 @@ export async function startCommand(args: string[]): Promise<void> {
           throw error
         })
   const participants: ParticipantProcess[] = []
-  const controller = new AbortController()
-  const interrupt = () => controller.abort()
-  process.once('SIGINT', interrupt)
-  process.once('SIGTERM', interrupt)
   try {
+    // A signal while the event was starting: stop it at once.
+    ending.signal.throwIfAborted()
     if (json)
       emit({
         type: 'ready',
@@ -197,7 +213,7 @@ export async function startCommand(args: string[]): Promise<void> {
         outcomes.push(writeFrame(outcome, report))
         if (--remaining === 0) resolveAll()
       })
-      controller.signal.addEventListener('abort', () => reject(new UsageError('interrupted')), { once: true })
+      ending.signal.addEventListener('abort', () => reject(ending.signal.reason as Error), { once: true })
     })
     const writeFrame = async (outcome: FrameOutcome, report: FrameReport) => {
       const folder = frameIndices.length > 1 ? join(out, `frame-${outcome.frameIndex}`) : out
@@ -274,13 +290,11 @@ export async function startCommand(args: string[]): Promise<void> {
           .map((p) => `…${p.id.slice(-6)} ${p.threadsProcessed} threads`)
           .join(', ')}`,
       )
-    if (values.stay === true) {
+    if (values.stay === true && !ending.signal.aborted) {
       say('  the event stays open; Ctrl-C ends it')
-      await new Promise<void>((r) => controller.signal.addEventListener('abort', () => r(), { once: true }))
+      await new Promise<void>((r) => ending.signal.addEventListener('abort', () => r(), { once: true }))
     }
   } finally {
-    process.off('SIGINT', interrupt)
-    process.off('SIGTERM', interrupt)
     await recordings?.close()
     await event.stop()
     await Promise.all(participants.map((p) => p.stop()))

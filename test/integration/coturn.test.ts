@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { turnDefaults } from '../../peer/protocol/defaults.ts'
 import { CoturnSupervisor, privateRanges } from '../../relay/coturn.ts'
 import { stunBinding } from '../../relay/stun-probe.ts'
 import { turnCredentials } from '../../relay/turn-credentials.ts'
+import { allocate, type AllocateResult } from '../support/turn-allocate.ts'
 
 const port = 34_000 + Math.floor(Math.random() * 2000)
 const peerPort = port + 3000
@@ -60,7 +59,6 @@ beforeAll(async () => {
     secret,
     deniedPeerRanges: privateRanges,
     allowLoopbackPeers: true,
-    workDir: await mkdtemp(join(tmpdir(), 'crowdmesh-turn-')),
   })
   await turn.start()
   peer = spawn('turnutils_peer', ['-p', String(peerPort), '-L', '127.0.0.1'], { stdio: 'ignore' })
@@ -72,6 +70,17 @@ afterAll(async () => {
   await turn?.stop()
   await turn?.stop()
 })
+
+/** Allocations for `username` one after the other, each on its own socket, until `count`. */
+async function allocations(username: string, password: string, count: number, into: AllocateResult[]) {
+  const codes: (number | undefined)[] = []
+  for (let i = 0; i < count; i++) {
+    const result = await allocate('127.0.0.1', port, username, password)
+    into.push(result)
+    codes.push(result.errorCode)
+  }
+  return codes
+}
 
 describe('coturn with the project’s credentials', () => {
   it('answers STUN once started', async () => {
@@ -91,6 +100,48 @@ describe('coturn with the project’s credentials', () => {
     const result = await uclient(forged.username, forged.credential)
     expect(result.received).toBe(0)
     expect(result.output).toMatch(/Cannot complete Allocation/)
+  })
+
+  it('refuses one username past its quota (486) while another username still gets an allocation', async () => {
+    const held: AllocateResult[] = []
+    try {
+      const hog = turnCredentials(secret, 'hog', 600)
+      const quota = turnDefaults.userQuota
+      const codes = await allocations(hog.username, hog.credential, quota + 1, held)
+      expect(codes.slice(0, quota)).toEqual(Array(quota).fill(undefined))
+      expect(codes[quota]).toBe(486)
+      // coturn counts the id after the expiry: a fresh credential for the same id gets no fresh quota.
+      const again = turnCredentials(secret, 'hog', 900)
+      expect(await allocations(again.username, again.credential, 1, held)).toEqual([486])
+      const neighbour = turnCredentials(secret, 'neighbour', 600)
+      expect(await allocations(neighbour.username, neighbour.credential, 1, held)).toEqual([undefined])
+    } finally {
+      await Promise.all(held.map((a) => a.release()))
+    }
+  })
+
+  it('refuses past the whole server’s quota (486) before its relay ports run out (508)', async () => {
+    const small = new CoturnSupervisor({
+      ...turn.options,
+      port: port + 500,
+      minPort: port + 600,
+      maxPort: port + 604,
+    })
+    await small.start()
+    const held: AllocateResult[] = []
+    try {
+      const codes: (number | undefined)[] = []
+      for (let i = 0; i < 6; i++) {
+        const c = turnCredentials(secret, `guest-${i}`, 600)
+        const result = await allocate('127.0.0.1', port + 500, c.username, c.credential)
+        held.push(result)
+        codes.push(result.errorCode)
+      }
+      expect(codes).toEqual([undefined, undefined, undefined, undefined, undefined, 486])
+    } finally {
+      await Promise.all(held.map((a) => a.release()))
+      await small.stop()
+    }
   })
 
   it('is restarted when it dies, and relays again', async () => {
