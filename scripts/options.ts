@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -102,10 +103,16 @@ export async function resolveDataset(
     const shared = defaultDataset()
     if (shared !== undefined) return loadMiddlebury(shared, box)
   }
-  const generated = join(tmpdir(), `crowdmesh-synthetic-${process.pid}`)
-  say(
-    `${dir === undefined ? 'templeSparseRing not found; generating' : 'generating'} the synthetic scene in ${generated}`,
-  )
-  await writeSyntheticDataset(defaultScene(), generated)
+  // One folder for every run (the scene is deterministic), made whole before it is named: a run
+  // leaves nothing behind per process, and two runs at once never read a half-written scene.
+  const generated = join(tmpdir(), 'crowdmesh-synthetic-v1')
+  if (!existsSync(join(generated, 'synthetic_par.txt'))) {
+    say(
+      `${dir === undefined ? 'templeSparseRing not found; generating' : 'generating'} the synthetic scene in ${generated}`,
+    )
+    const staging = await mkdtemp(`${generated}-`)
+    await writeSyntheticDataset(defaultScene(), staging)
+    await rename(staging, generated).catch(() => rm(staging, { recursive: true, force: true }))
+  }
   return loadMiddlebury(generated, box)
 }

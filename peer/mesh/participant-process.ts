@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { spawnGuarded } from '../protocol/child-process.ts'
 import { EventEmitter } from 'node:events'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -41,7 +42,8 @@ export class ParticipantProcess extends EventEmitter<{ event: [ReceivedEvent]; e
     if (init.cores !== undefined) args.push('--cores', String(init.cores))
     if (init.relayOnly === true) args.push('--relay-only')
     const [command, ...rest] = [...(init.wrapper ?? []), process.execPath, ...args]
-    this.child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
+    // Guarded: a local participant ends with the event that started it, even one SIGKILLed.
+    this.child = spawnGuarded(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString()).slice(-4000)
     })
