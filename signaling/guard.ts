@@ -137,6 +137,12 @@ export function guardedServer(routes: GuardedRoutes, init: GuardInit, log: Logge
       await routes.request(request, response, requestUrl(request.url))
       status = response.statusCode
     } catch (error) {
+      // The client went away mid-request (a body cut short): nobody to answer, and not our bug.
+      if (request.destroyed && !request.complete) {
+        response.destroy()
+        init.onAnswer?.(499)
+        return
+      }
       status = statusOf(error)
       if (status === 500)
         log.error(`${init.name}: ${request.method} failed: ${(error as Error)?.stack ?? String(error)}`)

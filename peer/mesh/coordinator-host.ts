@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { GossipSub } from '@libp2p/gossipsub'
-import type { Connection, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Coordinator, FrameReport, RejectedResult } from '../coordinator/coordinator.ts'
 import { colouredVertices, type FrameOutcome } from '../coordinator/outcome.ts'
@@ -15,8 +15,25 @@ import {
 } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { levelSpace } from '../protocol/target-space.ts'
-import { type Frame, FrameKind, FramedStream } from './framing.ts'
-import { type CoordinatorStatus, encodeJson, encodeOutcome, eventTopics } from './gossip.ts'
+import { LinkFullError } from './admission.ts'
+import { AdmissionGate } from './admission-gate.ts'
+import {
+  type Frame,
+  FrameKind,
+  FrameKindRefusedError,
+  FramedStream,
+  frameLimits,
+  helloFrameLimits,
+  ReceiveBudget,
+  ReceiveBudgetError,
+} from './framing.ts'
+import {
+  type CoordinatorStatus,
+  coordinatorValidators,
+  encodeJson,
+  encodeOutcome,
+  eventTopics,
+} from './gossip.ts'
 import { TokenBucket } from './rate-limit.ts'
 import {
   decodeResultFrame,
@@ -31,14 +48,26 @@ import {
 /** The libp2p node a coordinator host runs on: any mesh node with gossipsub. */
 export type GossipNode = Libp2p<{ gossip: GossipSub }>
 
-/** Limits the host enforces per participant; each defaults from `meshDefaults`. */
+/** Limits the host enforces; each defaults from the `meshDefaults` field of the same name. */
 export interface HostLimits {
+  /** Messages one participant may send per second, sustained, and its burst above that. */
   requestsPerSecond: number
   requestBurst: number
+  /** Requests refused within 10 s after which a flooding participant's stream is closed. */
   maxRefused: number
+  /** A work stream without a successful hello within this long is refused and closed, ms. */
   helloTimeoutMs: number
   statusIntervalMs: number
+  /** Bytes of unfinished frames buffered across all work streams together (`busy` past it). */
+  maxBufferedBytes: number
+  /** A peer connected to the coordinator without a successful hello within this long is disconnected, ms (`coordinatorAdmitTimeoutMs`). */
+  admitTimeoutMs: number
+  /** Peer ids one link may have welcomed at once. */
+  maxPeersPerLink: number
 }
+
+/** How long a refused peer has to read the error before its stream is aborted, ms. */
+const refuseGraceMs = 2000
 
 /** Options of a coordinator host. */
 export interface CoordinatorHostInit {
@@ -76,6 +105,8 @@ interface Session {
   waiting: boolean
   /** Frame keys of the keyed leases it holds, by lease id: its results open with them. */
   readonly keys: Map<number, FrameKey>
+  /** Refused: its stream is closing; nothing it sends is handled any more. */
+  closing: boolean
 }
 
 /**
@@ -85,6 +116,11 @@ interface Session {
  * outcome is gossiped. A participant that sends something malformed or oversized gets a clear error
  * and its stream is closed (its leases go back to the queue); one that floods is refused, then cut
  * off. Nothing a participant sends can stop the host serving the others.
+ *
+ * Until its hello succeeds a stream may send one small control frame, nothing binary; unfinished
+ * frames of all streams together are bounded (`maxBufferedBytes`). A peer is admitted by its hello:
+ * only admitted peers exchange gossip with the coordinator (`isAdmitted`), one link holds at most
+ * `maxPeersPerLink` of them, and a peer connected without a hello in time is disconnected.
  */
 export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   readonly event: string
@@ -96,6 +132,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private readonly log: Logger
   private readonly topics: ReturnType<typeof eventTopics>
   private readonly sessions = new Map<string, Session>()
+  private readonly budget: ReceiveBudget
+  private readonly gate: AdmissionGate
   /** Per-frame keys by frame index, while the frame is open (see `protocol/frame-keys.ts`). */
   private readonly frameKeys = new Map<number, FrameKey>()
   private latestOutcome: Uint8Array | undefined
@@ -116,11 +154,29 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       maxRefused: meshDefaults.maxRefused,
       helloTimeoutMs: meshDefaults.helloTimeoutMs,
       statusIntervalMs: meshDefaults.statusIntervalMs,
+      maxBufferedBytes: meshDefaults.maxBufferedBytes,
+      admitTimeoutMs: meshDefaults.coordinatorAdmitTimeoutMs,
+      maxPeersPerLink: meshDefaults.maxPeersPerLink,
       ...init.limits,
     }
     this.clock = components.clock
     this.log = components.logger ?? makeLogger('crowdmesh:mesh:host')
     this.topics = eventTopics(init.event)
+    this.budget = new ReceiveBudget(this.limits.maxBufferedBytes)
+    this.gate = new AdmissionGate(
+      { admitTimeoutMs: this.limits.admitTimeoutMs, maxPeersPerLink: this.limits.maxPeersPerLink },
+      { node: this.node, clock: this.clock, logger: makeLogger('crowdmesh:mesh:host:admission') },
+    )
+  }
+
+  /** Whether `peer` is admitted: connected, and welcomed after a hello with a valid token. */
+  isAdmitted(peer: PeerId | string): boolean {
+    return this.gate.isAdmitted(peer)
+  }
+
+  /** Bytes of unfinished frames buffered now, all work streams together. */
+  get bufferedBytes(): number {
+    return this.budget.used
   }
 
   /** Participants connected and past hello. */
@@ -135,12 +191,15 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     this.frameKeys.set(frameIndex, key)
   }
 
-  /** Starts serving: the protocol handler, the coordinator's events, the status gossip. */
+  /** Starts serving: admission, the protocol handler, the coordinator's events, the status gossip. */
   async start(): Promise<void> {
+    await this.gate.start()
     await this.node.handle(workProtocol, (stream, connection) => void this.serve(stream, connection), {
       maxInboundStreams: 4,
     })
     const gossip = this.node.services.gossip
+    for (const [topic, validator] of coordinatorValidators(this.event, (peer) => this.gate.isAdmitted(peer)))
+      gossip.topicValidators.set(topic, validator)
     // The coordinator subscribes to its own topics so gossipsub grafts participants into its mesh.
     for (const topic of Object.values(this.topics)) gossip.subscribe(topic)
     const on = <
@@ -213,6 +272,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     this.clock.clearTimer(this.statusTimer)
     for (const off of this.unlisten.splice(0)) off()
     await this.node.unhandle(workProtocol).catch(() => {})
+    for (const topic of Object.values(this.topics)) this.node.services.gossip.topicValidators.delete(topic)
+    await this.gate.stop()
     await Promise.all(
       [...this.sessions.values()].map(async (session) => {
         this.send(session, { type: 'error', code: 'shutting-down', message: 'the event has ended' })
@@ -227,13 +288,19 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     if (this.stopped) return void stream.abort(new Error('shutting down'))
     const session: Session = {
       participantId,
-      framed: new FramedStream(stream),
+      // Until hello: one small control frame. Every stream's unfinished frames share one budget.
+      framed: new FramedStream(stream, {
+        limits: helloFrameLimits,
+        limitsLabel: 'before hello',
+        budget: this.budget,
+      }),
       bucket: new TokenBucket(this.limits.requestsPerSecond, this.limits.requestBurst, this.clock.now()),
       label: undefined,
       refused: 0,
       refusedSince: this.clock.now(),
       waiting: false,
       keys: new Map(),
+      closing: false,
     }
     // One stream per participant: a newer one (after a reconnect) replaces the older.
     const older = this.sessions.get(participantId)
@@ -248,7 +315,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     }, this.limits.helloTimeoutMs)
     try {
       for await (const frame of session.framed.frames()) {
-        if (this.sessions.get(participantId) !== session) break
+        if (this.sessions.get(participantId) !== session || session.closing) break
         await this.receive(session, frame)
       }
     } catch (error) {
@@ -302,7 +369,14 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       } catch (error) {
         throw new ProtocolError('unauthorized', (error as Error).message)
       }
+      try {
+        this.gate.admit(session.participantId, label)
+      } catch (error) {
+        if (error instanceof LinkFullError) throw new ProtocolError('link-full', error.message)
+        throw error
+      }
       session.label = label
+      session.framed.setLimits(frameLimits)
       // Known from now on (push mode offers it work at once; pull mode waits for its request).
       this.coordinator.handleParticipantJoined(session.participantId, message.capability)
       this.send(session, {
@@ -366,21 +440,24 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     this.send(session, { type: 'ack', requestId, accepted, ...(error !== undefined && { error }) })
   }
 
-  /** Sends a clear error and closes the participant's stream. */
+  /**
+   * Sends a clear error and closes the participant's stream: gracefully, so the error reaches it,
+   * then aborted after a grace period whatever the peer does (a peer that keeps its side open and
+   * keeps sending is cut off rather than read on).
+   */
   private async refuse(session: Session, error: CrowdmeshError): Promise<void> {
-    const code =
-      error instanceof ProtocolError && (errorCodes as readonly string[]).includes(error.code)
-        ? (error.code as (typeof errorCodes)[number])
-        : error instanceof MessageTooLargeError
-          ? 'too-large'
-          : 'invalid-message'
+    if (session.closing) return
+    session.closing = true
+    const code = errorCode(error)
     this.log(`${session.participantId}: refused (${code}): ${error.message}`)
     this.emit('refused', { participantId: session.participantId, code, message: error.message })
     this.send(session, { type: 'error', code, message: error.message })
-    // Close gracefully so the error reaches the peer; abort if it does not drain in time.
-    const timer = setTimeout(() => session.framed.stream.abort(new Error(code)), 2000)
+    const stream = session.framed.stream
+    const timer = setTimeout(() => stream.abort(new Error(code)), refuseGraceMs)
+    // A timer of a stream already gone must not keep a finished process alive.
+    timer.unref?.()
     await session.framed.close().catch(() => {})
-    clearTimeout(timer)
+    if (stream.status === 'closed') clearTimeout(timer)
   }
 
   private send(session: Session, message: ToParticipant): void {
@@ -417,6 +494,17 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       .publish(this.topics.job, encodeJson(this.status()))
       .catch((error: unknown) => this.log(`status gossip failed: ${(error as Error).message}`))
   }
+}
+
+/** The code a refusal is sent with. */
+function errorCode(error: CrowdmeshError): (typeof errorCodes)[number] {
+  if (error instanceof ProtocolError && (errorCodes as readonly string[]).includes(error.code))
+    return error.code as (typeof errorCodes)[number]
+  if (error instanceof MessageTooLargeError) return 'too-large'
+  if (error instanceof FrameKindRefusedError) return 'protocol'
+  if (error instanceof ReceiveBudgetError) return 'busy'
+  if (error instanceof LinkFullError) return 'link-full'
+  return 'invalid-message'
 }
 
 /** The request id of a control message, if it has a readable one (to answer a refused request). */

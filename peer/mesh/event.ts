@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Libp2p } from 'libp2p'
 import { verifyJoinToken } from '../../signaling/join-token.ts'
 import { type SignalingInit, type SignalingServer, startSignaling } from '../../signaling/server.ts'
@@ -12,6 +11,7 @@ import { createRelayNode } from '../../relay/circuit-relay.ts'
 import { CoturnSupervisor, findTurnserver, privateRanges } from '../../relay/coturn.ts'
 import { Coordinator, type CoordinatorInit } from '../coordinator/coordinator.ts'
 import { systemClock } from '../protocol/clock.ts'
+import { turnDefaults } from '../protocol/defaults.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { type FrameKey, generateFrameKey } from '../protocol/frame-keys.ts'
 import type { Frame } from '../protocol/job.ts'
@@ -44,8 +44,14 @@ export interface EventInit {
   turnRelayIp?: string
   /** Local address the coordinator's WebRTC binds to (default: every interface). */
   coordinatorIceBindAddress?: string
-  /** Per-participant limits of the work protocol. */
+  /** Limits of the coordinator's work protocol and admission (`HostLimits`). */
   limits?: Partial<HostLimits>
+  /**
+   * The relay's admission: a peer must show a valid participant or operator link's token within
+   * `admitTimeoutMs` of connecting (default `meshDefaults.relayAdmitTimeoutMs`), and one link holds at
+   * most `maxPeersPerLink` peers (default `meshDefaults.maxPeersPerLink`).
+   */
+  admission?: { admitTimeoutMs?: number; maxPeersPerLink?: number }
   /**
    * Per-frame keys (off by default): each frame's images are served sealed with a key of that frame
    * alone, its leases carry the key, and results come back sealed with it (`protocol/frame-keys.ts`).
@@ -110,7 +116,6 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       } else {
         const port = await freeUdpPort(host)
         const secret = randomBytes(24).toString('base64url')
-        const workDir = await mkdtemp(join(tmpdir(), 'crowdmesh-coturn-'))
         const relayIp = init.turnRelayIp ?? host
         const loopback = relayIp.startsWith('127.')
         const supervisor = new CoturnSupervisor({
@@ -118,23 +123,18 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
           port,
           relayIp,
           minPort: port + 1,
-          maxPort: port + 200,
+          maxPort: port + turnDefaults.relayPorts,
           realm: 'crowdmesh',
           secret,
           // On loopback the relay must reach loopback peers; every other private range stays denied.
           deniedPeerRanges: loopback ? privateRanges.filter((r) => !r.startsWith('127.')) : privateRanges,
           allowLoopbackPeers: loopback,
-          workDir,
+          // No workDir: the supervisor makes a private temp folder for the configuration and secret,
+          // and removes it on stop, or through coturn's watchdog when this process dies unstopped.
         })
         await supervisor.start()
         turn = supervisor
-        stops.push([
-          'coturn',
-          async () => {
-            await supervisor.stop()
-            await rm(workDir, { recursive: true, force: true })
-          },
-        ])
+        stops.push(['coturn', () => supervisor.stop()])
         ice = {
           stunUrls: [`stun:${host}:${port}`],
           turnUrls: [`turn:${host}:${port}?transport=udp`],
@@ -153,12 +153,25 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     stops.push(['signaling', () => signaling.close()])
     const frames = await startFrameStore({ host })
     stops.push(['frame store', () => frames.close()])
+    const { event, joinLinks } = signaling.createEvent(init.name ?? init.coordinator.job.jobId)
+    // One check for the relay's admission and the coordinator's hello: a link of this event that may
+    // compute. Its jti names the link, whose admitted peers are counted.
+    const computeLink = (token: string): string => {
+      const claims = verifyJoinToken(token, tokenSecret, { event })
+      if (claims.role !== 'participant' && claims.role !== 'operator')
+        throw new CrowdmeshError(`a ${claims.role} link cannot compute for the event`)
+      return claims.jti
+    }
+    // The coordinator's identity is known before its node starts, so the relay can trust it by peer id.
+    const coordinatorKey = await generateKeyPair('Ed25519')
+    const coordinatorPeer = peerIdFromPrivateKey(coordinatorKey).toString()
 
     let relayPort = init.relayPort ?? 0
     const relayInit = () => ({
       host,
       port: relayPort,
       ...(init.relayKey !== undefined && { privateKey: init.relayKey }),
+      admission: { ...init.admission, verify: computeLink, trustedPeers: [coordinatorPeer] },
     })
     let relay = await createRelayNode(relayInit())
     relayPort = Number(/\/tcp\/(\d+)/.exec(relay.getMultiaddrs()[0]!.toString())![1])
@@ -166,30 +179,29 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     const relayAddrs = relay.getMultiaddrs().map(String)
 
     // The coordinator needs no TURN of its own: a relay-only participant's TURN relay reaches it directly.
+    // It gossips only with the participants its host welcomed.
+    const welcomed: { by?: CoordinatorHost } = {}
     const node = await createMeshNode({
       relayAddrs,
+      privateKey: coordinatorKey,
+      gossipPeers: (peer) => welcomed.by?.isAdmitted(peer) === true,
       ...(init.coordinatorIceBindAddress !== undefined && { iceBindAddress: init.coordinatorIceBindAddress }),
     })
     stops.push(['coordinator node', () => node.stop() as Promise<void>])
     await reserved(node)
     const coordinator = new Coordinator(init.coordinator, { clock: systemClock })
     stops.push(['coordinator', () => Promise.resolve(coordinator.stop())])
-    const { event, joinLinks } = signaling.createEvent(init.name ?? init.coordinator.job.jobId)
     const coordinatorHost = new CoordinatorHost(
       {
         node,
         coordinator,
         event,
-        authorize: (token) => {
-          const claims = verifyJoinToken(token, tokenSecret, { event })
-          if (claims.role !== 'participant' && claims.role !== 'operator')
-            throw new CrowdmeshError(`a ${claims.role} link cannot compute for the event`)
-          return claims.jti
-        },
+        authorize: computeLink,
         ...(init.limits !== undefined && { limits: init.limits }),
       },
       { clock: systemClock },
     )
+    welcomed.by = coordinatorHost
     await coordinatorHost.start()
     stops.push(['host', () => coordinatorHost.stop()])
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })

@@ -171,8 +171,9 @@ export function encodeJson(message: CoordinatorStatus | Presence): Uint8Array {
 }
 
 /**
- * The validators a peer installs for an event: messages on the coordinator's topics must be signed
- * by the coordinator and parse; presence must parse and stay small. Anything else is rejected
+ * The validators a participant installs for an event: it gossips with its coordinator alone, so any
+ * message forwarded by another peer is rejected; messages on the coordinator's topics must also be
+ * signed by the coordinator and parse; presence must parse and stay small. Anything else is rejected
  * (gossipsub then neither delivers nor forwards it, and lowers the forwarding peer's score).
  */
 export function eventValidators(
@@ -183,9 +184,11 @@ export function eventValidators(
   const fromCoordinator = (message: Message) => message.type === 'signed' && message.from.equals(coordinator)
   const check =
     (accept: (message: Message) => boolean) =>
-    (_peer: PeerId, message: Message): TopicValidatorResult => {
+    (peer: PeerId, message: Message): TopicValidatorResult => {
       try {
-        return accept(message) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+        return peer.equals(coordinator) && accept(message)
+          ? TopicValidatorResult.Accept
+          : TopicValidatorResult.Reject
       } catch {
         return TopicValidatorResult.Reject
       }
@@ -194,6 +197,36 @@ export function eventValidators(
     [topics.job, check((m) => fromCoordinator(m) && parseStatus(m.data) !== undefined)],
     [topics.outcome, check((m) => fromCoordinator(m) && decodeOutcome(m.data) !== undefined)],
     [topics.presence, check((m) => m.type === 'signed' && parsePresence(m.data) !== undefined)],
+  ])
+}
+
+/**
+ * The validators the coordinator installs for its event: nobody else publishes on its own topics,
+ * and presence counts only from a peer it admitted (a welcomed participant), signed by an admitted
+ * author, parsed and small.
+ */
+export function coordinatorValidators(
+  event: string,
+  admitted: (peer: PeerId) => boolean,
+): Map<string, (peer: PeerId, message: Message) => TopicValidatorResult> {
+  const topics = eventTopics(event)
+  const reject = () => TopicValidatorResult.Reject
+  const presence = (peer: PeerId, message: Message): TopicValidatorResult => {
+    try {
+      return admitted(peer) &&
+        message.type === 'signed' &&
+        admitted(message.from) &&
+        parsePresence(message.data) !== undefined
+        ? TopicValidatorResult.Accept
+        : TopicValidatorResult.Reject
+    } catch {
+      return TopicValidatorResult.Reject
+    }
+  }
+  return new Map([
+    [topics.job, reject],
+    [topics.outcome, reject],
+    [topics.presence, presence],
   ])
 }
 

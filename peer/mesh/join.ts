@@ -26,7 +26,7 @@ import {
 } from './gossip.ts'
 import { MeshLink } from './mesh-link.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
-import { workProtocol } from './work-protocol.ts'
+import { retryableCodes, workProtocol } from './work-protocol.ts'
 
 export { type Bootstrap, fetchBootstrap, JoinRefusedError, parseJoinLink } from './bootstrap.ts'
 
@@ -96,11 +96,20 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
     relayAddrs: bootstrap.relayAddrs.length,
     turn: bootstrap.iceServers.some((s) => s.urls.some((u) => u.startsWith('turn'))),
   })
-  const node = await createMeshNode({
-    relayAddrs: bootstrap.relayAddrs,
-    iceServers: bootstrap.iceServers,
-    ...(init.relayOnly === true && { relayOnly: true }),
-  })
+  // The relay admits this peer on the link's token; a refusal (another event's link, a full link)
+  // ends the join with the relay's reason.
+  const refusedByRelay = new AbortController()
+  const node = await createMeshNode(
+    {
+      relayAddrs: bootstrap.relayAddrs,
+      iceServers: bootstrap.iceServers,
+      ...(init.relayOnly === true && { relayOnly: true }),
+      admission: { token, onRefused: (error) => refusedByRelay.abort(error) },
+      // Gossip comes from the coordinator alone (it forwards the crowd's presence).
+      gossipPeers: (peer) => peer === coordinatorId,
+    },
+    { logger: log },
+  )
   init.onNode?.(node)
   const topics = eventTopics(bootstrap.event)
   const gossip = node.services.gossip
@@ -162,7 +171,7 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   try {
     while (!init.signal.aborted) {
       const session = new AbortController()
-      const signal = AbortSignal.any([init.signal, session.signal])
+      const signal = AbortSignal.any([init.signal, session.signal, refusedByRelay.signal])
       let ended: Error
       try {
         const dialStarted = performance.now()
@@ -230,11 +239,16 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
         if (stream.status === 'open') stream.abort(new Error('left'))
       } catch (error) {
         if (init.signal.aborted) break
+        if (refusedByRelay.signal.aborted)
+          throw new JoinRefusedError(
+            `the relay refused this participant: ${(refusedByRelay.signal.reason as Error).message}`,
+          )
         ended = error instanceof Error ? error : new Error(String(error))
       }
       total.ended = ended.message
-      // The coordinator refusing us, or ending the event, is final; a broken connection is retried.
-      const final = ended instanceof ProtocolError && ended.code !== 'rate-limited' ? ended : undefined
+      // The coordinator refusing us, or ending the event, is final; a broken connection, a busy or
+      // rate-limited coordinator, is retried.
+      const final = ended instanceof ProtocolError && !retryableCodes.has(ended.code) ? ended : undefined
       const willRetry = final === undefined && !init.signal.aborted && ++failures <= (init.maxReconnects ?? 5)
       emit({ type: 'disconnected', reason: ended.message, willRetry })
       if (final !== undefined) {

@@ -6,10 +6,13 @@ import { identify } from '@libp2p/identify'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { FaultTolerance, type PeerId, type PrivateKey } from '@libp2p/interface'
+import { type Connection, FaultTolerance, type PeerId, type PrivateKey } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { IceServer } from '../../relay/turn-credentials.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
+import type { CrowdmeshError } from '../protocol/errors.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { AdmissionRefusedError, LinkFullError, requestAdmission } from './admission.ts'
 
 /** Options of a mesh node. */
 export interface MeshNodeInit {
@@ -26,6 +29,20 @@ export interface MeshNodeInit {
   iceBindAddress?: string
   /** The node's identity (default: a new one); a coordinator that restarts keeps its peer id with it. */
   privateKey?: PrivateKey
+  /**
+   * The join token this node shows the relay on each connection to it (`/crowdmesh/admit/1`): an
+   * event's relay reserves no slot and relays nothing for a peer it has not admitted. `onRefused` is
+   * called once if the relay refuses it (`AdmissionRefusedError`, `LinkFullError`); the node then
+   * stops dialling the relay. Without it the node shows no token (the event's own coordinator,
+   * whom its relay trusts by peer id; tests on an open relay).
+   */
+  admission?: { token: string; onRefused?: (error: CrowdmeshError) => void }
+  /**
+   * The peers this node exchanges gossip with (default: any). Others are scored
+   * `meshDefaults.outsiderGossipScore`: nothing is published or forwarded to them, and they are kept
+   * out of the gossip mesh. A coordinator passes the peers it admitted; a participant, its coordinator.
+   */
+  gossipPeers?: (peer: string) => boolean
 }
 
 /** A mesh node: libp2p with gossipsub. */
@@ -38,7 +55,10 @@ export type MeshNode = Libp2p<{ identify: unknown; gossip: GossipSub }>
  * saw on libp2p 3 is that `/p2p-circuit` alone never reserves a slot on a relay known only by dialing
  * it, while this pair does, and the direct WebRTC connection follows about a second later on loopback.
  */
-export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
+export async function createMeshNode(
+  init: MeshNodeInit,
+  components: { logger?: Logger } = {},
+): Promise<MeshNode> {
   // A browser's RTCPeerConnection takes TURN credentials as given; node-datachannel needs them encoded.
   const inBrowser = 'document' in globalThis
   const rtcConfiguration: RTCConfiguration = {
@@ -47,7 +67,10 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
     // node-datachannel reads this extension of RTCConfiguration; browsers ignore it.
     ...(init.iceBindAddress !== undefined && { bindAddress: init.iceBindAddress }),
   }
+  const gossipPeers = init.gossipPeers
   const node = await createLibp2p({
+    // Started below, once the relay's admission listens for the first connection.
+    start: false,
     addresses: {
       // `/p2p-circuit` as well: a reservation made by discovery is made again when the relay comes
       // back after a restart (one made for a configured relay address is not), see `keepRelay`.
@@ -69,11 +92,65 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
         maxInboundDataLength: meshDefaults.maxGossipBytes + 4096,
         // An outcome is up to 1 MiB; a slow participant must not make the coordinator buffer without end.
         maxOutboundBufferSize: 16 * meshDefaults.maxGossipBytes,
+        scoreParams: {
+          appSpecificScore: (peer) =>
+            gossipPeers === undefined || gossipPeers(peer) ? 0 : meshDefaults.outsiderGossipScore,
+          appSpecificWeight: 1,
+          // Everyone at a venue may share one public address, and every relayed or TURN path shares
+          // the relay's: gossipsub's colocation penalty (−5 per peer past 10, squared) would push an
+          // event's crowd below the publish threshold. Admission bounds the peers instead.
+          IPColocationFactorWeight: 0,
+        },
       }),
     },
   })
-  keepRelay(node, init.relayAddrs)
+  const relay = keepRelay(node, init.relayAddrs)
+  if (init.admission !== undefined)
+    admitOnRelay(node, relay, init.admission, components.logger ?? makeLogger('crowdmesh:mesh:node'))
+  await node.start()
   return node
+}
+
+/**
+ * Shows the token to the relay on every new connection to it (a relay restart, a network change).
+ * A refusal is final: it is reported once and the relay is no longer dialled.
+ */
+function admitOnRelay(
+  node: Libp2p,
+  relay: RelayKeeper,
+  admission: NonNullable<MeshNodeInit['admission']>,
+  log: Logger,
+): void {
+  const stopped = new AbortController()
+  const onConnection = (event: CustomEvent<Connection>) => {
+    const connection = event.detail
+    if (!relay.peers.has(connection.remotePeer.toString()) || relay.refused) return
+    const signal = AbortSignal.any([stopped.signal, AbortSignal.timeout(meshDefaults.relayAdmitTimeoutMs)])
+    requestAdmission(connection, admission.token, signal).catch((error: unknown) => {
+      if (stopped.signal.aborted) return
+      // A refused token or a full link is final (the relay hangs up right after saying so); anything
+      // else (a slow admission, a dropped connection) is tried again on the next connection.
+      if (error instanceof AdmissionRefusedError || error instanceof LinkFullError) {
+        relay.refused = true
+        admission.onRefused?.(error)
+      } else log(`admission on the relay failed: ${(error as Error).message}`)
+    })
+  }
+  node.addEventListener('connection:open', onConnection)
+  node.addEventListener(
+    'stop',
+    () => {
+      stopped.abort()
+      node.removeEventListener('connection:open', onConnection)
+    },
+    { once: true },
+  )
+}
+
+/** The relay's peer ids, and whether it refused this node (then it is not dialled again). */
+interface RelayKeeper {
+  readonly peers: ReadonlySet<string | undefined>
+  refused: boolean
 }
 
 /**
@@ -81,7 +158,7 @@ export async function createMeshNode(init: MeshNodeInit): Promise<MeshNode> {
  * back-off, until the node stops: the circuit-relay transport then reserves a slot again, and peers
  * can reach this one through the relay once more. Direct WebRTC connections are unaffected meanwhile.
  */
-function keepRelay(node: Libp2p, relayAddrs: readonly string[]): void {
+function keepRelay(node: Libp2p, relayAddrs: readonly string[]): RelayKeeper {
   const relays = new Set(
     relayAddrs.map(
       (a) =>
@@ -90,11 +167,12 @@ function keepRelay(node: Libp2p, relayAddrs: readonly string[]): void {
           .find((c) => c.name === 'p2p')?.value,
     ),
   )
+  const keeper: RelayKeeper = { peers: relays, refused: false }
   let timer: ReturnType<typeof setTimeout> | undefined
   let attempt = 0
   const redial = () => {
     timer = undefined
-    if (node.status !== 'started') return
+    if (node.status !== 'started' || keeper.refused) return
     Promise.any(relayAddrs.map((a) => node.dial(multiaddr(a))))
       .then(() => {
         attempt = 0
@@ -104,7 +182,8 @@ function keepRelay(node: Libp2p, relayAddrs: readonly string[]): void {
       })
   }
   const onDisconnect = (event: CustomEvent<PeerId>) => {
-    if (relays.has(event.detail.toString()) && timer === undefined) timer = setTimeout(redial, 250)
+    if (relays.has(event.detail.toString()) && timer === undefined && !keeper.refused)
+      timer = setTimeout(redial, 250)
   }
   node.addEventListener('peer:disconnect', onDisconnect)
   node.addEventListener(
@@ -115,6 +194,7 @@ function keepRelay(node: Libp2p, relayAddrs: readonly string[]): void {
     },
     { once: true },
   )
+  return keeper
 }
 
 /**

@@ -48,7 +48,11 @@ export const toCoordinatorSchema = z.discriminatedUnion('type', [
 ])
 export type ToCoordinator = z.infer<typeof toCoordinatorSchema>
 
-/** Codes of the errors the coordinator sends before closing (or, for `rate-limited`, instead of answering). */
+/**
+ * Codes of the errors the coordinator sends before closing (or, for `rate-limited`, instead of
+ * answering). `busy` (too many unfinished frames buffered at once) and `rate-limited` are worth
+ * retrying; `link-full` means the link already has as many peers as it may hold.
+ */
 export const errorCodes = [
   'invalid-message',
   'too-large',
@@ -57,7 +61,12 @@ export const errorCodes = [
   'hello-timeout',
   'protocol',
   'shutting-down',
+  'busy',
+  'link-full',
 ] as const
+
+/** The codes a participant retries after (with back-off) rather than giving up. */
+export const retryableCodes: ReadonlySet<string> = new Set(['rate-limited', 'busy'])
 
 /** Coordinator → participant control messages. */
 export const toParticipantSchema = z.discriminatedUnion('type', [

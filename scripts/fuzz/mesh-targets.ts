@@ -93,7 +93,9 @@ function encodePiece(piece: WorkPiece, token: string): Uint8Array {
  */
 export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
   const token = ready.joinLinks.participant!.slice(ready.joinLinks.participant!.lastIndexOf('/') + 1)
-  const node: MeshNode = await createMeshNode({ relayAddrs: ready.relayAddrs })
+  // It shows the link's token to the relay, as every participant's node does: the attacker is a
+  // link holder, since a stranger without one is not relayed at all (mesh-security.test.ts).
+  const node: MeshNode = await createMeshNode({ relayAddrs: ready.relayAddrs, admission: { token } })
   const coordinator = multiaddr(`${ready.relayAddrs[0]}/p2p-circuit/webrtc/p2p/${ready.coordinatorPeerId}`)
   for (const topic of ready.topics) node.services.gossip.subscribe(topic)
 

@@ -168,11 +168,16 @@ export async function rtcUploadCase(
   steps: readonly UploadStep[],
   recording: FuzzRecording,
 ): Promise<Verdict> {
-  let connection: UploadConnection
-  try {
-    connection = await connect(AbortSignal.timeout(8000))
-  } catch (error) {
-    return { ok: false, why: `could not connect over WebRTC: ${(error as Error).message}` }
+  let connection: UploadConnection | undefined
+  // A negotiation now and then fails inside libdatachannel on a loaded machine (a candidate racing
+  // the description); the case is about the server's answers, so it gets a second try.
+  for (let attempt = 1; connection === undefined; attempt++) {
+    try {
+      connection = await connect(AbortSignal.timeout(8000))
+    } catch (error) {
+      if (attempt === 2)
+        return { ok: false, why: `could not connect over WebRTC: ${(error as Error).message}` }
+    }
   }
   let problem: string | undefined
   const reading = (async () => {

@@ -209,7 +209,11 @@ async function rawSession(
   frames: Uint8Array[],
   timeoutMs = 8000,
 ): Promise<{ answers: ToParticipant[]; closed: boolean }> {
-  const node = await createMeshNode({ relayAddrs: event.relay.getMultiaddrs().map(String) })
+  // The relay admits only peers that show a link's token.
+  const node = await createMeshNode({
+    relayAddrs: event.relay.getMultiaddrs().map(String),
+    admission: { token: tokenOf(event.joinLink) },
+  })
   raw.push(node)
   const target = multiaddr(
     `${event.relay.getMultiaddrs()[0]!.toString()}/p2p-circuit/webrtc/p2p/${event.node.peerId.toString()}`,

@@ -1,7 +1,16 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeFrame, FrameDecoder, FrameKind } from '../../peer/mesh/framing.ts'
+import { AdmissionBook } from '../../peer/mesh/admission.ts'
+import {
+  encodeFrame,
+  FrameDecoder,
+  FrameKind,
+  frameLimits,
+  helloFrameLimits,
+  ReceiveBudget,
+} from '../../peer/mesh/framing.ts'
 import { decodeOutcome, encodeOutcome } from '../../peer/mesh/gossip.ts'
+import { meshDefaults } from '../../peer/protocol/defaults.ts'
 import { InvalidMessageError, MessageTooLargeError } from '../../peer/protocol/errors.ts'
 
 describe('frame decoder', () => {
@@ -38,6 +47,80 @@ describe('frame decoder', () => {
     header[0] = FrameKind.control
     new DataView(header.buffer).setUint32(1, 1 << 20, true)
     expect(() => new FrameDecoder().push(header)).toThrow(MessageTooLargeError)
+  })
+})
+
+function header(kind: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(5)
+  bytes[0] = kind
+  new DataView(bytes.buffer).setUint32(1, length, true)
+  return bytes
+}
+
+describe('frame decoder before hello', () => {
+  it('refuses a binary frame, and a control frame over the hello limit, at the header', () => {
+    const binary = new FrameDecoder(helloFrameLimits, 'before hello')
+    expect(() => binary.push(header(FrameKind.binary, 100))).toThrow(
+      expect.objectContaining({
+        name: 'FrameKindRefusedError',
+        message: expect.stringMatching(/before hello/),
+      }),
+    )
+    const large = new FrameDecoder(helloFrameLimits)
+    expect(() => large.push(header(FrameKind.control, meshDefaults.maxHelloBytes + 1))).toThrow(
+      MessageTooLargeError,
+    )
+    // A hello-sized control frame passes.
+    const hello = new FrameDecoder(helloFrameLimits)
+    expect(hello.push(encodeFrame(FrameKind.control, new Uint8Array(1000)))).toHaveLength(1)
+  })
+
+  it('decodes one frame at a time, so limits changed after a frame apply to the next header', () => {
+    const decoder = new FrameDecoder(helloFrameLimits)
+    decoder.append(
+      Buffer.concat([
+        encodeFrame(FrameKind.control, new Uint8Array(3)),
+        encodeFrame(FrameKind.binary, new Uint8Array(9)),
+      ]),
+    )
+    expect(decoder.next()?.kind).toBe(FrameKind.control)
+    decoder.limits = frameLimits
+    expect(decoder.next()?.payload.length).toBe(9)
+    expect(decoder.pending).toBe(0)
+  })
+})
+
+describe('receive budget', () => {
+  it('takes what fits, refuses what would pass the limit, and gives back', () => {
+    const budget = new ReceiveBudget(100)
+    budget.take(60)
+    expect(() => budget.take(41)).toThrow(expect.objectContaining({ name: 'ReceiveBudgetError' }))
+    expect(budget.used).toBe(60)
+    budget.give(60)
+    budget.take(100)
+    expect(budget.used).toBe(100)
+  })
+})
+
+describe('admission book', () => {
+  it('holds at most maxPeersPerLink peers of one link, frees a place on release, counts no trusted peer', () => {
+    const book = new AdmissionBook(2)
+    book.admit('a', 'link')
+    book.admit('b', 'link')
+    book.admit('b', 'link')
+    expect(() => book.admit('c', 'link')).toThrow(
+      expect.objectContaining({ name: 'LinkFullError', message: expect.stringMatching(/2 peers/) }),
+    )
+    expect(book.has('c')).toBe(false)
+    book.admit('c', 'other')
+    book.admit('coordinator', undefined)
+    expect(book.count('link')).toBe(2)
+    book.release('a')
+    book.admit('d', 'link')
+    expect([book.has('a'), book.has('d'), book.size]).toEqual([false, true, 4])
+    // A peer moving to another link frees its place on the first.
+    book.admit('d', 'other')
+    expect(book.count('link')).toBe(1)
   })
 })
 
