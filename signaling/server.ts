@@ -238,7 +238,8 @@ export async function startSignaling(
       metrics.count('crowdmesh_signaling_joins_total', { result: 'ok' })
       // A recorder's link opens the recorder, and so does any link with ?record=1 (the participant
       // page's Record link); otherwise the participant app.
-      const recorder = claims.role === 'recorder' || url.searchParams.get('record') === '1'
+      const recorder =
+        claims.role === 'recorder' || (claims.role === 'operator' && url.searchParams.get('record') === '1')
       const app = await webApp?.index(recorder ? 'record.html' : 'index.html')
       response.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',

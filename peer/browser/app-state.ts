@@ -9,6 +9,8 @@ export interface AppState {
   notice: string
   event: string
   participantId: string
+  /** The link may create recordings (a recorder's or an operator's): the page offers to record. */
+  mayRecord: boolean
   /** What computes: the GPU through WebGL2 or WebGL1, or the processor. */
   backend: 'webgl2' | 'webgl1' | 'cpu' | ''
   /** The GPU as the browser names it ('' without WebGL). */
@@ -39,6 +41,7 @@ export function initialState(): AppState {
     notice: '',
     event: '',
     participantId: '',
+    mayRecord: false,
     backend: '',
     renderer: '',
     dutyCycle: schedulingDefaults.dutyCycle,

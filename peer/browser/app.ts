@@ -125,6 +125,8 @@ function onParticipantEvent(event: ParticipantEvent): void {
   switch (event.type) {
     case 'bootstrap':
       state.event = event.event
+      // Creating a recording takes a recorder's or an operator's link: only theirs offer it.
+      state.mayRecord = event.role === 'operator' || event.role === 'recorder'
       state.message = 'Connecting to the event…'
       break
     case 'welcome':
@@ -184,7 +186,7 @@ function renderShell() {
   const root = document.createElement('main')
   root.innerHTML = `
     <header>
-      <h1>crowdmesh <a class="record-link" href="?record=1" target="_blank" rel="noopener">Record your screen</a></h1>
+      <h1>crowdmesh <a class="record-link" data-id="recordLink" href="?record=1" target="_blank" rel="noopener" hidden>Record your screen</a></h1>
       <p class="status" data-id="status" role="status" aria-live="polite"></p>
     </header>
     <section class="viewer">
@@ -210,6 +212,7 @@ function renderShell() {
     frame: get('frame'),
     rate: get('rate'),
     viewerNote: get('viewerNote'),
+    recordLink: get<HTMLAnchorElement>('recordLink'),
     blocks: get('blocks'),
     share: get('share'),
     shareLabel: get('shareLabel'),
@@ -262,6 +265,7 @@ function update(): void {
   v.frame.textContent = state.frameIndex < 0 ? '' : `frame ${state.frameIndex}`
   v.rate.textContent = state.outcomes === 0 ? '' : `${state.outcomeRatePerMin} results/min`
   v.viewerNote.hidden = state.points > 0
+  v.recordLink.hidden = !state.mayRecord
   v.notice.hidden = state.notice === ''
   v.notice.textContent = state.notice
   const live = state.phase === 'computing' || state.phase === 'paused'

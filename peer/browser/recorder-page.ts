@@ -114,9 +114,14 @@ let current:
   { recorder: MediaRecorder; capture: Capture; uploader: Uploader; stop: () => Promise<void> } | undefined
 const clock = { started: 0, activeMs: 0 }
 
+/** This page's join token (the last part of its link). */
+function linkToken(): string {
+  return location.pathname.split('/').at(-1)!
+}
+
 /** The transports, best first: WebRTC through the event's signaling server, then the WebSocket. */
 function transports(): Connect[] {
-  const token = location.pathname.split('/').at(-1)!
+  const token = linkToken()
   const base = location.origin
   const rtc = connectRtc({
     signalUrl: `${base.replace(/^http/, 'ws')}/signal?token=${encodeURIComponent(token)}`,
@@ -204,14 +209,18 @@ async function record(): Promise<void> {
   }
   if (capture.notes.length > 0) state.notice = capture.notes.join(' ')
   const base = serverUrl()
+  // This page's link is what lets it record: the server checks its token with the event.
   const response = await fetch(`${base}/api/recordings`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${linkToken()}` },
     body: JSON.stringify({ mimeType, live: view.live.checked }),
   })
   if (!response.ok) {
     capture.stop()
-    return fail(`The server refused a new recording (${response.status}).`)
+    const reason = ((await response.json().catch(() => ({}))) as { error?: unknown }).error
+    return fail(
+      `The server refused a new recording (${response.status}${typeof reason === 'string' ? `: ${reason}` : ''}).`,
+    )
   }
   const created = (await response.json()) as { id: string; writeToken: string; shareId: string }
   const entry = {

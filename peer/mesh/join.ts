@@ -32,7 +32,15 @@ export { type Bootstrap, fetchBootstrap, JoinRefusedError, parseJoinLink } from 
 
 /** What a joined participant reports as it goes (the CLI prints these with --json). */
 export type ParticipantEvent =
-  | { type: 'bootstrap'; event: string; coordinatorPeerId: string; relayAddrs: number; turn: boolean }
+  | {
+      type: 'bootstrap'
+      event: string
+      /** The link's role: only a recorder's or an operator's may also record. */
+      role: string
+      coordinatorPeerId: string
+      relayAddrs: number
+      turn: boolean
+    }
   | { type: 'connected'; peerId: string; remoteAddr: string; ms: number }
   | { type: 'welcome'; participantId: string; jobId: string; ms: number }
   | { type: 'firstLease'; ms: number }
@@ -92,6 +100,7 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   emit({
     type: 'bootstrap',
     event: bootstrap.event,
+    role: bootstrap.role,
     coordinatorPeerId: coordinatorId,
     relayAddrs: bootstrap.relayAddrs.length,
     turn: bootstrap.iceServers.some((s) => s.urls.some((u) => u.startsWith('turn'))),

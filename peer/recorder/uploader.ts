@@ -15,6 +15,15 @@ import { encodeChunk, maxChunkBytes, type ToRecorder } from '../server/upload-pr
 /** The upload was refused for good (a wrong token, a published recording): retrying cannot help. */
 export class UploadRefusedError extends CrowdmeshError {}
 
+/** The server is processing as many recordings as it may: the upload retries, waiting longer each time. */
+export class UploadBusyError extends CrowdmeshError {}
+
+/** The uploader's error for a server's refusal: `busy` is retried, the others are final. */
+function refusal(answer: { code: string; message: string }): CrowdmeshError {
+  const text = `${answer.code}: ${answer.message}`
+  return answer.code === 'busy' ? new UploadBusyError(text) : new UploadRefusedError(text)
+}
+
 /** One connection to the server peer, WebRTC data channel or WebSocket. */
 export interface UploadConnection {
   /** What carries it: the page shows it. */
@@ -234,7 +243,7 @@ export class Uploader {
     }
     connection.send(JSON.stringify({ type: 'hello', recording: this.init.recording, token: this.init.token }))
     const ready = await next()
-    if (ready.type === 'error') throw new UploadRefusedError(`${ready.code}: ${ready.message}`)
+    if (ready.type === 'error') throw refusal(ready)
     if (ready.type !== 'ready') throw new CrowdmeshError(`unexpected ${ready.type} before ready`)
     if (this.adoptServerEnd && this.pending.length === 0 && ready.offset > this.produced) {
       this.produced = this.acknowledged = ready.offset
@@ -267,7 +276,7 @@ export class Uploader {
               // The server's end is elsewhere than we thought: resend from there.
               await this.acknowledge(answer.expected)
               sentTo = this.acknowledged
-            } else throw new UploadRefusedError(`${answer.code}: ${answer.message}`)
+            } else throw refusal(answer)
           }
           this.report()
           this.poke()
@@ -305,7 +314,8 @@ export class Uploader {
         failed = new CrowdmeshError(`no answer from the server for ${stallMs / 1000} s`)
     }
     if (publishedNow) return true
-    if (failed instanceof UploadRefusedError) throw failed
+    // A refusal ends the upload; `busy` ends this connection, and the next waits longer.
+    if (failed instanceof UploadRefusedError || failed instanceof UploadBusyError) throw failed
     return false
   }
 

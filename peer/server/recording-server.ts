@@ -1,28 +1,40 @@
-import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
 import { mkdir, stat } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { join } from 'node:path'
-import { WebSocket, WebSocketServer } from 'ws'
+import { type WebSocket, WebSocketServer } from 'ws'
 import { z } from 'zod'
-import { sleep } from '../protocol/clock.ts'
-import { CrowdmeshError, InvalidMessageError } from '../protocol/errors.ts'
-import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { acceptWebSocket, guardedServer, sendOrDrop } from '../../signaling/guard.ts'
 import { HttpError, readJsonBody, sendJson as json } from '../../signaling/http.ts'
-import { parseJsonMessage, parseMessage } from '../protocol/schemas.ts'
-import { FragmentIndex } from './mp4-faststart.ts'
-import { livePage, sendFaststart, sendRanges, sharePage, writeFaststart } from './share-responses.ts'
-import { followFile, MediaProcessingError, pipelineOutputs, runPipeline } from './media-pipeline.ts'
+import { recordingLimits } from '../protocol/defaults.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { parseMessage } from '../protocol/schemas.ts'
+import { audioOutputs, type SpeechToText } from './audio-stage.ts'
+import { DiskQuota, StorageFullError } from './disk-quota.ts'
+import { pipelineOutputs } from './media-pipeline.ts'
+import { ProcessingPool } from './processing.ts'
+import { type AuthorizeRecorder, eventLinkAuthorizer, recorderKeyAuthorizer } from './recorder-auth.ts'
+import { RecordingStore } from './recording-store.ts'
 import { type RtcUploads, serveRtcUploads } from './rtc-uploads.ts'
-import { type AudioResult, audioOutputs, runAudioStages, type SpeechToText } from './audio-stage.ts'
-import { OffsetMismatchError, RecordingAccessError, RecordingStore } from './recording-store.ts'
 import {
-  chunkHeaderBytes,
-  decodeChunk,
-  maxChunkBytes,
-  type ToRecorder,
-  toServerSchema,
-} from './upload-protocol.ts'
+  livePage,
+  mediaTypes,
+  recorderMediaType,
+  sendFaststart,
+  sendLive,
+  sendPage,
+  sendRanges,
+  sharePage,
+} from './share-responses.ts'
+import { chunkHeaderBytes, maxChunkBytes } from './upload-protocol.ts'
+import { type UploadChannel, type UploadSession, uploadSessions } from './upload-session.ts'
+
+export type { UploadChannel, UploadSession } from './upload-session.ts'
+
+/** The limits of a server peer for recordings (`recordingLimits`, README "Security"). */
+export type RecordingLimits = { -readonly [K in keyof typeof recordingLimits]: number }
 
 /** Options of the server peer; each defaults as documented. */
 export interface RecordingServerInit {
@@ -34,11 +46,30 @@ export interface RecordingServerInit {
   port?: number
   /**
    * An operator join link of an event: the server registers with that event's signaling server and
-   * takes recorders' uploads over WebRTC data channels too (`rtc-uploads.ts`). Without it, WebSocket only.
+   * takes recorders' uploads over WebRTC data channels too (`rtc-uploads.ts`); recordings are
+   * created by the bearers of that event's recorder or operator links. Without it, WebSocket only,
+   * and recordings are created by the bearer of the server's recorder key.
    */
   eventLink?: string
   /** The URL recorders reach this server at (default its listening URL). */
   publicUrl?: string
+  /**
+   * The key that creates recordings on a server without an event (default: a random one, minted at
+   * start; read it from `recorderKey`).
+   */
+  recorderKey?: string
+  /** Limits, each defaulting from `recordingLimits`. */
+  limits?: Partial<RecordingLimits>
+}
+
+/** What a server peer uses; each is optional. */
+export interface RecordingServerComponents {
+  /**
+   * Decides who may create a recording (the request's bearer token). Default: with an event link,
+   * that event's recorder and operator links, checked with its signaling server
+   * (`eventLinkAuthorizer`); without, the server's recorder key.
+   */
+  authorizeRecorder?: AuthorizeRecorder
   /** A speech-to-text engine fed each recording's sound as it arrives (none is bundled). */
   speechToText?: SpeechToText
   logger?: Logger
@@ -48,318 +79,243 @@ export interface RecordingServerInit {
 export interface RecordingServer {
   readonly url: string
   readonly store: RecordingStore
+  /** The bearer that creates recordings, when the server checks its own key (no event, no authorizer). */
+  readonly recorderKey: string | undefined
   /** Its WebRTC side, with an event link. */
   readonly rtc: RtcUploads | undefined
   /** Takes a recorder's connection on another transport (a WebRTC data channel): feed it its messages. */
-  accept(channel: UploadChannel): (data: Uint8Array, binary: boolean) => void
+  accept(channel: UploadChannel): UploadSession
   close(): Promise<void>
 }
 
-/** One recorder's connection as the server sees it, whatever carries it. */
-export interface UploadChannel {
-  /** Sends an answer (JSON text); dropped once the connection is gone. */
-  send(text: string): void
-  /** Ends the connection, with the reason's code. */
-  close(reason: string): void
-  /** Stops reading (TCP backpressure); a data channel cannot, and ignores it. */
-  pause(): void
-  resume(): void
-}
-
-/** Messages a connection may have waiting before it is cut off (a recorder ignoring its window). */
-const maxQueuedMessages = 256
-
-const createSchema = z.object({ mimeType: z.string().min(1).max(200), live: z.boolean().optional() })
+/** What a recorder records: WebM or MP4, with codecs named in a plain charset and nothing else. */
+const recorderMimeType = z
+  .string()
+  .max(120)
+  .regex(
+    /^video\/(?:webm|mp4)(?:\s*;\s*codecs=(?:[\w.+-]+(?:\s*,\s*[\w.+-]+)*|"[\w.+-]+(?:\s*,\s*[\w.+-]+)*"))?$/i,
+    'a recorder records video/webm or video/mp4 (with a codecs parameter, if any)',
+  )
+const createSchema = z.object({ mimeType: recorderMimeType, live: z.boolean().optional() })
 
 /**
  * The server peer for recordings: `POST /api/recordings` creates one (its id, write token and share
- * id); `WS /api/recordings/upload` takes its bytes with the upload protocol (`upload-protocol.ts`);
- * `GET /v/<shareId>/media` serves a published recording's bytes. Nothing is listable; every id is
- * checked against its pattern before it names a file.
+ * id) for a recorder's bearer token; `WS /api/recordings/upload` takes its bytes with the upload
+ * protocol (`upload-protocol.ts`, `upload-session.ts`); `GET /v/<shareId>/…` serves a published (or
+ * live) recording's page and media. Nothing is listable; every id is checked against its pattern
+ * before it names a file, and share ids are looked up in memory. Every request and socket goes
+ * through the one guard (`signaling/guard.ts`); what a recorder or viewer may hold is bounded by
+ * `recordingLimits`.
  */
-export async function startRecordingServer(init: RecordingServerInit): Promise<RecordingServer> {
-  const log = init.logger ?? makeLogger('crowdmesh:server')
+export async function startRecordingServer(
+  init: RecordingServerInit,
+  components: RecordingServerComponents = {},
+): Promise<RecordingServer> {
+  const log = components.logger ?? makeLogger('crowdmesh:server')
+  const limits: RecordingLimits = { ...recordingLimits, ...init.limits }
+  await mkdir(init.root, { recursive: true })
   const store = new RecordingStore(init.root)
-  const sockets = new WebSocketServer({ noServer: true, maxPayload: chunkHeaderBytes + maxChunkBytes })
-  const server: Server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => {
-      const status =
-        error instanceof HttpError ? error.status : error instanceof InvalidMessageError ? 400 : 500
-      if (status === 500) log.error(`request failed: ${(error as Error).stack ?? String(error)}`)
-      if (!response.headersSent)
-        json(response, status, { error: status === 500 ? 'internal error' : (error as Error).message })
-      else response.end()
-    })
+  await store.index()
+  const recorderKey =
+    components.authorizeRecorder === undefined && init.eventLink === undefined
+      ? (init.recorderKey ?? randomBytes(24).toString('base64url'))
+      : undefined
+  const authorizeRecorder =
+    components.authorizeRecorder ??
+    (recorderKey !== undefined
+      ? recorderKeyAuthorizer(recorderKey)
+      : eventLinkAuthorizer(init.eventLink!, {
+          cacheMs: limits.authCacheMs,
+          maxEntries: limits.maxAuthCacheEntries,
+        }))
+  const quota = new DiskQuota({ root: init.root, ...limits }, () => store.usage())
+  const processing = new ProcessingPool(limits, {
+    store,
+    speechToText: components.speechToText,
+    logger: log,
+  })
+  const stopping = new AbortController()
+  /** Upload connections per recording: the sweep leaves those recordings alone. */
+  const connections = new Map<string, number>()
+  /** Live viewers per recording. */
+  const viewers = new Map<string, number>()
+
+  const accept = uploadSessions(limits, {
+    store,
+    processing,
+    quota,
+    logger: log,
+    joined: (id) => connections.set(id, (connections.get(id) ?? 0) + 1),
+    left: (id) => {
+      const left = (connections.get(id) ?? 1) - 1
+      if (left > 0) return void connections.set(id, left)
+      connections.delete(id)
+      // Nobody writes to it now: its file is closed until someone does.
+      store.release(id).catch((error: unknown) => log(`releasing ${id}: ${(error as Error).message}`))
+    },
   })
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname
-    // The recorder's page comes from the signaling server, another origin: creating a recording is
-    // open to it (the write token it gets is what guards the upload).
-    response.setHeader('access-control-allow-origin', '*')
-    if (request.method === 'OPTIONS' && path === '/api/recordings') {
-      response.writeHead(204, {
-        'access-control-allow-methods': 'POST',
-        'access-control-allow-headers': 'content-type',
-        'access-control-max-age': '600',
-      })
-      return void response.end()
+  /** Deletes recordings nobody finished, and measures the disk use again. */
+  async function sweep(): Promise<void> {
+    for (const id of await store.abandoned(limits.abandonedAfterMs)) {
+      if (connections.has(id) || processing.finishing(id)) continue
+      await processing.stop(id)
+      await store.delete(id)
+      log(`recording ${id}: never published, untouched for ${limits.abandonedAfterMs} ms: deleted`)
     }
-    if (request.method === 'POST' && path === '/api/recordings') {
-      const body = parseMessage(createSchema, await readJsonBody(request, 16 * 1024))
-      const created = await store.create(body.mimeType, { live: body.live === true })
-      return json(response, 201, {
-        ...created,
-        uploadPath: '/api/recordings/upload',
-        sharePath: `/v/${created.shareId}`,
-      })
+    await quota.measure()
+  }
+  await sweep()
+  let sweeping = Promise.resolve()
+  const sweeper = setInterval(() => {
+    sweeping = sweeping.then(sweep).catch((error: unknown) => log.error(`sweep: ${(error as Error).message}`))
+  }, limits.sweepIntervalMs)
+  sweeper.unref()
+
+  async function handle(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname
+    if (path === '/api/recordings') {
+      // The recorder's page comes from the signaling server, another origin: it may create a
+      // recording with its link's token as the bearer.
+      response.setHeader('access-control-allow-origin', '*')
+      if (request.method === 'OPTIONS') {
+        response.writeHead(204, {
+          'access-control-allow-methods': 'POST',
+          'access-control-allow-headers': 'content-type, authorization',
+          'access-control-max-age': '600',
+        })
+        return void response.end()
+      }
+      if (request.method === 'POST') return create(request, response)
     }
     const share =
       /^\/v\/([\w-]{22})(?:\/(media|video\.mp4|video\.webm|thumb\.jpg|audio\.opus|audio\.m4a|captions\.vtt|live\.mp4))?$/.exec(
         path,
       )
-    if ((request.method === 'GET' || request.method === 'HEAD') && share !== null) {
-      const shared = await store.shared(share[1]!)
-      if (shared === undefined) throw new HttpError(404, 'no such recording')
-      const what = share[2]
-      if (shared.meta.state !== 'published') {
-        // Live: the page plays the fragmented MP4 as it is written; nothing else is there yet.
-        if (what === undefined) {
-          response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
-          return void response.end(livePage(share[1]!))
-        }
-        if (what === 'live.mp4') return sendLive(response, shared.meta.id)
-        throw new HttpError(404, 'the recording is still being recorded')
-      }
-      if (what === 'live.mp4') throw new HttpError(404, 'the recording is published: play video.mp4')
-      if (what === undefined) {
-        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' })
-        const captions = await stat(join(store.folderOf(shared.meta.id), audioOutputs.captions)).catch(
-          () => undefined,
-        )
-        return void response.end(sharePage(share[1]!, captions !== undefined))
-      }
-      const folder = store.folderOf(shared.meta.id)
-      const file =
-        what === 'media'
-          ? { path: shared.mediaPath, type: shared.meta.mimeType }
-          : what === 'video.mp4'
-            ? undefined
-            : what === 'video.webm'
-              ? { path: join(folder, pipelineOutputs.webm), type: 'video/webm' }
-              : what === 'thumb.jpg'
-                ? { path: join(folder, pipelineOutputs.thumbnail), type: 'image/jpeg' }
-                : what === 'captions.vtt'
-                  ? { path: join(folder, audioOutputs.captions), type: 'text/vtt; charset=utf-8' }
-                  : { path: join(folder, what), type: what === 'audio.opus' ? 'audio/ogg' : 'audio/mp4' }
-      if (file === undefined) return sendFaststart(request, response, folder)
-      const size = (await stat(file.path).catch(() => undefined))?.size
-      if (size === undefined) throw new HttpError(404, `this recording has no ${what}`)
-      return sendRanges(request, response, [{ path: file.path, start: 0, length: size }], file.type)
-    }
-    throw new HttpError(404, `no such resource: ${request.method} ${path}`)
+    if ((request.method === 'GET' || request.method === 'HEAD') && share !== null)
+      return serveShare(request, response, share[1]!, share[2])
+    throw new HttpError(404, `no such resource: ${request.method} ${path.slice(0, 200)}`)
   }
 
-  const pipelines = new Map<
-    string,
-    { end: number | undefined; done: Promise<void>; audio: Promise<AudioResult>; index: FragmentIndex }
-  >()
-  const stopping = new AbortController()
-  /** The recording's processing pipeline, started with its first connection, following its bytes. */
-  function processing(id: string, mimeType = 'video/webm') {
-    let pipeline = pipelines.get(id)
-    if (pipeline === undefined) {
-      const folder = store.folderOf(id)
-      const state = {
-        end: undefined as number | undefined,
-        done: Promise.resolve(),
-        audio: Promise.resolve<AudioResult>({ audio: undefined, captions: undefined }),
-        index: new FragmentIndex(join(folder, pipelineOutputs.fragmentedMp4)),
-      }
-      // Each stage reads the recording's file as it grows, at its own pace.
-      const follow = () =>
-        followFile(store.mediaPath(id), {
-          end: () => state.end,
-          grew: () => store.grew(id),
+  /** `POST /api/recordings`: the bearer must be allowed to record, and the server have room. */
+  async function create(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const bearer = /^Bearer ([^\s]+)$/.exec(request.headers.authorization ?? '')?.[1]
+    if (bearer === undefined) {
+      response.setHeader('www-authenticate', 'Bearer realm="crowdmesh recordings"')
+      throw new HttpError(
+        401,
+        recorderKey !== undefined
+          ? "creating a recording needs this server's recorder key (authorization: Bearer <key>, printed by crowdmesh serve)"
+          : "creating a recording needs the event's recorder link (authorization: Bearer <its token>)",
+      )
+    }
+    await authorizeRecorder(bearer, AbortSignal.any([stopping.signal, AbortSignal.timeout(10_000)]))
+    const body = parseMessage(createSchema, await readJsonBody(request, 16 * 1024))
+    if (store.unpublishedCount >= limits.maxUnpublishedRecordings)
+      throw new HttpError(
+        503,
+        `the server holds ${store.unpublishedCount} unfinished recordings, as many as it may: try again later`,
+      )
+    try {
+      await quota.check(0)
+    } catch (error) {
+      if (error instanceof StorageFullError) throw new HttpError(507, error.message)
+      throw error
+    }
+    const created = await store.create(body.mimeType, { live: body.live === true })
+    return json(response, 201, {
+      ...created,
+      uploadPath: '/api/recordings/upload',
+      sharePath: `/v/${created.shareId}`,
+    })
+  }
+
+  /** `GET /v/<shareId>[/<what>]`: a share link's page or media, only as what it is. */
+  async function serveShare(
+    request: IncomingMessage,
+    response: ServerResponse,
+    shareId: string,
+    what: string | undefined,
+  ): Promise<void> {
+    const shared = await store.shared(shareId)
+    if (shared === undefined) throw new HttpError(404, 'no such recording')
+    const { id } = shared.meta
+    const folder = store.folderOf(id)
+    if (shared.meta.state !== 'published') {
+      // Live: the page plays the fragmented MP4 as it is written; nothing else is there yet.
+      if (what === undefined) return sendPage(response, livePage(shareId), 'no-store')
+      if (what !== 'live.mp4') throw new HttpError(404, 'the recording is still being recorded')
+      const watching = viewers.get(id) ?? 0
+      if (watching >= limits.maxLiveViewers)
+        throw new HttpError(
+          429,
+          `this live recording has ${watching} viewers, as many as it may: try again shortly`,
+        )
+      viewers.set(id, watching + 1)
+      try {
+        return await sendLive(request, response, join(folder, pipelineOutputs.fragmentedMp4), {
+          following: () => processing.has(id),
+          stallMs: limits.liveStallMs,
           signal: stopping.signal,
         })
-      state.done = runPipeline({
-        input: follow(),
-        folder,
-        mimeType,
-        signal: stopping.signal,
-        index: state.index,
-      })
-      state.audio = runAudioStages({
-        input: follow(),
-        folder,
-        mimeType,
-        signal: stopping.signal,
-        speechToText: init.speechToText,
-      })
-      void state.audio.then((result) => {
-        if (result.note !== undefined) log(`recording ${id}: ${result.note}`)
-      })
-      // Failures are reported at publish; until then nothing waits on it.
-      state.done.catch((error: unknown) => log(`processing ${id}: ${(error as Error).message}`))
-      pipelines.set(id, state)
-      pipeline = state
+      } finally {
+        const left = (viewers.get(id) ?? 1) - 1
+        if (left > 0) viewers.set(id, left)
+        else viewers.delete(id)
+      }
     }
-    const current = pipeline
-    return {
-      /** Ends the input at `bytes`; resolves once every output is complete, the moov-first MP4 too. */
-      async finish(bytes: number) {
-        current.end = bytes
-        try {
-          await current.done
-          // The sound is a copy, done with the video; captions may take longer and come when ready.
-          if (init.speechToText === undefined) await current.audio
-          await writeFaststart(store.folderOf(id), current.index.layout())
-        } finally {
-          pipelines.delete(id)
-        }
-      },
+    if (what === 'live.mp4') throw new HttpError(404, 'the recording is published: play video.mp4')
+    if (what === undefined) {
+      const captions = await stat(join(folder, audioOutputs.captions)).catch(() => undefined)
+      return sendPage(response, sharePage(shareId, captions !== undefined), 'no-cache')
     }
+    if (what === 'video.mp4') return sendFaststart(request, response, folder)
+    const file =
+      what === 'media'
+        ? { path: shared.mediaPath, type: recorderMediaType(shared.meta.mimeType) }
+        : what === 'video.webm'
+          ? { path: join(folder, pipelineOutputs.webm), type: mediaTypes.webm }
+          : what === 'thumb.jpg'
+            ? { path: join(folder, pipelineOutputs.thumbnail), type: mediaTypes.thumbnail }
+            : what === 'captions.vtt'
+              ? { path: join(folder, audioOutputs.captions), type: mediaTypes.captions }
+              : { path: join(folder, what), type: what === 'audio.opus' ? mediaTypes.ogg : mediaTypes.m4a }
+    const size = (await stat(file.path).catch(() => undefined))?.size
+    if (size === undefined) throw new HttpError(404, `this recording has no ${what}`)
+    return sendRanges(request, response, [{ path: file.path, start: 0, length: size }], file.type)
   }
 
-  server.on('upgrade', (request, socket, head) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname
-    if (path !== '/api/recordings/upload') return void socket.destroy()
-    sockets.handleUpgrade(request, socket, head, (ws) => {
-      const receive = accept({
-        send: (text) => {
-          if (ws.readyState === WebSocket.OPEN) ws.send(text)
-        },
+  // Before hello a socket takes only small frames: a larger one is refused at its header.
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: limits.maxPreHelloBytes })
+  function upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    if (url.pathname !== '/api/recordings/upload') throw new HttpError(404, 'no such socket')
+    acceptWebSocket(sockets, request, socket, head, (ws) => {
+      const session = accept({
+        send: (text) => void sendOrDrop(ws, text),
         close: (reason) => ws.close(1008, reason),
         pause: () => ws.pause(),
         resume: () => ws.resume(),
+        admit: () => raiseMaxPayload(ws, chunkHeaderBytes + maxChunkBytes),
       })
       ws.on('message', (data: Buffer, isBinary: boolean) =>
-        receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary),
+        session.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary),
       )
+      ws.on('close', () => session.closed())
     })
-  })
-
-  /**
-   * A live recording's fragmented MP4 from its start, following it as ffmpeg writes it, until the
-   * recording is published (or the viewer goes): a `<video>` plays fragmented MP4 as it arrives.
-   */
-  async function sendLive(response: ServerResponse, id: string): Promise<void> {
-    const path = join(store.folderOf(id), pipelineOutputs.fragmentedMp4)
-    if ((await stat(path).catch(() => undefined)) === undefined)
-      throw new HttpError(404, 'nothing recorded yet')
-    response.writeHead(200, { 'content-type': 'video/mp4', 'cache-control': 'no-store' })
-    const gone = new AbortController()
-    response.once('close', () => gone.abort())
-    const signal = AbortSignal.any([gone.signal, stopping.signal])
-    const input = followFile(path, {
-      // Past the end of what is written, and processing is over: the stream ends.
-      end: () => (pipelines.has(id) ? undefined : 0),
-      grew: () => sleep(200, signal),
-      signal,
-    })
-    for await (const piece of input) {
-      if (!response.write(piece)) await once(response, 'drain', { signal }).catch(() => undefined)
-      if (signal.aborted) break
-    }
-    response.end()
   }
 
-  /** One recorder's connection, on any transport: hello, then chunks and publish, answered in order. */
-  function accept(channel: UploadChannel): (data: Uint8Array, binary: boolean) => void {
-    let recording: string | undefined
-    // Messages are handled one at a time, in arrival order; the transport is paused while a backlog
-    // waits, so a fast recorder cannot queue unbounded work (backpressure through TCP). A transport
-    // that cannot pause (a data channel) is closed past a hard limit: the recorder's window keeps
-    // an honest one far below it.
-    let queue = Promise.resolve()
-    let pending = 0
-    let closed = false
-    const send = (message: ToRecorder) => channel.send(JSON.stringify(message))
-    const receive = async (data: Uint8Array, isBinary: boolean) => {
-      if (!isBinary) {
-        const message = parseJsonMessage(toServerSchema, new TextDecoder().decode(data))
-        if (message.type === 'hello') {
-          const { offset, meta } = await store.authorize(message.recording, message.token)
-          recording = message.recording
-          if (meta.state === 'recording') processing(recording, meta.mimeType)
-          return send({ type: 'ready', offset })
-        }
-        if (recording === undefined) throw new RecordingAccessError('say hello with the write token first')
-        const held = await store.offset(recording)
-        if (held !== message.bytes) throw new OffsetMismatchError(held, message.bytes)
-        // Every byte is here: let the pipeline finish its backlog, then the share link shows it.
-        await processing(recording).finish(message.bytes)
-        const meta = await store.publish(recording, message.bytes)
-        return send({ type: 'published', shareId: meta.shareId, bytes: meta.finalBytes ?? message.bytes })
-      }
-      if (recording === undefined) throw new RecordingAccessError('say hello with the write token first')
-      const chunk = decodeChunk(data)
-      try {
-        const offset = await store.append(recording, chunk.offset, chunk.data)
-        send({ type: 'ack', seq: chunk.seq, offset })
-      } catch (error) {
-        // A chunk at the wrong place is answered, not fatal: the recorder resends from `expected`.
-        if (!(error instanceof OffsetMismatchError)) throw error
-        send({
-          type: 'error',
-          code: 'offset-mismatch',
-          message: error.message,
-          expected: error.expected,
-          seq: chunk.seq,
-        })
-      }
-    }
-    const refuse = (error: unknown) => {
-      const known = error instanceof CrowdmeshError
-      if (!known) log.error(`upload failed: ${(error as Error).stack ?? String(error)}`)
-      const code =
-        error instanceof MediaProcessingError
-          ? 'invalid-media'
-          : error instanceof RecordingAccessError
-            ? /published/.test(error.message)
-              ? 'published'
-              : 'unauthorized'
-            : error instanceof OffsetMismatchError
-              ? 'offset-mismatch'
-              : known
-                ? 'invalid-message'
-                : 'internal'
-      send({
-        type: 'error',
-        code,
-        message: known ? error.message : 'internal error',
-        ...(error instanceof OffsetMismatchError && { expected: error.expected }),
-      })
-      // A recording ffmpeg cannot read stays unpublished; its connection stays open.
-      if (code === 'invalid-media') return
-      // A recorder that is not authorised, or breaks the protocol, is disconnected; the bytes it
-      // had delivered stay, and it can reconnect and resume.
-      if (code !== 'offset-mismatch') {
-        closed = true
-        channel.close(code)
-      }
-    }
-    return (data, isBinary) => {
-      if (closed) return
-      // The data is the transport's buffer: keep a copy while it waits its turn.
-      const message = data.slice()
-      if (++pending > 8) channel.pause()
-      if (pending > maxQueuedMessages) {
-        closed = true
-        channel.close('too-many-messages')
-        return
-      }
-      queue = queue
-        .then(() => (closed ? undefined : receive(message, isBinary)))
-        .catch((error: unknown) => refuse(error))
-        .finally(() => {
-          if (--pending <= 8) channel.resume()
-        })
-    }
+  const server: Server = guardedServer({ request: handle, upgrade }, { name: 'recordings' }, log)
+  const stop = async () => {
+    stopping.abort()
+    clearInterval(sweeper)
+    for (const ws of sockets.clients) ws.terminate()
+    sockets.close()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    await sweeping
+    await processing.close()
+    await store.close()
   }
-
-  await mkdir(init.root, { recursive: true })
   await new Promise<void>((resolve) => server.listen(init.port ?? 0, init.host ?? '127.0.0.1', resolve))
   const { address, port } = server.address() as AddressInfo
   const url = `http://${address}:${port}`
@@ -372,23 +328,30 @@ export async function startRecordingServer(init: RecordingServerInit): Promise<R
           accept,
           signal: stopping.signal,
           logger: log,
-        }).catch((error: unknown) => {
-          stopping.abort()
-          server.close()
+        }).catch(async (error: unknown) => {
+          await stop()
           throw error
         })
+  let closed: Promise<void> | undefined
   return {
     url,
     store,
+    recorderKey,
     rtc,
     accept,
-    async close() {
-      stopping.abort()
-      for (const ws of sockets.clients) ws.terminate()
-      sockets.close()
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-      await store.close()
-    },
+    close: () => (closed ??= stop()),
   }
+}
+
+/**
+ * Lets a WebSocket's frames be as large as a chunk, once its recorder said hello. `ws` has one
+ * `maxPayload` per server, checked at each frame's header; strangers get the small one, and this
+ * raises it on the one socket (ws 8's receiver keeps it in `_maxPayload`; a version that does not
+ * fails here, loudly, at the first hello).
+ */
+function raiseMaxPayload(ws: WebSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+  if (receiver === undefined || typeof receiver._maxPayload !== 'number')
+    throw new Error("cannot raise the socket's frame limit: ws's receiver has changed")
+  receiver._maxPayload = bytes
 }

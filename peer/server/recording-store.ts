@@ -1,5 +1,15 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { type FileHandle, mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { CrowdmeshError } from '../protocol/errors.ts'
@@ -12,10 +22,21 @@ import { CrowdmeshError } from '../protocol/errors.ts'
  * the server acknowledges survives a crash of the server. After a restart a recording's offset is its
  * file's size: bytes written but not yet acknowledged are the recorder's own bytes at their right
  * place, and the recorder resumes after them.
+ *
+ * Every recording's meta is read once, at start (`index`): share ids and recording ids are looked up
+ * in memory from then on, so an id that does not exist costs no file access. A recording's file is
+ * open only while it is written to (`release` closes it when its last connection goes).
  */
 
-/** Something about a recording request is not allowed: unknown id, wrong token, bad state. */
+/** Something about a recording request is not allowed: unknown id, wrong token. */
 export class RecordingAccessError extends CrowdmeshError {}
+
+/** The recording is published: it takes no more bytes. */
+export class RecordingPublishedError extends CrowdmeshError {
+  constructor() {
+    super('this recording is published: it takes no more bytes')
+  }
+}
 
 /** A write did not start at the recording's current end: `expected` is where it must start. */
 export class OffsetMismatchError extends CrowdmeshError {
@@ -53,17 +74,24 @@ export interface NewRecording {
   shareId: string
 }
 
-interface OpenRecording {
+interface KnownRecording {
   meta: RecordingMeta
-  file: FileHandle
+  /** Open while the recording is written to. */
+  file: FileHandle | undefined
   offset: number
 }
 
 /** Recordings in a folder (default of the server peer: `recordings/` under its data folder). */
 export class RecordingStore {
   readonly root: string
-  private readonly open = new Map<string, OpenRecording>()
+  /** Recordings read so far (metas and offsets; a file handle while written to). */
+  private readonly loaded = new Map<string, KnownRecording>()
+  /** Every recording's share id → its id, once indexed; and every recording's id. */
   private readonly shares = new Map<string, string>()
+  private readonly ids = new Set<string>()
+  /** Recordings not yet published. */
+  private readonly unpublished = new Set<string>()
+  private indexed: Promise<void> | undefined
   /** Per recording, who waits for its next bytes (the processing pipeline). */
   private readonly growth = new Map<string, PromiseWithResolvers<void>>()
   /** Per recording, the last operation queued: appends and publish run one at a time, in order. */
@@ -73,8 +101,32 @@ export class RecordingStore {
     this.root = root
   }
 
+  /**
+   * Reads every recording's meta once (the first call does; later calls wait for it): ids and share
+   * ids are known in memory from then on. A folder whose meta cannot be read is left alone.
+   */
+  index(): Promise<void> {
+    this.indexed ??= (async () => {
+      for (const entry of await readdir(this.root).catch(() => [] as string[])) {
+        if (!idPattern.test(entry)) continue
+        const meta = await this.readMeta(entry).catch(() => undefined)
+        if (meta === undefined || meta.id !== entry) continue
+        this.shares.set(meta.shareId, meta.id)
+        this.ids.add(meta.id)
+        if (meta.state === 'recording') this.unpublished.add(meta.id)
+      }
+    })()
+    return this.indexed
+  }
+
+  /** How many recordings are created and not yet published. */
+  get unpublishedCount(): number {
+    return this.unpublished.size
+  }
+
   /** Creates a recording; `mimeType` is what the recorder produces (e.g. `video/webm;codecs=vp9`). */
   async create(mimeType: string, options: { live?: boolean } = {}): Promise<NewRecording> {
+    await this.index()
     const id = newId()
     const writeToken = randomBytes(24).toString('base64url')
     const meta: RecordingMeta = {
@@ -89,6 +141,9 @@ export class RecordingStore {
     await mkdir(this.folder(id), { recursive: true })
     await writeFile(this.mediaPath(id), new Uint8Array(0), { flag: 'wx' })
     await this.saveMeta(meta)
+    this.shares.set(meta.shareId, id)
+    this.ids.add(id)
+    this.unpublished.add(id)
     return { id, writeToken, shareId: meta.shareId }
   }
 
@@ -104,6 +159,12 @@ export class RecordingStore {
     return { offset: recording.offset, meta: recording.meta }
   }
 
+  /** A recording's meta and where its bytes end now (throws `RecordingAccessError` for an unknown id). */
+  async state(id: string): Promise<{ offset: number; meta: RecordingMeta }> {
+    const { offset, meta } = await this.load(id)
+    return { offset, meta }
+  }
+
   /**
    * Appends `bytes` at `offset`, which must be where the recording's bytes end; resolves with the new
    * end once the bytes are durable. Writes to one recording are applied one after another.
@@ -111,9 +172,9 @@ export class RecordingStore {
   append(id: string, offset: number, bytes: Uint8Array): Promise<number> {
     const run = async (): Promise<number> => {
       const recording = await this.load(id)
-      if (recording.meta.state !== 'recording')
-        throw new RecordingAccessError('this recording is published: it takes no more bytes')
+      if (recording.meta.state !== 'recording') throw new RecordingPublishedError()
       if (offset !== recording.offset) throw new OffsetMismatchError(recording.offset, offset)
+      recording.file ??= await open(this.mediaPath(id), 'r+')
       let written = 0
       while (written < bytes.length) {
         const { bytesWritten } = await recording.file.write(
@@ -132,6 +193,17 @@ export class RecordingStore {
       return recording.offset
     }
     return this.serially(id, run)
+  }
+
+  /** Closes the recording's file until it is written to again (its last connection went). */
+  release(id: string): Promise<void> {
+    return this.serially(id, async () => {
+      const recording = this.loaded.get(id)
+      const file = recording?.file
+      if (recording === undefined || file === undefined) return
+      recording.file = undefined
+      await file.close()
+    })
   }
 
   /** Resolves when the recording's bytes next grow. */
@@ -158,26 +230,79 @@ export class RecordingStore {
   publish(id: string, finalBytes: number): Promise<RecordingMeta> {
     return this.serially(id, async () => {
       const recording = await this.load(id)
-      if (recording.offset !== finalBytes) throw new OffsetMismatchError(recording.offset, finalBytes)
       if (recording.meta.state === 'published') return recording.meta
+      if (recording.offset !== finalBytes) throw new OffsetMismatchError(recording.offset, finalBytes)
       recording.meta = { ...recording.meta, state: 'published', publishedAt: Date.now(), finalBytes }
       await this.saveMeta(recording.meta)
+      this.unpublished.delete(id)
+      // Nothing is written to it any more.
+      await recording.file?.close()
+      recording.file = undefined
       return recording.meta
     })
   }
 
-  /** The recording a share id names, if it is published (nothing else is visible through a share link). */
   /**
    * A recording as its share link shows it: published ones, and live ones while they are recorded.
+   * An unknown share id is answered from the index, without reading a file.
    */
   async shared(shareId: string): Promise<{ meta: RecordingMeta; mediaPath: string } | undefined> {
     if (!idPattern.test(shareId)) return undefined
-    const id = this.shares.get(shareId) ?? (await this.findShare(shareId))
+    await this.index()
+    const id = this.shares.get(shareId)
     if (id === undefined) return undefined
     const { meta } = await this.load(id)
     return meta.state === 'published' || meta.live === true
       ? { meta, mediaPath: this.mediaPath(id) }
       : undefined
+  }
+
+  /**
+   * Recordings never published whose bytes and meta were last written more than `maxAgeMs` ago:
+   * abandoned (`delete` them). Published ones are never listed; neither is a folder this version
+   * cannot read.
+   */
+  async abandoned(maxAgeMs: number, now = Date.now()): Promise<string[]> {
+    await this.index()
+    const found: string[] = []
+    for (const id of this.ids) {
+      const touched = Math.max(
+        ...(await Promise.all(
+          ['meta.json', 'media.bin'].map(
+            async (f) => (await stat(join(this.folder(id), f)).catch(() => undefined))?.mtimeMs ?? 0,
+          ),
+        )),
+      )
+      if (now - touched < maxAgeMs) continue
+      const meta = this.loaded.get(id)?.meta ?? (await this.readMeta(id).catch(() => undefined))
+      if (meta?.state === 'recording') found.push(id)
+    }
+    return found
+  }
+
+  /** Deletes a recording: its folder, with its bytes and outputs, and every trace of it here. */
+  delete(id: string): Promise<void> {
+    return this.serially(id, async () => {
+      const recording = this.loaded.get(id)
+      this.loaded.delete(id)
+      await recording?.file?.close()
+      const shareId = recording?.meta.shareId ?? [...this.shares].find(([, of]) => of === id)?.[0]
+      if (shareId !== undefined) this.shares.delete(shareId)
+      this.ids.delete(id)
+      this.unpublished.delete(id)
+      await rm(this.folder(id), { recursive: true, force: true })
+    })
+  }
+
+  /** Bytes every recording's folder holds (the recorder's bytes and the outputs). */
+  async usage(): Promise<number> {
+    let bytes = 0
+    for (const entry of await readdir(this.root).catch(() => [] as string[])) {
+      if (!idPattern.test(entry)) continue
+      for (const file of await readdir(join(this.root, entry)).catch(() => [] as string[]))
+        bytes += (await stat(join(this.root, entry, file)).catch(() => undefined))?.size ?? 0
+    }
+    return bytes
   }
 
   /** The path of a recording's bytes (for the processing pipeline and progressive playback). */
@@ -188,9 +313,9 @@ export class RecordingStore {
   /** Closes every open file. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.tails.values()])
-    const recordings = [...this.open.values()]
-    this.open.clear()
-    for (const r of recordings) await r.file.close()
+    const recordings = [...this.loaded.values()]
+    this.loaded.clear()
+    for (const r of recordings) await r.file?.close()
   }
 
   private serially<T>(id: string, run: () => Promise<T>): Promise<T> {
@@ -203,45 +328,30 @@ export class RecordingStore {
     return next
   }
 
-  private async load(id: string): Promise<OpenRecording> {
-    const known = this.open.get(id)
+  private async load(id: string): Promise<KnownRecording> {
+    const known = this.loaded.get(id)
     if (known !== undefined) return known
     if (!idPattern.test(id)) throw new RecordingAccessError('no such recording')
+    await this.index()
+    if (!this.ids.has(id)) throw new RecordingAccessError('no such recording')
     let meta: RecordingMeta
+    let size: number
     try {
-      meta = metaSchema.parse(JSON.parse(await readFile(join(this.folder(id), 'meta.json'), 'utf8')))
+      meta = await this.readMeta(id)
+      size = (await stat(this.mediaPath(id))).size
     } catch {
       throw new RecordingAccessError('no such recording')
     }
-    const file = await open(this.mediaPath(id), 'r+')
-    const { size } = await stat(this.mediaPath(id))
-    const recording: OpenRecording = { meta, file, offset: size }
-    // Another call may have opened it meanwhile: keep one handle.
-    const raced = this.open.get(id)
-    if (raced !== undefined) {
-      await file.close()
-      return raced
-    }
-    this.open.set(id, recording)
-    this.shares.set(meta.shareId, id)
+    // Another call may have loaded it meanwhile: keep one.
+    const raced = this.loaded.get(id)
+    if (raced !== undefined) return raced
+    const recording: KnownRecording = { meta, file: undefined, offset: size }
+    this.loaded.set(id, recording)
     return recording
   }
 
-  private async findShare(shareId: string): Promise<string | undefined> {
-    // Share ids are not indexed on disk: a server that restarted finds them by reading the metas once.
-    for (const entry of await readdir(this.root).catch(() => [] as string[])) {
-      if (!idPattern.test(entry)) continue
-      try {
-        const meta = metaSchema.parse(
-          JSON.parse(await readFile(join(this.folder(entry), 'meta.json'), 'utf8')),
-        )
-        this.shares.set(meta.shareId, meta.id)
-        if (meta.shareId === shareId) return meta.id
-      } catch {
-        continue
-      }
-    }
-    return undefined
+  private async readMeta(id: string): Promise<RecordingMeta> {
+    return metaSchema.parse(JSON.parse(await readFile(join(this.folder(id), 'meta.json'), 'utf8')))
   }
 
   private folder(id: string): string {

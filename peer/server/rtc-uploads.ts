@@ -2,7 +2,7 @@ import SimplePeer from '@thaunknown/simple-peer/lite.js'
 import { fetchBootstrap, JoinRefusedError, parseJoinLink } from '../mesh/bootstrap.ts'
 import { sleep } from '../protocol/clock.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import type { RecordingServer } from './recording-server.ts'
+import type { RecordingServer, UploadSession } from './recording-server.ts'
 
 /** Options of the server peer's WebRTC side; each defaults as documented. */
 export interface RtcUploadsInit {
@@ -76,11 +76,11 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
       created.on('signal', (reply) => {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ to: from, data: reply }))
       })
-      let receive: ((data: Uint8Array, binary: boolean) => void) | undefined
+      let session: UploadSession | undefined
       created.on('connect', () => {
         clearTimeout(timeout)
         connected++
-        receive = init.accept({
+        session = init.accept({
           send: (text) => {
             if (created.connected) created.send(text)
           },
@@ -91,13 +91,14 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
         })
       })
       created.on('data', (message) => {
-        if (typeof message === 'string') receive?.(new TextEncoder().encode(message), false)
-        else receive?.(message, true)
+        if (typeof message === 'string') session?.receive(new TextEncoder().encode(message), false)
+        else session?.receive(message, true)
       })
       created.on('error', (error) => log(`recorder ${from}: ${error.message}`))
       created.on('close', () => {
         clearTimeout(timeout)
-        if (receive !== undefined) connected--
+        if (session !== undefined) connected--
+        session?.closed()
         if (peers.get(from) === created) peers.delete(from)
       })
     }

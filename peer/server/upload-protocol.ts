@@ -24,16 +24,25 @@ export const toServerSchema = z.discriminatedUnion('type', [
 ])
 export type ToServer = z.infer<typeof toServerSchema>
 
-/** Why the server refused something. */
+/**
+ * Why the server refused something. `busy` (too many recordings are being processed) is worth
+ * retrying shortly; `offset-mismatch` says where to resend from; the others are final for the upload.
+ */
 export const uploadErrorCodes = [
   'unauthorized',
   'offset-mismatch',
   'invalid-message',
+  /** The recording would pass the server's size limit for one recording. */
   'too-large',
+  /** The server's storage for recordings is full (its quota, or its disk's reserve). */
+  'storage-full',
+  'busy',
   'published',
   'invalid-media',
   'internal',
 ] as const
+/** One of `uploadErrorCodes`. */
+export type UploadErrorCode = (typeof uploadErrorCodes)[number]
 
 /** Server → recorder messages (JSON text). */
 export const toRecorderSchema = z.discriminatedUnion('type', [

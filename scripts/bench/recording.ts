@@ -92,6 +92,7 @@ export async function runRecordingBench(
   const progress = (seconds: number) => init.onProgress?.(done + seconds, total)
   try {
     const server = await startRecordingServer({ root: join(dir, 'recordings') })
+    benchRecorderKey = server.recorderKey ?? ''
     const runs: RecordingRun[] = []
     const baseline: BaselineRun[] = []
     try {
@@ -120,9 +121,13 @@ export async function runRecordingBench(
   }
 }
 
+/** The bench's server peer's recorder key: creating a recording takes it, as a recorder's link does. */
+let benchRecorderKey = ''
+
 async function create(url: string): Promise<{ id: string; writeToken: string; shareId: string }> {
   const response = await fetch(`${url}/api/recordings`, {
     method: 'POST',
+    headers: { authorization: `Bearer ${benchRecorderKey}` },
     body: JSON.stringify({ mimeType: 'video/webm;codecs=vp8,opus' }),
   })
   return (await response.json()) as { id: string; writeToken: string; shareId: string }

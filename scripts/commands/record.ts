@@ -15,6 +15,9 @@ record in the web app.
 
 Options:
   --server URL    the server peer                                 [default: http://127.0.0.1:8090]
+  --recorder-key KEY
+                  what creates the recording: the server's recorder key (printed by crowdmesh
+                  serve), or the token of the event's recorder link   [default: $CROWDMESH_RECORDER_KEY]
   --seconds S     the recording's length, for --pace
   --pace X        send at X times real time (needs --seconds)            [default: as fast as possible]
   --json          print one JSON object at the end: { shareUrl, bytes, publishToPlayableMs, ... }
@@ -27,6 +30,7 @@ export async function recordCommand(args: string[]): Promise<void> {
     args,
     {
       server: { type: 'string' },
+      'recorder-key': { type: 'string' },
       seconds: { type: 'string' },
       pace: { type: 'string' },
       json: { type: 'boolean' },
@@ -41,10 +45,16 @@ export async function recordCommand(args: string[]): Promise<void> {
   const pace = Number(stringOption(values, 'pace') ?? Number.NaN)
   if (!Number.isNaN(pace) && !(seconds > 0))
     throw new UsageError('--pace needs --seconds (the recording length)')
+  const recorderKey = stringOption(values, 'recorder-key') ?? process.env.CROWDMESH_RECORDER_KEY
+  if (recorderKey === undefined)
+    throw new UsageError(
+      'creating a recording needs --recorder-key (or $CROWDMESH_RECORDER_KEY): the key crowdmesh serve printed',
+    )
   const media = new Uint8Array(await readFile(positionals[0]!))
   const mimeType = extname(positionals[0]!).toLowerCase() === '.mp4' ? 'video/mp4' : 'video/webm'
   const response = await fetch(`${server}/api/recordings`, {
     method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${recorderKey}` },
     body: JSON.stringify({ mimeType }),
   })
   if (!response.ok)

@@ -64,7 +64,13 @@ if (process.argv[1] === import.meta.filename) {
   const dataset = await resolveDataset(init.dataset, undefined, () => {})
   const job = datasetJob(dataset, init.grid ?? 16)
   const event = await startEvent({ coordinator: { job }, name: 'fuzz' })
-  const recordings = await startRecordingServer({ root: init.root, eventLink: event.joinLinks.operator! })
+  // Processing of a recording whose bytes stopped is reaped after 5 s rather than 2 min, so the
+  // fuzz run's leak check sees its ffmpeg processes end within its settling time.
+  const recordings = await startRecordingServer({
+    root: init.root,
+    eventLink: event.joinLinks.operator!,
+    limits: { processingIdleMs: 5_000 },
+  })
   await recordings.rtc?.registered()
 
   // One frame at a time, a new one shortly after each completes, until the parent goes.

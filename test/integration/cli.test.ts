@@ -238,6 +238,8 @@ describe('crowdmesh CLI', () => {
         source,
         '--server',
         ready.url,
+        '--recorder-key',
+        ready.recorderKey,
         '--seconds',
         '4',
         '--pace',

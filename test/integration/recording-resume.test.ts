@@ -31,7 +31,7 @@ describe('the recorder’s uploader', () => {
     stops.push(() => server.close())
     const proxy = await startProxy(Number(new URL(server.url).port))
     stops.push(() => proxy.close())
-    const created = await createRecording(server.url)
+    const created = await createRecording(server)
     const uploader = new Uploader({
       recording: created.id,
       token: created.writeToken,
@@ -61,7 +61,7 @@ describe('the recorder’s uploader', () => {
   it('gives up with a clear error on a wrong token instead of retrying for ever', async () => {
     const server = await startRecordingServer({ root: await mkdtemp(join(tmpdir(), 'crowdmesh-resume-')) })
     stops.push(() => server.close())
-    const created = await createRecording(server.url)
+    const created = await createRecording(server)
     const uploader = new Uploader({
       recording: created.id,
       token: 'wrong',

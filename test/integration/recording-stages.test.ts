@@ -51,7 +51,7 @@ function soundDetector(): SpeechToText & { samples: number } {
 }
 
 async function upload(server: RecordingServer, media: Uint8Array): Promise<{ id: string; shareId: string }> {
-  const created = await createRecording(server.url)
+  const created = await createRecording(server)
   const uploader = new Uploader({
     recording: created.id,
     token: created.writeToken,
@@ -68,10 +68,10 @@ async function upload(server: RecordingServer, media: Uint8Array): Promise<{ id:
 describe('the audio stages', () => {
   it('extract the sound and stream it to a speech-to-text engine while recording; the share page shows captions', async () => {
     const engine = soundDetector()
-    const server = await startRecordingServer({
-      root: await mkdtemp(join(tmpdir(), 'crowdmesh-stages-')),
-      speechToText: engine,
-    })
+    const server = await startRecordingServer(
+      { root: await mkdtemp(join(tmpdir(), 'crowdmesh-stages-')) },
+      { speechToText: engine },
+    )
     stops.push(() => server.close())
     const media = await recorderLikeWebm(server.store.root, 8)
     const { id, shareId } = await upload(server, media)
@@ -126,7 +126,7 @@ describe('live recordings', () => {
   it('a live recording plays at its share link while it is recorded (fragmented MP4 as it grows); a private one does not', async () => {
     const server = await startRecordingServer({ root: await mkdtemp(join(tmpdir(), 'crowdmesh-live-')) })
     stops.push(() => server.close())
-    const create = (live: boolean) => createRecording(server.url, { mimeType: 'video/webm', live })
+    const create = (live: boolean) => createRecording(server, { mimeType: 'video/webm', live })
     const live = await create(true)
     const hidden = await create(false)
     const media = await recorderLikeWebm(server.store.root, 10)

@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { encodeChunk, type ToRecorder, toRecorderSchema } from '../../peer/server/upload-protocol.ts'
-import { type ServerProcess, spawnRecordingServer } from '../support/recording-server-process.ts'
+import {
+  createRecording,
+  type ServerProcess,
+  spawnRecordingServer,
+} from '../support/recording-server-process.ts'
 import { decodeErrors, frameCount, probe, recorderLikeWebm, topLevelBoxes } from '../support/media.ts'
 
 /*
@@ -31,13 +35,10 @@ afterAll(async () => {
   await server?.close()
 })
 
-async function create(url: string): Promise<{ id: string; writeToken: string; shareId: string }> {
-  const response = await fetch(`${url}/api/recordings`, {
-    method: 'POST',
-    body: JSON.stringify({ mimeType: 'video/webm;codecs=vp9' }),
-  })
-  expect(response.status).toBe(201)
-  return (await response.json()) as { id: string; writeToken: string; shareId: string }
+function create(
+  target: RecordingServer | ServerProcess,
+): Promise<{ id: string; writeToken: string; shareId: string }> {
+  return createRecording(target, { mimeType: 'video/webm;codecs=vp9' })
 }
 
 /** A recorder's connection: send messages, and take the server's answers in order. */
@@ -90,7 +91,7 @@ const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i)
 
 describe('the server peer takes recordings', () => {
   it('appends chunks at their offsets, acknowledges each, and serves the published recording at the share link only', async () => {
-    const { id, writeToken, shareId } = await create(server.url)
+    const { id, writeToken, shareId } = await create(server)
     const recorder = new Recorder(server.url)
     expect(await recorder.hello(id, writeToken)).toEqual({ type: 'ready', offset: 0 })
     const parts = [media.subarray(0, 1000), media.subarray(1000, 71_000), media.subarray(71_000)]
@@ -139,7 +140,7 @@ describe('the server peer takes recordings', () => {
   })
 
   it('refuses a chunk at the wrong offset (a gap or an overlap) with where to resume, and goes on', async () => {
-    const { id, writeToken } = await create(server.url)
+    const { id, writeToken } = await create(server)
     const recorder = new Recorder(server.url)
     await recorder.hello(id, writeToken)
     expect(await recorder.chunk(0, 0, bytes(100, 1))).toEqual({ type: 'ack', seq: 0, offset: 100 })
@@ -163,7 +164,7 @@ describe('the server peer takes recordings', () => {
   })
 
   it('refuses a wrong write token, chunks before hello, malformed messages and unknown or crafted ids', async () => {
-    const { id } = await create(server.url)
+    const { id } = await create(server)
     const wrong = new Recorder(server.url)
     expect(await wrong.hello(id, 'not-the-token')).toMatchObject({ type: 'error', code: 'unauthorized' })
     expect(await wrong.closed).toBe(1008)
@@ -189,17 +190,23 @@ describe('the server peer takes recordings', () => {
     ])
       expect((await fetch(`${server.url}${path}`)).status).toBe(404)
     expect(
-      (await fetch(`${server.url}/api/recordings`, { method: 'POST', body: '{"mimeType":1}' })).status,
+      (
+        await fetch(`${server.url}/api/recordings`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${server.recorderKey}` },
+          body: '{"mimeType":1}',
+        })
+      ).status,
     ).toBe(400)
     // The server still serves everyone else.
-    const { id: other, writeToken } = await create(server.url)
+    const { id: other, writeToken } = await create(server)
     expect(await new Recorder(server.url).hello(other, writeToken)).toEqual({ type: 'ready', offset: 0 })
   })
 
   it('keeps every acknowledged byte when its process is killed, and the recorder resumes from there', async () => {
     const root = await mkdtemp(join(tmpdir(), 'crowdmesh-recordings-crash-'))
     const first = await serverProcess(root)
-    const { id, writeToken, shareId } = await create(first.url)
+    const { id, writeToken, shareId } = await create(first)
     const recorder = new Recorder(first.url)
     await recorder.hello(id, writeToken)
     const all = media
@@ -242,7 +249,7 @@ describe('the server peer takes recordings', () => {
   }, 60_000)
 
   it('answers a recording ffmpeg cannot read with a clear error at publish, and keeps it unpublished', async () => {
-    const { id, writeToken, shareId } = await create(server.url)
+    const { id, writeToken, shareId } = await create(server)
     const recorder = new Recorder(server.url)
     await recorder.hello(id, writeToken)
     expect(await recorder.chunk(0, 0, bytes(50_000, 5))).toEqual({ type: 'ack', seq: 0, offset: 50_000 })

@@ -11,7 +11,7 @@ import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { startSignaling } from '../../signaling/server.ts'
 import { webAppDir } from '../../signaling/web-app.ts'
 import { recorderLikeWebm } from '../support/media.ts'
-import { createRecording } from '../support/recording-server-process.ts'
+import { createRecording, linkToken } from '../support/recording-server-process.ts'
 
 /*
  * Recorder → server peer over a real WebRTC data channel (simple-peer with node-datachannel on both
@@ -51,7 +51,7 @@ async function setUp() {
   })
   stops.push(() => server.close())
   await server.rtc!.registered()
-  const create = () => createRecording(server.url)
+  const create = () => createRecording(server, undefined, linkToken(joinLinks.recorder))
   return { signaling, server, joinLinks, create }
 }
 
@@ -102,10 +102,12 @@ describe('uploads over WebRTC', () => {
     expect(
       await upgradeStatus(`${signaling.url}/signal?token=${operatorToken}&serve=recordings&url=ftp://x`),
     ).toBe(400)
-    // The recorder page: at a recorder link, and at any link with ?record=1 (the participant page's link).
+    // The recorder page: at a recorder link, and at an operator's link with ?record=1; a participant's
+    // link may not create recordings, so ?record=1 on it still opens the participant app.
     const title = async (url: string) => /<title>([^<]*)<\/title>/.exec(await (await fetch(url)).text())?.[1]
     expect(await title(joinLinks.recorder)).toBe('crowdmesh — record')
-    expect(await title(`${joinLinks.participant}?record=1`)).toBe('crowdmesh — record')
+    expect(await title(`${joinLinks.operator}?record=1`)).toBe('crowdmesh — record')
+    expect(await title(`${joinLinks.participant}?record=1`)).toBe('crowdmesh')
     expect(await title(joinLinks.participant)).toBe('crowdmesh')
     await server.close()
     await expect

@@ -8,12 +8,14 @@ import { repoRoot } from './fixtures.ts'
 export interface ServerProcess {
   url: string
   port: number
+  /** The bearer that creates recordings on it (standalone: its recorder key). */
+  recorderKey: string | undefined
   child: ChildProcess
 }
 
 /** Starts `startRecordingServer(init)` in a child process; resolves once it listens (and registered). */
 export async function spawnRecordingServer(
-  init: Omit<RecordingServerInit, 'logger'>,
+  init: RecordingServerInit,
   children: ChildProcess[] = [],
 ): Promise<ServerProcess> {
   const child = spawn(
@@ -26,17 +28,31 @@ export async function spawnRecordingServer(
     createInterface({ input: child.stdout }).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)))
   })
-  const { url } = JSON.parse(line) as { url: string }
-  return { url, port: Number(new URL(url).port), child }
+  const { url, recorderKey } = JSON.parse(line) as { url: string; recorderKey?: string }
+  return { url, port: Number(new URL(url).port), recorderKey, child }
 }
 
-/** A new recording on a server peer (POST /api/recordings): its id, write token and share id. */
+/** The token of a join link (`…/join/<event>/<token>`): what a recorder page sends as its bearer. */
+export function linkToken(link: string): string {
+  return link.split('/').at(-1)!
+}
+
+/**
+ * A new recording on a server peer (POST /api/recordings): its id, write token and share id. `key`
+ * is the bearer that may create one (default the server's own recorder key).
+ */
 export async function createRecording(
-  serverUrl: string,
+  server: { url: string; recorderKey?: string | undefined },
   body: { mimeType: string; live?: boolean } = { mimeType: 'video/webm' },
+  key = server.recorderKey,
 ): Promise<{ id: string; writeToken: string; shareId: string }> {
-  const response = await fetch(`${serverUrl}/api/recordings`, { method: 'POST', body: JSON.stringify(body) })
-  if (response.status !== 201) throw new Error(`creating a recording answered ${response.status}`)
+  const response = await fetch(`${server.url}/api/recordings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key ?? ''}` },
+    body: JSON.stringify(body),
+  })
+  if (response.status !== 201)
+    throw new Error(`creating a recording answered ${response.status}: ${await response.text()}`)
   return (await response.json()) as { id: string; writeToken: string; shareId: string }
 }
 
@@ -44,5 +60,5 @@ export async function createRecording(
 if (process.argv[1] === import.meta.filename && process.argv[2] !== undefined) {
   const server = await startRecordingServer(JSON.parse(process.argv[2]) as RecordingServerInit)
   await server.rtc?.registered()
-  process.stdout.write(`${JSON.stringify({ url: server.url })}\n`)
+  process.stdout.write(`${JSON.stringify({ url: server.url, recorderKey: server.recorderKey })}\n`)
 }

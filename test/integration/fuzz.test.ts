@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest'
+import { runFuzz } from '../../scripts/fuzz/harness.ts'
+
+/*
+ * The fuzz suite's bounded run (issue 12): property-based hostile input against every listener of a
+ * real event in its own process, for 45 s. A longer run: `npx crowdmesh fuzz --minutes N`.
+ */
+describe('the fuzzer of our own protocols', () => {
+  it('finds no crash, no unclear answer and no leak, while a participant and a recorder carry on', async () => {
+    const report = await runFuzz({ durationMs: 45_000, seed: Number(process.env.CROWDMESH_FUZZ_SEED ?? 12) })
+    const summary = JSON.stringify({ ...report, failures: report.failures.slice(0, 5) }, null, 1)
+    expect(report.crashes, summary).toBe(0)
+    expect(report.failures, summary).toEqual([])
+    expect(report.leaks, summary).toEqual([])
+    // Every kind of listener was reached.
+    for (const target of [
+      'http:signaling',
+      'http:frames',
+      'http:recordings',
+      'ws:signaling',
+      'ws:upload',
+      'libp2p:work',
+      'libp2p:gossip',
+    ])
+      expect(report.casesByTarget[target] ?? 0, target).toBeGreaterThan(5)
+    expect(report.framesDuringFuzz).toBeGreaterThan(0)
+    expect(report.witnessRecording).toEqual({ bytes: report.witnessRecording.bytes, identical: true })
+  }, 240_000)
+})
