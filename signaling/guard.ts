@@ -200,7 +200,7 @@ export function acceptWebSocket(
 
 /**
  * Sends on a WebSocket unless the peer is not reading: past `maxBufferedBytes` waiting in its send
- * buffer, the peer is closed as too slow (4008) rather than held in memory. Returns whether it sent.
+ * buffer, the peer is dropped as too slow rather than held in memory. Returns whether it sent.
  */
 export function sendOrDrop(
   ws: WebSocket,
@@ -209,7 +209,8 @@ export function sendOrDrop(
 ): boolean {
   if (ws.readyState !== 1) return false
   if (ws.bufferedAmount > maxBufferedBytes) {
-    ws.close(4008, 'too slow: messages were waiting unread')
+    // A peer that does not read would not read a close frame either: its buffers go at once.
+    ws.terminate()
     return false
   }
   ws.send(data)

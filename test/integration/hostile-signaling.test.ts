@@ -205,4 +205,30 @@ describe('the signaling server and frame store under hostile input', () => {
       await quick.close()
     }
   })
+
+  it('drops a peer that does not read its socket instead of buffering for it', async () => {
+    const { joinLinks } = await newEvent()
+    const token = tokenOf(joinLinks.operator!)
+    const reader = await open(token)
+    const sender = await open(token)
+    await until(() => reader.messages.length > 0 && sender.messages.length > 0)
+    const target = reader.messages[0]!.peer!
+    // The reader stops reading: its socket's buffers fill, then the server's send buffer.
+    ;(reader.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    const payload = JSON.stringify({ to: target, data: 'x'.repeat(60_000) })
+    const peers = async () =>
+      ((await (await fetch(`${server.url}/health`)).json()) as { signalingPeers: number }).signalingPeers
+    const before = await peers()
+    const deadline = performance.now() + 20_000
+    // 40 messages a second stays under the rate limit (50): only the slow reader is at fault.
+    while (performance.now() < deadline && sender.messages.every((m) => m.type !== 'error')) {
+      sender.ws.send(payload)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(sender.messages.find((m) => m.type === 'error')?.error).toMatch(/is not connected/)
+    expect(await peers()).toBe(before - 1)
+    expect(sender.ws.readyState).toBe(WebSocket.OPEN)
+    sender.ws.close()
+    reader.ws.terminate()
+  }, 30_000)
 })

@@ -152,4 +152,28 @@ describe('uploads over WebRTC', () => {
     expect([...kinds]).toEqual(['websocket'])
     expect(Buffer.compare(await readFile(server.store.mediaPath(created.id)), media)).toBe(0)
   }, 60_000)
+
+  it('carries two recorders on one recorder link at once, each over its own data channel', async () => {
+    // Before issue 12 both had the link's peer id: the second's signaling socket closed the first's,
+    // and its offer tore down the first recorder's data channel.
+    const { server, joinLinks, create } = await setUp()
+    const media = await recorderLikeWebm(server.store.root, 4)
+    const recorders = await Promise.all(
+      [0, 1].map(async () => {
+        const created = await create()
+        return { created, ...uploaderOf(created, transports(joinLinks.recorder), 8000) }
+      }),
+    )
+    const size = Math.ceil(media.length / 16)
+    for (let i = 0; i < 16; i++) {
+      for (const { uploader } of recorders) await uploader.append(media.slice(i * size, (i + 1) * size))
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    for (const { uploader, created, kinds } of recorders) {
+      expect(await uploader.publish()).toBe(created.shareId)
+      expect([...kinds]).toEqual(['webrtc'])
+      expect(uploader.progress.reconnects).toBe(0)
+      expect(Buffer.compare(await readFile(server.store.mediaPath(created.id)), media)).toBe(0)
+    }
+  }, 60_000)
 })
