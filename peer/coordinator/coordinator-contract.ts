@@ -86,6 +86,8 @@ export interface FrameReport {
   /** Threads computed twice (backup copies and late results of blocks already done). */
   duplicateThreads: number
   dropped: boolean
+  /** Why a frame was dropped other than for its latency budget (its outcome could not be decided). */
+  error?: string
 }
 
 /** Control events of a coordinator. */

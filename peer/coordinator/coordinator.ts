@@ -186,6 +186,9 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
    */
   handleBlockResult(participantId: string, leaseId: number, result: BlockResult): boolean {
     const record = this.leases.get(leaseId)
+    // Validate and decide first; act after. A listener that throws while the accepted result is acted
+    // on (a `frameComplete` handler) must not turn a counted result into a rejected one.
+    let accepted: { record: LeaseRecord; work: FrameWork; participant: ParticipantRecord; sink: FrameSink<T> }
     try {
       if (record === undefined)
         throw new BlockMismatchError(`lease ${leaseId} is not known (or its frame ended)`)
@@ -210,17 +213,20 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
         return false
       }
       const sink = this.frameSinks.get(block.frameIndex)!
+      // The sink checks the result (overlaps, impossible values) before it takes it.
       sink.add(result)
-      this.count(participant, record, work)
-      if (sink.complete) this.completeFrame(work, sink)
-      this.offerWork(participant)
-      return true
+      accepted = { record, work, participant, sink }
     } catch (error) {
       if (!(error instanceof CrowdmeshError)) throw error
       if (record?.participantId === participantId && record.state === 'active') this.fail(record)
       this.emit('resultRejected', { participantId, leaseId, error })
       return false
     }
+    const { work, participant, sink } = accepted
+    this.count(participant, accepted.record, work)
+    if (sink.complete) this.completeFrame(work, sink)
+    this.offerWork(participant)
+    return true
   }
 
   /** A participant reports it could not compute a lease's block: it is queued again at once. */
@@ -396,11 +402,21 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   }
 
   private completeFrame(work: FrameWork, sink: FrameSink<T>): void {
-    const report = this.endFrame(work, false)
-    this.emit('frameComplete', sink.finish(), report)
+    // The outcome is decided before the frame ends: a decision that throws ends the frame as
+    // dropped, reported with its reason, instead of a frame that ended with no outcome at all.
+    let outcome: T
+    try {
+      outcome = sink.finish()
+    } catch (error) {
+      const reason = (error as Error).message
+      this.log.error(`frame ${work.index}: its outcome could not be decided: ${reason}`)
+      this.emit('frameDropped', this.endFrame(work, true, reason))
+      return
+    }
+    this.emit('frameComplete', outcome, this.endFrame(work, false))
   }
 
-  private endFrame(work: FrameWork, dropped: boolean): FrameReport {
+  private endFrame(work: FrameWork, dropped: boolean, error?: string): FrameReport {
     const now = this.clock.now()
     const timer = this.budgetTimers.get(work.index)
     if (timer !== undefined) this.clock.clearTimer(timer)
@@ -419,6 +435,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       reassignments: work.reassignments,
       duplicateThreads: this.duplicateThreads.get(work.index) ?? 0,
       dropped,
+      ...(error !== undefined && { error }),
     }
     this.duplicateThreads.delete(work.index)
     this.reports.push(report)

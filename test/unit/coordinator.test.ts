@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Coordinator, type CoordinatorInit, type FrameReport } from '../../peer/coordinator/coordinator.ts'
 import type { FrameOutcome } from '../../peer/coordinator/outcome.ts'
+import { MessageTooLargeError } from '../../peer/protocol/errors.ts'
 import type { Lease } from '../../peer/protocol/job.ts'
 import { colourBlock } from '../../peer/participant/cpu-worker.ts'
 import { frameImage } from '../../peer/participant/frame-image.ts'
@@ -266,5 +267,62 @@ describe('Coordinator', () => {
     // A participant that leaves is not offered its own blocks back.
     coordinator.handleParticipantGone('slow')
     expect(offered.slice(4).every(([p]) => p === 'fast')).toBe(true)
+  })
+
+  it('keeps a counted result counted when a frameComplete listener throws', () => {
+    const { coordinator, outcomes } = setup()
+    const rejected: unknown[] = []
+    coordinator.on('resultRejected', (r) => rejected.push(r))
+    // A crowdmesh error, as a host encoding the outcome for gossip could throw (MessageTooLargeError).
+    coordinator.on('frameComplete', () => {
+      throw new MessageTooLargeError(2 ** 21, 2 ** 20)
+    })
+    coordinator.addFrame(frame(0, 0))
+    coordinator.addFrame(frame(1, 0))
+    let lease = coordinator.handleLeaseRequest('p')
+    let thrown: unknown
+    while (lease !== undefined && thrown === undefined) {
+      try {
+        coordinator.handleBlockResult('p', lease.leaseId, compute(lease))
+      } catch (error) {
+        thrown = error
+      }
+      lease = coordinator.handleLeaseRequest('p')
+    }
+    // The listener's error reaches its caller; the result that completed the frame stays counted.
+    expect((thrown as Error).name).toBe('MessageTooLargeError')
+    expect(rejected).toEqual([])
+    expect(outcomes).toHaveLength(1)
+    const stats = coordinator.statistics()
+    expect(stats.framesCompleted).toBe(1)
+    expect(stats.threadsCounted).toBe(128)
+    expect(coordinator.audit().unaccountedThreads).toBe(0)
+  })
+
+  it('reports a frame whose outcome cannot be decided as dropped, with the reason', () => {
+    const { coordinator, outcomes, dropped } = setup({
+      frameSinks: () => {
+        let added = 0
+        return {
+          add: () => {
+            added++
+            return 'added'
+          },
+          get complete() {
+            return added === 8
+          },
+          finish: () => {
+            throw new Error('the decision failed')
+          },
+        }
+      },
+    })
+    coordinator.addFrame(frame(0, 0))
+    coordinator.addFrame(frame(1, 0))
+    drain(coordinator)
+    expect(outcomes).toEqual([])
+    expect(dropped).toHaveLength(1)
+    expect(dropped[0]).toMatchObject({ frameIndex: 0, dropped: true, error: 'the decision failed' })
+    expect(coordinator.idle).toBe(true)
   })
 })
