@@ -1,5 +1,5 @@
 import type { Coordinator, CoordinatorStatistics } from '../coordinator/coordinator.ts'
-import type { SimulationInit, SimulationReport, VirtualParticipant } from './simulation.ts'
+import type { SimulationInit, SimulationReport, VirtualParticipant } from './simulation-types.ts'
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0
