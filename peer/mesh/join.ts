@@ -116,6 +116,9 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
       admission: { token, onRefused: (error) => refusedByRelay.abort(error) },
       // Gossip comes from the coordinator alone (it forwards the crowd's presence).
       gossipPeers: (peer) => peer === coordinatorId,
+      // Nobody else has a reason to connect to a participant: a link holder dialling it through the
+      // relay, again and again, would only cost it memory and WebRTC negotiations.
+      acceptInboundFrom: (peer) => peer === coordinatorId,
     },
     { logger: log },
   )

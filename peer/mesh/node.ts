@@ -43,6 +43,13 @@ export interface MeshNodeInit {
    * out of the gossip mesh. A coordinator passes the peers it admitted; a participant, its coordinator.
    */
   gossipPeers?: (peer: string) => boolean
+  /**
+   * The peers this node accepts inbound connections from, besides its relays (default: anyone, as the
+   * coordinator's node needs). Whoever the relay admitted (any holder of a participant link) can be
+   * relayed to any peer with a slot on it, and each connection costs a phone memory, a WebRTC
+   * negotiation and a data channel: a participant, which talks to its coordinator alone, passes it.
+   */
+  acceptInboundFrom?: (peer: string) => boolean
 }
 
 /** A mesh node: libp2p with gossipsub. */
@@ -68,6 +75,12 @@ export async function createMeshNode(
     ...(init.iceBindAddress !== undefined && { bindAddress: init.iceBindAddress }),
   }
   const gossipPeers = init.gossipPeers
+  const relayPeers = relayPeerIds(init.relayAddrs)
+  const acceptInboundFrom = init.acceptInboundFrom
+  const refusesInbound =
+    acceptInboundFrom === undefined
+      ? undefined
+      : (peer: PeerId) => !relayPeers.has(peer.toString()) && !acceptInboundFrom(peer.toString())
   const node = await createLibp2p({
     // Started below, once the relay's admission listens for the first connection.
     start: false,
@@ -81,8 +94,16 @@ export async function createMeshNode(
     transports: [webSockets(), webRTC({ rtcConfiguration }), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    // Loopback and private addresses are where tests and local events run.
-    connectionGater: { denyDialMultiaddr: () => false },
+    connectionGater: {
+      // Loopback and private addresses are where tests and local events run.
+      denyDialMultiaddr: () => false,
+      // A relayed stranger is refused at the relay's request to connect, before any handshake or WebRTC
+      // negotiation; any other inbound path (a direct WebRTC connection) once its peer id is known.
+      ...(refusesInbound !== undefined && {
+        denyInboundRelayedConnection: (_relay: PeerId, remote: PeerId) => refusesInbound(remote),
+        denyInboundEncryptedConnection: refusesInbound,
+      }),
+    },
     ...(init.privateKey !== undefined && { privateKey: init.privateKey }),
     services: {
       identify: identify(),
@@ -104,7 +125,7 @@ export async function createMeshNode(
       }),
     },
   })
-  const relay = keepRelay(node, init.relayAddrs)
+  const relay = keepRelay(node, init.relayAddrs, relayPeers)
   if (init.admission !== undefined)
     admitOnRelay(node, relay, init.admission, components.logger ?? makeLogger('crowdmesh:mesh:node'))
   await node.start()
@@ -149,7 +170,7 @@ function admitOnRelay(
 
 /** The relay's peer ids, and whether it refused this node (then it is not dialled again). */
 interface RelayKeeper {
-  readonly peers: ReadonlySet<string | undefined>
+  readonly peers: ReadonlySet<string>
   refused: boolean
 }
 
@@ -158,15 +179,7 @@ interface RelayKeeper {
  * back-off, until the node stops: the circuit-relay transport then reserves a slot again, and peers
  * can reach this one through the relay once more. Direct WebRTC connections are unaffected meanwhile.
  */
-function keepRelay(node: Libp2p, relayAddrs: readonly string[]): RelayKeeper {
-  const relays = new Set(
-    relayAddrs.map(
-      (a) =>
-        multiaddr(a)
-          .getComponents()
-          .find((c) => c.name === 'p2p')?.value,
-    ),
-  )
+function keepRelay(node: Libp2p, relayAddrs: readonly string[], relays: ReadonlySet<string>): RelayKeeper {
   const keeper: RelayKeeper = { peers: relays, refused: false }
   let timer: ReturnType<typeof setTimeout> | undefined
   let attempt = 0
@@ -195,6 +208,17 @@ function keepRelay(node: Libp2p, relayAddrs: readonly string[]): RelayKeeper {
     { once: true },
   )
   return keeper
+}
+
+/** The peer ids in the relay's multiaddrs (`…/p2p/<id>`). */
+function relayPeerIds(relayAddrs: readonly string[]): ReadonlySet<string> {
+  const ids = relayAddrs.map(
+    (a) =>
+      multiaddr(a)
+        .getComponents()
+        .find((c) => c.name === 'p2p')?.value,
+  )
+  return new Set(ids.filter((id) => id !== undefined))
 }
 
 /**

@@ -1,10 +1,11 @@
 import type { Message } from '@libp2p/gossipsub'
-import type { Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
 import { encodeFrame, FrameDecoder, FrameKind } from '../../peer/mesh/framing.ts'
 import { decodeOutcome, encodeJson, eventTopics } from '../../peer/mesh/gossip.ts'
+import { joinEvent, type ParticipantEvent } from '../../peer/mesh/join.ts'
 import { createMeshNode, type MeshNode } from '../../peer/mesh/node.ts'
 import {
   parseControl,
@@ -12,14 +13,16 @@ import {
   type ToParticipant,
   workProtocol,
 } from '../../peer/mesh/work-protocol.ts'
+import { cpuWorker } from '../../peer/participant/cpu-worker.ts'
+import { frameSource } from '../../peer/participant/frame-source.ts'
 import { meshDefaults } from '../../peer/protocol/defaults.ts'
 import { testJob } from '../support/fixtures.ts'
 
 /*
  * Hostile peers against one event's mesh, all on 127.0.0.1 with real libp2p nodes and real WebRTC:
- * peers without a join token, peers with one that never say hello, peers that half-send frames, and
- * one link shared by more peers than it may hold. After each, the event must still admit and serve
- * peers with a valid link.
+ * peers without a join token, peers with one that never say hello, peers that half-send frames, one
+ * link shared by more peers than it may hold, and a link holder dialling another participant. After
+ * each, the event must still admit and serve peers with a valid link.
  */
 
 const relayAdmitMs = 3000
@@ -82,6 +85,12 @@ async function meshPeer(token?: string): Promise<{ node: MeshNode; refused: Prom
   })
   nodes.push(node)
   return { node, refused }
+}
+
+/** Whether a dial failed, or the connection it opened closed within `ms`. */
+async function refused(dial: Promise<Connection>, ms: number): Promise<boolean> {
+  const connection = await dial.catch(() => undefined)
+  return connection === undefined || (await until(() => connection.status !== 'open', ms))
 }
 
 /** A raw work-protocol stream to the coordinator: what it answers, and whether it ended. */
@@ -283,6 +292,47 @@ describe('the mesh against hostile peers', () => {
       await until(() => node.getConnections(event.node.peerId).length === 0, coordinatorAdmitMs + 5000),
     ).toBe(true)
   }, 60_000)
+
+  it("refuses a link holder's connections at a participant, which stays with its coordinator", async () => {
+    const left = new AbortController()
+    const seen: ParticipantEvent[] = []
+    let joinedNode: MeshNode | undefined
+    const joined = joinEvent({
+      link: event.joinLink,
+      cores: 1,
+      worker: cpuWorker({ frames: frameSource() }),
+      agent: 'target',
+      signal: left.signal,
+      onEvent: (e) => seen.push(e),
+      onNode: (n) => (joinedNode = n),
+    })
+    try {
+      expect(await until(() => seen.some((e) => e.type === 'welcome'), 30_000)).toBe(true)
+      const target = joinedNode!
+      expect(await until(() => reserved(target), 10_000)).toBe(true)
+      // On a loaded machine she may need a second try to reach the coordinator: what follows counts.
+      const since = seen.length
+      // A stranger the relay admitted (a valid participant link) may be relayed, but not to her.
+      const { node: stranger } = await meshPeer(tokenOf(event.joinLink))
+      expect(await until(() => reserved(stranger), 10_000)).toBe(true)
+      const relay = relayAddrs()[0]
+      for (const path of ['/p2p-circuit/p2p/', '/p2p-circuit/webrtc/p2p/']) {
+        const dial = stranger.dial(multiaddr(`${relay}${path}${target.peerId.toString()}`), {
+          signal: AbortSignal.timeout(15_000),
+        })
+        expect(await refused(dial, 2000)).toBe(true)
+      }
+      expect(await until(() => target.getConnections(stranger.peerId).length === 0, 2000)).toBe(true)
+      // She still works with her coordinator: connected, and its status still reaches her.
+      expect(target.getConnections(event.node.peerId).length).toBeGreaterThan(0)
+      const statuses = seen.filter((e) => e.type === 'status').length
+      expect(await until(() => seen.filter((e) => e.type === 'status').length > statuses, 10_000)).toBe(true)
+      expect(seen.slice(since).filter((e) => e.type === 'disconnected')).toEqual([])
+    } finally {
+      left.abort()
+      await joined
+    }
+  }, 90_000)
 
   it('admits at most maxPeersPerLink peers of one link at once, and refuses the next with a clear error', async () => {
     const link = tokenOf(event.joinLinks.operator!)
