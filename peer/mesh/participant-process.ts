@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import type { ParticipantEvent } from './join.ts'
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'cli.ts')
+// Library code runs the participant's own entry, not the CLI in scripts/.
+const entry = join(dirname(fileURLToPath(import.meta.url)), 'node-participant.ts')
 
 /** Options of a Node participant run as its own process. */
 export interface ParticipantProcessInit {
@@ -24,7 +25,7 @@ export type ReceivedEvent = (ParticipantEvent | { type: 'done'; [key: string]: u
 }
 
 /**
- * A Node participant in its own process (`crowdmesh join LINK --json`), as `start`, `simulate --real`,
+ * A Node participant in its own process (`node-participant.ts`, what `crowdmesh join LINK --json` runs), as `start`, `simulate --real`,
  * the tests and the benchmarks run them: its JSON lines come back as events.
  */
 export class ParticipantProcess extends EventEmitter<{ event: [ReceivedEvent]; exit: [number | null] }> {
@@ -37,10 +38,12 @@ export class ParticipantProcess extends EventEmitter<{ event: [ReceivedEvent]; e
 
   constructor(link: string, init: ParticipantProcessInit = {}) {
     super()
-    const args = [cli, 'join', link, '--json']
-    if (init.dutyCycle !== undefined) args.push('--duty-cycle', String(init.dutyCycle))
-    if (init.cores !== undefined) args.push('--cores', String(init.cores))
-    if (init.relayOnly === true) args.push('--relay-only')
+    const options = {
+      ...(init.dutyCycle !== undefined && { dutyCycle: init.dutyCycle }),
+      ...(init.cores !== undefined && { cores: init.cores }),
+      ...(init.relayOnly === true && { relayOnly: true }),
+    }
+    const args = [entry, link, JSON.stringify(options)]
     const [command, ...rest] = [...(init.wrapper ?? []), process.execPath, ...args]
     // Guarded: a local participant ends with the event that started it, even one SIGKILLed.
     this.child = spawnGuarded(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,7 +1,5 @@
-import { availableParallelism } from 'node:os'
-import { cpuWorker } from '../../peer/participant/cpu-worker.ts'
-import { frameSource } from '../../peer/participant/frame-source.ts'
-import { joinEvent, type ParticipantEvent } from '../../peer/mesh/join.ts'
+import type { ParticipantEvent } from '../../peer/mesh/join.ts'
+import { runNodeParticipant } from '../../peer/mesh/node-participant.ts'
 import { parseCommandWithPositionals, stringOption } from '../options.ts'
 
 const help = `Usage: crowdmesh join LINK [options]
@@ -52,12 +50,10 @@ export async function joinCommand(args: string[]): Promise<void> {
     else process.stdout.write(`${describe(event as ParticipantEvent)}\n`)
   }
   try {
-    const result = await joinEvent({
+    const result = await runNodeParticipant({
       link: positionals[0]!,
       ...(dutyCycle !== undefined && { dutyCycle }),
-      cores: coresText !== undefined ? Number(coresText) : availableParallelism(),
-      worker: cpuWorker({ frames: frameSource() }),
-      agent: `crowdmesh-node/${process.version}`,
+      ...(coresText !== undefined && { cores: Number(coresText) }),
       ...(values['relay-only'] === true && { relayOnly: true }),
       signal: controller.signal,
       onEvent: (event) => {
