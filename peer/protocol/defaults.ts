@@ -304,4 +304,16 @@ export const recordingLimits = {
   authCacheMs: 30_000,
   /** Answers about recorders' links kept at once. */
   maxAuthCacheEntries: 1024,
+  /**
+   * Recorders' WebRTC peers held at once: negotiating, connected or closing; an offer past it is
+   * ignored and the recorder falls back to the WebSocket.
+   */
+  maxRtcPeers: 256,
+  /** How long a recorder's WebRTC connection may take to open, ms. */
+  rtcConnectTimeoutMs: 20_000,
+  /** Signaling messages one recorder may send to its peer here, and their bytes in all; past either it is dropped. */
+  maxSignalsPerPeer: 100,
+  maxSignalBytesPerPeer: 64 * 1024,
+  /** How long a data channel the server ends stays open so that its last answer arrives, ms. */
+  closeGraceMs: 1_000,
 } as const

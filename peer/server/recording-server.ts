@@ -328,6 +328,11 @@ export async function startRecordingServer(
           accept,
           signal: stopping.signal,
           logger: log,
+          maxPeers: limits.maxRtcPeers,
+          connectTimeoutMs: limits.rtcConnectTimeoutMs,
+          maxSignalsPerPeer: limits.maxSignalsPerPeer,
+          maxSignalBytesPerPeer: limits.maxSignalBytesPerPeer,
+          closeGraceMs: limits.closeGraceMs,
         }).catch(async (error: unknown) => {
           await stop()
           throw error

@@ -186,8 +186,17 @@ export function uploadSessions(
     return {
       receive(data, isBinary) {
         if (closed) return
-        // A data channel's message can be large before hello; a WebSocket's was refused at its header.
-        if (recording === undefined && data.length > limits.maxPreHelloBytes) return end('too-large')
+        // A data channel's message arrives whole, up to its SCTP limit, however large (a WebSocket's
+        // was refused at its header): refuse it before keeping any of it, and say why, since a data
+        // channel's close carries no reason.
+        if (recording === undefined && data.length > limits.maxPreHelloBytes) {
+          send({
+            type: 'error',
+            code: 'too-large',
+            message: `a message before hello may be at most ${limits.maxPreHelloBytes} bytes`,
+          })
+          return end('too-large')
+        }
         clearTimeout(idleTimer)
         // The data is the transport's buffer: keep a copy while it waits its turn.
         const message = data.slice()

@@ -20,7 +20,8 @@ declare module '@thaunknown/simple-peer/lite.js' {
     send(data: string | Uint8Array): void
     destroy(error?: Error): void
     on(event: 'signal', listener: (data: unknown) => void): this
-    on(event: 'connect' | 'close', listener: () => void): this
+    /** 'disconnect': simple-peer tore a connected peer down itself (the other side closed, or ICE failed). */
+    on(event: 'connect' | 'close' | 'disconnect', listener: () => void): this
     on(event: 'data', listener: (data: string | Uint8Array) => void): this
     on(event: 'error', listener: (error: Error & { code?: string }) => void): this
   }
