@@ -3,6 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import fc from 'fast-check'
 import { FrameDecoder, FrameKind } from '../../peer/mesh/framing.ts'
 import { createMeshNode, type MeshNode } from '../../peer/mesh/node.ts'
+import { admitAnswerSchema, admitProtocol } from '../../peer/mesh/admission.ts'
 import { errorCodes, parseControl, toParticipantSchema, workProtocol } from '../../peer/mesh/work-protocol.ts'
 import type { FuzzEventReady } from './event-process.ts'
 import { hostileJsonText } from './inputs.ts'
@@ -50,6 +51,34 @@ const workSession: fc.Arbitrary<WorkPiece[]> = fc.array(
   { minLength: 1, maxLength: 6 },
 )
 
+/** What a stranger says on the relay's admission protocol: tokens good and bad, garbage, odd frames. */
+type AdmitPiece =
+  | { admit: 'valid' | 'viewer' | 'garbage' | 'empty' }
+  | { control: string }
+  | { header: { kind: number; length: number } }
+
+const admitSession: fc.Arbitrary<AdmitPiece[]> = fc.array(
+  fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom<'valid' | 'viewer' | 'garbage' | 'empty'>('valid', 'viewer', 'garbage', 'empty')
+        .map((admit): AdmitPiece => ({ admit })),
+    },
+    {
+      weight: 2,
+      arbitrary: hostileJsonText.filter((t) => t.length < 60_000).map((control) => ({ control })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ kind: fc.integer({ min: 0, max: 255 }), length: fc.nat(2 ** 32 - 1) })
+        .map((header) => ({ header })),
+    },
+  ),
+  { minLength: 1, maxLength: 3 },
+)
+
 /** Gossip a stranger publishes on the event's topics. */
 const gossipMessage = fc.record({
   topic: fc.nat(2),
@@ -92,6 +121,7 @@ function encodePiece(piece: WorkPiece, token: string): Uint8Array {
  * participant's is), holding a valid participant link: the attacker the event must survive.
  */
 export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
+  const viewerToken = ready.joinLinks.viewer!.slice(ready.joinLinks.viewer!.lastIndexOf('/') + 1)
   const token = ready.joinLinks.participant!.slice(ready.joinLinks.participant!.lastIndexOf('/') + 1)
   // It shows the link's token to the relay, as every participant's node does: the attacker is a
   // link holder, since a stranger without one is not relayed at all (mesh-security.test.ts).
@@ -110,6 +140,74 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
         await new Promise((r) => setTimeout(r, 200 * attempt))
       }
     }
+  }
+
+  // A second node that never shows a token of its own: it speaks the admission protocol to the relay
+  // directly, each case on a fresh connection (the relay drops a peer it refused).
+  const stranger: MeshNode = await createMeshNode({ relayAddrs: [] })
+  const relay = multiaddr(ready.relayAddrs[0])
+
+  /** An admission case: the target is `libp2p:admit`, or `libp2p:admit-refused` when no stream opened. */
+  async function admitCase(pieces: AdmitPiece[]): Promise<[string, Verdict]> {
+    let stream: Stream
+    try {
+      stream = await stranger.dialProtocol(relay, admitProtocol, { signal: AbortSignal.timeout(5000) })
+    } catch (error) {
+      // A relay that refuses the stream outright (the peer was dropped a moment ago) is a clear end,
+      // counted apart so the report shows how many cases reached the protocol.
+      return (error as Error).name === 'AbortError'
+        ? ['libp2p:admit', { ok: false, why: 'the relay did not open an admission stream in 5 s' }]
+        : ['libp2p:admit-refused', { ok: true }]
+    }
+    let problem: string | undefined
+    const decoder = new FrameDecoder()
+    const reading = (async () => {
+      try {
+        for await (const chunk of stream) {
+          const parts = chunk instanceof Uint8Array ? [chunk] : [...chunk]
+          for (const part of parts)
+            for (const answer of decoder.push(part)) {
+              try {
+                parseControl(admitAnswerSchema, answer.payload)
+              } catch (error) {
+                problem ??= `answered outside the protocol: ${(error as Error).message}`
+              }
+            }
+        }
+      } catch {
+        // closed or reset by the relay: a clear end
+      }
+    })()
+    const json = (value: unknown) => frame(FrameKind.control, new TextEncoder().encode(JSON.stringify(value)))
+    for (const piece of pieces) {
+      if (stream.status !== 'open') break
+      const bytes =
+        'admit' in piece
+          ? json({
+              type: 'admit',
+              token:
+                piece.admit === 'valid'
+                  ? token
+                  : piece.admit === 'viewer'
+                    ? viewerToken
+                    : piece.admit === 'garbage'
+                      ? 'x.y'
+                      : '',
+            })
+          : 'control' in piece
+            ? frame(FrameKind.control, new TextEncoder().encode(piece.control))
+            : encodePiece({ header: piece.header }, token)
+      try {
+        if (!stream.send(bytes)) await stream.onDrain({ signal: AbortSignal.timeout(2000) })
+      } catch {
+        break
+      }
+    }
+    await Promise.race([reading, new Promise((r) => setTimeout(r, 300))])
+    stream.abort(new Error('fuzz case over'))
+    await reading
+    await stranger.hangUp(relay).catch(() => {})
+    return ['libp2p:admit', problem === undefined ? { ok: true } : { ok: false, why: problem }]
   }
 
   async function workCase(pieces: WorkPiece[]): Promise<Verdict> {
@@ -157,6 +255,8 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
       const cases: [string, Verdict, unknown][] = []
       for (const pieces of fc.sample(workSession, { numRuns: 3, seed }))
         cases.push(['libp2p:work', await workCase(pieces), pieces])
+      for (const pieces of fc.sample(admitSession, { numRuns: 2, seed }))
+        cases.push([...(await admitCase(pieces)), pieces])
       for (const message of fc.sample(gossipMessage, { numRuns: 3, seed })) {
         // Publishing may find no subscribed peer yet; what matters is that the event survives it.
         await node.services.gossip
@@ -168,6 +268,7 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
     },
     stop: async () => {
       await node.stop()
+      await stranger.stop()
     },
   }
 }

@@ -20,6 +20,7 @@ describe('the fuzzer of our own protocols', () => {
       'ws:signaling',
       'ws:upload',
       'libp2p:work',
+      'libp2p:admit',
       'libp2p:gossip',
     ])
       expect(report.casesByTarget[target] ?? 0, target).toBeGreaterThan(5)
