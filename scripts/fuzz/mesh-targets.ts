@@ -117,6 +117,49 @@ function encodePiece(piece: WorkPiece, token: string): Uint8Array {
 }
 
 /**
+ * Writes `pieces` on a stream while reading its answers, then waits a moment and aborts it. Each
+ * answer frame goes through `check`, which returns a problem or throws one (an answer outside the
+ * protocol); the first problem is returned. A stream the other side closed or reset is a clear end.
+ */
+async function streamCase(
+  stream: Stream,
+  pieces: readonly Uint8Array[],
+  check: (answer: { kind: number; payload: Uint8Array }) => string | undefined,
+): Promise<string | undefined> {
+  let problem: string | undefined
+  const decoder = new FrameDecoder()
+  const reading = (async () => {
+    try {
+      for await (const chunk of stream) {
+        const parts = chunk instanceof Uint8Array ? [chunk] : [...chunk]
+        for (const part of parts)
+          for (const answer of decoder.push(part)) {
+            try {
+              problem ??= check(answer)
+            } catch (error) {
+              problem ??= `answered outside the protocol: ${(error as Error).message}`
+            }
+          }
+      }
+    } catch {
+      // closed or reset by the other side: a clear end
+    }
+  })()
+  for (const piece of pieces) {
+    if (stream.status !== 'open') break
+    try {
+      if (!stream.send(piece)) await stream.onDrain({ signal: AbortSignal.timeout(2000) })
+    } catch {
+      break
+    }
+  }
+  await Promise.race([reading, new Promise((r) => setTimeout(r, 300))])
+  stream.abort(new Error('fuzz case over'))
+  await reading
+  return problem
+}
+
+/**
  * A stranger's libp2p node on the event's mesh (dialled through the relay over WebRTC, as a
  * participant's is), holding a valid participant link: the attacker the event must survive.
  */
@@ -159,53 +202,19 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
         ? ['libp2p:admit', { ok: false, why: 'the relay did not open an admission stream in 5 s' }]
         : ['libp2p:admit-refused', { ok: true }]
     }
-    let problem: string | undefined
-    const decoder = new FrameDecoder()
-    const reading = (async () => {
-      try {
-        for await (const chunk of stream) {
-          const parts = chunk instanceof Uint8Array ? [chunk] : [...chunk]
-          for (const part of parts)
-            for (const answer of decoder.push(part)) {
-              try {
-                parseControl(admitAnswerSchema, answer.payload)
-              } catch (error) {
-                problem ??= `answered outside the protocol: ${(error as Error).message}`
-              }
-            }
-        }
-      } catch {
-        // closed or reset by the relay: a clear end
-      }
-    })()
     const json = (value: unknown) => frame(FrameKind.control, new TextEncoder().encode(JSON.stringify(value)))
-    for (const piece of pieces) {
-      if (stream.status !== 'open') break
-      const bytes =
-        'admit' in piece
-          ? json({
-              type: 'admit',
-              token:
-                piece.admit === 'valid'
-                  ? token
-                  : piece.admit === 'viewer'
-                    ? viewerToken
-                    : piece.admit === 'garbage'
-                      ? 'x.y'
-                      : '',
-            })
-          : 'control' in piece
-            ? frame(FrameKind.control, new TextEncoder().encode(piece.control))
-            : encodePiece({ header: piece.header }, token)
-      try {
-        if (!stream.send(bytes)) await stream.onDrain({ signal: AbortSignal.timeout(2000) })
-      } catch {
-        break
-      }
-    }
-    await Promise.race([reading, new Promise((r) => setTimeout(r, 300))])
-    stream.abort(new Error('fuzz case over'))
-    await reading
+    const tokens = { valid: token, viewer: viewerToken, garbage: 'x.y', empty: '' }
+    const bytes = pieces.map((piece) =>
+      'admit' in piece
+        ? json({ type: 'admit', token: tokens[piece.admit] })
+        : 'control' in piece
+          ? frame(FrameKind.control, new TextEncoder().encode(piece.control))
+          : encodePiece({ header: piece.header }, token),
+    )
+    const problem = await streamCase(stream, bytes, (answer) => {
+      parseControl(admitAnswerSchema, answer.payload)
+      return undefined
+    })
     await stranger.hangUp(relay).catch(() => {})
     return ['libp2p:admit', problem === undefined ? { ok: true } : { ok: false, why: problem }]
   }
@@ -213,40 +222,17 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
   async function workCase(pieces: WorkPiece[]): Promise<Verdict> {
     const stream = await openStream()
     if (typeof stream === 'string') return { ok: false, why: `could not open a work stream: ${stream}` }
-    let problem: string | undefined
-    const decoder = new FrameDecoder()
-    const reading = (async () => {
-      try {
-        for await (const chunk of stream) {
-          const parts = chunk instanceof Uint8Array ? [chunk] : [...chunk]
-          for (const part of parts)
-            for (const answer of decoder.push(part)) {
-              if (answer.kind !== FrameKind.control) continue
-              try {
-                const message = parseControl(toParticipantSchema, answer.payload)
-                if (message.type === 'error' && !errorCodes.includes(message.code))
-                  problem ??= `unknown error code ${message.code}`
-              } catch (error) {
-                problem ??= `answered outside the protocol: ${(error as Error).message}`
-              }
-            }
-        }
-      } catch {
-        // the coordinator closed or reset the stream: a clear end
-      }
-    })()
-    for (const piece of pieces) {
-      if (stream.status !== 'open') break
-      try {
-        if (!stream.send(encodePiece(piece, token)))
-          await stream.onDrain({ signal: AbortSignal.timeout(2000) })
-      } catch {
-        break
-      }
-    }
-    await Promise.race([reading, new Promise((r) => setTimeout(r, 300))])
-    stream.abort(new Error('fuzz case over'))
-    await reading
+    const problem = await streamCase(
+      stream,
+      pieces.map((piece) => encodePiece(piece, token)),
+      (answer) => {
+        if (answer.kind !== FrameKind.control) return undefined
+        const message = parseControl(toParticipantSchema, answer.payload)
+        return message.type === 'error' && !errorCodes.includes(message.code)
+          ? `unknown error code ${message.code}`
+          : undefined
+      },
+    )
     return problem === undefined ? { ok: true } : { ok: false, why: problem }
   }
 
