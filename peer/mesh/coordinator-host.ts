@@ -347,7 +347,10 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       // A peer that keeps flooding after being told is cut off, whatever it gets through meanwhile.
       if (++session.refused > this.limits.maxRefused)
         throw new ProtocolError('rate-limited', 'too many requests; disconnected')
-      const requestId = frame.kind === FrameKind.control ? requestIdOf(frame.payload) : undefined
+      // A refused result is answered with its request id too (its first 4 bytes), so an honest
+      // participant that got ahead of the limit resends it rather than losing its link.
+      const requestId =
+        frame.kind === FrameKind.control ? requestIdOf(frame.payload) : resultRequestIdOf(frame.payload)
       const message = `over ${this.limits.requestsPerSecond} requests/s; request refused`
       this.send(session, {
         type: 'error',
@@ -505,6 +508,13 @@ function errorCode(error: CrowdmeshError): (typeof errorCodes)[number] {
   if (error instanceof ReceiveBudgetError) return 'busy'
   if (error instanceof LinkFullError) return 'link-full'
   return 'invalid-message'
+}
+
+/** The request id of a binary result frame (u32, little-endian, first), if it is long enough to have one. */
+function resultRequestIdOf(payload: Uint8Array): number | undefined {
+  return payload.length >= 4
+    ? new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, true)
+    : undefined
 }
 
 /** The request id of a control message, if it has a readable one (to answer a refused request). */

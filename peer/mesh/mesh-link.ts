@@ -117,13 +117,22 @@ export class MeshLink implements CoordinatorLink {
   async sendResult(leaseId: number, result: BlockResult): Promise<void> {
     const key = this.leaseKeys.get(leaseId)
     this.leaseKeys.delete(leaseId)
-    const requestId = this.nextRequest++
-    const frame = await encodeResultFrame(requestId, leaseId, result, key)
-    const answer = this.await(requestId)
-    await this.framed.send(FrameKind.binary, frame)
-    const ack = await answer
-    // A refused result (a late copy, a cancelled lease) is the coordinator's business: nothing to redo.
-    if (ack.type === 'ack' && ack.accepted) this.accepted++
+    for (;;) {
+      const requestId = this.nextRequest++
+      const frame = await encodeResultFrame(requestId, leaseId, result, key)
+      const answer = this.await(requestId)
+      await this.framed.send(FrameKind.binary, frame)
+      const ack = await answer
+      // Ahead of the coordinator's rate limit (many small blocks): the result waits and goes again.
+      if (ack.type === 'error' && ack.code === 'rate-limited') {
+        // One second at most; a link closed meanwhile rejects the next attempt's answer at once.
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+        continue
+      }
+      // A refused result (a late copy, a cancelled lease) is the coordinator's business: nothing to redo.
+      if (ack.type === 'ack' && ack.accepted) this.accepted++
+      return
+    }
   }
 
   async reportFailure(leaseId: number, reason: string): Promise<void> {

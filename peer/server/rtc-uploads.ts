@@ -1,4 +1,5 @@
 import SimplePeer from '@thaunknown/simple-peer/lite.js'
+import { RTCPeerConnection } from 'webrtc-polyfill'
 import { fetchBootstrap, JoinRefusedError, parseJoinLink } from '../mesh/bootstrap.ts'
 import { sleep } from '../protocol/clock.ts'
 import { recordingLimits } from '../protocol/defaults.ts'
@@ -72,6 +73,13 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   const bootstrap = await fetchBootstrap(init.link, init.signal)
   if (bootstrap.role !== 'operator')
     throw new JoinRefusedError(`the server peer needs an operator link; this one is a ${bootstrap.role}'s`)
+  // webrtc-polyfill (simple-peer's RTCPeerConnection here) calls node-datachannel's global cleanup()
+  // when its last connection closes, and that destroys every native WebRTC connection of the
+  // process: with the coordinator in the same process (crowdmesh start), the last recorder to leave
+  // cut every participant off. One idle connection held while this side serves keeps the count above
+  // zero; it is closed last, when the server stops.
+  const keepAlive = new RTCPeerConnection()
+  init.signal.addEventListener('abort', () => keepAlive.close(), { once: true })
   const { base, token } = parseJoinLink(init.link)
   const signalUrl = `${base.replace(/^http/, 'ws')}/signal?${new URLSearchParams({
     token,

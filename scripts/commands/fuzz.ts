@@ -20,6 +20,8 @@ Options:
   --minutes N     how long to send hostile input                                 [default: 1]
   --seconds N     the same in seconds (for short runs)
   --seed N        the generators' seed, to rerun the same cases               [default: random]
+  --only T        one family of targets: http, ws (signaling and upload sockets), rtc (uploads
+                  over a data channel) or mesh (work protocol, admission, gossip)  [default: all]
   --out FILE      where the JSON report goes                   [default: out/fuzz/report.json]
   --json          print the report as one JSON object
   -h, --help      show this help
@@ -33,6 +35,7 @@ export async function fuzzCommand(args: string[]): Promise<void> {
       minutes: { type: 'string' },
       seconds: { type: 'string' },
       seed: { type: 'string' },
+      only: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -47,11 +50,15 @@ export async function fuzzCommand(args: string[]): Promise<void> {
   const seedText = stringOption(values, 'seed')
   const seed = seedText === undefined ? undefined : Number(seedText)
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw new UsageError('--seed must be an integer')
+  const only = stringOption(values, 'only')
+  if (only !== undefined && only !== 'http' && only !== 'ws' && only !== 'rtc' && only !== 'mesh')
+    throw new UsageError(`--only must be http, ws, rtc or mesh, got "${only}"`)
   const json = values.json === true
   const bar = progressBar('fuzzing', { quiet: json })
   const report = await runFuzz({
     durationMs,
     ...(seed !== undefined && { seed }),
+    ...(only !== undefined && { only }),
     onProgress: ({ elapsedMs }) => bar.update(elapsedMs, durationMs),
   })
   bar.done()

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,6 +31,8 @@ export interface FuzzInit {
   seed?: number
   /** How long resources may take to return to their baseline after the last case, ms (default 30 s). */
   settleMs?: number
+  /** Only this family of targets (to find which one disturbs the witnesses); default all. */
+  only?: 'http' | 'ws' | 'rtc' | 'mesh'
   /** Called after each batch. */
   onProgress?: (progress: { elapsedMs: number; durationMs: number; cases: number; failures: number }) => void
   signal?: AbortSignal
@@ -58,6 +61,8 @@ export interface FuzzReport {
   after: FuzzDiagnostics
   /** Frames the witness participant helped complete while the fuzzer ran (must be more than 0). */
   framesDuringFuzz: number
+  /** The witness participant's disconnections and reconnections while the fuzzer ran (seconds into the run). */
+  witnessDisconnects: string[]
   /** The witness recorder's upload, made while the fuzzer ran: published and byte-identical. */
   witnessRecording: { bytes: number; identical: boolean; error?: string }
 }
@@ -108,24 +113,29 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
       const batchSeed = seed + batch++
       const sample = <T>(arbitrary: fc.Arbitrary<T>, n: number) =>
         fc.sample(arbitrary, { numRuns: n, seed: batchSeed })
-      for (const request of sample(hostileHttpRequest, 6))
-        for (const [name, url] of [
-          ['http:signaling', event.ready.signaling],
-          ['http:frames', event.ready.frameStore],
-          ['http:recordings', event.ready.recordings],
-        ] as const)
-          record(name, await sendHttp(url, request), request)
+      const only = init.only
+      if (only === undefined || only === 'http')
+        for (const request of sample(hostileHttpRequest, 6))
+          for (const [name, url] of [
+            ['http:signaling', event.ready.signaling],
+            ['http:frames', event.ready.frameStore],
+            ['http:recordings', event.ready.recordings],
+          ] as const)
+            record(name, await sendHttp(url, request), request)
       for (const messages of sample(
         signalingMessages(() => []),
         4,
       ))
         record('ws:signaling', await signalingCase(signalUrl, messages), messages)
       if (batch % 5 === 0) recording = await createRecording(event.ready)
-      for (const steps of sample(uploadSession, 4))
-        record('ws:upload', await uploadCase(uploadUrl, steps, recording), steps)
-      for (const steps of sample(uploadSession, 1))
-        record('rtc:upload', await rtcUploadCase(rtc, steps, recording), steps)
-      for (const [name, verdict, input] of await mesh.batch(batchSeed)) record(name, verdict, input)
+      if (only === undefined || only === 'ws')
+        for (const steps of sample(uploadSession, 4))
+          record('ws:upload', await uploadCase(uploadUrl, steps, recording), steps)
+      if (only === undefined || only === 'rtc')
+        for (const steps of sample(uploadSession, 1))
+          record('rtc:upload', await rtcUploadCase(rtc, steps, recording), steps)
+      if (only === undefined || only === 'mesh')
+        for (const [name, verdict, input] of await mesh.batch(batchSeed)) record(name, verdict, input)
       // Health between batches: alive and serving.
       const health = await fetch(`${event.ready.signaling}/health`)
         .then((r) => r.status)
@@ -166,6 +176,9 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
       baseline,
       after,
       framesDuringFuzz: duringFuzz,
+      witnessDisconnects: witness.events
+        .filter((e) => ['disconnected', 'connected', 'welcome'].includes(e.type) && e.receivedAt >= started)
+        .map((e) => `${((e.receivedAt - started) / 1000).toFixed(1)} s: ${JSON.stringify(e)}`),
       witnessRecording,
     }
   } finally {
@@ -205,9 +218,14 @@ async function spawnEvent(root: string): Promise<EventUnderFuzz> {
     { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   )
   let stderr = ''
+  // With DEBUG=crowdmesh:* the event's own log lines (every refusal) land here; this keeps them all.
+  const log = process.env.CROWDMESH_FUZZ_EVENT_LOG
+  const logFile = log === undefined ? undefined : createWriteStream(log)
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-20_000)
+    logFile?.write(chunk)
   })
+  child.once('exit', () => logFile?.end())
   const ready = await new Promise<FuzzEventReady>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the event did not start in 60 s: ${stderr}`)), 60_000)
     child.on('message', (message: { type?: string }) => {

@@ -25,6 +25,9 @@ describe('the fuzzer of our own protocols', () => {
     ])
       expect(report.casesByTarget[target] ?? 0, target).toBeGreaterThan(5)
     expect(report.framesDuringFuzz).toBeGreaterThan(0)
+    // The witness participant kept its link to the coordinator throughout (before the server peer
+    // held its WebRTC keep-alive, the last recorder to leave cut every participant off).
+    expect(report.witnessDisconnects.filter((line) => line.includes('"disconnected"'))).toEqual([])
     expect(report.witnessRecording).toEqual({ bytes: report.witnessRecording.bytes, identical: true })
   }, 240_000)
 })
