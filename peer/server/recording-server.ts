@@ -58,6 +58,11 @@ export interface RecordingServerInit {
    * start; read it from `recorderKey`).
    */
   recorderKey?: string
+  /**
+   * This process also runs other WebRTC, such as the event's coordinator (`crowdmesh start`): see
+   * `RtcUploadsInit.sharesWebRTC` (default false).
+   */
+  sharesWebRTC?: boolean
   /** Limits, each defaulting from `recordingLimits`. */
   limits?: Partial<RecordingLimits>
 }
@@ -333,6 +338,7 @@ export async function startRecordingServer(
           maxSignalsPerPeer: limits.maxSignalsPerPeer,
           maxSignalBytesPerPeer: limits.maxSignalBytesPerPeer,
           closeGraceMs: limits.closeGraceMs,
+          ...(init.sharesWebRTC === true && { sharesWebRTC: true }),
         }).catch(async (error: unknown) => {
           await stop()
           throw error

@@ -34,6 +34,11 @@ export interface RtcUploadsInit {
    * ms (default 1 s); nothing more is read meanwhile.
    */
   closeGraceMs?: number
+  /**
+   * This process also runs other WebRTC (a coordinator's libp2p node): hold node-datachannel alive
+   * while serving, so closing the last recorder's connection does not close theirs (default false).
+   */
+  sharesWebRTC?: boolean
   logger?: Logger
 }
 
@@ -76,10 +81,12 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   // webrtc-polyfill (simple-peer's RTCPeerConnection here) calls node-datachannel's global cleanup()
   // when its last connection closes, and that destroys every native WebRTC connection of the
   // process: with the coordinator in the same process (crowdmesh start), the last recorder to leave
-  // cut every participant off. One idle connection held while this side serves keeps the count above
-  // zero; it is closed last, when the server stops.
-  const keepAlive = new RTCPeerConnection()
-  init.signal.addEventListener('abort', () => keepAlive.close(), { once: true })
+  // cut every participant off. There, one idle connection held while this side serves keeps the
+  // count above zero; it is closed when the server stops.
+  if (init.sharesWebRTC === true) {
+    const keepAlive = new RTCPeerConnection()
+    init.signal.addEventListener('abort', () => keepAlive.close(), { once: true })
+  }
   const { base, token } = parseJoinLink(init.link)
   const signalUrl = `${base.replace(/^http/, 'ws')}/signal?${new URLSearchParams({
     token,

@@ -122,6 +122,8 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
           root: recordingsRoot,
           host: stringOption(values, 'host') ?? '127.0.0.1',
           eventLink: event.joinLinks.operator!,
+          // The coordinator's WebRTC lives in this process too.
+          sharesWebRTC: true,
         }).catch(async (error: unknown) => {
           await event.stop()
           throw error

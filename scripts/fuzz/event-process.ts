@@ -69,6 +69,7 @@ if (process.argv[1] === import.meta.filename) {
   const recordings = await startRecordingServer({
     root: init.root,
     eventLink: event.joinLinks.operator!,
+    sharesWebRTC: true,
     limits: { processingIdleMs: 5_000 },
   })
   await recordings.rtc?.registered()
