@@ -1,9 +1,9 @@
 import SimplePeer from '@thaunknown/simple-peer/lite.js'
-import { RTCPeerConnection } from 'webrtc-polyfill'
 import { fetchBootstrap, JoinRefusedError, parseJoinLink } from '../mesh/bootstrap.ts'
 import { sleep } from '../protocol/clock.ts'
 import { recordingLimits } from '../protocol/defaults.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { holdWebRTC } from '../protocol/webrtc-hold.ts'
 import type { UploadChannel, UploadSession } from './upload-session.ts'
 
 /** Options of the server peer's WebRTC side; each defaults as documented. */
@@ -78,15 +78,9 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   const bootstrap = await fetchBootstrap(init.link, init.signal)
   if (bootstrap.role !== 'operator')
     throw new JoinRefusedError(`the server peer needs an operator link; this one is a ${bootstrap.role}'s`)
-  // webrtc-polyfill (simple-peer's RTCPeerConnection here) calls node-datachannel's global cleanup()
-  // when its last connection closes, and that destroys every native WebRTC connection of the
-  // process: with the coordinator in the same process (crowdmesh start), the last recorder to leave
-  // cut every participant off. There, one idle connection held while this side serves keeps the
-  // count above zero; it is closed when the server stops.
-  if (init.sharesWebRTC === true) {
-    const keepAlive = new RTCPeerConnection()
-    init.signal.addEventListener('abort', () => keepAlive.close(), { once: true })
-  }
+  // With the coordinator in the same process (crowdmesh start), the last recorder to leave would
+  // otherwise cut every participant off (see holdWebRTC).
+  if (init.sharesWebRTC === true) holdWebRTC(init.signal)
   const { base, token } = parseJoinLink(init.link)
   const signalUrl = `${base.replace(/^http/, 'ws')}/signal?${new URLSearchParams({
     token,

@@ -10,6 +10,7 @@ import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { connectRtc } from '../../peer/recorder/rtc-connection.ts'
 import { Uploader } from '../../peer/recorder/uploader.ts'
 import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
+import { holdWebRTC } from '../../peer/protocol/webrtc-hold.ts'
 import { recorderLikeWebm } from '../bench/recording.ts'
 import type { FuzzDiagnostics, FuzzEventReady } from './event-process.ts'
 import { hostileHttpRequest, signalingMessages, uploadSession } from './inputs.ts'
@@ -88,6 +89,9 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
   event.child.once('exit', () => crashes++)
   const witness = new ParticipantProcess(event.ready.joinLinks.participant!, { dutyCycle: 1, cores: 1 })
   let mesh: MeshFuzzer | undefined
+  // The WebRTC upload cases open and close connections while the mesh targets' live on: none may
+  // take node-datachannel down with it.
+  const releaseWebRTC = holdWebRTC()
   try {
     await witness.waitFor('connected')
     await untilDiagnostics(event, (d) => d.framesCompleted > 0, 60_000)
@@ -183,6 +187,7 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
     }
   } finally {
     await mesh?.stop()
+    releaseWebRTC()
     await witness.stop('SIGKILL')
     await event.stop()
     await rm(work, { recursive: true, force: true })

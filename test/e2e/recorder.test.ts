@@ -253,8 +253,9 @@ describe('the recorder in Chromium', () => {
     const digest = await producedSha256(page)
     await page.reload()
     await setup.restart()
-    const done = await until(page, (s) => s.finishedFromJournal.length === 1, 60_000)
-    expect(done.phase).toBe('idle')
+    // The page notes the finished recording, forgets its journal, then goes idle.
+    const done = await until(page, (s) => s.finishedFromJournal.length === 1 && s.phase === 'idle', 60_000)
+    expect(done.finishedFromJournal).toEqual([expect.stringContaining('/v/')])
     expect(await sha256(store.mediaPath(before.recording!))).toBe(digest)
     const { duration } = await probe(join(store.folderOf(before.recording!), 'video.webm'))
     expect(Math.abs(duration - before.activeSeconds)).toBeLessThanOrEqual(0.5)
