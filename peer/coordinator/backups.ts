@@ -38,7 +38,7 @@ export function chooseBackup(
       if (leases.copies(record.key) >= maxCopies) continue
       if (held.some((h) => h.key === record.key)) continue
       const finishThere = holderFinish(record, now)
-      const finishHere = startsAt + expectedBlockMs(speed, record.lease.block.vertexCount)
+      const finishHere = startsAt + expectedBlockMs(speed, record.units)
       if (finishHere >= finishThere) continue
       if (best === undefined || finishThere > bestFinish) {
         best = record

@@ -3,7 +3,14 @@ import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { outcomeDefaults, schedulingDefaults } from '../protocol/defaults.ts'
 import { BlockMismatchError, CrowdmeshError } from '../protocol/errors.ts'
-import { type Block, type BlockResult, type Frame, type Lease, type VertexJob } from '../protocol/job.ts'
+import {
+  type Block,
+  blockKey,
+  type BlockResult,
+  type Frame,
+  type Lease,
+  type VertexJob,
+} from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { alphaForCoverage } from '../protocol/sampling.ts'
 import { levelSpace, vertexCount } from '../protocol/target-space.ts'
@@ -152,7 +159,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     // A second lease only hides the round trip; where the round trip is small beside the block it
     // would only make the block wait, and hold back a frame that another participant could finish.
     if (held.length > 0 && speed.threadsPerSec > 0) {
-      const blockMs = expectedBlockMs(speed, held[0]!.lease.block.vertexCount) - speed.rttMs
+      const blockMs = expectedBlockMs(speed, held[0]!.units) - speed.rttMs
       if (blockMs > 4 * speed.rttMs) return undefined
     }
     const block = this.queue.next(this.job.jobId, blockVertices(speed, this.options))
@@ -307,7 +314,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
       open++
       const leased = new Map<string, number>()
       for (const record of this.leases.activeInFrame(work.index)) {
-        leased.set(record.key, record.lease.block.vertexCount)
+        leased.set(record.key, record.units)
         if (record.lease.deadline < now) overdue++
       }
       let outstanding = 0
@@ -339,21 +346,23 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     speculative: boolean,
   ): LeaseRecord {
     const now = this.clock.now()
+    const key = blockKey(block)
+    const units = block.vertexCount
     const speed = this.participants.speed(participant)
     // The participant works through its leases in turn: this one starts when the last one it holds ends.
     const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
     let expectedAt: number
     let deadline: number
     if (speed.threadsPerSec > 0) {
-      const ms = expectedBlockMs(speed, block.vertexCount)
+      const ms = expectedBlockMs(speed, units)
       expectedAt = startsAt + ms
       deadline = now + Math.max(this.options.minDeadlineMs, this.options.deadlineSlack * (expectedAt - now))
     } else {
       expectedAt = now + this.options.calibrationDeadlineMs / this.options.deadlineSlack
       deadline = now + this.options.calibrationDeadlineMs
     }
-    participant.threadsAssigned += block.vertexCount
-    return this.leases.grant(participant.id, block, { deadline, expectedAt, speculative })
+    participant.threadsAssigned += units
+    return this.leases.grant(participant.id, block, { key, units }, { deadline, expectedAt, speculative })
   }
 
   /** Backup tasks (see `backups.ts`): a copy of a laggard's block, granted to this idle participant. */
@@ -372,9 +381,10 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   private count(participant: ParticipantRecord, record: LeaseRecord, work: FrameWork): void {
     const now = this.clock.now()
     const { block } = record.lease
+    const { units } = record
     work.done.add(record.key)
-    work.threadsDone += block.vertexCount
-    this.threadsCounted += block.vertexCount
+    work.threadsDone += units
+    this.threadsCounted += units
     this.leases.close(record, 'settled')
     // Copies of the block still out are no longer wanted, and a queued redo of it is void.
     if (this.leases.copies(record.key) > 0) {
@@ -383,18 +393,18 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
         this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
       }
     }
-    this.queue.withdraw(block)
+    this.queue.withdraw(block, record.key)
     this.participants.observe(
       participant,
-      block.vertexCount,
+      units,
       now - Math.max(record.grantedAt, participant.lastResultAt),
       now,
     )
-    this.emit('blockDone', { block, participantId: participant.id, threads: block.vertexCount })
+    this.emit('blockDone', { block, participantId: participant.id, threads: units })
   }
 
   private wasted(participant: ParticipantRecord, record: LeaseRecord): void {
-    const threads = record.lease.block.vertexCount
+    const threads = record.units
     participant.threadsWasted += threads
     this.threadsWasted += threads
     const frame = record.lease.block.frameIndex
@@ -487,7 +497,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     if (this.leases.copies(record.key) > 0) return
     const work = this.queue.frame(block.frameIndex)
     if (work === undefined || work.done.has(record.key)) return
-    this.queue.requeue(block)
+    this.queue.requeue(block, record.key)
     this.emit('leaseRequeued', record.lease)
     this.emit('workQueued')
     this.offerWork()

@@ -1,5 +1,5 @@
 import type { Clock } from '../protocol/clock.ts'
-import { type Block, blockKey, type Lease } from '../protocol/job.ts'
+import type { Block, Lease } from '../protocol/job.ts'
 
 /** Where a lease stands. Only `active` leases wait on a deadline; the others are kept for late results. */
 export type LeaseState = 'active' | 'settled' | 'expired' | 'failed' | 'cancelled' | 'abandoned'
@@ -7,8 +7,10 @@ export type LeaseState = 'active' | 'settled' | 'expired' | 'failed' | 'cancelle
 /** A lease and what the coordinator knows of it. */
 export interface LeaseRecord {
   readonly lease: Lease
-  /** `blockKey` of its block. */
+  /** Its task's key (the kind's `taskKey`): copies of one task share it. */
   readonly key: string
+  /** Its task's size in the kind's units, worked out once at grant. */
+  readonly units: number
   readonly participantId: string
   readonly grantedAt: number
   /** When the coordinator expects the result (clock ms). */
@@ -51,15 +53,17 @@ export class LeaseBook {
   grant(
     participantId: string,
     block: Block,
+    task: { key: string; units: number },
     timing: { deadline: number; expectedAt: number; speculative: boolean },
   ): LeaseRecord {
     const now = this.clock.now()
     const deadline = Math.ceil(timing.deadline / this.tickMs) * this.tickMs
     const lease: Lease = { leaseId: this.nextId++, block, deadline }
-    const key = blockKey(block)
+    const { key, units } = task
     const record: LeaseRecord = {
       lease,
       key,
+      units,
       participantId,
       grantedAt: now,
       expectedAt: timing.expectedAt,

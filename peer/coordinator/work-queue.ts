@@ -1,5 +1,4 @@
 import type { Block, Frame } from '../protocol/job.ts'
-import { blockKey } from '../protocol/job.ts'
 
 /** The work of one moment (frame index): the cameras' vertex ranges still to carve, and blocks to redo. */
 export interface FrameWork {
@@ -13,6 +12,8 @@ export interface FrameWork {
   readonly ranges: { frame: Frame; next: number }[]
   /** Blocks whose lease expired or failed, waiting to be granted again (never split: a block keeps its identity). */
   readonly requeued: Block[]
+  /** Their keys, in the same order. */
+  readonly requeuedKeys: string[]
   /** Keys of blocks whose result counted. */
   readonly done: Set<string>
   threadsDone: number
@@ -51,6 +52,7 @@ export class WorkQueue {
         arrivedAt: now,
         ranges: [],
         requeued: [],
+        requeuedKeys: [],
         done: new Set(),
         threadsDone: 0,
         reassignments: 0,
@@ -70,7 +72,10 @@ export class WorkQueue {
     for (const index of this.order) {
       const work = this.frames.get(index)!
       const redo = work.requeued.shift()
-      if (redo !== undefined) return redo
+      if (redo !== undefined) {
+        work.requeuedKeys.shift()
+        return redo
+      }
       for (const range of work.ranges) {
         if (range.next >= work.verticesPerCamera) continue
         const count = Math.min(vertices, work.verticesPerCamera - range.next)
@@ -90,22 +95,27 @@ export class WorkQueue {
     return undefined
   }
 
-  /** Puts a block back to be granted again, ahead of new blocks of its frame and of all later frames. */
-  requeue(block: Block): void {
+  /**
+   * Puts a task back to be granted again, ahead of new tasks of its round and of all later rounds.
+   * `key` is its lease's (worked out once, at grant).
+   */
+  requeue(block: Block, key: string): void {
     const work = this.frames.get(block.frameIndex)
-    if (work === undefined || work.done.has(blockKey(block))) return
-    if (work.requeued.some((b) => blockKey(b) === blockKey(block))) return
+    if (work === undefined || work.done.has(key)) return
+    if (work.requeuedKeys.includes(key)) return
     work.requeued.push(block)
+    work.requeuedKeys.push(key)
     work.reassignments++
   }
 
-  /** Withdraws a block from the redo list (its result arrived late after all). */
-  withdraw(block: Block): void {
+  /** Withdraws a task from the redo list (its result arrived late after all). */
+  withdraw(block: Block, key: string): void {
     const work = this.frames.get(block.frameIndex)
     if (work === undefined || work.requeued.length === 0) return
-    const key = blockKey(block)
-    const at = work.requeued.findIndex((b) => blockKey(b) === key)
-    if (at >= 0) work.requeued.splice(at, 1)
+    const at = work.requeuedKeys.indexOf(key)
+    if (at < 0) return
+    work.requeued.splice(at, 1)
+    work.requeuedKeys.splice(at, 1)
   }
 
   /** Blocks-worth of vertices waiting (new and to redo), for statistics. */

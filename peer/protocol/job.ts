@@ -1,3 +1,4 @@
+import type { TaskBase } from '../jobs/kind.ts'
 import type { Camera } from './camera.ts'
 import type { TargetSpace } from './target-space.ts'
 
@@ -75,9 +76,12 @@ export function blockKey(b: {
   return `${b.frameIndex}/${b.cameraId}/${b.firstVertex}+${b.vertexCount}`
 }
 
-/** A block granted to a participant until `deadline` (coordinator clock, ms). */
-export interface Lease {
+/**
+ * A task granted to a participant until `deadline` (coordinator clock, ms). The task travels as
+ * `block` whatever its kind (the wire name predates job kinds).
+ */
+export interface Lease<T extends TaskBase = Block> {
   readonly leaseId: number
-  readonly block: Block
+  readonly block: T
   readonly deadline: number
 }

@@ -1,0 +1,185 @@
+import type { z } from 'zod'
+import type { FrameSource } from '../participant/frame-source.ts'
+
+/*
+ * The job plug-in seam. A job kind (vertex colouring, image filtering, video matching, …) is one
+ * object of type `JobKind`: the coordinator, the work protocol, the participant loop and the
+ * simulator handle every kind through it, and nothing outside a kind's folder (`peer/jobs/<kind>/`)
+ * knows what its tasks compute. See docs/writing-a-job.md.
+ *
+ * Vocabulary. A *job* is one piece of work an event runs (a show's live 3D result, a batch of
+ * images to filter); its *kind* says how. A job's work comes in *rounds* (a moment of a show, one
+ * image, a slice of a match run): the coordinator opens a round when its first input arrives, cuts
+ * it into *tasks* on demand at each participant's size, counts every task's result once in the
+ * round's *sink*, and publishes the sink's *outcome*. Sizes, speeds and costs are in the kind's
+ * *units* (a vertex seen from one camera; an output pixel): the scheduler only adds and divides them.
+ */
+
+/** What every task carries whatever its kind: the core routes and indexes by these alone. */
+export interface TaskBase {
+  readonly jobId: string
+  /** The round (a show's frame index, an image's index): rounds complete in this order. */
+  readonly frameIndex: number
+}
+
+/**
+ * Where a task's units lie in its round: `count` units from `first` on lane `lane`. The tasks of a
+ * round tile its lanes without overlap; a generic ledger (the simulator's) counts units by span.
+ */
+export interface TaskSpan {
+  readonly lane: number
+  readonly first: number
+  readonly count: number
+}
+
+/** A job as an event announces it: its kind and version, and the kind's description of it. */
+export interface JobSpec<D = unknown> {
+  readonly jobId: string
+  readonly kind: string
+  readonly version: number
+  readonly description: D
+}
+
+/**
+ * Live work (the frames of a show) is latency-bound and always goes first; batch work (a match
+ * run, a folder of images) is throughput-bound and uses the capacity live work leaves idle.
+ */
+export type PriorityClass = 'live' | 'batch'
+
+/** How a job shares the crowd: its class, and its weight among the jobs of that class. */
+export interface JobShare {
+  readonly class: PriorityClass
+  /** Relative share among jobs of the same class (default 1). */
+  readonly weight: number
+}
+
+/**
+ * One round's work, cut on demand. The core keeps the redo list, the keys of counted tasks and the
+ * order of rounds; the plan only hands out new tasks, in the order they are best computed.
+ */
+export interface RoundPlan<T extends TaskBase> {
+  readonly frameIndex: number
+  /** Units of the round with every input in (the work's size, for progress and admission). */
+  readonly totalUnits: number
+  /** Every input the round needs has arrived (no more tasks will appear). */
+  readonly inputsComplete: boolean
+  /** Units not yet cut into a task. */
+  unitsLeft(): number
+  /** The next new task, of at most `maxUnits` units (at least one), or undefined when all are cut. */
+  cut(maxUnits: number): T | undefined
+  /**
+   * One more input of the round (a camera's frame of a moment). False when the round already has it
+   * (the caller logs and ignores it). Throws a `CrowdmeshError` for an input the job cannot take.
+   */
+  addInput(input: unknown): boolean
+}
+
+/** Whether a result counted or repeated one that already had. */
+export type AddOutcome = 'added' | 'duplicate'
+
+/**
+ * Where a round's task results go, in any order. `add` counts each task once: it throws a
+ * `CrowdmeshError` (and changes nothing) for a result that overlaps another, lies outside the round
+ * or holds impossible values, and says `duplicate` for a copy of one already counted.
+ */
+export interface RoundSink<T extends TaskBase, R, O> {
+  add(task: T, result: R): AddOutcome
+  readonly complete: boolean
+  /** Called once, when complete: the round's outcome. May throw; the round is then dropped. */
+  finish(): O
+}
+
+/** What a worker may use: the same in Node and in a browser (the participant builds it). */
+export interface WorkerEnv {
+  /** Fetches and decodes images by URL (file:, http(s):, data:), keyed or not, cached. */
+  readonly frames: FrameSource
+}
+
+/** Computes tasks of one kind. */
+export interface TaskWorker<D, T extends TaskBase, R> {
+  /** Which backend computes (`cpu` or `webgl1`/`webgl2`), for statistics. */
+  readonly backend: string
+  run(job: JobSpec<D>, task: T, signal?: AbortSignal): Promise<R>
+  /** Releases what it holds (a WebGL context). */
+  dispose?(): void
+}
+
+/** A kind's cost model: what the scheduler's sizer and the simulator know of a unit. */
+export interface UnitCost {
+  /** CPU time of one unit relative to one vertex seen from one camera (the reference unit). */
+  readonly relativeCost: number
+  /** Bytes a participant fetches per unit (beyond inputs it caches). */
+  readonly inputBytesPerUnit: number
+  /** Bytes of result per unit (an estimate where results vary in length). */
+  readonly resultBytesPerUnit: number
+  /** Smallest and largest task, and the first (calibration) task of a participant, units. */
+  readonly minTaskUnits: number
+  readonly maxTaskUnits: number
+  readonly calibrationUnits: number
+}
+
+/**
+ * A job kind. `D` is its job description, `T` its task, `R` a task's result, `O` a round's outcome,
+ * `S` what is gossiped of an outcome (decoded).
+ */
+export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
+  /** Registry name, e.g. 'vertex'. */
+  readonly name: string
+  /** Wire version: a participant states the versions it runs; a change of any schema bumps it. */
+  readonly version: number
+  /** Schemas of what crosses the wire: the job description, a task (a lease's `block`). */
+  readonly schemas: {
+    readonly job: z.ZodType<D>
+    readonly task: z.ZodType<T>
+  }
+  readonly limits: {
+    /** Largest task a lease may carry, units (the task schema enforces it). */
+    readonly maxTaskUnits: number
+    /** Largest encoded result of this task, bytes: longer ones are refused before decoding. */
+    maxResultBytes(task: T): number
+  }
+  /** Opens a round of `job` at index `frameIndex`; `level` > 0 asks for a coarser round (see `levels`). */
+  openRound(job: JobSpec<D>, frameIndex: number, level: number): RoundPlan<T>
+  /** A task's size in units: the scheduler's hot path, so a field read. */
+  taskUnits(task: T): number
+  /** A stable key within its round: a task counts once however many copies of its result return. */
+  taskKey(task: T): string
+  taskSpan(task: T): TaskSpan
+  /** Optional coarser rounds for live work behind schedule (vertex: each grid axis halved per level). */
+  readonly levels?: {
+    readonly maxLevel: number
+    unitsAt(job: JobSpec<D>, level: number): number
+  }
+  readonly result: {
+    encode(result: R): Uint8Array
+    /** Decodes a result for `task`; throws `InvalidMessageError` naming the field at fault. */
+    decode(bytes: Uint8Array, task: T): R
+  }
+  /** A round's sink. */
+  openSink(job: JobSpec<D>, plan: RoundPlan<T>, level: number): RoundSink<T, R, O>
+  readonly outcome: {
+    /** What is gossiped of an outcome, at most `maxBytes` long (thinned if need be). */
+    encode(outcome: O, job: JobSpec<D>, maxBytes: number): Uint8Array
+    /** Reads a gossiped outcome; throws for anything malformed (it comes from strangers). */
+    decode(bytes: Uint8Array): S
+    /** A line for logs and counters: how many items the outcome holds. */
+    items(snapshot: S): number
+  }
+  /** Its workers: a CPU one (Node and browser) and optionally a WebGL one, equal within `reference.tolerance`. */
+  readonly workers: {
+    cpu(env: WorkerEnv): Promise<TaskWorker<D, T, R>>
+    webgl?(env: WorkerEnv & { canvas?: HTMLCanvasElement | OffscreenCanvas }): Promise<TaskWorker<D, T, R>>
+  }
+  readonly cost: UnitCost
+  /** For the simulator: a job of about `unitsPerRound` units a round, and a round's inputs. */
+  readonly simulation: {
+    job(jobId: string, unitsPerRound: number): D
+    inputs(job: JobSpec<D>, frameIndex: number): unknown[]
+    /** A result of the right shape for `task`, contents irrelevant. */
+    fakeResult(task: T): R
+  }
+}
+
+/** Any kind, as the core holds it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobKind = JobKind<any, TaskBase, any, any, any>
