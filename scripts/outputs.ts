@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { colouredVertices, type FrameOutcome } from '../peer/coordinator/outcome.ts'
+import { colouredVertices, type FrameOutcome } from '../peer/jobs/vertex/outcome.ts'
 import { encodePng } from '../peer/participant/png.ts'
-import type { TargetSpace } from '../peer/protocol/target-space.ts'
+import type { TargetSpace } from '../peer/jobs/vertex/target-space.ts'
 import { encodePly } from '../peer/quality/ply.ts'
 
 /** Writes a frame outcome's coloured vertices as `dir/outcome.ply`; returns the path. */

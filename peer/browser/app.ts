@@ -2,14 +2,14 @@ import './app.css'
 import { joinEvent, JoinRefusedError, type ParticipantEvent } from '../mesh/join.ts'
 import type { OutcomeSnapshot } from '../mesh/gossip.ts'
 import type { MeshNode } from '../mesh/node.ts'
-import { colourBlock } from '../participant/cpu-worker.ts'
+import { colourBlock } from '../jobs/vertex/cpu-worker.ts'
 import { type BlockWorker, WorkGate } from '../participant/participant.ts'
 import { AbortError } from '../protocol/errors.ts'
 import { openKeyedImage } from '../protocol/frame-keys.ts'
 import { browserFrameSource } from './frame-decode.ts'
 import { type AppState, initialState } from './app-state.ts'
 import { PointCloudViewer } from './viewer.ts'
-import { createWebglWorker } from './webgl-worker.ts'
+import { createWebglWorker } from '../jobs/vertex/webgl-worker.ts'
 
 /*
  * The participant web app, served at the join link: checks the browser can take part, joins the

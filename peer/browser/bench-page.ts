@@ -1,5 +1,5 @@
 import { dutyCyclePauseMs } from '../participant/capability-meter.ts'
-import { cpuWorker } from '../participant/cpu-worker.ts'
+import { cpuWorker } from '../jobs/vertex/cpu-worker.ts'
 import type { BlockWorker } from '../participant/participant.ts'
 import type { Block, VertexJob } from '../protocol/job.ts'
 import type {
@@ -12,7 +12,7 @@ import type {
   ProbeReport,
 } from './bench-api.ts'
 import { browserFrameSource } from './frame-decode.ts'
-import { createWebglWorker, type WebglWorker } from './webgl-worker.ts'
+import { createWebglWorker, type WebglWorker } from '../jobs/vertex/webgl-worker.ts'
 
 // The page script of web/bench.html: the WebGL worker, the CPU worker and the browser's frame
 // decoding, driven from Node through `window.crowdmeshBench` (see bench-api.ts).

@@ -4,7 +4,7 @@ import {
   indexAttribute,
   type UniformName,
   uniformNames,
-} from '../../shaders/colour-block.ts'
+} from '../jobs/vertex/shaders/colour-block.ts'
 import { GpuUnavailableError } from '../protocol/errors.ts'
 
 /*

@@ -3,7 +3,7 @@ import type { CrowdmeshError } from '../protocol/errors.ts'
 import type { Block, Lease, VertexJob } from '../protocol/job.ts'
 import type { Logger } from '../protocol/logger.ts'
 import type { FrameSinkFactory } from './frame-sink.ts'
-import type { FrameOutcome, OutcomeRule } from './outcome.ts'
+import type { FrameOutcome, OutcomeRule } from '../jobs/vertex/outcome.ts'
 import type { ParticipantRow } from './participant-book.ts'
 
 /*

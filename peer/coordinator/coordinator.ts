@@ -12,8 +12,8 @@ import {
   type VertexJob,
 } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { alphaForCoverage } from '../protocol/sampling.ts'
-import { levelSpace, vertexCount } from '../protocol/target-space.ts'
+import { alphaForCoverage } from '../jobs/vertex/sampling.ts'
+import { levelSpace, vertexCount } from '../jobs/vertex/target-space.ts'
 import { backupsWanted, chooseBackup } from './backups.ts'
 import { blockVertices, expectedBlockMs } from './block-sizer.ts'
 import type {
@@ -28,7 +28,7 @@ import type {
 } from './coordinator-contract.ts'
 import { aggregationSinks, type FrameSink, type FrameSinkFactory } from './frame-sink.ts'
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
-import type { FrameOutcome } from './outcome.ts'
+import type { FrameOutcome } from '../jobs/vertex/outcome.ts'
 import { ParticipantBook, type ParticipantRecord } from './participant-book.ts'
 import { type FrameWork, WorkQueue } from './work-queue.ts'
 

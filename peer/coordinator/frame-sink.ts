@@ -1,9 +1,9 @@
-import type { Camera } from '../protocol/camera.ts'
+import type { Camera } from '../jobs/vertex/camera.ts'
 import { BlockMismatchError } from '../protocol/errors.ts'
 import type { BlockResult } from '../protocol/job.ts'
-import type { TargetSpace } from '../protocol/target-space.ts'
-import { type AddOutcome, FrameAggregation } from './aggregator.ts'
-import { decideFrame, type FrameOutcome, type OutcomeRule } from './outcome.ts'
+import type { TargetSpace } from '../jobs/vertex/target-space.ts'
+import { type AddOutcome, FrameAggregation } from '../jobs/vertex/aggregator.ts'
+import { decideFrame, type FrameOutcome, type OutcomeRule } from '../jobs/vertex/outcome.ts'
 
 /** Where the coordinator puts a frame's block results; it says when the frame is complete. */
 export interface FrameSink<T> {

@@ -1,10 +1,10 @@
 import { open, readdir, readFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { Camera } from '../protocol/camera.ts'
+import type { Camera } from '../jobs/vertex/camera.ts'
 import { DatasetError } from '../protocol/errors.ts'
 import type { Frame } from '../protocol/job.ts'
-import type { BoundingBox } from '../protocol/target-space.ts'
+import type { BoundingBox } from '../jobs/vertex/target-space.ts'
 
 /** A calibrated multi-view data set: one frame per camera, all at moment 0. */
 export interface MultiViewDataset {

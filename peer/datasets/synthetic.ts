@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodePng } from '../participant/png.ts'
-import type { Camera } from '../protocol/camera.ts'
-import type { BoundingBox, TargetSpace } from '../protocol/target-space.ts'
-import { vertexCentre, voxelEdge } from '../protocol/target-space.ts'
+import type { Camera } from '../jobs/vertex/camera.ts'
+import type { BoundingBox, TargetSpace } from '../jobs/vertex/target-space.ts'
+import { vertexCentre, voxelEdge } from '../jobs/vertex/target-space.ts'
 
 /** A solid in the synthetic scene. Colours are RGB 0–255; `lowerColour` paints the half below `z = centre.z`. */
 export type Solid =

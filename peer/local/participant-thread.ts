@@ -4,7 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { CapabilityMeter } from '../participant/capability-meter.ts'
-import { cpuWorker } from '../participant/cpu-worker.ts'
+import { cpuWorker } from '../jobs/vertex/cpu-worker.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import { type CoordinatorLink, runParticipant } from '../participant/participant.ts'
 import { AbortError } from '../protocol/errors.ts'

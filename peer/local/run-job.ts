@@ -1,11 +1,11 @@
 import { Coordinator } from '../coordinator/coordinator.ts'
-import type { FrameOutcome, OutcomeRule } from '../coordinator/outcome.ts'
+import type { FrameOutcome, OutcomeRule } from '../jobs/vertex/outcome.ts'
 import type { MultiViewDataset } from '../datasets/middlebury.ts'
 import { systemClock } from '../protocol/clock.ts'
 import { partitionDefaults, samplingDefaults } from '../protocol/defaults.ts'
 import { AbortError } from '../protocol/errors.ts'
 import type { VertexJob } from '../protocol/job.ts'
-import { targetSpace, vertexCount } from '../protocol/target-space.ts'
+import { targetSpace, vertexCount } from '../jobs/vertex/target-space.ts'
 import { threadMesh } from './thread-mesh.ts'
 
 /** Options of one in-process run of the vertex-colouring job over a multi-view data set. */

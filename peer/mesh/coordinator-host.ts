@@ -3,7 +3,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Coordinator, FrameReport, RejectedResult } from '../coordinator/coordinator.ts'
-import { colouredVertices, type FrameOutcome } from '../coordinator/outcome.ts'
+import { colouredVertices, type FrameOutcome } from '../jobs/vertex/outcome.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
 import type { FrameKey } from '../protocol/frame-keys.ts'
@@ -14,7 +14,7 @@ import {
   ProtocolError,
 } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { levelSpace } from '../protocol/target-space.ts'
+import { levelSpace } from '../jobs/vertex/target-space.ts'
 import { LinkFullError } from './admission.ts'
 import { AdmissionGate } from './admission-gate.ts'
 import {

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import { joinEvent, type JoinResult, type ParticipantEvent } from './join.ts'
 import { releaseWebRTC } from './node-webrtc.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
-import { cpuWorker } from '../participant/cpu-worker.ts'
+import { cpuWorker } from '../jobs/vertex/cpu-worker.ts'
 import { frameSource } from '../participant/frame-source.ts'
 
 /** Options of a Node participant; each defaults as documented. */

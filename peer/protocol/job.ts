@@ -1,6 +1,6 @@
 import type { TaskBase } from '../jobs/kind.ts'
-import type { Camera } from './camera.ts'
-import type { TargetSpace } from './target-space.ts'
+import type { Camera } from '../jobs/vertex/camera.ts'
+import type { TargetSpace } from '../jobs/vertex/target-space.ts'
 
 /**
  * A vertex-colouring job as the coordinator announces it once: the target space, the calibrated

@@ -1,4 +1,4 @@
-import { type TargetSpace, vertexCentre } from '../protocol/target-space.ts'
+import { type TargetSpace, vertexCentre } from '../jobs/vertex/target-space.ts'
 
 /**
  * Writes coloured vertices as a binary little-endian PLY (`x y z` float32, `red green blue` uchar)

@@ -1,5 +1,5 @@
-import { type Camera, focalLength, projectionMatrix } from '../protocol/camera.ts'
-import { type TargetSpace, vertexCentre, voxelEdge } from '../protocol/target-space.ts'
+import { type Camera, focalLength, projectionMatrix } from '../jobs/vertex/camera.ts'
+import { type TargetSpace, vertexCentre, voxelEdge } from '../jobs/vertex/target-space.ts'
 
 /** A rendering of coloured vertices into one camera. */
 export interface SplatRendering {

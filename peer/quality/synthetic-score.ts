@@ -1,6 +1,6 @@
-import { Decision, type FrameOutcome } from '../coordinator/outcome.ts'
+import { Decision, type FrameOutcome } from '../jobs/vertex/outcome.ts'
 import { groundTruth, type SyntheticScene, Truth } from '../datasets/synthetic.ts'
-import type { TargetSpace } from '../protocol/target-space.ts'
+import type { TargetSpace } from '../jobs/vertex/target-space.ts'
 
 /** How an outcome compares with a synthetic scene's ground truth. */
 export interface SyntheticScore {

@@ -16,7 +16,7 @@ import { type FrameStore, startFrameStore } from '../../peer/mesh/frame-store.ts
 import { partitionDefaults, schedulingDefaults } from '../../peer/protocol/defaults.ts'
 import { DatasetError } from '../../peer/protocol/errors.ts'
 import type { Block, Frame, VertexJob } from '../../peer/protocol/job.ts'
-import { vertexCount } from '../../peer/protocol/target-space.ts'
+import { vertexCount } from '../../peer/jobs/vertex/target-space.ts'
 import { type SignalingServer, startSignaling } from '../../signaling/server.ts'
 import { buildWebApp, webAppDir as builtWebAppDir } from '../../signaling/web-app.ts'
 import { headlessChromiumFlags, launchChromium } from '../chromium.ts'

@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { partitionFrame } from '../../peer/coordinator/partitioner.ts'
+import { partitionFrame } from '../../peer/jobs/vertex/partitioner.ts'
 import type { MultiViewDataset } from '../../peer/datasets/middlebury.ts'
-import { colourBlock } from '../../peer/participant/cpu-worker.ts'
+import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { decodePng } from '../../peer/participant/png.ts'
 import { partitionDefaults } from '../../peer/protocol/defaults.ts'
 import { generateFrameKey, open, seal } from '../../peer/protocol/frame-keys.ts'
 import type { VertexJob } from '../../peer/protocol/job.ts'
 import { encodeBlockResult } from '../../peer/protocol/schemas.ts'
-import { vertexCount } from '../../peer/protocol/target-space.ts'
+import { vertexCount } from '../../peer/jobs/vertex/target-space.ts'
 
 /** What per-frame keys cost a participant, measured with WebCrypto in this process. */
 export interface FrameKeyCost {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { FrameOutcome } from '../../peer/coordinator/outcome.ts'
+import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { datasetJob, runLocalJob } from '../../peer/local/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'

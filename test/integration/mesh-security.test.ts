@@ -13,7 +13,7 @@ import {
   type ToParticipant,
   workProtocol,
 } from '../../peer/mesh/work-protocol.ts'
-import { cpuWorker } from '../../peer/participant/cpu-worker.ts'
+import { cpuWorker } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { meshDefaults } from '../../peer/protocol/defaults.ts'
 import { testJob } from '../support/fixtures.ts'

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { FrameOutcome } from '../../peer/coordinator/outcome.ts'
+import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { datasetJob, runLocalJob } from '../../peer/local/run-job.ts'
 import { type RunningEvent, startEvent } from '../../peer/mesh/event.ts'

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
-import type { FrameOutcome } from '../../peer/coordinator/outcome.ts'
+import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import { threadMesh } from '../../peer/local/thread-mesh.ts'
 import { systemClock } from '../../peer/protocol/clock.ts'
 import type { VertexJob } from '../../peer/protocol/job.ts'
-import { targetSpace } from '../../peer/protocol/target-space.ts'
+import { targetSpace } from '../../peer/jobs/vertex/target-space.ts'
 import { templeDir } from '../support/fixtures.ts'
 
 async function runWith(

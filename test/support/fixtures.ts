@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Camera } from '../../peer/protocol/camera.ts'
+import type { Camera } from '../../peer/jobs/vertex/camera.ts'
 import type { VertexJob } from '../../peer/protocol/job.ts'
-import { targetSpace } from '../../peer/protocol/target-space.ts'
+import { targetSpace } from '../../peer/jobs/vertex/target-space.ts'
 
 /** The repository root. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')

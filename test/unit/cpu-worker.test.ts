@@ -1,13 +1,13 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { colourBlock } from '../../peer/participant/cpu-worker.ts'
+import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { type FrameImage, frameImage } from '../../peer/participant/frame-image.ts'
-import { focalLength, projectionMatrix } from '../../peer/protocol/camera.ts'
+import { focalLength, projectionMatrix } from '../../peer/jobs/vertex/camera.ts'
 import type { Block, VertexJob } from '../../peer/protocol/job.ts'
-import { vertexCentre, voxelEdge } from '../../peer/protocol/target-space.ts'
+import { vertexCentre, voxelEdge } from '../../peer/jobs/vertex/target-space.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 
-/** The sampling rule of `protocol/sampling.ts`, written out pixel by pixel with no summed-area table. */
+/** The sampling rule of `peer/jobs/vertex/sampling.ts`, written out pixel by pixel with no summed-area table. */
 function referenceThread(job: VertexJob, image: FrameImage, vertex: number): number[] {
   const camera = job.cameras[0]!
   const p = projectionMatrix(camera)

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadMiddlebury, parseBox, parseParFile, parseReadmeBox } from '../../peer/datasets/middlebury.ts'
-import { projectionMatrix } from '../../peer/protocol/camera.ts'
+import { projectionMatrix } from '../../peer/jobs/vertex/camera.ts'
 import { templeDir } from '../support/fixtures.ts'
 
 describe('Middlebury loader', () => {

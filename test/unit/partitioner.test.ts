@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { partitionFrame } from '../../peer/coordinator/partitioner.ts'
+import { partitionFrame } from '../../peer/jobs/vertex/partitioner.ts'
 
 const frame = { cameraId: 2, index: 5, captureTime: 0, imageUrl: 'file:///f.png' }
 

@@ -1,8 +1,8 @@
 /**
- * The GLSL of the WebGL compute backend (`peer/browser/webgl-worker.ts`): one draw of `gl.POINTS`
+ * The GLSL of the WebGL compute backend (`peer/jobs/vertex/webgl-worker.ts`): one draw of `gl.POINTS`
  * colours a run of a block's vertices, vertex i of the draw to pixel (i mod W, i div W) of an
  * offscreen RGBA8 framebuffer, so `readPixels` returns the block result in the layout of
- * `BlockResult.colours`. The rule is `peer/protocol/sampling.ts`, followed exactly:
+ * `BlockResult.colours`. The rule is `peer/jobs/vertex/sampling.ts`, followed exactly:
  *
  * - The vertex shader projects the vertex and decides px, py and r. float32 cannot always agree with
  *   the CPU's float64 there, so a vertex whose quotient x/w + ½, y/w + ½ or f·e/(2w) lies within a

@@ -1,6 +1,6 @@
-import { type Camera, focalLength, projectionMatrix } from '../protocol/camera.ts'
-import { outcomeDefaults } from '../protocol/defaults.ts'
-import { type TargetSpace, voxelEdge, voxelSize } from '../protocol/target-space.ts'
+import { type Camera, focalLength, projectionMatrix } from './camera.ts'
+import { outcomeDefaults } from '../../protocol/defaults.ts'
+import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
 
 /** The decision for one vertex. */

@@ -1,5 +1,5 @@
-import { flaggedColour, type GlslTarget } from '../../shaders/colour-block.ts'
-import { checkBlock, colourBlock } from '../participant/cpu-worker.ts'
+import { flaggedColour, type GlslTarget } from './shaders/colour-block.ts'
+import { checkBlock, colourBlock } from './cpu-worker.ts'
 import {
   type ColourProgram,
   defaultCanvas,
@@ -7,14 +7,14 @@ import {
   openContext,
   rendererName,
   setNearest,
-} from './webgl-context.ts'
-import type { FrameImage } from '../participant/frame-image.ts'
-import type { FrameSource } from '../participant/frame-source.ts'
-import type { BlockWorker } from '../participant/participant.ts'
-import { focalLength, projectionMatrix } from '../protocol/camera.ts'
-import { AbortError, GpuContextLostError, GpuUnavailableError } from '../protocol/errors.ts'
-import { type Block, type BlockResult, blockResult, type VertexJob } from '../protocol/job.ts'
-import { vertexCount, voxelEdge, voxelSize } from '../protocol/target-space.ts'
+} from '../../browser/webgl-context.ts'
+import type { FrameImage } from '../../participant/frame-image.ts'
+import type { FrameSource } from '../../participant/frame-source.ts'
+import type { BlockWorker } from '../../participant/participant.ts'
+import { focalLength, projectionMatrix } from './camera.ts'
+import { AbortError, GpuContextLostError, GpuUnavailableError } from '../../protocol/errors.ts'
+import { type Block, type BlockResult, blockResult, type VertexJob } from '../../protocol/job.ts'
+import { vertexCount, voxelEdge, voxelSize } from './target-space.ts'
 
 /** Which WebGL a worker computes with. */
 export type WebglBackend = GlslTarget

@@ -1,9 +1,9 @@
-import { type Camera, focalLength, projectionMatrix } from '../protocol/camera.ts'
-import { BlockMismatchError } from '../protocol/errors.ts'
-import { type Block, type BlockResult, blockResult, type VertexJob } from '../protocol/job.ts'
-import { levelSpace, type TargetSpace, vertexCount, voxelEdge, voxelSize } from '../protocol/target-space.ts'
-import { type FrameImage, summedAreaTable } from './frame-image.ts'
-import type { FrameSource } from './frame-source.ts'
+import { type Camera, focalLength, projectionMatrix } from './camera.ts'
+import { BlockMismatchError } from '../../protocol/errors.ts'
+import { type Block, type BlockResult, blockResult, type VertexJob } from '../../protocol/job.ts'
+import { levelSpace, type TargetSpace, vertexCount, voxelEdge, voxelSize } from './target-space.ts'
+import { type FrameImage, summedAreaTable } from '../../participant/frame-image.ts'
+import type { FrameSource } from '../../participant/frame-source.ts'
 
 /**
  * Checks a block against its job and frame (its camera is in the job and calibrated for the frame's
@@ -33,7 +33,7 @@ export function checkBlock(
 }
 
 /**
- * Colours the data threads of one block on the CPU, following the rule in `protocol/sampling.ts`
+ * Colours the data threads of one block on the CPU, following the rule in `sampling.ts`
  * exactly (the reference every other worker is held to). Area sums come from the frame's
  * summed-area table, so a thread costs a projection and sixteen reads whatever its area size.
  */
