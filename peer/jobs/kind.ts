@@ -154,6 +154,11 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
     encode(result: R): Uint8Array
     /** Decodes a result for `task`; throws `InvalidMessageError` naming the field at fault. */
     decode(bytes: Uint8Array, task: T): R
+    /**
+     * Whether a result describes this task (its identity fields), whoever built it: in-process
+     * transports hand results over as objects, never through `decode`.
+     */
+    matches(task: T, result: R): boolean
   }
   /** A round's sink. */
   openSink(job: JobSpec<D>, plan: RoundPlan<T>, level: number): RoundSink<T, R, O>

@@ -1,8 +1,7 @@
 import { Coordinator } from '../coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
-import type { Camera } from '../jobs/vertex/camera.ts'
+import { ringJob } from '../jobs/vertex/index.ts'
 import { type BlockResult, blockResult, type Lease, type VertexJob } from '../protocol/job.ts'
-import { type TargetSpace, targetSpace } from '../jobs/vertex/target-space.ts'
 import { Random } from './random.ts'
 import { report } from './report.ts'
 import type { SimulationInit, SimulationReport, VirtualParticipant } from './simulation-types.ts'
@@ -338,15 +337,5 @@ function resultOf(lease: Lease): BlockResult {
 
 /** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */
 export function simulatedJob(grid: number, cameraCount: number): VertexJob {
-  const space: TargetSpace = targetSpace({ min: [-2, -2, 0], max: [2, 2, 3] }, grid)
-  const cameras: Camera[] = Array.from({ length: cameraCount }, (_, id) => ({
-    id,
-    name: `cam${id}`,
-    k: [800, 0, 320, 0, 800, 240, 0, 0, 1],
-    r: [1, 0, 0, 0, 1, 0, 0, 0, 1],
-    t: [0, 0, 6],
-    width: 640,
-    height: 480,
-  }))
-  return { jobId: 'simulation', space, cameras, maxAreaRadius: 8, backgroundSum: 130 }
+  return ringJob('simulation', grid, cameraCount)
 }

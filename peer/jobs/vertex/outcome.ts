@@ -56,6 +56,8 @@ export interface FrameOutcome {
   readonly jobId: string
   readonly frameIndex: number
   readonly totalVertices: number
+  /** Vertices per axis of the grid the frame was decided on (the job's, or a coarser level's). */
+  readonly resolution: readonly [number, number, number]
   readonly decision: Uint8Array
   /** Mean RGB per vertex (3 bytes a vertex); zero where the vertex is not coloured. */
   readonly colour: Uint8Array
@@ -112,10 +114,10 @@ export function decideFrame(
   }
   let coloured = 0
   for (let v = 0; v < n; v++) if (decision[v] === Decision.coloured) coloured++
-  return { ...outcome, coloured }
+  return { ...outcome, resolution: space.resolution, coloured }
 }
 
-type MutableOutcome = Omit<FrameOutcome, 'coloured'>
+type MutableOutcome = Omit<FrameOutcome, 'coloured' | 'resolution'>
 
 function emptyOutcome(a: FrameAggregation, decision: Uint8Array): MutableOutcome {
   const n = a.totalVertices
