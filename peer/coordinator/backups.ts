@@ -1,4 +1,4 @@
-import { expectedBlockMs, type SpeedEstimate } from './block-sizer.ts'
+import { expectedTaskMs, type SpeedEstimate, type TaskCost } from './block-sizer.ts'
 import type { LeaseBook, LeaseRecord } from './lease-book.ts'
 import type { WorkQueue } from './work-queue.ts'
 
@@ -21,9 +21,17 @@ function holderFinish(record: LeaseRecord, now: number): number {
 export function chooseBackup(
   queue: WorkQueue,
   leases: LeaseBook,
-  asker: { participantId: string; speed: SpeedEstimate; held: LeaseRecord[]; now: number; maxCopies: number },
+  asker: {
+    participantId: string
+    speed: SpeedEstimate
+    held: LeaseRecord[]
+    now: number
+    maxCopies: number
+    /** What a unit of the queue's job costs. */
+    cost: TaskCost
+  },
 ): LeaseRecord | undefined {
-  const { participantId, speed, held, now, maxCopies } = asker
+  const { participantId, speed, held, now, maxCopies, cost } = asker
   if (speed.threadsPerSec <= 0) return undefined
   // It starts a backup once the leases it holds are done (a result may still be on its way).
   const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
@@ -32,13 +40,13 @@ export function chooseBackup(
     let bestFinish = 0
     // The oldest leases are the likeliest laggards: look at the first few, not at all of them.
     let looked = 0
-    for (const record of leases.activeInFrame(work.index)) {
+    for (const record of leases.activeInFrame(work.round)) {
       if (++looked > speculationScan) break
       if (record.participantId === participantId) continue
       if (leases.copies(record.key) >= maxCopies) continue
       if (held.some((h) => h.key === record.key)) continue
       const finishThere = holderFinish(record, now)
-      const finishHere = startsAt + expectedBlockMs(speed, record.units)
+      const finishHere = startsAt + expectedTaskMs(speed, cost, record.units)
       if (finishHere >= finishThere) continue
       if (best === undefined || finishThere > bestFinish) {
         best = record
@@ -47,7 +55,7 @@ export function chooseBackup(
     }
     if (best !== undefined) return best
     // Only the earliest frame with outstanding work is worth backing up.
-    if (leases.activeCountInFrame(work.index) > 0) return undefined
+    if (leases.activeCountInFrame(work.round) > 0) return undefined
   }
   return undefined
 }
@@ -55,9 +63,9 @@ export function chooseBackup(
 /** How many outstanding leases of the earliest frame with any could still take a backup copy. */
 export function backupsWanted(queue: WorkQueue, leases: LeaseBook, maxCopies: number): number {
   for (const work of queue.inOrder()) {
-    if (leases.activeCountInFrame(work.index) === 0) continue
+    if (leases.activeCountInFrame(work.round) === 0) continue
     let wanted = 0
-    for (const r of leases.activeInFrame(work.index)) if (leases.copies(r.key) < maxCopies) wanted++
+    for (const r of leases.activeInFrame(work.round)) if (leases.copies(r.key) < maxCopies) wanted++
     return wanted
   }
   return 0

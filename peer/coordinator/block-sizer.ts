@@ -1,43 +1,55 @@
-/** Bytes a participant sends back per data thread (one RGBA thread result). */
-export const resultBytesPerThread = 4
+import type { UnitCost } from '../jobs/kind.ts'
+
+/*
+ * Task sizes from a participant's measured speed. Speeds are in reference units a second (a vertex
+ * seen from one camera: the unit the participant's meter reports); a kind's unit costs
+ * `relativeCost` of them, and carries its own bytes in and out.
+ */
 
 /** What the sizer knows of a participant. */
 export interface SpeedEstimate {
-  /** Data threads per second, or 0 when not measured yet. */
+  /** Reference units (data threads) per second, or 0 when not measured yet. */
   threadsPerSec: number
   /** Upstream bytes per second, or 0 when unknown (transfer then counts as free). */
   bandwidthBytesPerSec: number
   rttMs: number
 }
 
-/** Limits of the sizer. */
+/** What a task costs per unit (a kind's `UnitCost`, less its size limits). */
+export type TaskCost = Pick<UnitCost, 'relativeCost' | 'inputBytesPerUnit' | 'resultBytesPerUnit'>
+
+/** Limits of the sizer, in the kind's units. */
 export interface SizerLimits {
   targetBlockMs: number
-  minBlockVertices: number
-  maxBlockVertices: number
-  calibrationVertices: number
+  minUnits: number
+  maxUnits: number
+  calibrationUnits: number
 }
 
 /**
- * Vertices in a participant's next block, so that computing it and sending its result back takes
- * about `targetBlockMs`: more threads to more processing power and better links (the seed's rule).
- * A participant not measured yet gets a small calibration block.
+ * Units in a participant's next task, so that computing it and moving its bytes takes about
+ * `targetBlockMs`: more units to more processing power and better links (the seed's rule). A
+ * participant not measured yet gets a small calibration task.
  */
-export function blockVertices(speed: SpeedEstimate, limits: SizerLimits): number {
-  if (speed.threadsPerSec <= 0) return limits.calibrationVertices
-  const secondsPerThread =
-    1 / speed.threadsPerSec +
-    (speed.bandwidthBytesPerSec > 0 ? resultBytesPerThread / speed.bandwidthBytesPerSec : 0)
-  // The round trip is paid once per block; it eats into the target but never below a quarter of it.
+export function taskUnits(speed: SpeedEstimate, cost: TaskCost, limits: SizerLimits): number {
+  if (speed.threadsPerSec <= 0) return limits.calibrationUnits
+  const secondsPerUnit =
+    cost.relativeCost / speed.threadsPerSec +
+    (speed.bandwidthBytesPerSec > 0
+      ? (cost.resultBytesPerUnit + cost.inputBytesPerUnit) / speed.bandwidthBytesPerSec
+      : 0)
+  // The round trip is paid once per task; it eats into the target but never below a quarter of it.
   const budget = Math.max(limits.targetBlockMs / 4, limits.targetBlockMs - speed.rttMs) / 1000
-  const vertices = Math.round(budget / secondsPerThread)
-  return Math.min(limits.maxBlockVertices, Math.max(limits.minBlockVertices, vertices))
+  const units = Math.round(budget / secondsPerUnit)
+  return Math.min(limits.maxUnits, Math.max(limits.minUnits, units))
 }
 
-/** Expected time for a participant to compute `vertices` threads and return the result, ms. */
-export function expectedBlockMs(speed: SpeedEstimate, vertices: number): number {
-  const compute = vertices / speed.threadsPerSec
+/** Expected time for a participant to compute `units` units of a task and return the result, ms. */
+export function expectedTaskMs(speed: SpeedEstimate, cost: TaskCost, units: number): number {
+  const compute = (units * cost.relativeCost) / speed.threadsPerSec
   const transfer =
-    speed.bandwidthBytesPerSec > 0 ? (vertices * resultBytesPerThread) / speed.bandwidthBytesPerSec : 0
+    speed.bandwidthBytesPerSec > 0
+      ? (units * (cost.resultBytesPerUnit + cost.inputBytesPerUnit)) / speed.bandwidthBytesPerSec
+      : 0
   return (compute + transfer) * 1000 + speed.rttMs
 }

@@ -1,9 +1,10 @@
 import type { Clock } from '../protocol/clock.ts'
 import type { CrowdmeshError } from '../protocol/errors.ts'
+import type { AnyJobKind, JobSpec, PriorityClass, TaskBase } from '../jobs/kind.ts'
+import type { FrameOutcome, OutcomeRule } from '../jobs/vertex/outcome.ts'
 import type { Block, Lease, VertexJob } from '../protocol/job.ts'
 import type { Logger } from '../protocol/logger.ts'
-import type { FrameSinkFactory } from './frame-sink.ts'
-import type { FrameOutcome, OutcomeRule } from '../jobs/vertex/outcome.ts'
+import type { RoundSinkFactory } from './frame-sink.ts'
 import type { ParticipantRow } from './participant-book.ts'
 
 /*
@@ -38,9 +39,31 @@ export interface LiveMode {
   overload: 'drop' | 'downgrade'
 }
 
+/** A job the coordinator runs beside others (see `CoordinatorInit.jobs`). */
+export interface JobInit<T = unknown> {
+  spec: JobSpec
+  kind: AnyJobKind
+  /** `live` work goes before every `batch` task (default: `live` when `live` mode is set, else `batch`). */
+  class?: PriorityClass
+  /** Share among the jobs of its class (default 1). */
+  weight?: number
+  /** Live mode with a latency budget for each round of this job. */
+  live?: LiveMode
+  /** Task sizes, units (default: the kind's `cost`). */
+  taskUnits?: { min: number; max: number; calibration: number }
+  /** How its rounds are reduced (default: the kind's own sink). */
+  sinks?: RoundSinkFactory<T>
+}
+
 /** Options of a coordinator. */
 export interface CoordinatorInit<T = FrameOutcome> {
-  job: VertexJob
+  /**
+   * One vertex job: the single-job form (`live`, `blockVertices`, the block limits of `scheduling`,
+   * `minCoverage`, `outcomeRule` and `frameSinks` apply to it). Either `job` or `jobs`.
+   */
+  job?: VertexJob
+  /** Jobs of any kinds, run at once; more can be added and ended while participants work. */
+  jobs?: JobInit<T>[]
   scheduling?: Partial<SchedulingOptions>
   /** Fixed block size, vertices: sets the smallest, largest and calibration block at once (tests, benchmarks). */
   blockVertices?: number
@@ -57,7 +80,7 @@ export interface CoordinatorInit<T = FrameOutcome> {
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
   /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
-  frameSinks?: FrameSinkFactory<T>
+  frameSinks?: RoundSinkFactory<T>
 }
 
 /** Injected dependencies. */
@@ -75,6 +98,8 @@ export interface RejectedResult {
 
 /** One frame's record in the statistics. */
 export interface FrameReport {
+  /** The job the round is of. */
+  jobId: string
   frameIndex: number
   level: number
   threads: number
@@ -91,17 +116,17 @@ export interface FrameReport {
 }
 
 /** Control events of a coordinator. */
-export interface CoordinatorEvents<T> {
+export interface CoordinatorEvents<T, K extends TaskBase = Block> {
   /** Every thread of a frame counted once and its outcome is decided. */
   frameComplete: [T, FrameReport]
   /** A live frame missed its latency budget and was dropped: reported, never silent. */
   frameDropped: [FrameReport]
   /** A live frame was admitted on a coarser grid to meet its budget. */
-  frameDowngraded: [{ frameIndex: number; level: number }]
-  /** A block's result counted. */
-  blockDone: [{ block: Block; participantId: string; threads: number }]
-  /** A lease expired, failed or its participant left: the block is queued again. */
-  leaseRequeued: [Lease]
+  frameDowngraded: [{ jobId: string; frameIndex: number; level: number }]
+  /** A task's result counted; `threads` is its size in its kind's units. */
+  blockDone: [{ block: K; participantId: string; threads: number }]
+  /** A lease expired, failed or its participant left: the task is queued again. */
+  leaseRequeued: [Lease<K>]
   /** A lease is no longer wanted (its block is done by another participant, or its frame ended): the transport may tell its holder to stop. */
   leaseCancelled: [{ participantId: string; leaseId: number }]
   /** A result was refused (bad bytes, a lease that is not its own, a lying participant). The coordinator keeps serving. */
@@ -109,12 +134,16 @@ export interface CoordinatorEvents<T> {
   /** Blocks joined the queue: participants on standby may ask again. */
   workQueued: []
   /** Push mode: a lease for a participant that did not ask; the transport delivers it. */
-  leaseOffered: [{ participantId: string; lease: Lease }]
+  leaseOffered: [{ participantId: string; lease: Lease<K> }]
   /**
    * The last new block of a frame is out: idle participants that ask now may get backup copies of its
    * slowest outstanding blocks. The transport wakes a few fast participants on standby.
    */
-  backupsWanted: [frameIndex: number]
+  backupsWanted: [frameIndex: number, jobId: string]
+  /** A job was added while the coordinator runs (the transport announces it). */
+  jobAdded: [JobSpec]
+  /** A job ended: its open rounds were dropped and its leases cancelled. */
+  jobEnded: [jobId: string]
 }
 
 /** The coordinator's books checked against each other: what the invariants tests and the simulator read. */

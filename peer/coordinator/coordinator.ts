@@ -1,21 +1,16 @@
 import { EventEmitter } from 'node:events'
+import type { AnyJobKind, JobSpec, PriorityClass, RoundSink, TaskBase } from '../jobs/kind.ts'
+import { createVertexKind, vertexJobSpec } from '../jobs/vertex/index.ts'
+import type { FrameOutcome } from '../jobs/vertex/outcome.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
-import { outcomeDefaults, schedulingDefaults } from '../protocol/defaults.ts'
-import { BlockMismatchError, CrowdmeshError } from '../protocol/errors.ts'
-import {
-  type Block,
-  blockKey,
-  type BlockResult,
-  type Frame,
-  type Lease,
-  type VertexJob,
-} from '../protocol/job.ts'
+import { schedulingDefaults } from '../protocol/defaults.ts'
+import { BlockMismatchError, CrowdmeshError, UnknownJobError } from '../protocol/errors.ts'
+import type { Block, Frame, Lease, VertexJob } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { alphaForCoverage } from '../jobs/vertex/sampling.ts'
-import { levelSpace, vertexCount } from '../jobs/vertex/target-space.ts'
+import { parseMessage } from '../protocol/schemas.ts'
 import { backupsWanted, chooseBackup } from './backups.ts'
-import { blockVertices, expectedBlockMs } from './block-sizer.ts'
+import { expectedTaskMs, type SizerLimits, type TaskCost, taskUnits } from './block-sizer.ts'
 import type {
   CoordinatorAudit,
   CoordinatorComponents,
@@ -23,50 +18,81 @@ import type {
   CoordinatorInit,
   CoordinatorStatistics,
   FrameReport,
+  JobInit,
   LiveMode,
   SchedulingOptions,
 } from './coordinator-contract.ts'
-import { aggregationSinks, type FrameSink, type FrameSinkFactory } from './frame-sink.ts'
+import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
-import type { FrameOutcome } from '../jobs/vertex/outcome.ts'
 import { ParticipantBook, type ParticipantRecord } from './participant-book.ts'
-import { type FrameWork, WorkQueue } from './work-queue.ts'
+import { type RoundWork, WorkQueue } from './work-queue.ts'
 
 export type * from './coordinator-contract.ts'
 
+/** Round ids of job slot k start at k·2³² (see `RoundWork.round`). */
+const roundsPerSlot = 2 ** 32
+
+/** A job the coordinator runs: its kind, its share of the crowd, its rounds and their sinks. */
+interface JobSlot<T> {
+  readonly id: number
+  readonly spec: JobSpec
+  readonly kind: AnyJobKind
+  /** `name@version`, as participants state the kinds they run. */
+  readonly tag: string
+  readonly class: PriorityClass
+  readonly weight: number
+  readonly live: LiveMode | undefined
+  readonly limits: SizerLimits
+  readonly cost: TaskCost
+  readonly sinks: RoundSinkFactory<T>
+  readonly queue: WorkQueue
+  readonly roundSinks: Map<number, RoundSink<TaskBase, unknown, T>>
+  readonly budgetTimers: Map<number, unknown>
+  /** Rounds that ended (complete or dropped): a late input for one is ignored. */
+  readonly ended: Set<number>
+  /** Rounds whose tail was announced (`backupsWanted`), so it is announced once. */
+  readonly tails: Set<number>
+  readonly duplicateThreads: Map<number, number>
+  /** Reference units granted (units × relative cost): its stride pass is this ÷ weight. */
+  granted: number
+}
+
 /**
- * The coordinator core: takes camera frames, leases blocks to participants that ask (sized to each
- * one's measured speed), counts every thread of a frame exactly once, and hands complete frames to
- * the frame sink. Transport-agnostic: a transport calls the `handle*` methods and forwards what they
- * return; the clock is injected, so the same code runs in-process, in the simulator's virtual time
- * and over libp2p. See README, "Scheduling".
+ * The coordinator core: takes the inputs of each job's rounds (a show's camera frames, an image to
+ * filter), leases tasks to participants that ask (sized to each one's measured speed, of a kind
+ * each one runs), counts every unit of a round exactly once, and hands complete rounds to their
+ * sink. Several jobs run at once: live work before batch work, and jobs of one class share by
+ * weight (a stride scheduler over the reference units granted). What a task computes is its kind's
+ * business (`peer/jobs/`): the core only cuts, counts and routes. Transport-agnostic: a transport
+ * calls the `handle*` methods and forwards what they return; the clock is injected, so the same
+ * code runs in-process, in the simulator's virtual time and over libp2p. See README, "Scheduling".
+ *
+ * `new Coordinator({ job })` runs one vertex job, as before job kinds (the single-job form);
+ * `new Coordinator({ jobs })` runs any set, and `addJob`/`endJob` change it while participants work.
  */
-export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvents<T>> {
-  readonly job: VertexJob
+export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends EventEmitter<
+  CoordinatorEvents<T, K>
+> {
   private readonly clock: Clock
   private readonly log: Logger
   private readonly options: SchedulingOptions
-  private readonly live: LiveMode | undefined
   private readonly push: boolean
   private offering = false
-  private readonly sinks: FrameSinkFactory<T>
-  private readonly queue = new WorkQueue()
+  private readonly slots = new Map<number, JobSlot<T>>()
+  private readonly slotsByJob = new Map<string, JobSlot<T>>()
+  /** Slots in the order they were added (the tie-break between equal shares). */
+  private slotList: JobSlot<T>[] = []
+  private nextSlot = 0
   private readonly leases: LeaseBook
   private readonly participants: ParticipantBook
-  private readonly frameSinks = new Map<number, FrameSink<T>>()
-  private readonly duplicateThreads = new Map<number, number>()
-  private readonly budgetTimers = new Map<number, unknown>()
   private readonly reports: FrameReport[] = []
-  private readonly ended = new Set<number>()
-  /** Frames whose tail was announced (`backupsWanted`), so it is announced once. */
-  private readonly tails = new Set<number>()
   private threadsCounted = 0
   private threadsWasted = 0
   private stopped = false
+  private started = false
 
   constructor(init: CoordinatorInit<T>, components: CoordinatorComponents) {
     super()
-    this.job = init.job
     this.clock = components.clock
     this.log = components.logger ?? makeLogger('crowdmesh:coordinator')
     const fixed = init.blockVertices
@@ -79,21 +105,64 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
         calibrationVertices: fixed,
       }),
     }
-    this.live = init.live
     this.push = init.mode === 'push'
-    this.sinks =
-      init.frameSinks ??
-      (aggregationSinks({
-        minCoverageAlpha: alphaForCoverage(init.minCoverage ?? outcomeDefaults.minCoverage),
-        outcomeRule: init.outcomeRule ?? {},
-      }) as unknown as FrameSinkFactory<T>)
     this.leases = new LeaseBook(this.clock, (record) => this.expire(record))
     this.participants = new ParticipantBook(this.options.rateSmoothing)
+    const jobs: JobInit<T>[] = [...(init.jobs ?? [])]
+    if (init.job !== undefined) {
+      // The single-job form: one vertex job, with the block limits and decision of the options.
+      const kind = createVertexKind({
+        ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
+        ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
+      })
+      jobs.unshift({
+        spec: vertexJobSpec(init.job),
+        kind,
+        ...(init.live !== undefined && { live: init.live }),
+        taskUnits: {
+          min: this.options.minBlockVertices,
+          max: this.options.maxBlockVertices,
+          calibration: this.options.calibrationVertices,
+        },
+        ...(init.frameSinks !== undefined && { sinks: init.frameSinks }),
+      })
+    }
+    if (jobs.length === 0) throw new CrowdmeshError('a coordinator needs at least one job')
+    for (const job of jobs) this.addJob(job)
+    this.started = true
   }
 
-  /** Vertices waiting to be leased (new and to redo). */
+  /** The single-job form's vertex job (the first job's description). */
+  get job(): VertexJob {
+    return this.slotList[0]!.spec.description as VertexJob
+  }
+
+  /** The jobs running now, in the order they were added. */
+  get jobs(): JobSpec[] {
+    return this.slotList.map((slot) => slot.spec)
+  }
+
+  /** The kind of a job running now. */
+  kindOf(jobId: string): AnyJobKind | undefined {
+    return this.slotsByJob.get(jobId)?.kind
+  }
+
+  /** The kind of a lease's task (a transport decodes its result with it), while its round is open. */
+  kindOfLease(leaseId: number): AnyJobKind | undefined {
+    const record = this.leases.get(leaseId)
+    return record === undefined ? undefined : this.slots.get(record.job)?.kind
+  }
+
+  /** Units waiting to be leased (new and to redo), over every job. */
+  get queuedUnits(): number {
+    let total = 0
+    for (const slot of this.slotList) total += slot.queue.queuedUnits
+    return total
+  }
+
+  /** The single-job form's name for `queuedUnits`. */
   get queuedVertices(): number {
-    return this.queue.queuedVertices
+    return this.queuedUnits
   }
 
   /** Leases outstanding. */
@@ -101,44 +170,116 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     return this.leases.active
   }
 
-  /** True when no frame has work left or outstanding leases. */
+  /** True when no round of any job has work left or outstanding leases. */
   get idle(): boolean {
-    return this.queue.size === 0
+    for (const slot of this.slotList) if (slot.queue.size > 0) return false
+    return true
   }
 
-  /** Adds a camera frame; its blocks join the queue in frame order. */
-  addFrame(frame: Frame): void {
+  /**
+   * Adds a job while the coordinator runs (or at construction): its description is checked against
+   * its kind's schema. It starts with the least share of its class so far, so it neither waits for
+   * older jobs nor floods them.
+   */
+  addJob(init: JobInit<T>): void {
     if (this.stopped) throw new CrowdmeshError('the coordinator is stopped')
-    const camera = this.job.cameras.find((c) => c.id === frame.cameraId)
-    if (camera === undefined) {
-      throw new BlockMismatchError(`frame names camera ${frame.cameraId}, not in job ${this.job.jobId}`)
-    }
-    const existing = this.queue.frame(frame.index)
-    if (existing?.ranges.some((r) => r.frame.cameraId === frame.cameraId)) {
-      this.log(`frame ${frame.index} of camera ${frame.cameraId} already added`)
-      return
-    }
-    if (existing === undefined && this.ended.has(frame.index)) {
-      this.log(`frame ${frame.index} already ended`)
-      return
-    }
-    const level = existing?.level ?? this.admissionLevel()
-    const space = levelSpace(this.job.space, level)
-    const work = this.queue.addCameraFrame(
-      frame,
-      vertexCount(space),
-      level,
-      existing?.arrivedAt ?? this.clock.now(),
-    )
-    if (existing === undefined) {
-      this.frameSinks.set(
-        frame.index,
-        this.sinks({ jobId: this.job.jobId, frameIndex: frame.index, space, cameras: this.job.cameras }),
+    const { spec, kind } = init
+    if (this.slotsByJob.has(spec.jobId)) throw new CrowdmeshError(`job ${spec.jobId} is already running`)
+    if (spec.kind !== kind.name || spec.version !== kind.version)
+      throw new CrowdmeshError(
+        `job ${spec.jobId} is ${spec.kind}@${spec.version}, not ${kind.name}@${kind.version}`,
       )
-      if (level > 0) this.emit('frameDowngraded', { frameIndex: frame.index, level })
-      if (this.live !== undefined) {
-        const timer = this.clock.setTimer(() => this.dropLate(work.index), this.live.latencyBudgetMs)
-        this.budgetTimers.set(frame.index, timer)
+    parseMessage(kind.schemas.job, spec.description)
+    const jobClass = init.class ?? (init.live !== undefined ? 'live' : 'batch')
+    const weight = init.weight ?? 1
+    if (!(weight > 0)) throw new CrowdmeshError(`job ${spec.jobId}: weight must be above 0`)
+    const peers = this.slotList.filter((s) => s.class === jobClass)
+    const id = this.nextSlot++
+    const slot: JobSlot<T> = {
+      id,
+      spec,
+      kind,
+      tag: `${kind.name}@${kind.version}`,
+      class: jobClass,
+      weight,
+      live: init.live,
+      limits: {
+        targetBlockMs: this.options.targetBlockMs,
+        minUnits: init.taskUnits?.min ?? kind.cost.minTaskUnits,
+        maxUnits: init.taskUnits?.max ?? kind.cost.maxTaskUnits,
+        calibrationUnits: init.taskUnits?.calibration ?? kind.cost.calibrationUnits,
+      },
+      cost: kind.cost,
+      sinks: init.sinks ?? kindSinks<T>(),
+      queue: new WorkQueue(id * roundsPerSlot),
+      roundSinks: new Map(),
+      budgetTimers: new Map(),
+      ended: new Set(),
+      tails: new Set(),
+      duplicateThreads: new Map(),
+      granted: peers.length === 0 ? 0 : Math.min(...peers.map((s) => s.granted / s.weight)) * weight,
+    }
+    this.slots.set(id, slot)
+    this.slotsByJob.set(spec.jobId, slot)
+    this.slotList.push(slot)
+    if (this.started) {
+      this.emit('jobAdded', spec)
+      this.emit('workQueued')
+    }
+  }
+
+  /**
+   * Ends a job: its open rounds are dropped (reported with `error: 'job ended'`), its leases
+   * cancelled (`leaseCancelled`), and late results for them refused. Other jobs carry on.
+   */
+  endJob(jobId: string): void {
+    const slot = this.slotsByJob.get(jobId)
+    if (slot === undefined) throw new UnknownJobError(`job ${jobId} is not running`)
+    for (const work of [...slot.queue.inOrder()])
+      this.emit('frameDropped', this.endFrame(slot, work, true, 'job ended'))
+    this.slots.delete(slot.id)
+    this.slotsByJob.delete(jobId)
+    this.slotList = this.slotList.filter((s) => s !== slot)
+    this.emit('jobEnded', jobId)
+  }
+
+  /** Adds a camera frame to the single-job form's vertex job; its blocks join the queue in frame order. */
+  addFrame(frame: Frame): void {
+    this.addInput(this.slotList[0]!.spec.jobId, frame.index, frame)
+  }
+
+  /**
+   * Adds an input of round `frameIndex` of a job (a camera's frame of a moment, an image): the round
+   * opens with its first input, and its tasks join the job's queue in round order. Throws for an
+   * input its kind refuses, and for a job that is not running.
+   */
+  addInput(jobId: string, frameIndex: number, input: unknown): void {
+    if (this.stopped) throw new CrowdmeshError('the coordinator is stopped')
+    const slot = this.slotsByJob.get(jobId)
+    if (slot === undefined) throw new UnknownJobError(`job ${jobId} is not running`)
+    const now = this.clock.now()
+    const existing = slot.queue.frame(frameIndex)
+    if (existing !== undefined) {
+      if (!existing.plan.addInput(input)) {
+        this.log(`round ${frameIndex} of job ${jobId}: that input is already in`)
+        return
+      }
+      existing.arrivedAt = now
+    } else {
+      if (slot.ended.has(frameIndex)) {
+        this.log(`round ${frameIndex} of job ${jobId} already ended`)
+        return
+      }
+      const level = this.admissionLevel(slot)
+      const plan = slot.kind.openRound(slot.spec, frameIndex, level)
+      // The kind checks the input before the round exists: a refused one opens nothing.
+      plan.addInput(input)
+      const work = slot.queue.open(frameIndex, plan, level, now)
+      slot.roundSinks.set(frameIndex, slot.sinks({ job: slot.spec, kind: slot.kind, plan, level }))
+      if (level > 0) this.emit('frameDowngraded', { jobId, frameIndex, level })
+      if (slot.live !== undefined) {
+        const timer = this.clock.setTimer(() => this.dropLate(slot, work.index), slot.live.latencyBudgetMs)
+        slot.budgetTimers.set(frameIndex, timer)
       }
     }
     this.emit('workQueued')
@@ -146,97 +287,137 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   }
 
   /**
-   * A participant asks for work, stating its capability: a lease on a block sized to its speed, or
-   * undefined when there is none (standby) or it already holds as many leases as it may.
+   * A participant asks for work, stating its capability: a lease on a task sized to its speed, of a
+   * kind it runs, or undefined when there is none (standby) or it already holds as many leases as it
+   * may.
    */
-  handleLeaseRequest(participantId: string, capability?: Capability): Lease | undefined {
+  handleLeaseRequest(participantId: string, capability?: Capability): Lease<K> | undefined {
     if (this.stopped) return undefined
     const now = this.clock.now()
     const participant = this.participants.touch(participantId, now, capability)
     const held = this.leases.activeOf(participantId)
     if (held.length >= this.options.maxLeasesPerParticipant) return undefined
     const speed = this.participants.speed(participant)
-    // A second lease only hides the round trip; where the round trip is small beside the block it
-    // would only make the block wait, and hold back a frame that another participant could finish.
+    // A second lease only hides the round trip; where the round trip is small beside the task it
+    // would only make the task wait, and hold back a round that another participant could finish.
     if (held.length > 0 && speed.threadsPerSec > 0) {
-      const blockMs = expectedBlockMs(speed, held[0]!.units) - speed.rttMs
-      if (blockMs > 4 * speed.rttMs) return undefined
+      const first = held[0]!
+      const cost = this.slots.get(first.job)?.cost ?? referenceCost
+      const taskMs = expectedTaskMs(speed, cost, first.units) - speed.rttMs
+      if (taskMs > 4 * speed.rttMs) return undefined
     }
-    const block = this.queue.next(this.job.jobId, blockVertices(speed, this.options))
-    if (block !== undefined) {
-      const record = this.grant(participant, block, held, false)
-      this.announceTail(block.frameIndex)
-      return record.lease
+    const slot =
+      this.slotList.length === 1
+        ? this.participants.runs(participant, this.slotList[0]!.tag)
+          ? this.slotList[0]
+          : undefined
+        : this.pickSlot(participant, held)
+    if (slot !== undefined) {
+      const task = slot.queue.next(taskUnits(speed, slot.cost, slot.limits))
+      if (task !== undefined) {
+        const record = this.grant(participant, slot, task, held, false)
+        this.announceTail(slot, task.frameIndex)
+        return record.lease as Lease<K>
+      }
     }
     return this.options.speculation ? this.speculate(participant, held) : undefined
   }
 
-  /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */
-  get backupsWanted(): number {
-    if (!this.options.speculation || this.queue.firstWithWork() !== undefined) return 0
-    return backupsWanted(this.queue, this.leases, this.options.maxCopies)
+  /**
+   * The job a participant's next task comes from: of the jobs with queued work whose kind it runs,
+   * a live one before any batch one, then the least share granted for its weight (ties: the job
+   * added first). While a live job has rounds open, a participant gets no second batch lease, so a
+   * live task waits at most for the batch task in hand.
+   */
+  private pickSlot(participant: ParticipantRecord, held: LeaseRecord[]): JobSlot<T> | undefined {
+    const liveOpen = held.length > 0 && this.slotList.some((s) => s.class === 'live' && s.queue.size > 0)
+    let best: JobSlot<T> | undefined
+    let bestPass = 0
+    for (const slot of this.slotList) {
+      if (slot.class === 'batch' && (liveOpen || best?.class === 'live')) continue
+      if (!this.participants.runs(participant, slot.tag)) continue
+      if (slot.queue.firstWithWork() === undefined) continue
+      const pass = slot.granted / slot.weight
+      if (best === undefined || (slot.class === 'live' && best.class === 'batch') || pass < bestPass) {
+        best = slot
+        bestPass = pass
+      }
+    }
+    return best
   }
 
-  private announceTail(frameIndex: number): void {
-    if (!this.options.speculation || this.tails.has(frameIndex)) return
-    const work = this.queue.frame(frameIndex)
-    if (work === undefined || this.queue.queuedIn(work) > 0 || work.ranges.length < this.job.cameras.length)
-      return
-    this.tails.add(frameIndex)
-    this.emit('backupsWanted', frameIndex)
+  /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */
+  get backupsWanted(): number {
+    if (!this.options.speculation) return 0
+    let wanted = 0
+    for (const slot of this.slotList) {
+      if (slot.queue.firstWithWork() !== undefined) return 0
+      wanted += backupsWanted(slot.queue, this.leases, this.options.maxCopies)
+    }
+    return wanted
+  }
+
+  private announceTail(slot: JobSlot<T>, frameIndex: number): void {
+    if (!this.options.speculation || slot.tails.has(frameIndex)) return
+    const work = slot.queue.frame(frameIndex)
+    if (work === undefined || slot.queue.queuedIn(work) > 0 || !work.plan.inputsComplete) return
+    slot.tails.add(frameIndex)
+    this.emit('backupsWanted', frameIndex, slot.spec.jobId)
   }
 
   /**
-   * A participant returns a block result. Returns whether it counted. The first valid result of a
-   * block wins, even from a lease that expired meanwhile; later copies are dropped as duplicates.
+   * A participant returns a task's result. Returns whether it counted. The first valid result of a
+   * task wins, even from a lease that expired meanwhile; later copies are dropped as duplicates.
    * A refused result never changes an outcome.
    */
-  handleBlockResult(participantId: string, leaseId: number, result: BlockResult): boolean {
+  handleBlockResult(participantId: string, leaseId: number, result: unknown): boolean {
     const record = this.leases.get(leaseId)
     // Validate and decide first; act after. A listener that throws while the accepted result is acted
     // on (a `frameComplete` handler) must not turn a counted result into a rejected one.
-    let accepted: { record: LeaseRecord; work: FrameWork; participant: ParticipantRecord; sink: FrameSink<T> }
+    let accepted: {
+      record: LeaseRecord
+      slot: JobSlot<T>
+      work: RoundWork
+      participant: ParticipantRecord
+      sink: RoundSink<TaskBase, unknown, T>
+    }
     try {
       if (record === undefined)
         throw new BlockMismatchError(`lease ${leaseId} is not known (or its frame ended)`)
       if (record.participantId !== participantId) {
         throw new BlockMismatchError(`lease ${leaseId} belongs to another participant`)
       }
+      const slot = this.slots.get(record.job)
+      if (slot === undefined) throw new BlockMismatchError(`lease ${leaseId} is of a job that ended`)
       const { block } = record.lease
-      if (
-        result.jobId !== block.jobId ||
-        result.frameIndex !== block.frameIndex ||
-        result.cameraId !== block.cameraId ||
-        result.firstVertex !== block.firstVertex ||
-        result.vertexCount !== block.vertexCount
-      ) {
+      if (!slot.kind.result.matches(block, result)) {
         throw new BlockMismatchError(`result does not describe the block of lease ${leaseId}`)
       }
-      const work = this.queue.frame(block.frameIndex)!
+      const work = slot.queue.frame(block.frameIndex)!
       const participant = this.participants.touch(participantId, this.clock.now())
       if (work.done.has(record.key)) {
-        this.wasted(participant, record)
+        this.wasted(slot, participant, record)
         this.leases.close(record, 'settled')
         return false
       }
-      const sink = this.frameSinks.get(block.frameIndex)!
+      const sink = slot.roundSinks.get(block.frameIndex)!
       // The sink checks the result (overlaps, impossible values) before it takes it.
-      sink.add(result)
-      accepted = { record, work, participant, sink }
+      sink.add(block, result)
+      accepted = { record, slot, work, participant, sink }
     } catch (error) {
       if (!(error instanceof CrowdmeshError)) throw error
       if (record?.participantId === participantId && record.state === 'active') this.fail(record)
       this.emit('resultRejected', { participantId, leaseId, error })
       return false
     }
-    const { work, participant, sink } = accepted
-    this.count(participant, accepted.record, work)
-    if (sink.complete) this.completeFrame(work, sink)
+    const { slot, work, participant, sink } = accepted
+    this.count(slot, participant, accepted.record, work)
+    if (sink.complete) this.completeFrame(slot, work, sink)
     this.offerWork(participant)
     return true
   }
 
-  /** A participant reports it could not compute a lease's block: it is queued again at once. */
+  /** A participant reports it could not compute a lease's task: it is queued again at once. */
   handleBlockFailed(participantId: string, leaseId: number): void {
     const record = this.leases.get(leaseId)
     if (record?.participantId !== participantId || record.state !== 'active') return
@@ -247,6 +428,12 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
   handleParticipantJoined(participantId: string, capability?: Capability): void {
     this.participants.touch(participantId, this.clock.now(), capability)
     this.offerWork()
+  }
+
+  /** Whether any job has a task waiting to be granted. */
+  private hasQueuedWork(): boolean {
+    for (const slot of this.slotList) if (slot.queue.firstWithWork() !== undefined) return true
+    return false
   }
 
   /**
@@ -266,7 +453,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
               (a, b) => this.participants.speed(b).threadsPerSec - this.participants.speed(a).threadsPerSec,
             )
       for (const participant of idle) {
-        if (this.queue.firstWithWork() === undefined) break
+        if (!this.hasQueuedWork()) break
         for (;;) {
           const lease = this.handleLeaseRequest(participant.id)
           if (lease === undefined) break
@@ -280,7 +467,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
 
   /** A participant left (or its connection broke): its leases are queued again at once. */
   handleParticipantGone(participantId: string): void {
-    // Gone first, so that its own blocks are not offered back to it.
+    // Gone first, so that its own tasks are not offered back to it.
     this.participants.leave(participantId, this.clock.now())
     for (const record of this.leases.activeOf(participantId)) {
       this.leases.close(record, 'abandoned')
@@ -288,7 +475,7 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     }
   }
 
-  /** The management table and frame figures. */
+  /** The management table and round figures. */
   statistics(): CoordinatorStatistics {
     const completed = this.reports.filter((r) => !r.dropped)
     const first = this.reports.reduce((m, r) => Math.min(m, r.arrivedAt), Number.POSITIVE_INFINITY)
@@ -304,29 +491,30 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     }
   }
 
-  /** Checks the books: see `CoordinatorAudit`. Costs a pass over open frames and their leases. */
+  /** Checks the books: see `CoordinatorAudit`. Costs a pass over open rounds and their leases. */
   audit(): CoordinatorAudit {
     const now = this.clock.now()
     let unaccounted = 0
     let overdue = 0
     let open = 0
-    for (const work of this.queue.inOrder()) {
-      open++
-      const leased = new Map<string, number>()
-      for (const record of this.leases.activeInFrame(work.index)) {
-        leased.set(record.key, record.units)
-        if (record.lease.deadline < now) overdue++
+    for (const slot of this.slotList)
+      for (const work of slot.queue.inOrder()) {
+        open++
+        const leased = new Map<string, number>()
+        for (const record of this.leases.activeInFrame(work.round)) {
+          leased.set(record.key, record.units)
+          if (record.lease.deadline < now) overdue++
+        }
+        let outstanding = 0
+        for (const units of leased.values()) outstanding += units
+        // Every unit cut into a task is counted, waiting to be redone, or under a lease.
+        unaccounted += work.unitsCut - work.threadsDone - work.requeuedUnits - outstanding
       }
-      let outstanding = 0
-      for (const vertices of leased.values()) outstanding += vertices
-      const total = work.verticesPerCamera * work.ranges.length
-      unaccounted += total - work.threadsDone - this.queue.queuedIn(work) - outstanding
-    }
     return {
       openFrames: open,
       unaccountedThreads: unaccounted,
       overdueLeases: overdue,
-      firstFrameWithWork: this.queue.firstWithWork(),
+      firstFrameWithWork: this.slotList[0]?.queue.firstWithWork(),
     }
   }
 
@@ -335,50 +523,77 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     if (this.stopped) return
     this.stopped = true
     this.leases.closeAll()
-    for (const timer of this.budgetTimers.values()) this.clock.clearTimer(timer)
-    this.budgetTimers.clear()
+    for (const slot of this.slotList) {
+      for (const timer of slot.budgetTimers.values()) this.clock.clearTimer(timer)
+      slot.budgetTimers.clear()
+    }
   }
 
   private grant(
     participant: ParticipantRecord,
-    block: Block,
+    slot: JobSlot<T>,
+    task: TaskBase,
     held: LeaseRecord[],
     speculative: boolean,
   ): LeaseRecord {
     const now = this.clock.now()
-    const key = blockKey(block)
-    const units = block.vertexCount
     const speed = this.participants.speed(participant)
+    const taskKey = slot.kind.taskKey(task)
+    // Keys are per job: the first job's stand alone, as they did before there were several.
+    const key = slot.id === 0 ? taskKey : `${slot.id}:${taskKey}`
+    const units = slot.kind.taskUnits(task)
     // The participant works through its leases in turn: this one starts when the last one it holds ends.
     const startsAt = held.reduce((t, r) => Math.max(t, r.expectedAt), now)
     let expectedAt: number
     let deadline: number
     if (speed.threadsPerSec > 0) {
-      const ms = expectedBlockMs(speed, units)
+      const ms = expectedTaskMs(speed, slot.cost, units)
       expectedAt = startsAt + ms
       deadline = now + Math.max(this.options.minDeadlineMs, this.options.deadlineSlack * (expectedAt - now))
     } else {
       expectedAt = now + this.options.calibrationDeadlineMs / this.options.deadlineSlack
       deadline = now + this.options.calibrationDeadlineMs
     }
-    participant.threadsAssigned += units
-    return this.leases.grant(participant.id, block, { key, units }, { deadline, expectedAt, speculative })
+    const reference = units * slot.cost.relativeCost
+    participant.threadsAssigned += reference
+    slot.granted += reference
+    return this.leases.grant(
+      participant.id,
+      task,
+      { key, units, job: slot.id, round: slot.id * roundsPerSlot + task.frameIndex },
+      { deadline, expectedAt, speculative },
+    )
   }
 
-  /** Backup tasks (see `backups.ts`): a copy of a laggard's block, granted to this idle participant. */
-  private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease | undefined {
+  /**
+   * Backup tasks (see `backups.ts`): a copy of a laggard's task, granted to this idle participant;
+   * live jobs first.
+   */
+  private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease<K> | undefined {
     const speed = this.participants.speed(participant)
-    const laggard = chooseBackup(this.queue, this.leases, {
-      participantId: participant.id,
-      speed,
-      held,
-      now: this.clock.now(),
-      maxCopies: this.options.maxCopies,
-    })
-    return laggard === undefined ? undefined : this.grant(participant, laggard.lease.block, held, true).lease
+    for (const jobClass of ['live', 'batch'] as const)
+      for (const slot of this.slotList) {
+        if (slot.class !== jobClass || !this.participants.runs(participant, slot.tag)) continue
+        const laggard = chooseBackup(slot.queue, this.leases, {
+          participantId: participant.id,
+          speed,
+          held,
+          now: this.clock.now(),
+          maxCopies: this.options.maxCopies,
+          cost: slot.cost,
+        })
+        if (laggard !== undefined)
+          return this.grant(participant, slot, laggard.lease.block, held, true).lease as Lease<K>
+      }
+    return undefined
   }
 
-  private count(participant: ParticipantRecord, record: LeaseRecord, work: FrameWork): void {
+  private count(
+    slot: JobSlot<T>,
+    participant: ParticipantRecord,
+    record: LeaseRecord,
+    work: RoundWork,
+  ): void {
     const now = this.clock.now()
     const { block } = record.lease
     const { units } = record
@@ -386,94 +601,101 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     work.threadsDone += units
     this.threadsCounted += units
     this.leases.close(record, 'settled')
-    // Copies of the block still out are no longer wanted, and a queued redo of it is void.
+    // Copies of the task still out are no longer wanted, and a queued redo of it is void.
     if (this.leases.copies(record.key) > 0) {
       for (const copy of this.leases.activeOn(record.key)) {
         this.leases.close(copy, 'cancelled')
         this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
       }
     }
-    this.queue.withdraw(block, record.key)
+    slot.queue.withdraw(block, record.key)
     this.participants.observe(
       participant,
-      units,
+      units * slot.cost.relativeCost,
       now - Math.max(record.grantedAt, participant.lastResultAt),
       now,
     )
-    this.emit('blockDone', { block, participantId: participant.id, threads: units })
+    this.emit('blockDone', { block: block as K, participantId: participant.id, threads: units })
   }
 
-  private wasted(participant: ParticipantRecord, record: LeaseRecord): void {
+  private wasted(slot: JobSlot<T>, participant: ParticipantRecord, record: LeaseRecord): void {
     const threads = record.units
     participant.threadsWasted += threads
     this.threadsWasted += threads
     const frame = record.lease.block.frameIndex
-    this.duplicateThreads.set(frame, (this.duplicateThreads.get(frame) ?? 0) + threads)
+    slot.duplicateThreads.set(frame, (slot.duplicateThreads.get(frame) ?? 0) + threads)
   }
 
-  private completeFrame(work: FrameWork, sink: FrameSink<T>): void {
-    // The outcome is decided before the frame ends: a decision that throws ends the frame as
-    // dropped, reported with its reason, instead of a frame that ended with no outcome at all.
+  private completeFrame(slot: JobSlot<T>, work: RoundWork, sink: RoundSink<TaskBase, unknown, T>): void {
+    // The outcome is decided before the round ends: a decision that throws ends the round as
+    // dropped, reported with its reason, instead of a round that ended with no outcome at all.
     let outcome: T
     try {
       outcome = sink.finish()
     } catch (error) {
       const reason = (error as Error).message
-      this.log.error(`frame ${work.index}: its outcome could not be decided: ${reason}`)
-      this.emit('frameDropped', this.endFrame(work, true, reason))
+      this.log.error(
+        `round ${work.index} of job ${slot.spec.jobId}: its outcome could not be decided: ${reason}`,
+      )
+      this.emit('frameDropped', this.endFrame(slot, work, true, reason))
       return
     }
-    this.emit('frameComplete', outcome, this.endFrame(work, false))
+    this.emit('frameComplete', outcome, this.endFrame(slot, work, false))
   }
 
-  private endFrame(work: FrameWork, dropped: boolean, error?: string): FrameReport {
+  private endFrame(slot: JobSlot<T>, work: RoundWork, dropped: boolean, error?: string): FrameReport {
     const now = this.clock.now()
-    const timer = this.budgetTimers.get(work.index)
+    const timer = slot.budgetTimers.get(work.index)
     if (timer !== undefined) this.clock.clearTimer(timer)
-    this.budgetTimers.delete(work.index)
-    for (const record of this.leases.forgetFrame(work.index)) {
+    slot.budgetTimers.delete(work.index)
+    for (const record of this.leases.forgetFrame(work.round)) {
       this.emit('leaseCancelled', { participantId: record.participantId, leaseId: record.lease.leaseId })
     }
-    this.queue.remove(work.index)
-    this.frameSinks.delete(work.index)
+    slot.queue.remove(work.index)
+    slot.roundSinks.delete(work.index)
     const report: FrameReport = {
+      jobId: slot.spec.jobId,
       frameIndex: work.index,
       level: work.level,
-      threads: work.verticesPerCamera * this.job.cameras.length,
+      threads: work.plan.totalUnits,
       arrivedAt: work.arrivedAt,
       latencyMs: now - work.arrivedAt,
       reassignments: work.reassignments,
-      duplicateThreads: this.duplicateThreads.get(work.index) ?? 0,
+      duplicateThreads: slot.duplicateThreads.get(work.index) ?? 0,
       dropped,
       ...(error !== undefined && { error }),
     }
-    this.duplicateThreads.delete(work.index)
+    slot.duplicateThreads.delete(work.index)
     this.reports.push(report)
-    this.ended.add(work.index)
-    this.tails.delete(work.index)
+    slot.ended.add(work.index)
+    slot.tails.delete(work.index)
     return report
   }
 
-  private dropLate(index: number): void {
-    const work = this.queue.frame(index)
+  private dropLate(slot: JobSlot<T>, index: number): void {
+    const work = slot.queue.frame(index)
     if (work === undefined) return
-    this.log(`frame ${index} missed its latency budget: dropped with ${work.threadsDone} threads done`)
-    this.emit('frameDropped', this.endFrame(work, true))
+    this.log(
+      `round ${index} of job ${slot.spec.jobId} missed its latency budget: dropped with ${work.threadsDone} units done`,
+    )
+    this.emit('frameDropped', this.endFrame(slot, work, true))
   }
 
-  /** The grid level a new live frame is admitted at: coarser while the crowd cannot keep up. */
-  private admissionLevel(): number {
-    if (this.live?.overload !== 'downgrade') return 0
+  /** The level a new live round is admitted at: coarser while the crowd cannot keep up. */
+  private admissionLevel(slot: JobSlot<T>): number {
+    const levels = slot.kind.levels
+    if (slot.live?.overload !== 'downgrade' || levels === undefined) return 0
     let rate = 0
     for (const p of this.participants.present()) rate += this.participants.speed(p).threadsPerSec
     if (rate <= 0) return 0
-    const backlog = this.queue.queuedVertices
-    const budget = this.live.latencyBudgetMs / 1000
-    for (let level = 0; level < 3; level++) {
-      const threads = vertexCount(levelSpace(this.job.space, level)) * this.job.cameras.length
-      if ((backlog + threads) / rate <= budget * 0.8) return level
+    rate /= slot.cost.relativeCost
+    const backlog = slot.queue.queuedUnits
+    const budget = slot.live.latencyBudgetMs / 1000
+    for (let level = 0; level < levels.maxLevel; level++) {
+      const units = levels.unitsAt(slot.spec, level)
+      if ((backlog + units) / rate <= budget * 0.8) return level
     }
-    return 3
+    return levels.maxLevel
   }
 
   private expire(record: LeaseRecord): void {
@@ -491,15 +713,19 @@ export class Coordinator<T = FrameOutcome> extends EventEmitter<CoordinatorEvent
     this.requeue(record)
   }
 
-  /** Queues a block again unless another copy of it is still out (a backup that may yet win). */
+  /** Queues a task again unless another copy of it is still out (a backup that may yet win). */
   private requeue(record: LeaseRecord): void {
     const { block } = record.lease
     if (this.leases.copies(record.key) > 0) return
-    const work = this.queue.frame(block.frameIndex)
-    if (work === undefined || work.done.has(record.key)) return
-    this.queue.requeue(block, record.key)
-    this.emit('leaseRequeued', record.lease)
+    const slot = this.slots.get(record.job)
+    const work = slot?.queue.frame(block.frameIndex)
+    if (slot === undefined || work === undefined || work.done.has(record.key)) return
+    slot.queue.requeue(block, record.key, record.units)
+    this.emit('leaseRequeued', record.lease as Lease<K>)
     this.emit('workQueued')
     this.offerWork()
   }
 }
+
+/** The reference unit's cost, for a lease whose job has ended. */
+const referenceCost: TaskCost = { relativeCost: 1, inputBytesPerUnit: 0, resultBytesPerUnit: 4 }

@@ -1,92 +1,62 @@
-import type { Camera } from '../jobs/vertex/camera.ts'
+import type { AnyJobKind, JobSpec, RoundPlan, RoundSink, TaskBase } from '../jobs/kind.ts'
 import { BlockMismatchError } from '../protocol/errors.ts'
-import type { BlockResult } from '../protocol/job.ts'
-import type { TargetSpace } from '../jobs/vertex/target-space.ts'
-import { type AddOutcome, FrameAggregation } from '../jobs/vertex/aggregator.ts'
-import { decideFrame, type FrameOutcome, type OutcomeRule } from '../jobs/vertex/outcome.ts'
 
-/** Where the coordinator puts a frame's block results; it says when the frame is complete. */
-export interface FrameSink<T> {
-  add(result: BlockResult): AddOutcome
-  readonly complete: boolean
-  /** Called once, when complete: the frame's outcome. */
-  finish(): T
+/** What a round's sink is made for. */
+export interface RoundSinkInit {
+  job: JobSpec
+  kind: AnyJobKind
+  plan: RoundPlan<TaskBase>
+  level: number
 }
 
-/** What a sink is made for. */
-export interface FrameSinkInit {
-  jobId: string
-  frameIndex: number
-  /** The frame's grid (the job's, or a coarser one when downgraded). */
-  space: TargetSpace
-  cameras: readonly Camera[]
+/** Makes the sink of each round of a job. */
+export type RoundSinkFactory<T> = (init: RoundSinkInit) => RoundSink<TaskBase, unknown, T>
+
+/** The real sinks: the kind's own (for vertices, the aggregation and decision). */
+export function kindSinks<T>(): RoundSinkFactory<T> {
+  return (init) => init.kind.openSink(init.job, init.plan, init.level) as RoundSink<TaskBase, unknown, T>
 }
 
-/** Makes the sink of each frame. */
-export type FrameSinkFactory<T> = (init: FrameSinkInit) => FrameSink<T>
-
-/** The real sink: aggregates thread results and decides the frame outcome (see `outcome.ts`). */
-export function aggregationSinks(options: {
-  minCoverageAlpha: number
-  outcomeRule: Partial<OutcomeRule>
-}): FrameSinkFactory<FrameOutcome> {
-  return (init) => {
-    const [nx, ny, nz] = init.space.resolution
-    const aggregation = new FrameAggregation({
-      jobId: init.jobId,
-      frameIndex: init.frameIndex,
-      cameraIds: init.cameras.map((c) => c.id),
-      totalVertices: nx * ny * nz,
-      minCoverageAlpha: options.minCoverageAlpha,
-    })
-    return {
-      add: (result) => aggregation.add(result),
-      get complete() {
-        return aggregation.complete
-      },
-      finish: () => decideFrame(aggregation, init.space, init.cameras, options.outcomeRule),
-    }
-  }
-}
-
-/** What a ledger reports when its frame completes. */
+/** What a ledger reports when its round completes. */
 export interface LedgerSummary {
   frameIndex: number
   threads: number
-  /** Threads counted more than once: must be 0 (the simulator reports it). */
+  /** Units counted more than once: must be 0 (the simulator reports it). */
   doubleCounted: number
 }
 
 /**
- * A sink that only counts which threads arrived, for the simulator: a frame of virtual participants
- * has no pixels, but its exactly-once accounting is checked thread by thread all the same.
+ * A sink that only counts which units arrived, by each task's span, for the simulator: a round of
+ * virtual participants has no pixels, but its exactly-once accounting is checked unit by unit all the
+ * same, whatever the kind.
  */
-export function ledgerSinks(): FrameSinkFactory<LedgerSummary> {
-  return (init) => {
-    const [nx, ny, nz] = init.space.resolution
-    const perCamera = nx * ny * nz
-    const slots = new Map(init.cameras.map((c, i) => [c.id, i]))
-    const counts = new Uint8Array(perCamera * init.cameras.length)
+export function ledgerSinks(): RoundSinkFactory<LedgerSummary> {
+  return ({ kind, plan }) => {
+    const lanes = new Map<number, Uint8Array>()
     let received = 0
     let doubleCounted = 0
     return {
-      add(result) {
-        const slot = slots.get(result.cameraId)
-        if (slot === undefined) throw new BlockMismatchError(`camera ${result.cameraId} is not in the frame`)
-        if (result.firstVertex + result.vertexCount > perCamera)
-          throw new BlockMismatchError('block past the grid')
-        const base = slot * perCamera + result.firstVertex
-        for (let i = 0; i < result.vertexCount; i++) {
-          if (counts[base + i]! > 0) doubleCounted++
+      add(task) {
+        const { lane, first, count } = kind.taskSpan(task)
+        if (!(first >= 0 && count >= 1)) throw new BlockMismatchError(`task span ${first}+${count} is empty`)
+        let counts = lanes.get(lane)
+        if (counts === undefined || counts.length < first + count) {
+          const grown = new Uint8Array(Math.max(first + count, 2 * (counts?.length ?? 0), 1024))
+          if (counts !== undefined) grown.set(counts)
+          counts = grown
+          lanes.set(lane, counts)
+        }
+        for (let i = first; i < first + count; i++) {
+          if (counts[i]! > 0) doubleCounted++
           else received++
-          counts[base + i] = Math.min(255, counts[base + i]! + 1)
+          counts[i] = Math.min(255, counts[i]! + 1)
         }
         return 'added'
       },
       get complete() {
-        return received === counts.length
+        return plan.inputsComplete && received === plan.totalUnits
       },
-      finish: () => ({ frameIndex: init.frameIndex, threads: counts.length, doubleCounted }),
+      finish: () => ({ frameIndex: plan.frameIndex, threads: plan.totalUnits, doubleCounted }),
     }
   }
 }

@@ -1,16 +1,21 @@
 import type { Clock } from '../protocol/clock.ts'
-import type { Block, Lease } from '../protocol/job.ts'
+import type { TaskBase } from '../jobs/kind.ts'
+import type { Lease } from '../protocol/job.ts'
 
 /** Where a lease stands. Only `active` leases wait on a deadline; the others are kept for late results. */
 export type LeaseState = 'active' | 'settled' | 'expired' | 'failed' | 'cancelled' | 'abandoned'
 
 /** A lease and what the coordinator knows of it. */
 export interface LeaseRecord {
-  readonly lease: Lease
-  /** Its task's key (the kind's `taskKey`): copies of one task share it. */
+  readonly lease: Lease<TaskBase>
+  /** Its task's key (the kind's `taskKey`, prefixed by its job's slot but the first's): copies of one task share it. */
   readonly key: string
   /** Its task's size in the kind's units, worked out once at grant. */
   readonly units: number
+  /** Its job's slot in the coordinator. */
+  readonly job: number
+  /** Its round's id across jobs (see `RoundWork.round`). */
+  readonly round: number
   readonly participantId: string
   readonly grantedAt: number
   /** When the coordinator expects the result (clock ms). */
@@ -52,18 +57,20 @@ export class LeaseBook {
   /** Grants a lease; its deadline is rounded up to the next tick. */
   grant(
     participantId: string,
-    block: Block,
-    task: { key: string; units: number },
+    block: TaskBase,
+    task: { key: string; units: number; job: number; round: number },
     timing: { deadline: number; expectedAt: number; speculative: boolean },
   ): LeaseRecord {
     const now = this.clock.now()
     const deadline = Math.ceil(timing.deadline / this.tickMs) * this.tickMs
-    const lease: Lease = { leaseId: this.nextId++, block, deadline }
-    const { key, units } = task
+    const lease: Lease<TaskBase> = { leaseId: this.nextId++, block, deadline }
+    const { key, units, job, round } = task
     const record: LeaseRecord = {
       lease,
       key,
       units,
+      job,
+      round,
       participantId,
       grantedAt: now,
       expectedAt: timing.expectedAt,
@@ -73,8 +80,8 @@ export class LeaseBook {
     this.records.set(lease.leaseId, record)
     index(this.byParticipant, participantId, lease.leaseId)
     index(this.byBlock, key, lease.leaseId)
-    index(this.byFrame, block.frameIndex, lease.leaseId)
-    index(this.activeByFrame, block.frameIndex, lease.leaseId)
+    index(this.byFrame, round, lease.leaseId)
+    index(this.activeByFrame, round, lease.leaseId)
     let tick = this.ticks.get(deadline)
     if (tick === undefined) {
       const leases = new Set<LeaseRecord>()
@@ -106,7 +113,7 @@ export class LeaseBook {
     // A participant's set stays (it will hold leases again); block and frame sets go with them.
     this.byParticipant.get(record.participantId)?.delete(record.lease.leaseId)
     unindex(this.byBlock, record.key, record.lease.leaseId)
-    unindex(this.activeByFrame, record.lease.block.frameIndex, record.lease.leaseId)
+    unindex(this.activeByFrame, record.round, record.lease.leaseId)
     this.activeCount--
   }
 
@@ -128,20 +135,20 @@ export class LeaseBook {
     return this.byBlock.get(key)?.size ?? 0
   }
 
-  /** Active leases of a frame, in the order they were granted. */
-  *activeInFrame(frameIndex: number): Iterable<LeaseRecord> {
-    for (const id of this.activeByFrame.get(frameIndex) ?? []) yield this.records.get(id)!
+  /** Active leases of a round (by its id across jobs), in the order they were granted. */
+  *activeInFrame(round: number): Iterable<LeaseRecord> {
+    for (const id of this.activeByFrame.get(round) ?? []) yield this.records.get(id)!
   }
 
-  /** Number of active leases of a frame. */
-  activeCountInFrame(frameIndex: number): number {
-    return this.activeByFrame.get(frameIndex)?.size ?? 0
+  /** Number of active leases of a round. */
+  activeCountInFrame(round: number): number {
+    return this.activeByFrame.get(round)?.size ?? 0
   }
 
-  /** Drops every record of a frame (it completed or was dropped); closes any still active and returns those. */
-  forgetFrame(frameIndex: number, state: Exclude<LeaseState, 'active'> = 'cancelled'): LeaseRecord[] {
+  /** Drops every record of a round (it completed or was dropped); closes any still active and returns those. */
+  forgetFrame(round: number, state: Exclude<LeaseState, 'active'> = 'cancelled'): LeaseRecord[] {
     const closed: LeaseRecord[] = []
-    for (const id of this.byFrame.get(frameIndex) ?? []) {
+    for (const id of this.byFrame.get(round) ?? []) {
       const record = this.records.get(id)!
       if (record.state === 'active') {
         this.close(record, state)
@@ -149,8 +156,8 @@ export class LeaseBook {
       }
       this.records.delete(id)
     }
-    this.byFrame.delete(frameIndex)
-    this.activeByFrame.delete(frameIndex)
+    this.byFrame.delete(round)
+    this.activeByFrame.delete(round)
     return closed
   }
 

@@ -6,6 +6,8 @@ export interface ParticipantRecord {
   readonly id: string
   /** What it last stated. */
   capability: Capability | undefined
+  /** The kinds it stated it runs (`name@version`); undefined: `vertex@1` alone. */
+  kinds: ReadonlySet<string> | undefined
   /** Threads per second the coordinator observed (smoothed); 0 until its first result. */
   observedThreadsPerSec: number
   readonly joinedAt: number
@@ -38,6 +40,19 @@ export interface ParticipantRow {
   present: boolean
 }
 
+/** What a participant that states no kinds runs (every participant before job kinds). */
+const defaultKindTag = 'vertex@1'
+
+function sameKinds(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true
+  if (a === undefined || b === undefined || a.length !== b.length) return false
+  return a.every((kind, i) => kind === b[i])
+}
+
+function kindsOf(capability: Capability | undefined): ReadonlySet<string> | undefined {
+  return capability?.kinds === undefined ? undefined : new Set(capability.kinds)
+}
+
 /**
  * The participants the coordinator has seen, their stated capability, the speed it observed, and
  * their counters. Observed speed outranks stated speed: a participant cannot talk itself into blocks
@@ -59,6 +74,7 @@ export class ParticipantBook {
       record = {
         id,
         capability,
+        kinds: kindsOf(capability),
         observedThreadsPerSec: 0,
         joinedAt: now,
         leftAt: undefined,
@@ -73,9 +89,15 @@ export class ParticipantBook {
       }
       this.records.set(id, record)
     } else if (capability !== undefined) {
+      if (!sameKinds(capability.kinds, record.capability?.kinds)) record.kinds = kindsOf(capability)
       record.capability = capability
     }
     return record
+  }
+
+  /** Whether a participant runs tasks of the kind tagged `tag` (`name@version`). */
+  runs(record: ParticipantRecord, tag: string): boolean {
+    return record.kinds === undefined ? tag === defaultKindTag : record.kinds.has(tag)
   }
 
   get(id: string): ParticipantRecord | undefined {

@@ -1,95 +1,97 @@
-import type { Block, Frame } from '../protocol/job.ts'
+import type { RoundPlan, TaskBase } from '../jobs/kind.ts'
 
-/** The work of one moment (frame index): the cameras' vertex ranges still to carve, and blocks to redo. */
-export interface FrameWork {
+/** The work of one round of a job (a frame index): its plan cuts new tasks; tasks to redo wait here. */
+export interface RoundWork {
+  /** The round's index within its job (a show's frame index). */
   readonly index: number
-  /** Grid level: 0 is the job's grid, 1 halves each axis (a downgraded frame), and so on. */
+  /** The round's id across the coordinator's jobs: what leases of the round are indexed by. */
+  readonly round: number
+  /** Level: 0 is the job's full size, higher is coarser (a live round downgraded to keep its budget). */
   readonly level: number
-  readonly verticesPerCamera: number
-  /** When its last camera frame arrived (coordinator clock, ms): latency counts from here. */
+  readonly plan: RoundPlan<TaskBase>
+  /** When its last input arrived (coordinator clock, ms): latency counts from here. */
   arrivedAt: number
-  /** One range per camera frame added; `next` is the first vertex not yet carved into a block. */
-  readonly ranges: { frame: Frame; next: number }[]
-  /** Blocks whose lease expired or failed, waiting to be granted again (never split: a block keeps its identity). */
-  readonly requeued: Block[]
-  /** Their keys, in the same order. */
+  /** Tasks whose lease expired or failed, waiting to be granted again (never split: a task keeps its identity). */
+  readonly requeued: TaskBase[]
+  /** Their keys and units, in the same order. */
   readonly requeuedKeys: string[]
-  /** Keys of blocks whose result counted. */
+  readonly requeuedSizes: number[]
+  requeuedUnits: number
+  /** Units cut into tasks so far: each is counted, queued to redo, or under a lease (the audit). */
+  unitsCut: number
+  /** Keys of tasks whose result counted. */
   readonly done: Set<string>
   threadsDone: number
   reassignments: number
 }
 
 /**
- * The coordinator's queue of work, in priority order: earlier frames first; within a frame, blocks
- * to redo before new ones. A block to redo of frame i therefore goes ahead of every block of a later
- * frame. Blocks are carved on demand at the size the scheduler asks for, so each participant's
- * block fits its speed.
+ * One job's queue of work, in priority order: earlier rounds first; within a round, tasks to redo
+ * before new ones. A task to redo of round i therefore goes ahead of every task of a later round.
+ * New tasks are cut on demand at the size the scheduler asks for, so each participant's task fits
+ * its speed.
  */
 export class WorkQueue {
-  private readonly frames = new Map<number, FrameWork>()
-  /** Frame indices in priority order (ascending). */
+  private readonly rounds = new Map<number, RoundWork>()
+  /** Round indices in priority order (ascending). */
   private readonly order: number[] = []
+  /** Added to a round's index to make its id across jobs. */
+  private readonly roundBase: number
 
-  /** The work of a frame index, if known. */
-  frame(index: number): FrameWork | undefined {
-    return this.frames.get(index)
+  constructor(roundBase = 0) {
+    this.roundBase = roundBase
   }
 
-  /** Frames in priority order. */
-  *inOrder(): Iterable<FrameWork> {
-    for (const index of this.order) yield this.frames.get(index)!
+  /** The work of a round index, if open. */
+  frame(index: number): RoundWork | undefined {
+    return this.rounds.get(index)
   }
 
-  /** Adds a camera frame; creates its frame's work on first use. Returns the frame's work. */
-  addCameraFrame(frame: Frame, verticesPerCamera: number, level: number, now: number): FrameWork {
-    let work = this.frames.get(frame.index)
-    if (work === undefined) {
-      work = {
-        index: frame.index,
-        level,
-        verticesPerCamera,
-        arrivedAt: now,
-        ranges: [],
-        requeued: [],
-        requeuedKeys: [],
-        done: new Set(),
-        threadsDone: 0,
-        reassignments: 0,
-      }
-      this.frames.set(frame.index, work)
-      let at = this.order.length
-      while (at > 0 && this.order[at - 1]! > frame.index) at--
-      this.order.splice(at, 0, frame.index)
+  /** Open rounds in priority order. */
+  *inOrder(): Iterable<RoundWork> {
+    for (const index of this.order) yield this.rounds.get(index)!
+  }
+
+  /** Opens a round with its plan (the caller has added its first input). */
+  open(index: number, plan: RoundPlan<TaskBase>, level: number, now: number): RoundWork {
+    const work: RoundWork = {
+      index,
+      round: this.roundBase + index,
+      level,
+      plan,
+      arrivedAt: now,
+      requeued: [],
+      requeuedKeys: [],
+      requeuedSizes: [],
+      requeuedUnits: 0,
+      unitsCut: 0,
+      done: new Set(),
+      threadsDone: 0,
+      reassignments: 0,
     }
-    work.ranges.push({ frame, next: 0 })
-    work.arrivedAt = now
+    this.rounds.set(index, work)
+    let at = this.order.length
+    while (at > 0 && this.order[at - 1]! > index) at--
+    this.order.splice(at, 0, index)
     return work
   }
 
-  /** The next block in priority order, carved to at most `vertices` when new. */
-  next(jobId: string, vertices: number): Block | undefined {
+  /** The next task in priority order, cut to at most `units` when new. */
+  next(units: number): TaskBase | undefined {
     for (const index of this.order) {
-      const work = this.frames.get(index)!
+      const work = this.rounds.get(index)!
       const redo = work.requeued.shift()
       if (redo !== undefined) {
         work.requeuedKeys.shift()
+        work.requeuedUnits -= work.requeuedSizes.shift()!
         return redo
       }
-      for (const range of work.ranges) {
-        if (range.next >= work.verticesPerCamera) continue
-        const count = Math.min(vertices, work.verticesPerCamera - range.next)
-        const block: Block = {
-          jobId,
-          frameIndex: work.index,
-          cameraId: range.frame.cameraId,
-          imageUrl: range.frame.imageUrl,
-          firstVertex: range.next,
-          vertexCount: count,
-          ...(work.level > 0 && { level: work.level }),
-        }
-        range.next += count
-        return block
+      if (work.plan.unitsLeft() === 0) continue
+      const before = work.plan.unitsLeft()
+      const task = work.plan.cut(units)
+      if (task !== undefined) {
+        work.unitsCut += before - work.plan.unitsLeft()
+        return task
       }
     }
     return undefined
@@ -97,59 +99,59 @@ export class WorkQueue {
 
   /**
    * Puts a task back to be granted again, ahead of new tasks of its round and of all later rounds.
-   * `key` is its lease's (worked out once, at grant).
+   * `key` and `units` are its lease's (worked out once, at grant).
    */
-  requeue(block: Block, key: string): void {
-    const work = this.frames.get(block.frameIndex)
+  requeue(task: TaskBase, key: string, units: number): void {
+    const work = this.rounds.get(task.frameIndex)
     if (work === undefined || work.done.has(key)) return
     if (work.requeuedKeys.includes(key)) return
-    work.requeued.push(block)
+    work.requeued.push(task)
     work.requeuedKeys.push(key)
+    work.requeuedSizes.push(units)
+    work.requeuedUnits += units
     work.reassignments++
   }
 
   /** Withdraws a task from the redo list (its result arrived late after all). */
-  withdraw(block: Block, key: string): void {
-    const work = this.frames.get(block.frameIndex)
+  withdraw(task: TaskBase, key: string): void {
+    const work = this.rounds.get(task.frameIndex)
     if (work === undefined || work.requeued.length === 0) return
     const at = work.requeuedKeys.indexOf(key)
     if (at < 0) return
     work.requeued.splice(at, 1)
     work.requeuedKeys.splice(at, 1)
+    work.requeuedUnits -= work.requeuedSizes.splice(at, 1)[0]!
   }
 
-  /** Blocks-worth of vertices waiting (new and to redo), for statistics. */
-  get queuedVertices(): number {
+  /** Units waiting to be granted (new and to redo), over every open round. */
+  get queuedUnits(): number {
     let total = 0
-    for (const work of this.frames.values()) {
-      for (const b of work.requeued) total += b.vertexCount
-      for (const r of work.ranges) total += work.verticesPerCamera - r.next
-    }
+    for (const work of this.rounds.values()) total += work.requeuedUnits + work.plan.unitsLeft()
     return total
   }
 
-  /** Vertices of one frame still waiting to be granted (new and to redo). */
-  queuedIn(work: FrameWork): number {
-    let total = 0
-    for (const b of work.requeued) total += b.vertexCount
-    for (const r of work.ranges) total += work.verticesPerCamera - r.next
-    return total
+  /** Units of one round still waiting to be granted (new and to redo). */
+  queuedIn(work: RoundWork): number {
+    return work.requeuedUnits + work.plan.unitsLeft()
   }
 
-  /** The first frame with a block waiting to be granted: the one the next lease must come from. */
+  /** The first round with a task waiting to be granted: the one the next lease must come from. */
   firstWithWork(): number | undefined {
-    for (const work of this.inOrder()) if (this.queuedIn(work) > 0) return work.index
+    for (const index of this.order) {
+      const work = this.rounds.get(index)!
+      if (work.requeuedUnits > 0 || work.plan.unitsLeft() > 0) return index
+    }
     return undefined
   }
 
-  /** Forgets a frame (complete or dropped). */
+  /** Forgets a round (complete or dropped). */
   remove(index: number): void {
-    if (!this.frames.delete(index)) return
+    if (!this.rounds.delete(index)) return
     this.order.splice(this.order.indexOf(index), 1)
   }
 
-  /** Number of frames with work or outstanding leases. */
+  /** Number of rounds with work or outstanding leases. */
   get size(): number {
-    return this.frames.size
+    return this.rounds.size
   }
 }

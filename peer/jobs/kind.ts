@@ -179,7 +179,7 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
   /** For the simulator: a job of about `unitsPerRound` units a round, and a round's inputs. */
   readonly simulation: {
     job(jobId: string, unitsPerRound: number): D
-    inputs(job: JobSpec<D>, frameIndex: number): unknown[]
+    inputs(job: JobSpec<D>, frameIndex: number, unitsPerRound: number): unknown[]
     /** A result of the right shape for `task`, contents irrelevant. */
     fakeResult(task: T): R
   }

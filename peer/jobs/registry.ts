@@ -1,5 +1,6 @@
 import { UnknownJobKindError } from '../protocol/errors.ts'
 import type { AnyJobKind } from './kind.ts'
+import { imageFilterKind } from './image-filter/index.ts'
 import { vertexKind } from './vertex/index.ts'
 
 /**
@@ -9,6 +10,7 @@ import { vertexKind } from './vertex/index.ts'
  */
 export const jobKinds: ReadonlyMap<string, AnyJobKind> = new Map<string, AnyJobKind>([
   [vertexKind.name, vertexKind],
+  [imageFilterKind.name, imageFilterKind],
 ])
 
 /** The kind of `name` at `version`; throws `UnknownJobKindError` when this build has no such kind. */

@@ -153,7 +153,9 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     stops.push(['signaling', () => signaling.close()])
     const frames = await startFrameStore({ host })
     stops.push(['frame store', () => frames.close()])
-    const { event, joinLinks } = signaling.createEvent(init.name ?? init.coordinator.job.jobId)
+    const { event, joinLinks } = signaling.createEvent(
+      init.name ?? init.coordinator.job?.jobId ?? init.coordinator.jobs?.[0]?.spec.jobId ?? 'event',
+    )
     // One check for the relay's admission and the coordinator's hello: a link of this event that may
     // compute. Its jti names the link, whose admitted peers are counted.
     const computeLink = (token: string): string => {

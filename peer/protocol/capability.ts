@@ -19,6 +19,11 @@ export interface Capability {
   rttMs: number
   /** Share of its processor it may use, (0, 1]: the participant's own use stays unaffected. */
   dutyCycle: number
+  /**
+   * The job kinds it runs, as `name@version` (`vertex@1`). Absent: `vertex@1` alone (what every
+   * participant ran before job kinds). It is never leased a task of another kind.
+   */
+  kinds?: string[] | undefined
 }
 
 /** Schema of a stated capability. */
@@ -28,6 +33,10 @@ export const capabilitySchema = z.object({
   bandwidthBytesPerSec: z.number().finite().min(0).max(1e12),
   rttMs: z.number().finite().min(0).max(60_000),
   dutyCycle: z.number().finite().gt(0).max(1),
+  kinds: z
+    .array(z.string().regex(/^[a-z][a-z0-9-]{0,31}@[0-9]{1,4}$/))
+    .max(16)
+    .optional(),
 })
 
 /** Parses a stated capability, naming the offending field. */

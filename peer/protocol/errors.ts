@@ -30,6 +30,9 @@ export class MessageTooLargeError extends CrowdmeshError {
 /** A block result names a block the aggregator does not know, or its size does not fit the block. */
 export class BlockMismatchError extends CrowdmeshError {}
 
+/** A job id the coordinator does not run (never added, or ended). */
+export class UnknownJobError extends CrowdmeshError {}
+
 /** A job names a kind (or a version of one) this process does not have. */
 export class UnknownJobKindError extends CrowdmeshError {}
 

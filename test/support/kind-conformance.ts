@@ -18,12 +18,17 @@ export function simulatedSpec(kind: AnyJobKind, units: number): JobSpec {
 }
 
 /** Cuts a whole round with the given task sizes (cycled), after adding its inputs; returns its tasks. */
-export function cutRound(kind: AnyJobKind, spec: JobSpec, sizes: readonly number[], level = 0): TaskBase[] {
-  const plan = kind.openRound(spec, 7, level)
-  for (const input of kind.simulation.inputs(spec, 7)) expect(plan.addInput(input)).toBe(true)
+export function cutRound(
+  kind: AnyJobKind,
+  spec: JobSpec,
+  sizes: readonly number[],
+  units: number,
+): TaskBase[] {
+  const plan = kind.openRound(spec, 7, 0)
+  for (const input of kind.simulation.inputs(spec, 7, units)) expect(plan.addInput(input)).toBe(true)
   expect(plan.inputsComplete).toBe(true)
   // An input added twice is ignored, not counted again.
-  for (const input of kind.simulation.inputs(spec, 7)) expect(plan.addInput(input)).toBe(false)
+  for (const input of kind.simulation.inputs(spec, 7, units)) expect(plan.addInput(input)).toBe(false)
   expect(plan.unitsLeft()).toBe(plan.totalUnits)
   const tasks: TaskBase[] = []
   for (let i = 0; ; i++) {
@@ -66,7 +71,7 @@ export function checkKind(kind: AnyJobKind, units: number): void {
   const spec = simulatedSpec(kind, units)
   expect(kind.schemas.job.safeParse(spec.description).success).toBe(true)
   const total = kind.openRound(spec, 0, 0)
-  for (const input of kind.simulation.inputs(spec, 0)) total.addInput(input)
+  for (const input of kind.simulation.inputs(spec, 0, units)) total.addInput(input)
   const totalUnits = total.totalUnits
   expect(totalUnits).toBeGreaterThan(0)
 
@@ -77,7 +82,7 @@ export function checkKind(kind: AnyJobKind, units: number): void {
         maxLength: 8,
       }),
       (sizes) => {
-        const tasks = cutRound(kind, spec, sizes)
+        const tasks = cutRound(kind, spec, sizes, units)
         expectTiling(kind, tasks, totalUnits)
       },
     ),
@@ -86,8 +91,13 @@ export function checkKind(kind: AnyJobKind, units: number): void {
 
   // Every task crosses the wire and back: its schema takes it, its result round-trips within its
   // limit, and the result describes it (and no other task).
-  const tasks = cutRound(kind, spec, [Math.max(1, Math.floor(totalUnits / 5))])
-  const sink = kind.openSink(spec, kind.openRound(spec, 7, 0), 0)
+  const tasks = cutRound(kind, spec, [Math.max(1, Math.floor(totalUnits / 5))], units)
+  // A sink is opened once its round has its first input, as the coordinator does.
+  const round = kind.openRound(spec, 7, 0)
+  const [first, ...others] = kind.simulation.inputs(spec, 7, units)
+  round.addInput(first)
+  const sink = kind.openSink(spec, round, 0)
+  for (const input of others) round.addInput(input)
   for (const [i, task] of tasks.entries()) {
     expect(kind.schemas.task.parse(task)).toEqual(task)
     const result: unknown = kind.simulation.fakeResult(task)
@@ -113,7 +123,7 @@ export function checkKind(kind: AnyJobKind, units: number): void {
   if (kind.levels !== undefined)
     for (let level = 1; level <= kind.levels.maxLevel; level++) {
       const plan = kind.openRound(spec, 0, level)
-      for (const input of kind.simulation.inputs(spec, 0)) plan.addInput(input)
+      for (const input of kind.simulation.inputs(spec, 0, units)) plan.addInput(input)
       expect(plan.totalUnits).toBe(kind.levels.unitsAt(spec, level))
       expect(plan.totalUnits).toBeLessThan(totalUnits)
     }

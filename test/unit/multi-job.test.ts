@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest'
+import { Coordinator, type FrameReport, type JobInit } from '../../peer/coordinator/coordinator.ts'
+import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
+import { imageFilterKind } from '../../peer/jobs/image-filter/index.ts'
+import type { AnyJobKind, JobSpec, TaskBase } from '../../peer/jobs/kind.ts'
+import { ringJob, vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
+import type { Capability } from '../../peer/protocol/capability.ts'
+import type { Lease } from '../../peer/protocol/job.ts'
+import { manualClock } from '../support/manual-clock.ts'
+
+const both = ['vertex@1', 'image-filter@1']
+const capability = (kinds?: string[], threadsPerSec = 20_000): Capability => ({
+  cores: 1,
+  threadsPerSec,
+  bandwidthBytesPerSec: 0,
+  rttMs: 5,
+  dutyCycle: 1,
+  ...(kinds !== undefined && { kinds }),
+})
+const imageJob = (jobId: string): JobSpec => ({
+  jobId,
+  kind: imageFilterKind.name,
+  version: imageFilterKind.version,
+  description: imageFilterKind.simulation.job(jobId, 4096),
+})
+const kindOf = (lease: Lease<TaskBase>, jobs: Record<string, AnyJobKind>) => jobs[lease.block.jobId]!
+
+/**
+ * `count` tasks for participant p, each answered 100 ms after its grant (so its observed speed stays
+ * what it states), returning the job of each.
+ */
+function work(
+  coordinator: Coordinator<LedgerSummary, TaskBase>,
+  time: ReturnType<typeof manualClock>,
+  count: number,
+): string[] {
+  const jobs: string[] = []
+  for (let i = 0; i < count; i++) {
+    const lease = coordinator.handleLeaseRequest('p', capability(both))
+    if (lease === undefined) break
+    jobs.push(lease.block.jobId)
+    time.advance(100)
+    coordinator.handleBlockResult(
+      'p',
+      lease.leaseId,
+      imageFilterKind.simulation.fakeResult(lease.block as never),
+    )
+  }
+  return jobs
+}
+
+function setup(jobs: JobInit<LedgerSummary>[]) {
+  const time = manualClock()
+  const coordinator = new Coordinator<LedgerSummary, TaskBase>(
+    { jobs: jobs.map((j) => ({ sinks: ledgerSinks(), ...j })), scheduling: { speculation: false } },
+    { clock: time.clock },
+  )
+  const reports: FrameReport[] = []
+  coordinator.on('frameComplete', (_, report) => reports.push(report))
+  coordinator.on('frameDropped', (report) => reports.push(report))
+  return { coordinator, time, reports }
+}
+
+/** Adds `count` images of 64×64 to an image job. */
+function addImages(coordinator: Coordinator<LedgerSummary, TaskBase>, spec: JobSpec, count: number) {
+  for (let i = 0; i < count; i++)
+    for (const input of imageFilterKind.simulation.inputs(spec as never, i, 4096))
+      coordinator.addInput(spec.jobId, i, input)
+}
+
+describe('several jobs in one coordinator', () => {
+  it('shares batch capacity by weight, counted in reference units', () => {
+    const a = imageJob('a')
+    const b = imageJob('b')
+    const { coordinator, time } = setup([
+      { spec: a, kind: imageFilterKind, weight: 1 },
+      { spec: b, kind: imageFilterKind, weight: 3 },
+    ])
+    addImages(coordinator, a, 100)
+    addImages(coordinator, b, 100)
+    // Tasks are all of one size here (one participant, one speed): their count is the share.
+    const jobs = work(coordinator, time, 200)
+    expect(jobs).toHaveLength(200)
+    const ratio = jobs.filter((j) => j === 'b').length / jobs.filter((j) => j === 'a').length
+    expect(ratio).toBeGreaterThan(2.7)
+    expect(ratio).toBeLessThan(3.3)
+  })
+
+  it('never leases a kind a participant does not run: it waits on standby instead', () => {
+    const images = imageJob('images')
+    const { coordinator } = setup([{ spec: images, kind: imageFilterKind }])
+    addImages(coordinator, images, 1)
+    // No kinds stated means vertex alone (every participant before job kinds).
+    expect(coordinator.handleLeaseRequest('old', capability())).toBeUndefined()
+    expect(coordinator.handleLeaseRequest('gpu', capability(['vertex@1']))).toBeUndefined()
+    expect(coordinator.handleLeaseRequest('v2', capability(['image-filter@2']))).toBeUndefined()
+    expect(coordinator.handleLeaseRequest('new', capability(['image-filter@1']))?.block.jobId).toBe('images')
+  })
+
+  it('gives no second batch lease while a live round is open, and live tasks first', () => {
+    const show = vertexJobSpec(ringJob('show', 8, 2))
+    const images = imageJob('images')
+    const kinds = { show: vertexKind, images: imageFilterKind }
+    const { coordinator } = setup([
+      { spec: images, kind: imageFilterKind },
+      { spec: show, kind: vertexKind, class: 'live' },
+    ])
+    addImages(coordinator, images, 2)
+    // Only batch work: two leases (the second hides the round trip).
+    const first = coordinator.handleLeaseRequest('p', capability(both, 2000))!
+    expect(kindOf(first, kinds)).toBe(imageFilterKind)
+    // A live frame arrives: the next lease is live though the batch job was added first.
+    for (const input of vertexKind.simulation.inputs(show, 0, 0)) coordinator.addInput('show', 0, input)
+    const second = coordinator.handleLeaseRequest('q', capability(both, 2000))!
+    expect(second.block.jobId).toBe('show')
+    // One who runs images alone still gets batch work, but not a second batch lease while live is open.
+    const batchOnly = coordinator.handleLeaseRequest('r', capability(['image-filter@1'], 2000))!
+    expect(batchOnly.block.jobId).toBe('images')
+    expect(coordinator.handleLeaseRequest('r', capability(['image-filter@1'], 2000))).toBeUndefined()
+  })
+
+  it('adds a job while participants work, starting it at the least share so far, and announces it', () => {
+    const a = imageJob('a')
+    const { coordinator, time } = setup([{ spec: a, kind: imageFilterKind }])
+    addImages(coordinator, a, 40)
+    expect(work(coordinator, time, 50)).toHaveLength(50)
+    const added: string[] = []
+    coordinator.on('jobAdded', (spec) => added.push(spec.jobId))
+    const b = imageJob('b')
+    coordinator.addJob({ spec: b, kind: imageFilterKind, sinks: ledgerSinks() })
+    expect(added).toEqual(['b'])
+    expect(coordinator.jobs.map((j) => j.jobId)).toEqual(['a', 'b'])
+    addImages(coordinator, b, 40)
+    // From now on they alternate rather than b catching up on a's 50 tasks first.
+    const next = work(coordinator, time, 20)
+    expect(next.filter((j) => j === 'a').length).toBeGreaterThanOrEqual(8)
+    expect(next.filter((j) => j === 'b').length).toBeGreaterThanOrEqual(8)
+    expect(() => coordinator.addJob({ spec: b, kind: imageFilterKind })).toThrow(/already running/)
+    expect(() =>
+      coordinator.addJob({ spec: { ...b, jobId: 'c', description: { tile: 1 } }, kind: imageFilterKind }),
+    ).toThrow(/invalid message/)
+  })
+
+  it('ends a job: its rounds dropped and reported, its leases cancelled, late results refused, the others go on', () => {
+    const a = imageJob('a')
+    const show = vertexJobSpec(ringJob('show', 4, 2))
+    const { coordinator, reports } = setup([
+      { spec: a, kind: imageFilterKind },
+      { spec: show, kind: vertexKind },
+    ])
+    addImages(coordinator, a, 2)
+    for (const input of vertexKind.simulation.inputs(show, 0, 0)) coordinator.addInput('show', 0, input)
+    const held = coordinator.handleLeaseRequest('p', capability(['image-filter@1']))!
+    const cancelled: number[] = []
+    const ended: string[] = []
+    const rejected: string[] = []
+    coordinator.on('leaseCancelled', ({ leaseId }) => cancelled.push(leaseId))
+    coordinator.on('jobEnded', (jobId) => ended.push(jobId))
+    coordinator.on('resultRejected', ({ error }) => rejected.push(error.message))
+    coordinator.endJob('a')
+    expect(ended).toEqual(['a'])
+    expect(cancelled).toEqual([held.leaseId])
+    expect(reports.map((r) => [r.jobId, r.frameIndex, r.dropped, r.error])).toEqual([
+      ['a', 0, true, 'job ended'],
+      ['a', 1, true, 'job ended'],
+    ])
+    expect(
+      coordinator.handleBlockResult(
+        'p',
+        held.leaseId,
+        imageFilterKind.simulation.fakeResult(held.block as never),
+      ),
+    ).toBe(false)
+    expect(rejected).toHaveLength(1)
+    expect(() => coordinator.addInput('a', 5, {})).toThrow(/not running/)
+    // The vertex job carries on to its outcome.
+    for (
+      let lease = coordinator.handleLeaseRequest('q');
+      lease !== undefined;
+      lease = coordinator.handleLeaseRequest('q')
+    )
+      coordinator.handleBlockResult(
+        'q',
+        lease.leaseId,
+        vertexKind.simulation.fakeResult(lease.block as never),
+      )
+    expect(reports.at(-1)).toMatchObject({ jobId: 'show', frameIndex: 0, dropped: false })
+    expect(coordinator.idle).toBe(true)
+  })
+})
