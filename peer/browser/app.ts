@@ -1,15 +1,15 @@
 import './app.css'
+import type { OutcomeSnapshot } from '../jobs/vertex/outcome-codec.ts'
 import { joinEvent, JoinRefusedError, type ParticipantEvent } from '../mesh/join.ts'
-import type { OutcomeSnapshot } from '../mesh/gossip.ts'
 import type { MeshNode } from '../mesh/node.ts'
-import { colourBlock } from '../jobs/vertex/cpu-worker.ts'
-import { type BlockWorker, WorkGate } from '../participant/participant.ts'
+import type { AnyTaskWorker, WorkerFactory } from '../participant/job-directory.ts'
+import { WorkGate } from '../participant/participant.ts'
 import { AbortError } from '../protocol/errors.ts'
 import { openKeyedImage } from '../protocol/frame-keys.ts'
-import { browserFrameSource } from './frame-decode.ts'
 import { type AppState, initialState } from './app-state.ts'
+import { browserFrameSource } from './frame-decode.ts'
 import { PointCloudViewer } from './viewer.ts'
-import { createWebglWorker } from '../jobs/vertex/webgl-worker.ts'
+import { probeWebgl } from './webgl-context.ts'
 
 /*
  * The participant web app, served at the join link: checks the browser can take part, joins the
@@ -46,23 +46,22 @@ async function main(): Promise<void> {
   }
   // Frames of keyed leases arrive sealed; their key is in the block's image URL.
   const frames = browserFrameSource({ transform: openKeyedImage })
-  let worker: BlockWorker & { dispose?: () => void } = {
-    run: async (job, block, signal) => colourBlock(job, block, await frames.get(block.imageUrl, signal)),
-  }
+  // GPU or processor is decided once; each job kind's worker (its code, its WebGL programs) is
+  // loaded when its first task arrives.
+  let gpu = false
   state.backend = 'cpu'
   if (backendParam !== 'cpu') {
     try {
-      const gpu = createWebglWorker({ frames })
-      state.renderer = gpu.renderer
-      if (backendParam !== 'webgl' && softwareRenderer.test(gpu.renderer)) {
+      const probe = probeWebgl()
+      state.renderer = probe.renderer
+      if (backendParam !== 'webgl' && softwareRenderer.test(probe.renderer)) {
         // WebGL drawn by the processor (no GPU, or a blocklisted one) is many times slower than
         // computing on the processor directly: measured 0.6 M against 14 M vertex views/s.
-        gpu.dispose()
         state.notice =
           'This device has no graphics hardware the browser can use, so it computes on its processor instead.'
       } else {
-        state.backend = gpu.backend
-        worker = gpu
+        state.backend = probe.backend
+        gpu = true
       }
     } catch (error) {
       // No WebGL (disabled, blocklisted GPU, very old phone): the processor computes instead, slower.
@@ -71,24 +70,39 @@ async function main(): Promise<void> {
       console.warn(`crowdmesh: no WebGL compute: ${(error as Error).message}`)
     }
   }
-  let node: MeshNode | undefined
-  const counted: BlockWorker = {
-    run: async (job, block, signal) => {
-      const begun = performance.now()
+  const workers: WorkerFactory = async (kind) => {
+    let worker: AnyTaskWorker | undefined
+    if (gpu && kind.workers.webgl !== undefined) {
       try {
-        const result = await worker.run(job, block, signal)
-        state.blocksDone++
-        state.threadsDone += block.vertexCount
-        return result
+        worker = (await kind.workers.webgl({ frames })) as AnyTaskWorker
       } catch (error) {
-        if (!signal?.aborted) state.blocksFailed++
-        throw error
-      } finally {
-        state.busyMs += performance.now() - begun
-        update()
+        // This kind's programs would not run here: its tasks go to the processor.
+        console.warn(`crowdmesh: no WebGL for ${kind.name} tasks: ${(error as Error).message}`)
       }
-    },
+    }
+    worker ??= (await kind.workers.cpu({ frames })) as AnyTaskWorker
+    const inner = worker
+    return {
+      backend: inner.backend,
+      run: async (job, task, signal) => {
+        const begun = performance.now()
+        try {
+          const result = await inner.run(job, task, signal)
+          state.blocksDone++
+          state.threadsDone += kind.taskUnits(task)
+          return result
+        } catch (error) {
+          if (!signal?.aborted) state.blocksFailed++
+          throw error
+        } finally {
+          state.busyMs += performance.now() - begun
+          update()
+        }
+      },
+      ...(inner.dispose !== undefined && { dispose: () => inner.dispose?.() }),
+    }
   }
+  let node: MeshNode | undefined
   const peers = setInterval(() => {
     state.peers = node?.getConnections().length ?? 0
     update()
@@ -100,7 +114,7 @@ async function main(): Promise<void> {
       link: `${location.origin}${location.pathname}`,
       cores: navigator.hardwareConcurrency || 1,
       dutyCycle: state.dutyCycle,
-      worker: counted,
+      workers,
       gate,
       relayOnly,
       agent: `crowdmesh-web/${state.backend}`,
@@ -116,7 +130,6 @@ async function main(): Promise<void> {
   } finally {
     clearInterval(peers)
     state.peers = 0
-    worker.dispose?.()
     update()
   }
 }
@@ -150,7 +163,10 @@ function onParticipantEvent(event: ParticipantEvent): void {
 }
 
 let viewer: PointCloudViewer | undefined
-function onOutcome(snapshot: OutcomeSnapshot): void {
+function onOutcome(outcome: { kind: string; snapshot: unknown }): void {
+  // The viewer draws a vertex job's outcome (a point cloud); other kinds bring their own view later.
+  if (outcome.kind !== 'vertex') return
+  const snapshot = outcome.snapshot as OutcomeSnapshot
   const now = performance.now()
   outcomeTimes.push(now)
   while (outcomeTimes.length > 0 && outcomeTimes[0]! < now - 30_000) outcomeTimes.shift()

@@ -73,6 +73,18 @@ export function setNearest(gl: Gl): void {
   gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE)
 }
 
+/**
+ * Which WebGL this browser offers for computing, and on what (the renderer's name), without keeping
+ * a context: the app decides GPU or CPU once, and each job kind opens its own context on its first
+ * task. Throws `GpuUnavailableError` as `openContext` does.
+ */
+export function probeWebgl(backend?: GlslTarget): { backend: GlslTarget; renderer: string } {
+  const { gl, backend: opened } = openContext(defaultCanvas(), backend)
+  const renderer = rendererName(gl)
+  gl.getExtension('WEBGL_lose_context')?.loseContext()
+  return { backend: opened, renderer }
+}
+
 export function rendererName(gl: Gl): string {
   const info = gl.getExtension('WEBGL_debug_renderer_info')
   const name: unknown =

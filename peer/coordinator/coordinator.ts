@@ -147,10 +147,11 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     return this.slotsByJob.get(jobId)?.kind
   }
 
-  /** The kind of a lease's task (a transport decodes its result with it), while its round is open. */
-  kindOfLease(leaseId: number): AnyJobKind | undefined {
+  /** A lease's task and its kind (a transport decodes its result with it), while its round is open. */
+  leaseOf(leaseId: number): { kind: AnyJobKind; task: TaskBase } | undefined {
     const record = this.leases.get(leaseId)
-    return record === undefined ? undefined : this.slots.get(record.job)?.kind
+    const kind = record === undefined ? undefined : this.slots.get(record.job)?.kind
+    return kind === undefined ? undefined : { kind, task: record!.lease.block }
   }
 
   /** Units waiting to be leased (new and to redo), over every job. */

@@ -167,8 +167,8 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
     encode(outcome: O, job: JobSpec<D>, maxBytes: number): Uint8Array
     /** Reads a gossiped outcome; throws for anything malformed (it comes from strangers). */
     decode(bytes: Uint8Array): S
-    /** A line for logs and counters: how many items the outcome holds. */
-    items(snapshot: S): number
+    /** For logs and counters: the round it is of, and how many items it holds. */
+    summary(snapshot: S): { frameIndex: number; items: number }
   }
   /** Its workers: a CPU one (Node and browser) and optionally a WebGL one, equal within `reference.tolerance`. */
   readonly workers: {

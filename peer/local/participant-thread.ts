@@ -3,31 +3,28 @@
  * worker port. Started by `threadMesh`; the same participant loop runs over libp2p in later issues.
  */
 import { parentPort } from 'node:worker_threads'
+import type { JobSpec, TaskBase } from '../jobs/kind.ts'
 import { CapabilityMeter } from '../participant/capability-meter.ts'
-import { cpuWorker } from '../jobs/vertex/cpu-worker.ts'
 import { frameSource } from '../participant/frame-source.ts'
+import { cpuWorkers, JobDirectory } from '../participant/job-directory.ts'
 import { type CoordinatorLink, runParticipant } from '../participant/participant.ts'
 import { AbortError } from '../protocol/errors.ts'
-import type { Lease, VertexJob } from '../protocol/job.ts'
-import { encodeBlockResult } from '../protocol/schemas.ts'
+import type { Lease } from '../protocol/job.ts'
 import { parseToParticipant } from './thread-messages.ts'
 
 const port = parentPort
 if (port === null) throw new Error('participant-thread must run in a worker thread')
 
-const pending = new Map<number, (message: { lease?: Lease | null }) => void>()
+const pending = new Map<number, (message: { lease?: Lease<TaskBase> | null }) => void>()
 let wake: (() => void) | undefined
 let nextRequest = 1
-let jobReady: (job: VertexJob) => void
-const jobPromise = new Promise<VertexJob>((resolve) => {
-  jobReady = resolve
-})
+const jobs = Promise.withResolvers<JobSpec[]>()
 
 port.on('message', (raw: unknown) => {
   const message = parseToParticipant(raw)
   switch (message.type) {
-    case 'job':
-      jobReady(message.job)
+    case 'jobs':
+      jobs.resolve(message.jobs)
       break
     case 'lease':
       pending.get(message.requestId)?.({ lease: message.lease })
@@ -46,7 +43,7 @@ port.on('message', (raw: unknown) => {
 function call(
   body: Record<string, unknown>,
   transfer: ArrayBuffer[] = [],
-): Promise<{ lease?: Lease | null }> {
+): Promise<{ lease?: Lease<TaskBase> | null }> {
   const requestId = nextRequest++
   return new Promise((resolve) => {
     pending.set(requestId, resolve)
@@ -60,8 +57,7 @@ const link: CoordinatorLink = {
     const answer = await call({ type: 'lease-request', capability })
     return answer.lease ?? undefined
   },
-  async sendResult(leaseId, result) {
-    const bytes = encodeBlockResult(result)
+  async sendResult(leaseId, bytes) {
     await call({ type: 'result', leaseId, bytes }, [bytes.buffer as ArrayBuffer])
   },
   async reportFailure(leaseId, reason) {
@@ -81,13 +77,10 @@ const link: CoordinatorLink = {
 }
 
 port.postMessage({ type: 'ready' })
-const job = await jobPromise
+const directory = new JobDirectory({ workers: cpuWorkers(frameSource()) })
+directory.set(await jobs.promise)
 const controller = new AbortController()
 port.on('close', () => controller.abort())
 // A participant thread runs on the operator's own machine: it lends the whole of its core.
 const meter = new CapabilityMeter({ cores: 1, dutyCycle: 1 })
-await runParticipant(
-  job,
-  { link, worker: cpuWorker({ frames: frameSource() }), meter, dutyCycle: 1 },
-  controller.signal,
-)
+await runParticipant(directory, { link, meter, dutyCycle: 1 }, controller.signal)

@@ -3,7 +3,6 @@ import { Worker } from 'node:worker_threads'
 import type { Coordinator } from '../coordinator/coordinator.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { decodeBlockResult } from '../protocol/schemas.ts'
 import { parseToCoordinator, type ToParticipant } from './thread-messages.ts'
 
 /** Options of a mesh of participant threads. */
@@ -72,7 +71,7 @@ export async function threadMesh(
     })
   }
   await Promise.all(ready)
-  for (const worker of workers) post(worker, { type: 'job', job: coordinator.job as never })
+  for (const worker of workers) post(worker, { type: 'jobs', jobs: coordinator.jobs })
 
   function handle(worker: Worker, id: string, raw: unknown, onReady: () => void): void {
     const message = parseToCoordinator(raw)
@@ -88,7 +87,11 @@ export async function threadMesh(
       }
       case 'result': {
         try {
-          coordinator.handleBlockResult(id, message.leaseId, decodeBlockResult(message.bytes))
+          // Decoded by the kind of the lease it answers (a result for an unknown lease is refused as it is).
+          const lease = coordinator.leaseOf(message.leaseId)
+          const result: unknown =
+            lease === undefined ? message.bytes : lease.kind.result.decode(message.bytes, lease.task)
+          coordinator.handleBlockResult(id, message.leaseId, result)
         } catch (error) {
           coordinator.handleBlockFailed(id, message.leaseId)
           throw error

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { capabilitySchema } from '../protocol/capability.ts'
-import { leaseSchema, parseMessage, vertexJobSchema } from '../protocol/schemas.ts'
+import { parseMessage } from '../protocol/schemas.ts'
 
 /**
  * Messages between the coordinator's thread and a participant thread. A thread boundary is a
@@ -9,8 +9,24 @@ import { leaseSchema, parseMessage, vertexJobSchema } from '../protocol/schemas.
 
 /** Coordinator → participant. */
 export const toParticipantSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('job'), job: vertexJobSchema }),
-  z.object({ type: z.literal('lease'), requestId: z.number().int(), lease: leaseSchema.nullable() }),
+  z.object({
+    type: z.literal('jobs'),
+    jobs: z.array(
+      z.object({ jobId: z.string(), kind: z.string(), version: z.number().int(), description: z.unknown() }),
+    ),
+  }),
+  // The task is checked by its job's kind in the participant (its `JobDirectory`).
+  z.object({
+    type: z.literal('lease'),
+    requestId: z.number().int(),
+    lease: z
+      .object({
+        leaseId: z.number().int(),
+        block: z.looseObject({ jobId: z.string(), frameIndex: z.number().int() }),
+        deadline: z.number(),
+      })
+      .nullable(),
+  }),
   z.object({ type: z.literal('work-available') }),
   z.object({ type: z.literal('ack'), requestId: z.number().int() }),
 ])

@@ -3,7 +3,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Coordinator, FrameReport, RejectedResult } from '../coordinator/coordinator.ts'
-import { colouredVertices, type FrameOutcome } from '../jobs/vertex/outcome.ts'
+import type { AnyJobKind, JobSpec, TaskBase } from '../jobs/kind.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
 import type { FrameKey } from '../protocol/frame-keys.ts'
@@ -14,7 +14,6 @@ import {
   ProtocolError,
 } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { levelSpace } from '../jobs/vertex/target-space.ts'
 import { LinkFullError } from './admission.ts'
 import { AdmissionGate } from './admission-gate.ts'
 import {
@@ -27,13 +26,7 @@ import {
   ReceiveBudget,
   ReceiveBudgetError,
 } from './framing.ts'
-import {
-  type CoordinatorStatus,
-  coordinatorValidators,
-  encodeJson,
-  encodeOutcome,
-  eventTopics,
-} from './gossip.ts'
+import { type CoordinatorStatus, coordinatorValidators, encodeJson, eventTopics } from './gossip.ts'
 import { TokenBucket } from './rate-limit.ts'
 import {
   decodeResultFrame,
@@ -105,9 +98,18 @@ interface Session {
   waiting: boolean
   /** Frame keys of the keyed leases it holds, by lease id: its results open with them. */
   readonly keys: Map<number, FrameKey>
+  /**
+   * The tasks leased to it that it has not answered, by lease id, with their kinds: its results are
+   * decoded by them (a late one too, after its round ended); a result for any other lease id is not
+   * the protocol. The oldest are forgotten past `maxUnansweredLeases`.
+   */
+  readonly leases: Map<number, { kind: AnyJobKind; task: TaskBase }>
   /** Refused: its stream is closing; nothing it sends is handled any more. */
   closing: boolean
 }
+
+/** Leases a participant may leave unanswered before the oldest are forgotten (see `Session.leases`). */
+const maxUnansweredLeases = 64
 
 /**
  * Serves the work protocol and the event's gossip for one coordinator: every participant stream's
@@ -125,7 +127,7 @@ interface Session {
 export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   readonly event: string
   private readonly node: GossipNode
-  private readonly coordinator: Coordinator
+  private readonly coordinator: Coordinator<unknown, TaskBase>
   private readonly authorize: (token: string) => string
   private readonly limits: HostLimits
   private readonly clock: Clock
@@ -134,8 +136,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private readonly sessions = new Map<string, Session>()
   private readonly budget: ReceiveBudget
   private readonly gate: AdmissionGate
-  /** Per-frame keys by frame index, while the frame is open (see `protocol/frame-keys.ts`). */
-  private readonly frameKeys = new Map<number, FrameKey>()
+  /** Per-frame keys by job and round (`jobId/frameIndex`), while the round is open (see `protocol/frame-keys.ts`). */
+  private readonly frameKeys = new Map<string, FrameKey>()
   private latestOutcome: Uint8Array | undefined
   private lastRejection: RejectedResult | undefined
   private statusTimer: unknown
@@ -186,9 +188,12 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     return n
   }
 
-  /** Gives a frame a key: its leases carry it, and results of those leases must be sealed with it. */
-  setFrameKey(frameIndex: number, key: FrameKey): void {
-    this.frameKeys.set(frameIndex, key)
+  /**
+   * Gives a round of a job (by default the first job's) a key: its leases carry it, and results of
+   * those leases must be sealed with it.
+   */
+  setFrameKey(frameIndex: number, key: FrameKey, jobId = this.coordinator.jobs[0]!.jobId): void {
+    this.frameKeys.set(`${jobId}/${frameIndex}`, key)
   }
 
   /** Starts serving: admission, the protocol handler, the coordinator's events, the status gossip. */
@@ -209,7 +214,9 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         | 'leaseCancelled'
         | 'frameComplete'
         | 'frameDropped'
-        | 'resultRejected',
+        | 'resultRejected'
+        | 'jobAdded'
+        | 'jobEnded',
     >(
       name: K,
       listener: (...args: never[]) => void,
@@ -233,12 +240,19 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     on('resultRejected', (rejected: RejectedResult) => {
       this.lastRejection = rejected
     })
-    on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => {
+    on('frameComplete', (outcome: unknown, report: FrameReport) => {
       // Its late copies are refused anyway; the key is no longer needed.
-      this.frameKeys.delete(outcome.frameIndex)
+      this.frameKeys.delete(`${report.jobId}/${report.frameIndex}`)
       this.publishOutcome(outcome, report)
     })
-    on('frameDropped', (report: FrameReport) => this.frameKeys.delete(report.frameIndex))
+    on('frameDropped', (report: FrameReport) => this.frameKeys.delete(`${report.jobId}/${report.frameIndex}`))
+    // Jobs added and ended while participants are connected: each is told.
+    const tellAll = (message: ToParticipant) => {
+      for (const session of this.sessions.values())
+        if (session.label !== undefined) this.send(session, message)
+    }
+    on('jobAdded', (job: JobSpec) => tellAll({ type: 'job-added', job }))
+    on('jobEnded', (jobId: string) => tellAll({ type: 'job-ended', jobId }))
     const tick = () => {
       if (this.stopped) return
       this.publishStatus()
@@ -254,7 +268,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     return {
       type: 'status',
       event: this.event,
-      jobId: this.coordinator.job.jobId,
+      jobId: this.coordinator.jobs[0]?.jobId ?? '',
       framesCompleted: stats.framesCompleted,
       framesDropped: stats.framesDropped,
       framesOpen: this.coordinator.audit().openFrames,
@@ -300,6 +314,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       refusedSince: this.clock.now(),
       waiting: false,
       keys: new Map(),
+      leases: new Map(),
       closing: false,
     }
     // One stream per participant: a newer one (after a reconnect) replaces the older.
@@ -386,7 +401,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         type: 'welcome',
         participantId: session.participantId,
         event: this.event,
-        job: this.coordinator.job as never,
+        jobs: this.coordinator.jobs,
       })
       // A participant who joins late sees the latest outcome at once.
       if (this.latestOutcome !== undefined)
@@ -403,7 +418,17 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       case 'lease-request': {
         const lease = this.coordinator.handleLeaseRequest(session.participantId, message.capability)
         session.waiting = lease === undefined
-        const key = lease === undefined ? undefined : this.frameKeys.get(lease.block.frameIndex)
+        const leased = lease === undefined ? undefined : this.coordinator.leaseOf(lease.leaseId)
+        if (leased !== undefined) {
+          session.leases.set(lease!.leaseId, leased)
+          // Expired leases it never answers would otherwise pile up for as long as it stays.
+          if (session.leases.size > maxUnansweredLeases)
+            session.leases.delete(session.leases.keys().next().value!)
+        }
+        const key =
+          lease === undefined
+            ? undefined
+            : this.frameKeys.get(`${lease.block.jobId}/${lease.block.frameIndex}`)
         if (key !== undefined) session.keys.set(lease!.leaseId, key)
         this.send(session, {
           type: 'lease',
@@ -417,6 +442,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         this.log(`${session.participantId} failed lease ${message.leaseId}: ${message.reason}`)
         this.coordinator.handleBlockFailed(session.participantId, message.leaseId)
         session.keys.delete(message.leaseId)
+        session.leases.delete(message.leaseId)
         this.send(session, { type: 'ack', requestId: message.requestId, accepted: true })
         return
     }
@@ -424,9 +450,21 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
 
   private async receiveResult(session: Session, payload: Uint8Array): Promise<void> {
     if (session.label === undefined) throw new ProtocolError('protocol', 'result before hello')
-    const key = session.keys.get(resultFrameIds(payload).leaseId)
-    const { requestId, leaseId, result } = await decodeResultFrame(payload, key)
+    const ids = resultFrameIds(payload)
+    const key = session.keys.get(ids.leaseId)
+    // Decoded by the kind of the lease it answers, which must be one leased to this participant.
+    const lease = session.leases.get(ids.leaseId)
+    const decode = (bytes: Uint8Array): unknown => {
+      if (lease === undefined)
+        throw new InvalidMessageError('leaseId', `${ids.leaseId} is not a lease of yours`)
+      const limit = lease.kind.limits.maxResultBytes(lease.task)
+      if (bytes.length > limit)
+        throw new InvalidMessageError('(result)', `${bytes.length} bytes exceeds the task's ${limit}`)
+      return lease.kind.result.decode(bytes, lease.task)
+    }
+    const { requestId, leaseId, result } = await decodeResultFrame(payload, key, decode)
     session.keys.delete(leaseId)
+    session.leases.delete(leaseId)
     if (result instanceof InvalidMessageError) {
       // Its lease is re-queued now rather than at its deadline; then the stream is closed.
       this.coordinator.handleBlockFailed(session.participantId, leaseId)
@@ -468,22 +506,20 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     session.framed.sendJson(message).catch(() => {})
   }
 
-  private publishOutcome(outcome: FrameOutcome, report: FrameReport): void {
-    const { ids, rgb } = colouredVertices(outcome)
-    const bytes = encodeOutcome({
-      frameIndex: outcome.frameIndex,
-      resolution: levelSpace(this.coordinator.job.space, report.level).resolution,
-      colouredTotal: outcome.coloured,
-      ids,
-      rgb,
-    })
+  private publishOutcome(outcome: unknown, report: FrameReport): void {
+    // The first job's outcomes are gossiped (and shown to a participant who joins late); other
+    // jobs' stay with the operator for now.
+    const first = this.coordinator.jobs[0]
+    if (first === undefined || report.jobId !== first.jobId) return
+    const kind = this.coordinator.kindOf(first.jobId)!
+    const bytes = kind.outcome.encode(outcome, first, meshDefaults.maxGossipBytes)
     this.latestOutcome = bytes
     const at = Date.now()
     this.node.services.gossip
       .publish(this.topics.outcome, bytes)
       .then((result) =>
         this.emit('outcomePublished', {
-          frameIndex: outcome.frameIndex,
+          frameIndex: report.frameIndex,
           bytes: bytes.length,
           recipients: result.recipients.length,
           at,

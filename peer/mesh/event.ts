@@ -78,8 +78,13 @@ export interface RunningEvent {
   readonly turn: CoturnSupervisor | undefined
   /** Why there is no TURN, when there is none. */
   readonly turnNote: string | undefined
-  /** Publishes a frame in the frame store and hands it to the coordinator. */
+  /** Publishes a frame in the frame store and hands it to the coordinator (the first job's). */
   addFrame(frame: Frame): void
+  /**
+   * Hands an input of round `frameIndex` of any job to the coordinator; an input's `imageUrl` on
+   * file: is published in the frame store first, so every participant can fetch it.
+   */
+  addInput(jobId: string, frameIndex: number, input: unknown): void
   /** Stops the relay (to test reconnection); `restartRelay` brings it back on the same port and key. */
   stopRelay(): Promise<void>
   restartRelay(): Promise<void>
@@ -227,6 +232,16 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       turn,
       turnNote,
       addFrame: addFrame ?? ((frame) => coordinator.addFrame(frames.publish(frame))),
+      addInput: (jobId, frameIndex, input) => {
+        const { imageUrl } = input as { imageUrl?: unknown }
+        coordinator.addInput(
+          jobId,
+          frameIndex,
+          typeof imageUrl === 'string'
+            ? { ...(input as object), imageUrl: frames.publishFile(imageUrl) }
+            : input,
+        )
+      },
       stopRelay: async () => {
         const id = relay.peerId
         await relay.stop()

@@ -16,6 +16,8 @@ export interface FrameStore {
   readonly url: string
   /** Publishes a frame's image and returns the frame with an http: URL participants can fetch. */
   publish(frame: Frame): Frame
+  /** Publishes an image file (a file: URL) and returns the http: URL participants fetch it by; other URLs as they are. */
+  publishFile(imageUrl: string): string
   /**
    * Publishes a frame's image sealed with its frame key (read and encrypted now, served from memory):
    * the URL alone reveals nothing; a participant needs a lease of the frame to read it.
@@ -82,18 +84,20 @@ export async function startFrameStore(
   await new Promise<void>((resolve) => server.listen(init.port ?? 0, init.host ?? '127.0.0.1', resolve))
   const { address, port } = server.address() as AddressInfo
   const url = `http://${address}:${port}`
+  const publishFile = (imageUrl: string): string => {
+    if (!imageUrl.startsWith('file:')) return imageUrl
+    const file = fileURLToPath(imageUrl)
+    const known = urls.get(file)
+    if (known !== undefined) return known
+    const path = `/frames/${randomBytes(9).toString('base64url')}/${encodeURIComponent(basename(file))}`
+    files.set(path, file)
+    urls.set(file, `${url}${path}`)
+    return `${url}${path}`
+  }
   return {
     url,
-    publish(frame) {
-      if (!frame.imageUrl.startsWith('file:')) return frame
-      const file = fileURLToPath(frame.imageUrl)
-      const known = urls.get(file)
-      if (known !== undefined) return { ...frame, imageUrl: known }
-      const path = `/frames/${randomBytes(9).toString('base64url')}/${encodeURIComponent(basename(file))}`
-      files.set(path, file)
-      urls.set(file, `${url}${path}`)
-      return { ...frame, imageUrl: `${url}${path}` }
-    },
+    publish: (frame) => ({ ...frame, imageUrl: publishFile(frame.imageUrl) }),
+    publishFile,
     async publishSealed(frame, key) {
       const plain = frame.imageUrl.startsWith('file:')
         ? await readFile(fileURLToPath(frame.imageUrl))

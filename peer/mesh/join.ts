@@ -2,12 +2,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CapabilityMeter } from '../participant/capability-meter.ts'
-import {
-  type BlockWorker,
-  type ParticipantStats,
-  runParticipant,
-  type WorkGate,
-} from '../participant/participant.ts'
+import { JobDirectory, type WorkerFactory } from '../participant/job-directory.ts'
+import { type ParticipantStats, runParticipant, type WorkGate } from '../participant/participant.ts'
+import { InvalidMessageError } from '../protocol/errors.ts'
 import { sleep } from '../protocol/clock.ts'
 import { meshDefaults, schedulingDefaults } from '../protocol/defaults.ts'
 import { AbortError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
@@ -16,11 +13,9 @@ import { type Bootstrap, fetchBootstrap, JoinRefusedError, parseJoinLink } from 
 import { FramedStream } from './framing.ts'
 import {
   type CoordinatorStatus,
-  decodeOutcome,
   encodeJson,
   eventTopics,
   eventValidators,
-  type OutcomeSnapshot,
   parseStatus,
   type Presence,
 } from './gossip.ts'
@@ -42,7 +37,14 @@ export type ParticipantEvent =
       turn: boolean
     }
   | { type: 'connected'; peerId: string; remoteAddr: string; ms: number }
-  | { type: 'welcome'; participantId: string; jobId: string; ms: number }
+  | {
+      type: 'welcome'
+      participantId: string
+      /** The event's first job, and every job it announced. */
+      jobId: string
+      jobs: { jobId: string; kind: string; runs: boolean }[]
+      ms: number
+    }
   | { type: 'firstLease'; ms: number }
   | { type: 'outcome'; frameIndex: number; coloured: number; bytes: number; source: 'gossip' | 'welcome' }
   | { type: 'status'; status: CoordinatorStatus }
@@ -57,8 +59,11 @@ export interface JoinInit {
   cores: number
   /** ICE relay-only: every WebRTC connection through TURN. */
   relayOnly?: boolean
-  /** What computes blocks: the CPU worker in Node, the WebGL one in a browser. */
-  worker: BlockWorker
+  /**
+   * Makes the worker of a job kind on its first task: the CPU worker in Node, the WebGL one in a
+   * browser with a usable GPU. The participant states every kind of the registry it runs.
+   */
+  workers: WorkerFactory
   /** Pauses and resumes asking for work (the web app's Pause button); the node stays connected. */
   gate?: WorkGate
   /** How many times a broken connection to the coordinator is retried (default 5). */
@@ -67,8 +72,11 @@ export interface JoinInit {
   agent: string
   signal: AbortSignal
   onEvent?: (event: ParticipantEvent) => void
-  /** Called with each outcome snapshot (the web app's viewer draws them). */
-  onOutcome?: (snapshot: OutcomeSnapshot) => void
+  /**
+   * Called with each outcome of the event's first job, decoded by its kind (the web app's viewer
+   * draws a vertex job's).
+   */
+  onOutcome?: (outcome: { jobId: string; kind: string; snapshot: unknown }) => void
   /** Called once the mesh node runs (the web app counts its connections). */
   onNode?: (node: MeshNode) => void
 }
@@ -127,16 +135,15 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   const gossip = node.services.gossip
   for (const [topic, validator] of eventValidators(bootstrap.event, peerIdFromString(coordinatorId)))
     gossip.topicValidators.set(topic, validator)
+  const directory = new JobDirectory({ workers: init.workers })
+  // Outcomes gossiped are the event's first job's, decoded by its kind (when this participant has it).
   const showOutcome = (bytes: Uint8Array, source: 'gossip' | 'welcome') => {
-    const snapshot = decodeOutcome(bytes)
-    emit({
-      type: 'outcome',
-      frameIndex: snapshot.frameIndex,
-      coloured: snapshot.colouredTotal,
-      bytes: bytes.length,
-      source,
-    })
-    init.onOutcome?.(snapshot)
+    const first = directory.jobs[0]
+    if (first === undefined) return
+    const snapshot: unknown = first.kind.outcome.decode(bytes)
+    const { frameIndex, items } = first.kind.outcome.summary(snapshot)
+    emit({ type: 'outcome', frameIndex, coloured: items, bytes: bytes.length, source })
+    init.onOutcome?.({ jobId: first.spec.jobId, kind: first.kind.name, snapshot })
   }
   const onMessage = (event: CustomEvent<Message>) => {
     try {
@@ -156,7 +163,7 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
     cores: init.cores,
     dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle,
   })
-  const { worker, agent } = init
+  const { agent } = init
   const total: JoinResult = {
     peerId: node.peerId.toString(),
     blocksDone: 0,
@@ -203,28 +210,50 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
         })
         const link = new MeshLink(new FramedStream(stream), {
           onOutcome: (bytes) => showOutcome(bytes, 'welcome'),
+          onJobAdded: (job) => {
+            try {
+              if (!directory.add(job)) log(`job ${job.jobId} is of a kind this participant lacks`)
+            } catch (error) {
+              if (!(error instanceof InvalidMessageError)) throw error
+              log(`job ${job.jobId} refused: ${error.message}`)
+            }
+          },
+          onJobEnded: (jobId) => directory.remove(jobId),
           // Stop the loop first, so pending requests rejecting read as "session over", not as errors.
           onClosed: () => session.abort(),
         })
         const reading = link.read()
-        const welcome = await link.hello(token, meter.current(), agent, signal)
+        const welcome = await link.hello(token, { ...meter.current(), kinds: directory.tags }, agent, signal)
+        // A job whose description its kind refuses is one this participant cannot run either.
+        const lacking = new Set<string>()
+        directory.set([])
+        for (const job of welcome.jobs) {
+          try {
+            if (!directory.add(job)) lacking.add(job.jobId)
+          } catch (error) {
+            if (!(error instanceof InvalidMessageError)) throw error
+            lacking.add(job.jobId)
+            log(`job ${job.jobId} refused: ${error.message}`)
+          }
+        }
         failures = 0
         state = 'computing'
-        emit({ type: 'welcome', participantId: welcome.participantId, jobId: welcome.job.jobId, ms: since() })
-        const counted: BlockWorker = {
-          run: (job, block, s) => {
-            if (firstLease) {
-              firstLease = false
-              emit({ type: 'firstLease', ms: since() })
-            }
-            return worker.run(job, block, s)
-          },
-        }
+        emit({
+          type: 'welcome',
+          participantId: welcome.participantId,
+          jobId: welcome.jobs[0]?.jobId ?? '',
+          jobs: welcome.jobs.map((j) => ({ jobId: j.jobId, kind: j.kind, runs: !lacking.has(j.jobId) })),
+          ms: since(),
+        })
         const stats = await runParticipant(
-          welcome.job,
+          directory,
           {
             link,
-            worker: counted,
+            onTask: () => {
+              if (!firstLease) return
+              firstLease = false
+              emit({ type: 'firstLease', ms: since() })
+            },
             meter,
             dutyCycle: init.dutyCycle ?? schedulingDefaults.dutyCycle,
             ...(init.gate !== undefined && { gate: init.gate }),
@@ -280,6 +309,7 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
     state = 'leaving'
     clearInterval(presence)
     gossip.removeEventListener('message', onMessage)
+    directory.dispose()
     await node.stop()
   }
 }

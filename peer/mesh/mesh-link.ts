@@ -3,7 +3,8 @@ import type { Capability } from '../protocol/capability.ts'
 import { sleep } from '../protocol/clock.ts'
 import { AbortError, PeerGoneError, ProtocolError } from '../protocol/errors.ts'
 import { type FrameKey, importFrameKey, keyedUrl } from '../protocol/frame-keys.ts'
-import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+import type { JobSpec, TaskBase } from '../jobs/kind.ts'
+import type { Lease } from '../protocol/job.ts'
 import { type Frame, FrameKind, type FramedStream } from './framing.ts'
 import {
   encodeResultFrame,
@@ -21,6 +22,10 @@ export interface MeshLinkHandlers {
   onOutcome?: (bytes: Uint8Array) => void
   /** The coordinator no longer wants a lease (another copy won, or its frame ended). */
   onLeaseCancelled?: (leaseId: number) => void
+  /** The event added a job while this participant is connected. */
+  onJobAdded?: (job: JobSpec) => void
+  /** A job ended. */
+  onJobEnded?: (jobId: string) => void
   /**
    * The stream ended; called before pending requests are rejected, so the owner can stop its loop
    * first and read those rejections as "session over" rather than as errors.
@@ -54,19 +59,19 @@ export class MeshLink implements CoordinatorLink {
     this.handlers = handlers
   }
 
-  /** Says hello with the join token and resolves with the job once welcomed (or rejects with the refusal). */
+  /** Says hello with the join token and resolves with the event's jobs once welcomed (or rejects with the refusal). */
   hello(
     token: string,
     capability: Capability,
     agent: string,
     signal: AbortSignal,
-  ): Promise<{ participantId: string; job: VertexJob }> {
+  ): Promise<{ participantId: string; jobs: JobSpec[] }> {
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(new AbortError())
       signal.addEventListener('abort', onAbort, { once: true })
       this.welcome = (message) => {
         signal.removeEventListener('abort', onAbort)
-        resolve({ participantId: message.participantId, job: message.job })
+        resolve({ participantId: message.participantId, jobs: message.jobs })
       }
       this.fatal = (error) => {
         signal.removeEventListener('abort', onAbort)
@@ -91,7 +96,7 @@ export class MeshLink implements CoordinatorLink {
     return ended
   }
 
-  async requestLease(signal: AbortSignal, capability: Capability): Promise<Lease | undefined> {
+  async requestLease(signal: AbortSignal, capability: Capability): Promise<Lease<TaskBase> | undefined> {
     for (;;) {
       if (signal.aborted) throw new AbortError()
       // A request supersedes an earlier wake-up: the answer tells the current state.
@@ -100,10 +105,13 @@ export class MeshLink implements CoordinatorLink {
       if (answer.type === 'lease') {
         if (answer.lease === null) return undefined
         if (answer.frameKey === undefined) return answer.lease
-        // A keyed lease: the frame source finds the key in the image URL, the result is sealed with it.
+        // A keyed lease: the frame source finds the key in the image URL (the field a task fetches
+        // its image by, whatever its kind), the result is sealed with it.
         const key = await importFrameKey(answer.frameKey)
         this.leaseKeys.set(answer.lease.leaseId, key)
-        const block = { ...answer.lease.block, imageUrl: keyedUrl(answer.lease.block.imageUrl, key) }
+        const { imageUrl } = answer.lease.block
+        if (typeof imageUrl !== 'string') return answer.lease
+        const block = { ...answer.lease.block, imageUrl: keyedUrl(imageUrl, key) }
         return { ...answer.lease, block }
       }
       if (answer.type === 'error' && answer.code === 'rate-limited') {
@@ -114,7 +122,7 @@ export class MeshLink implements CoordinatorLink {
     }
   }
 
-  async sendResult(leaseId: number, result: BlockResult): Promise<void> {
+  async sendResult(leaseId: number, result: Uint8Array): Promise<void> {
     const key = this.leaseKeys.get(leaseId)
     this.leaseKeys.delete(leaseId)
     for (;;) {
@@ -206,6 +214,12 @@ export class MeshLink implements CoordinatorLink {
         return undefined
       case 'lease-cancelled':
         this.handlers.onLeaseCancelled?.(message.leaseId)
+        return undefined
+      case 'job-added':
+        this.handlers.onJobAdded?.(message.job)
+        return undefined
+      case 'job-ended':
+        this.handlers.onJobEnded?.(message.jobId)
         return undefined
       case 'error':
         if (message.requestId !== undefined && this.pending.has(message.requestId)) {

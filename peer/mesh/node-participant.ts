@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import { joinEvent, type JoinResult, type ParticipantEvent } from './join.ts'
 import { releaseWebRTC } from './node-webrtc.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
-import { cpuWorker } from '../jobs/vertex/cpu-worker.ts'
+import { cpuWorkers } from '../participant/job-directory.ts'
 import { frameSource } from '../participant/frame-source.ts'
 
 /** Options of a Node participant; each defaults as documented. */
@@ -29,7 +29,7 @@ export function runNodeParticipant(init: NodeParticipantInit): Promise<JoinResul
     link: init.link,
     ...(init.dutyCycle !== undefined && { dutyCycle: init.dutyCycle }),
     cores: init.cores ?? availableParallelism(),
-    worker: cpuWorker({ frames: frameSource() }),
+    workers: cpuWorkers(frameSource()),
     agent: `crowdmesh-node/${process.version}`,
     ...(init.relayOnly === true && { relayOnly: true }),
     signal: init.signal,

@@ -3,13 +3,7 @@ import { capabilitySchema } from '../protocol/capability.ts'
 import { InvalidMessageError } from '../protocol/errors.ts'
 import { type FrameKey, FrameKeyError, open, seal } from '../protocol/frame-keys.ts'
 import type { BlockResult } from '../protocol/job.ts'
-import {
-  decodeBlockResult,
-  encodeBlockResult,
-  leaseSchema,
-  parseMessage,
-  vertexJobSchema,
-} from '../protocol/schemas.ts'
+import { decodeBlockResult, encodeBlockResult, parseMessage } from '../protocol/schemas.ts'
 
 /**
  * The work protocol: one long-lived libp2p stream per participant, opened by the participant to the
@@ -18,9 +12,15 @@ import {
  * one stream gives the coordinator one place to rate-limit and to notice the participant leave.
  *
  * Participant → coordinator: `hello` first (join token and capability), then `lease-request`,
- * `failed`, and binary result frames. Coordinator → participant: `welcome` (the job), `lease`,
- * `ack`, `work-available`, `lease-cancelled`, `error`; and binary frames with the latest frame
- * outcome (so a participant who joins late sees it at once).
+ * `failed`, and binary result frames. Coordinator → participant: `welcome` (the event's jobs),
+ * `lease`, `ack`, `work-available`, `lease-cancelled`, `job-added`, `job-ended`, `error`; and binary
+ * frames with the latest frame outcome (so a participant who joins late sees it at once).
+ *
+ * What a job's description, a task and a result hold is its kind's (`peer/jobs/`): here a job is
+ * announced with its kind and version and an opaque description, a lease carries a task that names
+ * its job, and a result frame carries the bytes of the kind's result codec. The participant checks
+ * the description and the task with its own copy of the kind; the coordinator decodes a result with
+ * the kind of the lease it answers.
  */
 export const workProtocol = '/crowdmesh/work/1.0.0'
 
@@ -34,6 +34,31 @@ const leaseId = z
   .int()
   .nonnegative()
   .max(2 ** 32 - 1)
+
+/** A job as the coordinator announces it: its kind and version, and the kind's description of it. */
+export const jobAnnouncementSchema = z.object({
+  jobId: z.string().min(1).max(128),
+  kind: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  version: z.number().int().min(1).max(9999),
+  description: z.unknown(),
+})
+
+/** Jobs an event announces at most (the welcome carries them all). */
+export const maxAnnouncedJobs = 16
+
+/** A lease as it crosses the wire: the task is checked by its job's kind on arrival. */
+const leaseEnvelopeSchema = z.object({
+  leaseId,
+  block: z.looseObject({
+    jobId: z.string().min(1).max(128),
+    frameIndex: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(2 ** 32 - 1),
+  }),
+  deadline: z.number().finite(),
+})
 
 /** Participant → coordinator control messages. */
 export const toCoordinatorSchema = z.discriminatedUnion('type', [
@@ -74,12 +99,12 @@ export const toParticipantSchema = z.discriminatedUnion('type', [
     type: z.literal('welcome'),
     participantId: z.string().max(200),
     event: z.string().max(128),
-    job: vertexJobSchema,
+    jobs: z.array(jobAnnouncementSchema).max(maxAnnouncedJobs),
   }),
   z.object({
     type: z.literal('lease'),
     requestId,
-    lease: leaseSchema.nullable(),
+    lease: leaseEnvelopeSchema.nullable(),
     /** The block's frame key (base64url, 32 bytes) when the event runs with per-frame keys. */
     frameKey: z
       .string()
@@ -94,6 +119,8 @@ export const toParticipantSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('work-available') }),
   z.object({ type: z.literal('lease-cancelled'), leaseId }),
+  z.object({ type: z.literal('job-added'), job: jobAnnouncementSchema }),
+  z.object({ type: z.literal('job-ended'), jobId: z.string().min(1).max(128) }),
   z.object({
     type: z.literal('error'),
     code: z.enum(errorCodes),
@@ -117,20 +144,21 @@ export function parseControl<T>(schema: z.ZodType<T>, payload: Uint8Array): T {
 const RESULT_PREFIX = 8
 
 /**
- * A binary result frame: request id u32, lease id u32 (little-endian), then the block result; with
- * a frame key, the result is sealed and the ids, left readable for routing, are authenticated with it.
+ * A binary result frame: request id u32, lease id u32 (little-endian), then the result as its kind
+ * encodes it (a `BlockResult` is encoded here, for the vertex kind's callers); with a frame key, the
+ * result is sealed and the ids, left readable for routing, are authenticated with it.
  */
 export async function encodeResultFrame(
   request: number,
   lease: number,
-  result: BlockResult,
+  result: BlockResult | Uint8Array,
   key?: FrameKey,
 ): Promise<Uint8Array> {
   const header = new Uint8Array(RESULT_PREFIX)
   const view = new DataView(header.buffer)
   view.setUint32(0, request, true)
   view.setUint32(4, lease, true)
-  const plain = encodeBlockResult(result)
+  const plain = result instanceof Uint8Array ? result : encodeBlockResult(result)
   const body = key === undefined ? plain : await seal(key, plain, header)
   const out = new Uint8Array(RESULT_PREFIX + body.length)
   out.set(header)
@@ -147,16 +175,18 @@ export function resultFrameIds(payload: Uint8Array): { requestId: number; leaseI
 }
 
 /**
- * Decodes a binary result frame. The ids come out even when the block result is malformed
- * (`result` is then the error), so the coordinator can answer that request and fail that lease.
+ * Decodes a binary result frame with `decode` (the lease's kind's; by default a vertex block
+ * result). The ids come out even when the result is malformed (`result` is then the error), so the
+ * coordinator can answer that request and fail that lease.
  */
-export async function decodeResultFrame(
+export async function decodeResultFrame<R = BlockResult>(
   payload: Uint8Array,
   key?: FrameKey,
+  decode: (bytes: Uint8Array) => R = decodeBlockResult as unknown as (bytes: Uint8Array) => R,
 ): Promise<{
   requestId: number
   leaseId: number
-  result: BlockResult | InvalidMessageError
+  result: R | InvalidMessageError
 }> {
   const ids = resultFrameIds(payload)
   try {
@@ -164,7 +194,7 @@ export async function decodeResultFrame(
       key === undefined
         ? payload.subarray(RESULT_PREFIX)
         : await open(key, payload.subarray(RESULT_PREFIX), payload.subarray(0, RESULT_PREFIX))
-    return { ...ids, result: decodeBlockResult(body) }
+    return { ...ids, result: decode(body) }
   } catch (error) {
     if (error instanceof InvalidMessageError) return { ...ids, result: error }
     if (error instanceof FrameKeyError)

@@ -1,22 +1,24 @@
+import type { TaskBase } from '../jobs/kind.ts'
 import type { Capability } from '../protocol/capability.ts'
 import { sleep } from '../protocol/clock.ts'
 import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
 import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
 import { type CapabilityMeter, dutyCyclePauseMs } from './capability-meter.ts'
+import type { JobDirectory, KnownJob } from './job-directory.ts'
 
 /** How a participant reaches its coordinator; implemented by each transport (threads now, libp2p later). */
 export interface CoordinatorLink {
   /** Asks for work, stating what it can do; resolves undefined when there is none for it now. */
-  requestLease(signal: AbortSignal, capability: Capability): Promise<Lease | undefined>
-  /** Returns a block's result. */
-  sendResult(leaseId: number, result: BlockResult): Promise<void>
-  /** Says a block could not be computed, so the coordinator re-assigns it at once. */
+  requestLease(signal: AbortSignal, capability: Capability): Promise<Lease<TaskBase> | undefined>
+  /** Returns a task's result, as its kind encodes it. */
+  sendResult(leaseId: number, result: Uint8Array): Promise<void>
+  /** Says a task could not be computed, so the coordinator re-assigns it at once. */
   reportFailure(leaseId: number, reason: string): Promise<void>
   /** Resolves when the coordinator announces new work (after a standby answer). */
   waitForWork(signal: AbortSignal): Promise<void>
 }
 
-/** Anything that turns a block into its result (the CPU worker now, the WebGL worker later). */
+/** A vertex block worker (the vertex kind's CPU and WebGL workers, the bench page). */
 export interface BlockWorker {
   run(job: VertexJob, block: Lease['block'], signal?: AbortSignal): Promise<BlockResult>
 }
@@ -60,43 +62,45 @@ export class WorkGate {
 /** Counters of one participant. */
 export interface ParticipantStats {
   blocksDone: number
+  /** Units of the tasks it computed, in their kinds' units. */
   threadsDone: number
   blocksFailed: number
   busyMs: number
 }
 
 /**
- * The participant loop: ask for a lease (stating its measured capability), compute it, return the
- * result, pause to stay within its duty cycle, and ask again, until the signal aborts. The next lease
- * is requested while the current block computes, hiding the round trip. A block that throws is
- * reported as failed (the coordinator re-queues it) and the loop goes on.
+ * The participant loop: ask for a lease (stating its measured capability and the kinds it runs),
+ * compute it with its kind's worker, return the result, pause to stay within its duty cycle, and ask
+ * again, until the signal aborts. The next lease is requested while the current task computes,
+ * hiding the round trip. A task that throws (or that its kind refuses) is reported as failed (the
+ * coordinator re-queues it) and the loop goes on. `onTask` sees each task before it runs.
  */
 export async function runParticipant(
-  job: VertexJob,
+  directory: JobDirectory,
   components: {
     link: CoordinatorLink
-    worker: BlockWorker
     meter: CapabilityMeter
     dutyCycle: number
     gate?: WorkGate
+    onTask?: (job: KnownJob, task: TaskBase) => void
   },
   signal: AbortSignal,
 ): Promise<ParticipantStats> {
-  const { link, worker, meter, dutyCycle, gate } = components
-  const ask = async (): Promise<Lease | undefined> => {
+  const { link, meter, dutyCycle, gate } = components
+  const ask = async (): Promise<Lease<TaskBase> | undefined> => {
     await gate?.pass(signal)
     const sent = performance.now()
-    const lease = await link.requestLease(signal, meter.current())
+    const lease = await link.requestLease(signal, { ...meter.current(), kinds: directory.tags })
     meter.recordRoundTrip(performance.now() - sent)
     return lease
   }
   const stats: ParticipantStats = { blocksDone: 0, threadsDone: 0, blocksFailed: 0, busyMs: 0 }
-  let next: Promise<Lease | undefined> = ask()
-  // Whether `next` was asked for while a block was still computing: then "no" may only mean "not
+  let next: Promise<Lease<TaskBase> | undefined> = ask()
+  // Whether `next` was asked for while a task was still computing: then "no" may only mean "not
   // while you hold one", and the answer to ask again, now idle, may differ.
   let prefetched = false
   while (!signal.aborted) {
-    let lease: Lease | undefined
+    let lease: Lease<TaskBase> | undefined
     try {
       lease = await next
     } catch (error) {
@@ -120,13 +124,18 @@ export async function runParticipant(
     prefetched = true
     const started = performance.now()
     try {
-      const result = await worker.run(job, lease.block, signal)
+      const job = directory.task(lease.block)
+      components.onTask?.(job, job.task)
+      const worker = await directory.worker(job.kind)
+      const result = await worker.run(job.spec, job.task, signal)
       const busy = performance.now() - started
+      const units = job.kind.taskUnits(job.task)
       stats.busyMs += busy
-      meter.recordBlock(lease.block.vertexCount, busy)
-      await link.sendResult(lease.leaseId, result)
+      // The meter measures reference units (a vertex view), whatever the kind.
+      meter.recordBlock(units * job.kind.cost.relativeCost, busy)
+      await link.sendResult(lease.leaseId, job.kind.result.encode(result))
       stats.blocksDone++
-      stats.threadsDone += lease.block.vertexCount
+      stats.threadsDone += units
       // Keep within the duty cycle: the device's own use comes first.
       const pause = dutyCyclePauseMs(busy, dutyCycle)
       if (pause > 0) await sleep(pause, signal)

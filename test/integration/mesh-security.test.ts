@@ -13,7 +13,7 @@ import {
   type ToParticipant,
   workProtocol,
 } from '../../peer/mesh/work-protocol.ts'
-import { cpuWorker } from '../../peer/jobs/vertex/cpu-worker.ts'
+import { cpuWorkers } from '../../peer/participant/job-directory.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { meshDefaults } from '../../peer/protocol/defaults.ts'
 import { testJob } from '../support/fixtures.ts'
@@ -300,7 +300,7 @@ describe('the mesh against hostile peers', () => {
     const joined = joinEvent({
       link: event.joinLink,
       cores: 1,
-      worker: cpuWorker({ frames: frameSource() }),
+      workers: cpuWorkers(frameSource()),
       agent: 'target',
       signal: left.signal,
       onEvent: (e) => seen.push(e),

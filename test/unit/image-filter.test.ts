@@ -382,7 +382,7 @@ describe('image-filter outcomes on the gossip', () => {
       expect(Math.abs(thumbnail.width / thumbnail.height - 1.5)).toBeLessThan(
         1.5 / Math.min(thumbnail.height, 10),
       )
-      expect(kind.outcome.items(thumbnail)).toBe(300 * 200)
+      expect(kind.outcome.summary(thumbnail).items).toBe(300 * 200)
     }
     expect(() => kind.outcome.encode(outcome, job, 16)).toThrow(named('InvalidOptionError'))
   })

@@ -62,7 +62,10 @@ export const imageFilterKind: JobKind<
     encode: (outcome, _job, maxBytes) => encodeThumbnail(outcome, maxBytes),
     decode: decodeThumbnail,
     // The units the round computed (pixels of the filtered image), not the thumbnail's pixels.
-    items: (thumbnail) => thumbnail.imageWidth * thumbnail.imageHeight,
+    summary: (thumbnail) => ({
+      frameIndex: thumbnail.frameIndex,
+      items: thumbnail.imageWidth * thumbnail.imageHeight,
+    }),
   },
   workers: {
     cpu: (env) => Promise.resolve(imageFilterCpuWorker(env)),

@@ -102,7 +102,7 @@ export function createVertexKind(
         )
       },
       decode: decodeOutcome,
-      items: (snapshot) => snapshot.colouredTotal,
+      summary: (snapshot) => ({ frameIndex: snapshot.frameIndex, items: snapshot.colouredTotal }),
     },
     workers: {
       cpu(env) {
