@@ -10,6 +10,8 @@ import {
   ReceiveBudget,
 } from '../../peer/mesh/framing.ts'
 import { decodeOutcome, encodeOutcome } from '../../peer/mesh/gossip.ts'
+import { parseControl, toParticipantSchema } from '../../peer/mesh/work-protocol.ts'
+import { JobDirectory } from '../../peer/participant/job-directory.ts'
 import { meshDefaults } from '../../peer/protocol/defaults.ts'
 import { InvalidMessageError, MessageTooLargeError } from '../../peer/protocol/errors.ts'
 
@@ -150,5 +152,53 @@ describe('outcome codec', () => {
     const outside = Uint8Array.from(bytes)
     outside[28] = 9 // the first id's gap: vertex 9 of an 8-vertex grid
     expect(() => decodeOutcome(outside)).toThrow(/outside the grid/)
+  })
+})
+
+describe('the work protocol with job kinds', () => {
+  const parse = (message: unknown) =>
+    parseControl(toParticipantSchema, new TextEncoder().encode(JSON.stringify(message)))
+  const job = { jobId: 'photos', kind: 'image-filter', version: 1, description: { tile: 64 } }
+
+  it('welcomes with the event’s jobs, at most 16, each named by a kind and a version', () => {
+    const welcome = { type: 'welcome', participantId: 'p', event: 'e', jobs: [job] }
+    expect(parse(welcome)).toEqual(welcome)
+    expect(() => parse({ ...welcome, jobs: Array.from({ length: 17 }, () => job) })).toThrow(/jobs/)
+    expect(() => parse({ ...welcome, jobs: [{ ...job, kind: 'Image Filter' }] })).toThrow(/kind/)
+    expect(() => parse({ ...welcome, jobs: [{ ...job, version: 0 }] })).toThrow(/version/)
+  })
+
+  it('announces jobs added and ended, and leases a task that names its job (its kind checks the rest)', () => {
+    expect(parse({ type: 'job-added', job })).toEqual({ type: 'job-added', job })
+    expect(parse({ type: 'job-ended', jobId: 'photos' })).toEqual({ type: 'job-ended', jobId: 'photos' })
+    expect(() => parse({ type: 'job-ended', jobId: '' })).toThrow(/jobId/)
+    const lease = { leaseId: 3, block: { jobId: 'photos', frameIndex: 2, x: 0, y: 0 }, deadline: 10 }
+    expect(parse({ type: 'lease', requestId: 1, lease })).toEqual({ type: 'lease', requestId: 1, lease })
+    expect(() =>
+      parse({ type: 'lease', requestId: 1, lease: { ...lease, block: { frameIndex: 2 } } }),
+    ).toThrow(/jobId/)
+  })
+
+  it('checks a leased task against its job’s kind at the participant, and states every kind it has', () => {
+    const directory = new JobDirectory({ workers: () => Promise.reject(new Error('not here')) })
+    expect(directory.tags).toEqual(['vertex@1', 'image-filter@1'])
+    const photos = {
+      jobId: 'photos',
+      kind: 'image-filter',
+      version: 1,
+      description: { filter: { type: 'box', radius: 1 }, tile: 64 },
+    }
+    expect(
+      directory.set([
+        photos,
+        { ...photos, jobId: 'later', version: 2 },
+        { ...photos, jobId: 'x', kind: 'dna' },
+      ]),
+    ).toEqual(['later', 'x'])
+    expect(() => directory.add({ ...photos, jobId: 'bad', description: { tile: 1 } })).toThrow(
+      InvalidMessageError,
+    )
+    expect(() => directory.task({ jobId: 'x', frameIndex: 0 })).toThrow(/no job x/)
+    expect(() => directory.task({ jobId: 'photos', frameIndex: 0 })).toThrow(InvalidMessageError)
   })
 })
