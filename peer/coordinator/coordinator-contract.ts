@@ -15,6 +15,7 @@ import type { ParticipantRow } from './participant-book.ts'
 /** Scheduling options; each defaults from `schedulingDefaults`. */
 export interface SchedulingOptions {
   targetBlockMs: number
+  batchBesideLiveMs: number
   minBlockVertices: number
   maxBlockVertices: number
   calibrationVertices: number

@@ -10,7 +10,13 @@ import type { Block, Frame, Lease, VertexJob } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { parseMessage } from '../protocol/schemas.ts'
 import { backupsWanted, chooseBackup } from './backups.ts'
-import { expectedTaskMs, type SizerLimits, type TaskCost, taskUnits } from './block-sizer.ts'
+import {
+  expectedTaskMs,
+  type SizerLimits,
+  type SpeedEstimate,
+  type TaskCost,
+  taskUnits,
+} from './block-sizer.ts'
 import type {
   CoordinatorAudit,
   CoordinatorComponents,
@@ -166,6 +172,11 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     return this.queuedUnits
   }
 
+  /** Rounds of a job neither complete nor dropped. */
+  openRounds(jobId: string): number {
+    return this.slotsByJob.get(jobId)?.queue.size ?? 0
+  }
+
   /** Leases outstanding. */
   get activeLeases(): number {
     return this.leases.active
@@ -278,6 +289,7 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
       const work = slot.queue.open(frameIndex, plan, level, now)
       slot.roundSinks.set(frameIndex, slot.sinks({ job: slot.spec, kind: slot.kind, plan, level }))
       if (level > 0) this.emit('frameDowngraded', { jobId, frameIndex, level })
+      if (slot.class === 'live' && this.slotList.length > 1) this.preemptBatch(slot)
       if (slot.live !== undefined) {
         const timer = this.clock.setTimer(() => this.dropLate(slot, work.index), slot.live.latencyBudgetMs)
         slot.budgetTimers.set(frameIndex, timer)
@@ -307,14 +319,25 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
       const taskMs = expectedTaskMs(speed, cost, first.units) - speed.rttMs
       if (taskMs > 4 * speed.rttMs) return undefined
     }
-    const slot =
-      this.slotList.length === 1
-        ? this.participants.runs(participant, this.slotList[0]!.tag)
-          ? this.slotList[0]
-          : undefined
-        : this.pickSlot(participant, held)
+    let slot: JobSlot<T> | undefined
+    let limits: SizerLimits | undefined
+    if (this.slotList.length === 1) {
+      slot = this.participants.runs(participant, this.slotList[0]!.tag) ? this.slotList[0] : undefined
+      limits = slot?.limits
+    } else {
+      // Beside a live job it runs, a participant gets short batch tasks, so a live round waits at
+      // most for the one in hand (a second one, not started, is taken back: `preemptBatch`).
+      const besideLive = this.slotList.some(
+        (s) => s.class === 'live' && this.participants.runs(participant, s.tag),
+      )
+      slot = this.pickSlot(participant)
+      limits =
+        slot?.class === 'batch' && besideLive
+          ? { ...slot.limits, targetBlockMs: this.options.batchBesideLiveMs }
+          : slot?.limits
+    }
     if (slot !== undefined) {
-      const task = slot.queue.next(taskUnits(speed, slot.cost, slot.limits))
+      const task = slot.queue.next(taskUnits(this.speedOf(participant, slot), slot.cost, limits!))
       if (task !== undefined) {
         const record = this.grant(participant, slot, task, held, false)
         this.announceTail(slot, task.frameIndex)
@@ -327,15 +350,13 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
   /**
    * The job a participant's next task comes from: of the jobs with queued work whose kind it runs,
    * a live one before any batch one, then the least share granted for its weight (ties: the job
-   * added first). While a live job has rounds open, a participant gets no second batch lease, so a
-   * live task waits at most for the batch task in hand.
+   * added first).
    */
-  private pickSlot(participant: ParticipantRecord, held: LeaseRecord[]): JobSlot<T> | undefined {
-    const liveOpen = held.length > 0 && this.slotList.some((s) => s.class === 'live' && s.queue.size > 0)
+  private pickSlot(participant: ParticipantRecord): JobSlot<T> | undefined {
     let best: JobSlot<T> | undefined
     let bestPass = 0
     for (const slot of this.slotList) {
-      if (slot.class === 'batch' && (liveOpen || best?.class === 'live')) continue
+      if (slot.class === 'batch' && best?.class === 'live') continue
       if (!this.participants.runs(participant, slot.tag)) continue
       if (slot.queue.firstWithWork() === undefined) continue
       const pass = slot.granted / slot.weight
@@ -538,7 +559,7 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     speculative: boolean,
   ): LeaseRecord {
     const now = this.clock.now()
-    const speed = this.participants.speed(participant)
+    const speed = this.speedOf(participant, slot)
     const taskKey = slot.kind.taskKey(task)
     // Keys are per job: the first job's stand alone, as they did before there were several.
     const key = slot.id === 0 ? taskKey : `${slot.id}:${taskKey}`
@@ -567,17 +588,47 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
   }
 
   /**
+   * A live round opened: every participant that runs its kind and holds a batch task it has not
+   * started (the second of two: it computes them in turn) gives that one back, so it asks again and
+   * gets the live work next. The task goes back to its queue; a participant that started it after
+   * all returns a result that still counts if no copy beat it.
+   */
+  private preemptBatch(live: JobSlot<T>): void {
+    for (const participant of this.participants.present()) {
+      if (!this.participants.runs(participant, live.tag)) continue
+      const held = this.leases.activeOf(participant.id)
+      if (held.length < 2) continue
+      let newest = held[0]!
+      for (const record of held) if (record.lease.leaseId > newest.lease.leaseId) newest = record
+      if (this.slots.get(newest.job)?.class !== 'batch') continue
+      this.leases.close(newest, 'cancelled')
+      this.emit('leaseCancelled', { participantId: participant.id, leaseId: newest.lease.leaseId })
+      this.requeue(newest)
+    }
+  }
+
+  /**
+   * A participant's speed for a job's tasks, in reference units: with several jobs, what it showed on
+   * that kind once it has computed some (its overall speed until then).
+   */
+  private speedOf(participant: ParticipantRecord, slot: JobSlot<T>): SpeedEstimate {
+    const speed = this.participants.speed(participant)
+    if (this.slotList.length === 1) return speed
+    const rate = participant.kindRates.get(slot.tag)
+    return rate === undefined ? speed : { ...speed, threadsPerSec: rate * slot.cost.relativeCost }
+  }
+
+  /**
    * Backup tasks (see `backups.ts`): a copy of a laggard's task, granted to this idle participant;
    * live jobs first.
    */
   private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease<K> | undefined {
-    const speed = this.participants.speed(participant)
     for (const jobClass of ['live', 'batch'] as const)
       for (const slot of this.slotList) {
         if (slot.class !== jobClass || !this.participants.runs(participant, slot.tag)) continue
         const laggard = chooseBackup(slot.queue, this.leases, {
           participantId: participant.id,
-          speed,
+          speed: this.speedOf(participant, slot),
           held,
           now: this.clock.now(),
           maxCopies: this.options.maxCopies,
@@ -615,6 +666,7 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
       units * slot.cost.relativeCost,
       now - Math.max(record.grantedAt, participant.lastResultAt),
       now,
+      this.slotList.length > 1 ? { tag: slot.tag, units } : undefined,
     )
     this.emit('blockDone', { block: block as K, participantId: participant.id, threads: units })
   }

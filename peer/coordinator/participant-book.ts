@@ -10,6 +10,11 @@ export interface ParticipantRecord {
   kinds: ReadonlySet<string> | undefined
   /** Threads per second the coordinator observed (smoothed); 0 until its first result. */
   observedThreadsPerSec: number
+  /**
+   * Units per second it showed on each kind (`name@version`), smoothed, where the coordinator runs
+   * several jobs: a kind's relative cost is an estimate, and a GPU may speed one kind more than another.
+   */
+  readonly kindRates: Map<string, number>
   readonly joinedAt: number
   leftAt: number | undefined
   threadsAssigned: number
@@ -76,6 +81,7 @@ export class ParticipantBook {
         capability,
         kinds: kindsOf(capability),
         observedThreadsPerSec: 0,
+        kindRates: new Map(),
         joinedAt: now,
         leftAt: undefined,
         threadsAssigned: 0,
@@ -121,8 +127,17 @@ export class ParticipantBook {
     }
   }
 
-  /** Records a counted block: `elapsedMs` from when the participant could start it to its result. */
-  observe(record: ParticipantRecord, threads: number, elapsedMs: number, now: number): void {
+  /**
+   * Records a counted block: `elapsedMs` from when the participant could start it to its result;
+   * `kind` (several jobs only): its kind and its size in that kind's units.
+   */
+  observe(
+    record: ParticipantRecord,
+    threads: number,
+    elapsedMs: number,
+    now: number,
+    kind?: { tag: string; units: number },
+  ): void {
     record.threadsProcessed += threads
     record.blocksDone++
     record.lastResultAt = now
@@ -133,6 +148,14 @@ export class ParticipantBook {
       record.observedThreadsPerSec === 0
         ? rate
         : record.observedThreadsPerSec + this.smoothing * (rate - record.observedThreadsPerSec)
+    if (kind !== undefined) {
+      const kindRate = (kind.units * 1000) / ms
+      const before = record.kindRates.get(kind.tag)
+      record.kindRates.set(
+        kind.tag,
+        before === undefined ? kindRate : before + this.smoothing * (kindRate - before),
+      )
+    }
   }
 
   /** Participants present now. */

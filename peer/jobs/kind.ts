@@ -142,7 +142,10 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
   openRound(job: JobSpec<D>, frameIndex: number, level: number): RoundPlan<T>
   /** A task's size in units: the scheduler's hot path, so a field read. */
   taskUnits(task: T): number
-  /** A stable key within its round: a task counts once however many copies of its result return. */
+  /**
+   * A stable key, unique among the job's tasks of every round (so it names the round): a task counts
+   * once however many copies of its result return, and copies of it are found by it.
+   */
   taskKey(task: T): string
   taskSpan(task: T): TaskSpan
   /** Optional coarser rounds for live work behind schedule (vertex: each grid axis halved per level). */

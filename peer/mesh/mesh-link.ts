@@ -51,6 +51,8 @@ export class MeshLink implements CoordinatorLink {
   private closedWith: Error | undefined
   private welcome: ((job: Extract<ToParticipant, { type: 'welcome' }>) => void) | undefined
   private fatal: ((error: Error) => void) | undefined
+  /** Leases the coordinator took back, by id (see `isCancelled`). */
+  private readonly cancelled = new Set<number>()
   /** Results the coordinator counted. */
   accepted = 0
 
@@ -120,6 +122,10 @@ export class MeshLink implements CoordinatorLink {
       }
       throw new ProtocolError('protocol', `unexpected answer ${answer.type} to a lease request`)
     }
+  }
+
+  isCancelled(leaseId: number): boolean {
+    return this.cancelled.delete(leaseId)
   }
 
   async sendResult(leaseId: number, result: Uint8Array): Promise<void> {
@@ -213,6 +219,9 @@ export class MeshLink implements CoordinatorLink {
         else this.workSignalled = true
         return undefined
       case 'lease-cancelled':
+        this.cancelled.add(message.leaseId)
+        // Only leases still in hand matter; the oldest ids are forgotten.
+        if (this.cancelled.size > 256) this.cancelled.delete(this.cancelled.values().next().value!)
         this.handlers.onLeaseCancelled?.(message.leaseId)
         return undefined
       case 'job-added':

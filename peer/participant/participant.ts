@@ -16,6 +16,11 @@ export interface CoordinatorLink {
   reportFailure(leaseId: number, reason: string): Promise<void>
   /** Resolves when the coordinator announces new work (after a standby answer). */
   waitForWork(signal: AbortSignal): Promise<void>
+  /**
+   * Whether the coordinator took a lease back (another copy won, its round ended, or live work
+   * came first); a lease taken back before it started is not computed at all.
+   */
+  isCancelled?(leaseId: number): boolean
 }
 
 /** A vertex block worker (the vertex kind's CPU and WebGL workers, the bench page). */
@@ -116,6 +121,12 @@ export async function runParticipant(
           throw error
         }
       }
+      prefetched = false
+      next = ask()
+      continue
+    }
+    if (link.isCancelled?.(lease.leaseId) === true) {
+      // Taken back before it started (live work came first): ask again at once, nothing to report.
       prefetched = false
       next = ask()
       continue

@@ -19,6 +19,8 @@ export interface DeviceClass {
   /** Chance that a block runs `stragglerSlowdown` times slower (a busy phone, a throttled laptop). */
   stragglerChance: number
   stragglerSlowdown: number
+  /** Registry names of the job kinds it runs (`vertex`, `image-filter`); absent: every registered kind. */
+  kinds?: string[] | undefined
 }
 
 /** A crowd: its device classes. */
@@ -47,6 +49,7 @@ const profileSchema = z.object({
         rttMs: range,
         stragglerChance: z.number().min(0).max(1),
         stragglerSlowdown: z.number().min(1).max(1000),
+        kinds: z.array(z.string().min(1).max(32)).min(1).max(16).optional(),
       }),
     )
     .min(1)

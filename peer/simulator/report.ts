@@ -1,57 +1,100 @@
-import type { Coordinator, CoordinatorStatistics } from '../coordinator/coordinator.ts'
-import type { SimulationInit, SimulationReport, VirtualParticipant } from './simulation-types.ts'
+import type { CoordinatorAudit, CoordinatorStatistics, FrameReport } from '../coordinator/coordinator.ts'
+import type { JobRun } from './simulated-jobs.ts'
+import type {
+  LatencyPercentiles,
+  SimulatedJobRow,
+  SimulationInit,
+  SimulationReport,
+  VirtualParticipant,
+} from './simulation-types.ts'
+
+/** What the simulation counted itself, beside the coordinator's statistics. */
+export interface RunCounters {
+  audit: CoordinatorAudit
+  runs: readonly JobRun[]
+  threadsComputed: number
+  joins: number
+  leaves: number
+  crashes: number
+  events: number
+  wallSeconds: number
+  virtualMs: number
+  /** The span busy and capacity figures are measured over (the event, up to where the run ended), ms. */
+  window: { start: number; end: number }
+  participants: Map<string, VirtualParticipant>
+}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
+const tenth = (x: number) => Math.round(x * 10) / 10
+const hundredth = (x: number) => Math.round(x * 100) / 100
+const share = (x: number) => Math.round(x * 10000) / 10000
+
+function latencies(values: readonly number[]): LatencyPercentiles & { max: number } {
+  const sorted = values.slice().sort((a, b) => a - b)
+  return {
+    p50: tenth(percentile(sorted, 50)),
+    p95: tenth(percentile(sorted, 95)),
+    p99: tenth(percentile(sorted, 99)),
+    max: tenth(sorted.at(-1) ?? 0),
+  }
+}
+
+/** Completed rounds per second from the first arrival to the last completion (the coordinator's figure, for one job). */
+function outcomeFps(frames: readonly FrameReport[]): number {
+  const completed = frames.filter((r) => !r.dropped)
+  const first = frames.reduce((m, r) => Math.min(m, r.arrivedAt), Number.POSITIVE_INFINITY)
+  const last = completed.reduce((m, r) => Math.max(m, r.arrivedAt + r.latencyMs), 0)
+  return completed.length > 0 && last > first ? (completed.length * 1000) / (last - first) : 0
+}
+
+/** Participant-milliseconds of presence within the window: the crowd's capacity (see `SimulationReport`). */
+function capacityMs(participants: Iterable<VirtualParticipant>, window: RunCounters['window']): number {
+  let total = 0
+  for (const p of participants) {
+    const from = Math.max(p.joinedAt, window.start)
+    const to = Math.min(p.leftAt ?? Number.POSITIVE_INFINITY, window.end)
+    if (to > from) total += to - from
+  }
+  return total
+}
+
 /** Builds a simulation's report from the coordinator's statistics and the run's own counters. */
 export function report(
   init: SimulationInit,
   stats: CoordinatorStatistics,
-  run: {
-    audit: ReturnType<Coordinator['audit']>
-    latencies: number[]
-    doubleCounted: number
-    downgraded: number
-    framesAdded: number
-    threadsComputed: number
-    joins: number
-    leaves: number
-    crashes: number
-    events: number
-    wallSeconds: number
-    virtualMs: number
-    participants: Map<string, VirtualParticipant>
-  },
+  run: RunCounters,
 ): SimulationReport {
-  const sorted = run.latencies.slice().sort((a, b) => a - b)
-  const round = (x: number) => Math.round(x * 10) / 10
   const participantSeconds = (init.peers * (init.durationMs + 1000)) / 1000
+  const capacity = capacityMs(run.participants.values(), run.window)
+  const framesOf = new Map<string, FrameReport[]>(run.runs.map((job) => [job.jobId, []]))
+  for (const frame of stats.frames) framesOf.get(frame.jobId)?.push(frame)
+  const jobs = run.runs.map((job) => jobRow(job, framesOf.get(job.jobId)!, capacity))
+  // The single-job figures are the primary job's: the first live one, else the first.
+  const primaryAt = Math.max(
+    0,
+    run.runs.findIndex((job) => job.class === 'live'),
+  )
+  const primary = jobs[primaryAt]!
+  const busyMs = run.runs.reduce((a, job) => a + job.busyMs, 0)
   return {
     seed: init.seed,
     profile: init.profile.name,
     peers: init.peers,
-    virtualSeconds: round(run.virtualMs / 1000),
-    framesAdded: run.framesAdded,
-    framesCompleted: stats.framesCompleted,
-    framesDropped: stats.framesDropped,
-    framesDowngraded: run.downgraded,
+    virtualSeconds: tenth(run.virtualMs / 1000),
+    framesAdded: primary.roundsAdded,
+    framesCompleted: primary.roundsCompleted,
+    framesDropped: primary.roundsDropped,
+    framesDowngraded: primary.roundsDowngraded,
     lostThreads: run.audit.unaccountedThreads,
-    doubleCountedThreads: run.doubleCounted,
-    framesUnfinished: run.audit.openFrames,
-    latencyMs: {
-      p50: round(percentile(sorted, 50)),
-      p95: round(percentile(sorted, 95)),
-      p99: round(percentile(sorted, 99)),
-      max: round(sorted.at(-1) ?? 0),
-    },
-    outcomeFps: Math.round(stats.outcomeFps * 100) / 100,
-    duplicateWorkShare:
-      run.threadsComputed > 0
-        ? Math.round((1 - stats.threadsCounted / run.threadsComputed) * 10000) / 10000
-        : 0,
+    doubleCountedThreads: run.runs.reduce((a, job) => a + job.doubleCounted, 0),
+    framesUnfinished: primary.roundsUnfinished,
+    latencyMs: latencies(run.runs[primaryAt]!.latencies),
+    outcomeFps: hundredth(outcomeFps(framesOf.get(primary.jobId)!)),
+    duplicateWorkShare: run.threadsComputed > 0 ? share(1 - stats.threadsCounted / run.threadsComputed) : 0,
     threadsComputed: run.threadsComputed,
     threadsCounted: stats.threadsCounted,
     reassignments: stats.frames.reduce((a, f) => a + f.reassignments, 0),
@@ -75,5 +118,32 @@ export function report(
         present: row.present,
       }
     }),
+    jobs,
+    capacityParticipantSeconds: tenth(capacity / 1000),
+    idleShare: capacity > 0 ? share(1 - busyMs / capacity) : 0,
+  }
+}
+
+function jobRow(job: JobRun, frames: readonly FrameReport[], capacityMs: number): SimulatedJobRow {
+  const completed = frames.filter((f) => !f.dropped)
+  const { max: _max, ...percentiles } = latencies(job.latencies)
+  return {
+    jobId: job.jobId,
+    kind: job.kind.name,
+    class: job.class,
+    weight: job.weight,
+    unitsPerRound: job.unitsPerRound,
+    roundsAdded: job.roundsAdded,
+    roundsCompleted: completed.length,
+    roundsDropped: frames.length - completed.length,
+    roundsDowngraded: job.downgraded,
+    roundsUnfinished: job.roundsAdded - frames.length,
+    latencyMs: percentiles,
+    unitsCounted: job.unitsCounted,
+    unitsInCompletedRounds: completed.reduce((a, f) => a + f.threads, 0),
+    doubleCountedUnits: job.doubleCounted,
+    unitsComputed: job.unitsComputed,
+    busyParticipantSeconds: tenth(job.busyMs / 1000),
+    capacityShare: capacityMs > 0 ? share(job.busyMs / capacityMs) : 0,
   }
 }

@@ -1,18 +1,33 @@
 import { Coordinator } from '../coordinator/coordinator.ts'
-import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
-import { ringJob } from '../jobs/vertex/index.ts'
-import { type BlockResult, blockResult, type Lease, type VertexJob } from '../protocol/job.ts'
+import type { LedgerSummary } from '../coordinator/frame-sink.ts'
+import type { TaskBase } from '../jobs/kind.ts'
+import { jobKinds } from '../jobs/registry.ts'
+import type { Lease } from '../protocol/job.ts'
+import type { DeviceClass } from './profile.ts'
 import { Random } from './random.ts'
 import { report } from './report.ts'
-import type { SimulationInit, SimulationReport, VirtualParticipant } from './simulation-types.ts'
+import {
+  coordinatorInit,
+  type JobRun,
+  jobRuns,
+  kindTag,
+  maxRoundsPerTopUp,
+  needsRound,
+  registeredKind,
+} from './simulated-jobs.ts'
+import type { Computation, SimulationInit, SimulationReport, VirtualParticipant } from './simulation-types.ts'
+import { VirtualClock } from './virtual-clock.ts'
 
 export type {
+  LatencyPercentiles,
+  SimulatedJob,
+  SimulatedJobRow,
   SimulatedParticipantRow,
   SimulationInit,
   SimulationReport,
   VirtualParticipant,
 } from './simulation-types.ts'
-import { VirtualClock } from './virtual-clock.ts'
+export { autoBatchRoundSeconds, autoGrid, autoGridLoad, simulatedJob } from './simulated-jobs.ts'
 
 /** Defaults of a simulation, for the CLI and tests. */
 export const simulationDefaults = {
@@ -28,39 +43,36 @@ export const simulationDefaults = {
   drainMs: 60_000,
 } as const
 
-/** One shared buffer of zeros: a simulated result has no pixels, only its range. */
-let zeros = new Uint8Array(0)
+/** The event's rounds start arriving this long into the run (the crowd arrives before), ms. */
+const eventStart = 1000
 
 /**
- * Runs a whole event in virtual time: cameras send frames at `fps`; a crowd of virtual participants
- * (drawn from the profile, seeded) joins, computes with its own speed, link and duty cycle, leaves,
- * crashes and straggles; the real coordinator (`Coordinator`, with a ledger sink that checks every
- * thread is counted exactly once) schedules them through the same `handle*` interface a network
- * transport uses. The same seed gives the same report.
+ * Runs a whole event in virtual time: each job's rounds arrive (a show's moments at its `fps`, a batch
+ * queued or topped up); a crowd of virtual participants (drawn from the profile, seeded) joins,
+ * computes each task in the time its kind's cost model gives at its own speed, link and duty cycle,
+ * leaves, crashes and straggles; the real coordinator (`Coordinator`, with a ledger sink per job that
+ * checks every unit is counted exactly once) schedules them through the same `handle*` interface a
+ * network transport uses. The same seed gives the same report.
  */
 export function simulate(init: SimulationInit): SimulationReport {
   const started = performance.now()
   const clock = new VirtualClock()
   const random = new Random(init.seed)
-  const job = simulatedJob(init.grid > 0 ? init.grid : autoGrid(init), init.cameras)
-  const coordinator = new Coordinator<LedgerSummary>(
-    {
-      job,
-      frameSinks: ledgerSinks(),
-      ...(init.live !== undefined && { live: init.live }),
-      ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
-      ...(init.mode !== undefined && { mode: init.mode }),
-    },
-    { clock },
-  )
+  const runs = jobRuns(init)
+  const byJob = new Map(runs.map((run) => [run.jobId, run]))
+  const runOf = (lease: Lease<TaskBase>) => byJob.get(lease.block.jobId)!
+  const kindsOf = statedKinds(init)
+  const coordinator = new Coordinator<LedgerSummary, TaskBase>(coordinatorInit(init, runs), { clock })
   const participants = new Map<string, VirtualParticipant>()
   /** Participants present, for drawing who leaves (order is irrelevant; removal swaps with the last). */
   const present: VirtualParticipant[] = []
   const standby: VirtualParticipant[] = []
-  const latencies: number[] = []
-  let doubleCounted = 0
-  let downgraded = 0
-  let framesAdded = 0
+  const eventEnd = eventStart + init.durationMs
+  /**
+   * Jobs whose rounds are not all in: a streamed or queued one until its last round is added, a
+   * topped-up one until the event ends. The run ends once none is and the coordinator is idle.
+   */
+  let awaitingInput = runs.filter((run) => run.roundCount !== 0).length
   let threadsComputed = 0
   let joins = 0
   let leaves = 0
@@ -69,8 +81,10 @@ export function simulate(init: SimulationInit): SimulationReport {
   let wakeScheduled = false
   const maxLeases = init.scheduling?.maxLeasesPerParticipant ?? 2
   const push = init.mode === 'push'
+  const askAfterResult = init.askAfterResult ?? init.jobs !== undefined
   coordinator.on('leaseOffered', ({ participantId, lease }) => {
     const p = participants.get(participantId)!
+    leased(lease)
     clock.setTimer(() => {
       if (!p.alive) return
       p.queue.push(lease)
@@ -78,11 +92,15 @@ export function simulate(init: SimulationInit): SimulationReport {
     }, p.rtt / 2)
   })
 
-  coordinator.on('frameComplete', (summary, report) => {
-    latencies.push(report.latencyMs)
-    doubleCounted += summary.doubleCounted
+  coordinator.on('frameComplete', (summary, frame) => {
+    const run = byJob.get(frame.jobId)!
+    run.latencies.push(frame.latencyMs)
+    run.doubleCounted += summary.doubleCounted
+    run.open.delete(frame.frameIndex)
   })
-  coordinator.on('frameDowngraded', () => downgraded++)
+  coordinator.on('frameDropped', (frame) => byJob.get(frame.jobId)!.open.delete(frame.frameIndex))
+  coordinator.on('frameDowngraded', ({ jobId }) => byJob.get(jobId)!.downgraded++)
+  coordinator.on('blockDone', ({ block, threads }) => (byJob.get(block.jobId)!.unitsCounted += threads))
   coordinator.on('leaseCancelled', ({ participantId, leaseId }) => {
     const p = participants.get(participantId)
     if (p === undefined) return
@@ -96,6 +114,17 @@ export function simulate(init: SimulationInit): SimulationReport {
   coordinator.on('workQueued', scheduleWake)
   coordinator.on('backupsWanted', scheduleWake)
 
+  /** Compute time of a task of `job` on `p`: its units at its kind's relative cost, at `p`'s rate, ms. */
+  function computeMs(p: VirtualParticipant, job: JobRun, lease: Lease<TaskBase>): number {
+    const { kind } = job
+    return ((kind.taskUnits(lease.block) * kind.cost.relativeCost) / p.rate) * 1000
+  }
+
+  /** Adds the part of a computation that lies within the event to its job's busy time. */
+  function busy(run: JobRun, from: number, to: number): void {
+    run.busyMs += Math.max(0, Math.min(to, eventEnd) - Math.max(from, eventStart))
+  }
+
   /**
    * Wakes standby participants until their blocks would cover the queue; with nothing queued, wakes
    * the fastest few to take backup copies of a frame's slowest blocks.
@@ -104,7 +133,7 @@ export function simulate(init: SimulationInit): SimulationReport {
     wakeScheduled = false
     const waiting = standby.filter((p) => p.alive && p.standby)
     standby.length = 0
-    let queued = coordinator.queuedVertices
+    let queued = coordinator.queuedUnits
     let backups = queued > 0 ? 0 : coordinator.backupsWanted
     if (backups > 0) waiting.sort((a, b) => b.rate - a.rate)
     for (const p of waiting) {
@@ -135,13 +164,18 @@ export function simulate(init: SimulationInit): SimulationReport {
         bandwidthBytesPerSec: bandwidth,
         rttMs: rtt,
         dutyCycle: device.dutyCycle,
+        kinds: kindsOf(device),
       },
       rate,
       bandwidth,
       rtt,
+      joinedAt: clock.now(),
+      leftAt: undefined,
       alive: true,
       standby: false,
       asking: false,
+      resultsInFlight: 0,
+      askOnDelivery: false,
       queue: [],
       computing: undefined,
     }
@@ -156,18 +190,21 @@ export function simulate(init: SimulationInit): SimulationReport {
     const held = p.queue.length + (p.computing !== undefined ? 1 : 0)
     if (held >= maxLeases) return
     // Like a real participant, it asks for a second lease only where that hides a round trip worth hiding.
-    if (
-      held > 0 &&
-      p.computing !== undefined &&
-      (p.computing.lease.block.vertexCount / p.rate) * 1000 > 4 * p.rtt
-    )
-      return
+    if (held > 0 && p.computing !== undefined && p.computing.computeMs > 4 * p.rtt) return
     p.asking = true
     const lease = coordinator.handleLeaseRequest(p.id, p.capability)
+    if (lease !== undefined) leased(lease)
+    const resultOnItsWay = p.resultsInFlight > 0
     clock.setTimer(() => {
       p.asking = false
       if (!p.alive) return
       if (lease === undefined) {
+        if (askAfterResult && resultOnItsWay) {
+          // The coordinator counted that result's lease as held: ask again once it has the result.
+          if (p.resultsInFlight > 0) p.askOnDelivery = true
+          else ask(p)
+          return
+        }
         if (p.queue.length === 0 && p.computing === undefined && !p.standby) {
           p.standby = true
           standby.push(p)
@@ -188,21 +225,53 @@ export function simulate(init: SimulationInit): SimulationReport {
       return
     }
     const slow = random.chance(p.device.stragglerChance) ? p.device.stragglerSlowdown : 1
-    const computeMs = (lease.block.vertexCount / p.rate) * 1000 * slow
-    const timer = clock.setTimer(() => finish(p, lease), computeMs)
-    p.computing = { lease, startedAt: clock.now(), timer }
+    const job = runOf(lease)
+    const ms = computeMs(p, job, lease)
+    const computation: Computation = {
+      lease,
+      job,
+      startedAt: clock.now(),
+      computeMs: ms,
+      timer: clock.setTimer(() => finish(p, computation), ms * slow),
+    }
+    p.computing = computation
   }
 
-  function finish(p: VirtualParticipant, lease: Lease): void {
+  function finish(p: VirtualParticipant, { lease, job: run, startedAt }: Computation): void {
     p.computing = undefined
-    threadsComputed += lease.block.vertexCount
-    const transferMs = ((lease.block.vertexCount * 4) / p.bandwidth) * 1000 + p.rtt / 2
+    const { kind } = run
+    const units = kind.taskUnits(lease.block)
+    threadsComputed += units
+    run.unitsComputed += units
+    busy(run, startedAt, clock.now())
+    const bytes = units * (kind.cost.resultBytesPerUnit + kind.cost.inputBytesPerUnit)
+    const transferMs = (bytes / p.bandwidth) * 1000 + p.rtt / 2
+    p.resultsInFlight++
     clock.setTimer(() => {
+      p.resultsInFlight--
       if (!p.alive) return
-      coordinator.handleBlockResult(p.id, lease.leaseId, resultOf(lease))
+      coordinator.handleBlockResult(p.id, lease.leaseId, kind.simulation.fakeResult(lease.block))
+      if (p.askOnDelivery && p.resultsInFlight === 0) {
+        p.askOnDelivery = false
+        ask(p)
+      }
     }, transferMs)
     startNext(p)
     ask(p)
+  }
+
+  /** Stops the task `p` computes: the part already computed is wasted work. */
+  function abort(p: VirtualParticipant, { lease, job: run, startedAt, timer }: Computation): void {
+    clock.clearTimer(timer)
+    const elapsed = clock.now() - startedAt
+    const units = Math.min(
+      run.kind.taskUnits(lease.block),
+      Math.round(((elapsed / 1000) * p.rate) / run.kind.cost.relativeCost),
+    )
+    threadsComputed += units
+    run.unitsComputed += units
+    busy(run, startedAt, clock.now())
+    p.computing = undefined
   }
 
   function cancel(p: VirtualParticipant, leaseId: number): void {
@@ -213,11 +282,7 @@ export function simulate(init: SimulationInit): SimulationReport {
       return
     }
     if (p.computing?.lease.leaseId !== leaseId) return
-    // Abort: the part already computed is wasted work.
-    const elapsed = clock.now() - p.computing.startedAt
-    threadsComputed += Math.min(p.computing.lease.block.vertexCount, Math.round((elapsed / 1000) * p.rate))
-    clock.clearTimer(p.computing.timer)
-    p.computing = undefined
+    abort(p, p.computing)
     startNext(p)
   }
 
@@ -233,12 +298,8 @@ export function simulate(init: SimulationInit): SimulationReport {
     present[at] = present[present.length - 1]!
     present.pop()
     p.alive = false
-    if (p.computing !== undefined) {
-      clock.clearTimer(p.computing.timer)
-      const elapsed = clock.now() - p.computing.startedAt
-      threadsComputed += Math.min(p.computing.lease.block.vertexCount, Math.round((elapsed / 1000) * p.rate))
-      p.computing = undefined
-    }
+    p.leftAt = clock.now()
+    if (p.computing !== undefined) abort(p, p.computing)
     if (kind === 'leave') {
       leaves++
       clock.setTimer(() => coordinator.handleParticipantGone(p.id), p.rtt / 2)
@@ -254,55 +315,74 @@ export function simulate(init: SimulationInit): SimulationReport {
     if (perMinute <= 0) return
     const meanMs = 60_000 / (perMinute * init.peers)
     const next = random.exponential(meanMs)
-    if (clock.now() + next > 1000 + init.durationMs) return
+    if (clock.now() + next > eventEnd) return
     clock.setTimer(() => {
       depart(kind)
       departures(kind, perMinute)
     }, next)
   }
 
-  // The crowd arrives over the first second; cameras send every 1/fps from then on.
+  /** Opens round `index` of a job with every input it needs. */
+  function addRound(run: JobRun, index: number): void {
+    for (const input of run.kind.simulation.inputs(run.spec, index, run.unitsPerRound))
+      coordinator.addInput(run.jobId, index, input)
+    if (++run.roundsAdded === run.roundCount) awaitingInput--
+  }
+
+  /** A task of a topped-up job was leased: once this moment's events are done, see whether it needs rounds. */
+  function leased(lease: Lease<TaskBase>): void {
+    const run = runOf(lease)
+    if (run.fps !== undefined || run.roundCount !== undefined || run.topUpScheduled) return
+    run.topUpScheduled = true
+    clock.setTimer(() => topUp(run), 0)
+  }
+
+  /** Adds rounds to a topped-up job until it cannot run dry (`needsRound`); none after the event. */
+  function topUp(run: JobRun): void {
+    run.topUpScheduled = false
+    if (clock.now() >= eventEnd) return
+    for (let i = 0; i < maxRoundsPerTopUp && needsRound(run); i++) addRound(run, run.roundsAdded)
+  }
+
+  // The crowd arrives over the first second; then each job's rounds arrive, streamed or queued.
   for (let i = 0; i < init.peers; i++) clock.setTimer(join, random.next() * 1000)
   departures('leave', init.churnPerMinute)
   departures('crash', init.failRate)
-  const frameInterval = 1000 / init.fps
-  const frameCount = Math.floor((init.durationMs / 1000) * init.fps)
-  for (let k = 0; k < frameCount; k++) {
-    clock.setTimer(
-      () => {
-        for (const camera of job.cameras) {
-          coordinator.addFrame({
-            cameraId: camera.id,
-            index: k,
-            captureTime: k * frameInterval,
-            imageUrl: 'data:,',
-          })
-        }
-        framesAdded++
-      },
-      1000 + k * frameInterval,
-    )
+  for (const run of runs) {
+    if (run.fps !== undefined) {
+      const interval = 1000 / run.fps
+      for (let k = 0; k < run.roundCount!; k++)
+        clock.setTimer(() => addRound(run, k), eventStart + k * interval)
+    } else {
+      const queued = run.roundCount
+      clock.setTimer(() => {
+        if (queued === undefined) topUp(run)
+        else for (let k = 0; k < queued; k++) addRound(run, k)
+      }, eventStart)
+      if (queued === undefined) clock.setTimer(() => awaitingInput--, eventEnd)
+    }
   }
 
-  const end = 1000 + init.durationMs + init.drainMs
+  const finished = () => awaitingInput === 0 && coordinator.idle
+  const end = eventEnd + init.drainMs
   const step = Math.max(1000, end / 100)
   let events = 0
   for (let t = step; ; t += step) {
     const target = Math.min(t, end)
-    events += clock.runUntil(target, () => framesAdded === frameCount && coordinator.idle)
+    events += clock.runUntil(target, finished)
     init.onProgress?.(Math.min(clock.now(), end), end)
-    if ((framesAdded === frameCount && coordinator.idle) || target >= end) break
+    if (finished() || target >= end) break
   }
   const audit = coordinator.audit()
   const stats = coordinator.statistics()
   coordinator.stop()
+  // Tasks still being computed (copies no longer wanted) kept their participants busy until now.
+  for (const p of present)
+    if (p.computing !== undefined) busy(p.computing.job, p.computing.startedAt, clock.now())
   const wallSeconds = (performance.now() - started) / 1000
   return report(init, stats, {
     audit,
-    latencies,
-    doubleCounted,
-    downgraded,
-    framesAdded,
+    runs,
     threadsComputed,
     joins,
     leaves,
@@ -310,32 +390,19 @@ export function simulate(init: SimulationInit): SimulationReport {
     events,
     wallSeconds,
     virtualMs: clock.now(),
+    window: { start: eventStart, end: Math.min(eventEnd, clock.now()) },
     participants,
   })
 }
 
-/** Share of the crowd's nominal capacity an automatic grid keeps busy. */
-export const autoGridLoad = 0.5
-
-/** The grid an automatic simulation uses: see `SimulationInit.grid`. */
-export function autoGrid(init: Pick<SimulationInit, 'peers' | 'profile' | 'fps' | 'cameras'>): number {
-  const classes = init.profile.classes
-  const weights = classes.reduce((a, c) => a + c.weight, 0)
-  const meanRate = classes.reduce((a, c) => {
-    const ms = (c.msPerThread[0] + c.msPerThread[1]) / 2
-    return a + (c.weight / weights) * ((c.cores * 1000) / ms) * c.dutyCycle
-  }, 0)
-  const threadsPerFrame = (autoGridLoad * meanRate * init.peers) / init.fps
-  return Math.max(4, Math.floor(Math.cbrt(threadsPerFrame / init.cameras)))
-}
-
-function resultOf(lease: Lease): BlockResult {
-  const bytes = lease.block.vertexCount * 4
-  if (zeros.length < bytes) zeros = new Uint8Array(Math.max(bytes, zeros.length * 2))
-  return blockResult(lease.block, zeros.subarray(0, bytes))
-}
-
-/** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */
-export function simulatedJob(grid: number, cameraCount: number): VertexJob {
-  return ringJob('simulation', grid, cameraCount)
+/**
+ * The kinds a participant of each device class states it runs: its class's `kinds`, or every
+ * registered kind. Checked before the run: an unknown name throws `UnknownJobKindError`.
+ */
+function statedKinds(init: SimulationInit): (device: DeviceClass) => string[] {
+  const every = [...jobKinds.values()].map(kindTag)
+  const byClass = new Map(
+    init.profile.classes.map((c) => [c, c.kinds?.map((name) => kindTag(registeredKind(name))) ?? every]),
+  )
+  return (device) => byClass.get(device) ?? every
 }

@@ -19,6 +19,7 @@ import { dataChannelMBps, type RealMeshReport, runRealMesh } from '../bench/mesh
 import { runBrowserBench } from '../bench/browser.ts'
 import { frameKeyCost } from '../bench/frame-keys.ts'
 import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
+import { runJobsBench } from '../bench/jobs.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { progressBar } from '../progress.ts'
@@ -41,6 +42,12 @@ and the mesh, with real Node participant processes over WebRTC on loopback:
   mesh.outcomeGossipMs                frame complete to every participant holding its outcome
   mesh.resultThroughputMBps           framed block results over one WebRTC data channel
   mesh.maxParticipants                participants one coordinator serves before frame latency doubles
+and two jobs in one event over the real mesh (a live vertex job at 1 fps and a batch image-filter
+job, Node participant processes; about a minute and a half):
+  jobs.liveLatencyRatio               the live job's frame latency p50 beside the batch job, over
+                                      the same without it (≤ 1.2)
+  jobs.batchShareOfLeftover           of the crowd's time the live job leaves, the share the batch
+                                      job used, from each kind's throughput alone (≥ 0.8)
 and the browser participant, in headless Chromium on the same blocks:
   browser.webglVertexViewsPerSec      data threads the WebGL 2 backend colours per second (readback
                                       included), beside browser.webgl1… and browser.cpuVertexViewsPerSec
@@ -55,7 +62,8 @@ and recordings, through the real upload protocol and server peer (ffmpeg):
   recording.baselineStopToPlayableMs  uploading the whole 10-minute file after recording, then
                                       processing it (the recordings should be ≥ 20× faster)
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
---skip-mesh the mesh figures (about eight minutes), --skip-browser the browser figures,
+--skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
+--skip-browser the browser figures,
 --skip-recording the recording figures (about twenty-five minutes).
 
 Options:
@@ -65,6 +73,7 @@ Options:
   --json          print the JSON object instead of the table
   --skip-simulation  leave out the 1,000-participant simulations (about a minute and a half)
   --skip-mesh     leave out the mesh figures
+  --skip-jobs     leave out the two-job figures
   --skip-browser  leave out the browser figures
   --skip-recording  leave out the recording figures
   --recording-minutes 1,10,60
@@ -87,6 +96,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       json: { type: 'boolean' },
       'skip-simulation': { type: 'boolean' },
       'skip-mesh': { type: 'boolean' },
+      'skip-jobs': { type: 'boolean' },
       'skip-browser': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
       'recording-minutes': { type: 'string' },
@@ -163,6 +173,12 @@ export async function benchCommand(args: string[]): Promise<void> {
   const scheduler10000 = schedulerOpsPerSec(10_000)
   const simulation = values['skip-simulation'] === true ? undefined : simulationFigures(json)
   const mesh = values['skip-mesh'] === true ? undefined : await meshFigures(dataset, json)
+  const jobsBar = progressBar('two jobs', { quiet: json })
+  const jobs =
+    values['skip-jobs'] === true
+      ? undefined
+      : await runJobsBench({ dataset, onProgress: (d, t) => jobsBar.update(d, t) })
+  jobsBar.done()
   const chromiumFlags = stringOption(values, 'chromium-flags')
     ?.split(/\s+/)
     .filter((f) => f !== '')
@@ -226,6 +242,20 @@ export async function benchCommand(args: string[]): Promise<void> {
       'mesh.maxParticipants': mesh.maxParticipants,
       'mesh.latencyByParticipants': mesh.sweep,
     }),
+    ...(jobs !== undefined && {
+      'jobs.liveLatencyRatio': jobs.liveLatencyRatio,
+      'jobs.batchShareOfLeftover': jobs.batchShareOfLeftover,
+      'jobs.liveAloneMs': jobs.liveAloneMs,
+      'jobs.liveWithBatchMs': jobs.liveWithBatchMs,
+      'jobs.liveUnitsPerSec': jobs.liveUnitsPerSec,
+      'jobs.batchUnitsPerSec': jobs.batchUnitsPerSec,
+      'jobs.setup': {
+        participants: jobs.participants,
+        grid: jobs.grid,
+        fps: jobs.fps,
+        seconds: jobs.seconds,
+      },
+    }),
     ...(browser !== undefined && {
       'browser.renderer': browser.renderer,
       'browser.webglVertexViewsPerSec': Math.round(browser.webglVertexViewsPerSec),
@@ -265,6 +295,8 @@ export async function benchCommand(args: string[]): Promise<void> {
       'scheduler.opsPerSec': 100_000,
       'simulate.seed1000x10min.wallSeconds': 30,
       'simulate.failures.p99Ratio': 2,
+      'jobs.liveLatencyRatio': 1.2,
+      'jobs.batchShareOfLeftover': 0.8,
     },
   }
   await mkdir(dirname(outFile), { recursive: true })
@@ -289,6 +321,10 @@ export async function benchCommand(args: string[]): Promise<void> {
           `  … with churn 20 %/min, crashes 5 %/min  ${simulation.failing.lostThreads} lost, ${simulation.failing.doubleCountedThreads} double-counted, ` +
           `p99 ${simulation.failing.latencyMs.p99} ms vs ${simulation.calm.latencyMs.p99} ms ` +
           `(${mark(simulation.failing.latencyMs.p99 <= 2 * simulation.calm.latencyMs.p99)} ≤ 2×)\n`) +
+      (jobs === undefined
+        ? ''
+        : `  jobs.liveLatencyRatio               ${jobs.liveLatencyRatio} (live p50 ${jobs.liveWithBatchMs.p50} ms beside batch, ${jobs.liveAloneMs.p50} ms alone; ${mark(jobs.liveLatencyRatio <= 1.2)} ≤ 1.2)\n` +
+          `  jobs.batchShareOfLeftover           ${jobs.batchShareOfLeftover} (${mark(jobs.batchShareOfLeftover >= 0.8)} ≥ 0.8)\n`) +
       (mesh === undefined
         ? ''
         : `  mesh.joinToFirstLeaseMs (20 Node)   p50 ${mesh.twenty.joinToFirstLeaseMs.p50} / p95 ${mesh.twenty.joinToFirstLeaseMs.p95} ms ` +

@@ -1,16 +1,23 @@
+import { jobKinds } from '../../peer/jobs/registry.ts'
 import { InvalidOptionError } from '../../peer/protocol/errors.ts'
 import { loadProfile } from '../../peer/simulator/profile.ts'
-import { type SimulationReport, simulate, simulationDefaults } from '../../peer/simulator/simulation.ts'
+import {
+  type SimulatedJob,
+  type SimulationReport,
+  simulate,
+  simulationDefaults,
+} from '../../peer/simulator/simulation.ts'
 import { runRealMesh } from '../bench/mesh.ts'
 import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh simulate [options]
 
-Simulates a whole event in virtual time: cameras send frames, a crowd of virtual participants joins,
-computes at its own speed, link and duty cycle, leaves, crashes and straggles, and the real
-coordinator schedules it. Deterministic for a seed. Prints the management table, frame latency,
-outcome rate, lost and double-counted threads and the share of work wasted on duplicates.
+Simulates a whole event in virtual time: cameras send frames (or the rounds of --jobs arrive), a
+crowd of virtual participants joins, computes at its own speed, link and duty cycle, leaves, crashes
+and straggles, and the real coordinator schedules it. Deterministic for a seed. Prints the
+management table, frame latency, outcome rate, lost and double-counted threads, the share of work
+wasted on duplicates, and one row per job with the crowd's capacity each one used.
 
 Options:
   --peers N              participants present at once                                [default: 100]
@@ -18,7 +25,8 @@ Options:
                          24–42 ms per thread), "event" (phones, laptops, desktops), or a JSON file
                          {name, classes: [{name, weight, cores, msPerThread: [min, max], dutyCycle,
                          bandwidthMbps: [min, max], rttMs: [min, max], stragglerChance,
-                         stragglerSlowdown}]}                                        [default: seed]
+                         stragglerSlowdown, kinds?: [names of the job kinds it runs]}]}
+                                                                             [default: seed]
   --duration D           length of the event: 90, 90s, 10m                           [default: 60s]
   --fps F                moments per second the cameras send                           [default: 2]
   --churn RATE           share of the crowd leaving (and replaced) per minute: 0.2 or 20%  [default: 0]
@@ -31,6 +39,22 @@ Options:
   --overload MODE        live mode: "downgrade" (coarser grid when the crowd cannot keep up)
                          or "drop"                                             [default: downgrade]
   --mode pull|push       participants ask for work, or the coordinator hands it out    [default: pull]
+  --jobs LIST            several jobs of any kinds at once instead of the one vertex job (--grid
+                         and --cameras then do not apply): comma-separated KIND:CLASS[:FIELD…],
+                         KIND a job kind (vertex, image-filter), CLASS live or batch, each FIELD
+                           auto | N | Nk | NM    units per round (k = 1000, M = 1000000; a "px" or
+                                                "u" suffix is allowed); auto (the default): a
+                                                live job keeps half the crowd busy, a batch
+                                                round is 10 s of the whole crowd
+                           Ffps | fps=F         rounds per second (default: --fps for a live job;
+                                                a batch job with a rate is streamed, not queued)
+                           Nrounds | rounds=N   batch: rounds queued at the start (default: topped
+                                                up through the event so it never runs dry)
+                           weight=W             share among the jobs of its class  [default: 1]
+                         e.g. --jobs vertex:live:2fps,image-filter:batch:64k
+                         Every participant runs every kind; live jobs get --latency-budget.
+                         The frame and latency lines are then the first live job's, the thread
+                         lines totals over every job; the job table has each job's figures.
   --rows N               rows of the management table to print                         [default: 10]
   --real N               instead of virtual time: start an event on loopback and N Node
                          participants as separate processes (crowdmesh join) over real WebRTC;
@@ -89,6 +113,7 @@ export async function simulateCommand(args: string[]): Promise<void> {
       real: { type: 'string' },
       frames: { type: 'string' },
       dataset: { type: 'string' },
+      jobs: { type: 'string' },
     },
     help,
   )
@@ -121,8 +146,10 @@ export async function simulateCommand(args: string[]): Promise<void> {
   const durationText = stringOption(values, 'duration')
   const churnText = stringOption(values, 'churn')
   const failText = stringOption(values, 'fail-rate')
+  const jobsText = stringOption(values, 'jobs')
   const bar = progressBar('simulating', { quiet: json && !process.stderr.isTTY })
-  const report = simulate({
+  const jobs = jobsText === undefined ? undefined : parseJobs(jobsText)
+  const report = simulateOrUsage({
     ...simulationDefaults,
     peers: positiveInt(stringOption(values, 'peers'), 'peers', simulationDefaults.peers),
     profile,
@@ -135,6 +162,7 @@ export async function simulateCommand(args: string[]): Promise<void> {
     cameras: positiveInt(stringOption(values, 'cameras'), 'cameras', simulationDefaults.cameras),
     ...(budget > 0 && { live: { latencyBudgetMs: budget, overload } }),
     mode,
+    ...(jobs !== undefined && { jobs }),
     onProgress: (done, total) => bar.update(done, total),
   })
   bar.done(`${report.virtualSeconds} s of event in ${report.wallSeconds} s`)
@@ -143,6 +171,59 @@ export async function simulateCommand(args: string[]): Promise<void> {
     return
   }
   process.stdout.write(table(report, positiveInt(stringOption(values, 'rows'), 'rows', 10)))
+}
+
+/** `simulate`, with a refused option (a job's bad field) as a usage error. */
+function simulateOrUsage(init: Parameters<typeof simulate>[0]): SimulationReport {
+  try {
+    return simulate(init)
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new UsageError(error.message)
+    throw error
+  }
+}
+
+/** Parses `--jobs`: see the help text. */
+export function parseJobs(text: string): SimulatedJob[] {
+  return text.split(',').map((item) => {
+    const [kind = '', jobClass = '', ...fields] = item.trim().split(':')
+    const where = `--jobs "${item.trim()}"`
+    if (!jobKinds.has(kind))
+      throw new UsageError(`${where}: KIND must be one of ${[...jobKinds.keys()].join(', ')}, got "${kind}"`)
+    if (jobClass !== 'live' && jobClass !== 'batch')
+      throw new UsageError(`${where}: CLASS must be live or batch, got "${jobClass}"`)
+    const job: SimulatedJob = { kind, class: jobClass, units: 0 }
+    for (const field of fields) {
+      const named = /^(units|fps|rounds|weight)=(.+)$/.exec(field)
+      const [name, value] = named !== null ? [named[1]!, named[2]!] : shorthand(field)
+      if (name === 'units') job.units = value === 'auto' ? 0 : count(value, where)
+      else {
+        const n = Number(value)
+        if (!Number.isFinite(n) || n <= 0)
+          throw new UsageError(`${where}: ${name} must be above 0, got "${value}"`)
+        if (name === 'rounds' && !Number.isInteger(n))
+          throw new UsageError(`${where}: rounds must be a whole number, got "${value}"`)
+        job[name as 'fps' | 'rounds' | 'weight'] = n
+      }
+    }
+    return job
+  })
+}
+
+/** A field without a name: `auto` or a count are units, `2fps` a rate, `10rounds` rounds. */
+function shorthand(field: string): [string, string] {
+  const suffixed = /^(\d+(?:\.\d+)?)(fps|rounds)$/.exec(field)
+  return suffixed !== null ? [suffixed[2]!, suffixed[1]!] : ['units', field]
+}
+
+/** 65536, 64k, 4M, 4Mpx: a count of units. */
+function count(text: string, where: string): number {
+  const match = /^(\d+(?:\.\d+)?)([kM]?)(?:px|u)?$/.exec(text)
+  if (match === null)
+    throw new UsageError(`${where}: units must look like auto, 65536, 64k or 4M, got "${text}"`)
+  const n = Math.round(Number(match[1]) * (match[2] === 'k' ? 1e3 : match[2] === 'M' ? 1e6 : 1))
+  if (n < 1) throw new UsageError(`${where}: units must be at least 1, got "${text}"`)
+  return n
 }
 
 function table(r: SimulationReport, rows: number): string {
@@ -167,10 +248,28 @@ function table(r: SimulationReport, rows: number): string {
     `  threads       ${r.threadsCounted} counted, ${r.lostThreads} lost, ${r.doubleCountedThreads} double-counted`,
     `  duplicates    ${(r.duplicateWorkShare * 100).toFixed(2)} % of computed work wasted; ${r.reassignments} blocks re-assigned`,
     `  crowd         ${r.joins} joins, ${r.leaves} leaves, ${r.crashes} crashes`,
+    `  capacity      ${r.capacityParticipantSeconds} participant-seconds over the event, ${(r.idleShare * 100).toFixed(1)} % idle`,
     `  wall          ${r.wallSeconds} s (${r.participantSecondsPerWallSecond} participant-seconds per second, ${r.events} events)`,
     '',
+    ...jobTable(r),
   ]
   return lines.join('\n')
+}
+
+/** One row per job: rounds, latency, units and the share of the crowd's capacity it used. */
+function jobTable(r: SimulationReport): string[] {
+  return [
+    `  job              class  units/round  rounds done/added  dropped  p50/p95 ms          units counted  double  busy p·s  share`,
+    ...r.jobs.map(
+      (j) =>
+        `  ${j.jobId.padEnd(16)} ${j.class.padEnd(5)}  ${String(j.unitsPerRound).padStart(11)}  ` +
+        `${`${j.roundsCompleted}/${j.roundsAdded}`.padStart(17)}  ${String(j.roundsDropped).padStart(7)}  ` +
+        `${`${j.latencyMs.p50}/${j.latencyMs.p95}`.padStart(18)}  ${String(j.unitsCounted).padStart(13)}  ` +
+        `${String(j.doubleCountedUnits).padStart(6)}  ${j.busyParticipantSeconds.toFixed(1).padStart(8)}  ` +
+        `${(j.capacityShare * 100).toFixed(1).padStart(4)} %`,
+    ),
+    '',
+  ]
 }
 
 /** `simulate --real N`: the same coordinator with N real Node participant processes over WebRTC. */

@@ -66,6 +66,20 @@ export function expectTiling(kind: AnyJobKind, tasks: readonly TaskBase[], total
   expect(new Set(tasks.map((t) => kind.taskKey(t))).size).toBe(tasks.length)
 }
 
+/** Keys name their round: the same cut of two rounds gives two sets of keys with nothing in common. */
+export function expectKeysPerRound(kind: AnyJobKind, spec: JobSpec, units: number): void {
+  const keysOf = (round: number) => {
+    const plan = kind.openRound(spec, round, 0)
+    for (const input of kind.simulation.inputs(spec, round, units)) plan.addInput(input)
+    const keys: string[] = []
+    for (let task = plan.cut(units / 4); task !== undefined; task = plan.cut(units / 4))
+      keys.push(kind.taskKey(task))
+    return keys
+  }
+  const seven = new Set(keysOf(7))
+  expect(keysOf(8).filter((key) => seven.has(key))).toEqual([])
+}
+
 /** Runs every conformance check on `kind` (a simulated job of about `units` units a round). */
 export function checkKind(kind: AnyJobKind, units: number): void {
   const spec = simulatedSpec(kind, units)
@@ -88,6 +102,8 @@ export function checkKind(kind: AnyJobKind, units: number): void {
     ),
     { numRuns: 40 },
   )
+
+  expectKeysPerRound(kind, spec, units)
 
   // Every task crosses the wire and back: its schema takes it, its result round-trips within its
   // limit, and the result describes it (and no other task).

@@ -97,7 +97,7 @@ describe('several jobs in one coordinator', () => {
     expect(coordinator.handleLeaseRequest('new', capability(['image-filter@1']))?.block.jobId).toBe('images')
   })
 
-  it('gives no second batch lease while a live round is open, and live tasks first', () => {
+  it('beside a live job: short batch tasks, and a batch task not yet started is taken back when a live round opens', () => {
     const show = vertexJobSpec(ringJob('show', 8, 2))
     const images = imageJob('images')
     const kinds = { show: vertexKind, images: imageFilterKind }
@@ -105,18 +105,37 @@ describe('several jobs in one coordinator', () => {
       { spec: images, kind: imageFilterKind },
       { spec: show, kind: vertexKind, class: 'live' },
     ])
-    addImages(coordinator, images, 2)
-    // Only batch work: two leases (the second hides the round trip).
-    const first = coordinator.handleLeaseRequest('p', capability(both, 2000))!
-    expect(kindOf(first, kinds)).toBe(imageFilterKind)
-    // A live frame arrives: the next lease is live though the batch job was added first.
+    addImages(coordinator, images, 20)
+    const cancelled: { participantId: string; leaseId: number }[] = []
+    coordinator.on('leaseCancelled', (c) => cancelled.push(c))
+    // A long round trip, worth hiding behind a second lease; 200,000 reference units a second.
+    const slow = (kinds: string[]) => ({ ...capability(kinds, 200_000), rttMs: 100 })
+    const units = (lease: Lease<TaskBase>) => imageFilterKind.taskUnits(lease.block as never)
+    // Images only: tasks of the full target (150 ms), and a second one hides the round trip.
+    const alone = coordinator.handleLeaseRequest('r', slow(['image-filter@1']))!
+    expect(kindOf(alone, kinds)).toBe(imageFilterKind)
+    const aloneNext = coordinator.handleLeaseRequest('r', slow(['image-filter@1']))!
+    expect(aloneNext.block.jobId).toBe('images')
+    // Both kinds: batch tasks beside the live job are short (60 ms of 150).
+    const beside = coordinator.handleLeaseRequest('p', slow(both))!
+    expect(kindOf(beside, kinds)).toBe(imageFilterKind)
+    expect(units(beside)).toBeLessThan(units(alone) / 2)
+    const besideNext = coordinator.handleLeaseRequest('p', slow(both))!
+    expect(besideNext.block.jobId).toBe('images')
+    // A live frame arrives: p's second batch task (not started) is taken back, r's is not (r does
+    // not run the live kind), and p's next lease is live though the batch job was added first.
     for (const input of vertexKind.simulation.inputs(show, 0, 0)) coordinator.addInput('show', 0, input)
-    const second = coordinator.handleLeaseRequest('q', capability(both, 2000))!
-    expect(second.block.jobId).toBe('show')
-    // One who runs images alone still gets batch work, but not a second batch lease while live is open.
-    const batchOnly = coordinator.handleLeaseRequest('r', capability(['image-filter@1'], 2000))!
-    expect(batchOnly.block.jobId).toBe('images')
-    expect(coordinator.handleLeaseRequest('r', capability(['image-filter@1'], 2000))).toBeUndefined()
+    expect(cancelled).toEqual([{ participantId: 'p', leaseId: besideNext.leaseId }])
+    expect(coordinator.handleLeaseRequest('p', slow(both))?.block.jobId).toBe('show')
+    expect(coordinator.handleLeaseRequest('q', slow(both))?.block.jobId).toBe('show')
+    // The task taken back is queued again, and a result p sends for it all the same still counts.
+    expect(
+      coordinator.handleBlockResult(
+        'p',
+        besideNext.leaseId,
+        imageFilterKind.simulation.fakeResult(besideNext.block as never),
+      ),
+    ).toBe(true)
   })
 
   it('adds a job while participants work, starting it at the least share so far, and announces it', () => {

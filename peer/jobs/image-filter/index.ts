@@ -90,9 +90,9 @@ export const imageFilterKind: JobKind<
     relativeCost: 2,
     inputBytesPerUnit: 0,
     resultBytesPerUnit: 4,
-    minTaskUnits: 256,
+    minTaskUnits: 16,
     maxTaskUnits: maxTaskPixels,
-    calibrationUnits: 4096,
+    calibrationUnits: 256,
   },
   simulation: {
     job: () => ({ filter: { type: 'gaussian', radius: 2, sigma: 1 }, tile: 256 }),

@@ -30,9 +30,9 @@ export function tileSpan(task: ImageTask): TaskSpan {
   }
 }
 
-/** A task's key within its round: its rectangle (the rest of a task is the round's). */
+/** A task's key within its job: its round and its rectangle (the rest of a task is the round's). */
 export function tileKey(task: ImageTask): string {
-  return `${task.x},${task.y},${task.w}x${task.h}`
+  return `${task.frameIndex}/${task.x},${task.y},${task.w}x${task.h}`
 }
 
 /**

@@ -1,0 +1,231 @@
+import type { CoordinatorInit, JobInit } from '../coordinator/coordinator.ts'
+import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
+import type { AnyJobKind, JobSpec, PriorityClass, RoundPlan, TaskBase } from '../jobs/kind.ts'
+import { jobKinds } from '../jobs/registry.ts'
+import { ringJob, vertexJobSpec, vertexKind } from '../jobs/vertex/index.ts'
+import type { VertexJob } from '../protocol/job.ts'
+import { InvalidOptionError, UnknownJobKindError } from '../protocol/errors.ts'
+import type { CrowdProfile } from './profile.ts'
+import type { SimulatedJob, SimulationInit } from './simulation-types.ts'
+
+/*
+ * The jobs of a simulated event: what each one is (its kind, spec, class and round size), when its
+ * rounds arrive, and what the simulation counts of it. The crowd and the event loop are in
+ * `simulation.ts`; nothing here knows what a kind's tasks compute.
+ */
+
+/** Share of the crowd's nominal capacity an automatic grid (or live round size) keeps busy. */
+export const autoGridLoad = 0.5
+
+/** A queued batch job's automatic round: what the whole crowd computes in this long at its nominal capacity, s. */
+export const autoBatchRoundSeconds = 10
+
+/** Rounds a topped-up batch job keeps open at least. */
+const minOpenRounds = 2
+
+/** Most rounds one top-up adds (a kind whose rounds come out far smaller than asked cannot loop). */
+export const maxRoundsPerTopUp = 64
+
+/** A job of the simulation as it runs: what it is, when its rounds arrive, and its counters. */
+export interface JobRun {
+  readonly jobId: string
+  /** Its kind as registered (the simulator computes costs and fakes results with it). */
+  readonly kind: AnyJobKind
+  readonly spec: JobSpec
+  readonly class: PriorityClass
+  readonly weight: number
+  readonly unitsPerRound: number
+  /** Rounds per second of a streamed job (they arrive through the event); undefined: queued. */
+  readonly fps: number | undefined
+  /** Rounds it gets: a streamed job's during the event, a queued job's `rounds`; undefined: topped up. */
+  readonly roundCount: number | undefined
+  /** Plans of its open rounds (the jobs form): a topped-up job counts their units not yet cut. */
+  readonly open: Map<number, RoundPlan<TaskBase>>
+  roundsAdded: number
+  readonly latencies: number[]
+  downgraded: number
+  doubleCounted: number
+  unitsCounted: number
+  unitsComputed: number
+  /** Compute time of its tasks within the event, ms. */
+  busyMs: number
+  topUpScheduled: boolean
+}
+
+/** Reference units (threads) per second of a mean participant of the profile, at its duty cycle. */
+export function meanParticipantRate(profile: CrowdProfile): number {
+  const classes = profile.classes
+  const weights = classes.reduce((a, c) => a + c.weight, 0)
+  return classes.reduce((a, c) => {
+    const ms = (c.msPerThread[0] + c.msPerThread[1]) / 2
+    return a + (c.weight / weights) * ((c.cores * 1000) / ms) * c.dutyCycle
+  }, 0)
+}
+
+/** The grid an automatic simulation uses: see `SimulationInit.grid`. */
+export function autoGrid(init: Pick<SimulationInit, 'peers' | 'profile' | 'fps' | 'cameras'>): number {
+  const threadsPerFrame = (autoGridLoad * meanParticipantRate(init.profile) * init.peers) / init.fps
+  return Math.max(4, Math.floor(Math.cbrt(threadsPerFrame / init.cameras)))
+}
+
+/** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */
+export function simulatedJob(grid: number, cameraCount: number): VertexJob {
+  return ringJob('simulation', grid, cameraCount)
+}
+
+/** `name@version`, as a participant states the kinds it runs. */
+export const kindTag = (kind: AnyJobKind): string => `${kind.name}@${kind.version}`
+
+/** The registered kind of `name`; throws `UnknownJobKindError`. */
+export function registeredKind(name: string): AnyJobKind {
+  const kind = jobKinds.get(name)
+  if (kind === undefined)
+    throw new UnknownJobKindError(
+      `no job kind named ${JSON.stringify(name.slice(0, 64))} (${[...jobKinds.keys()].join(', ')})`,
+    )
+  return kind
+}
+
+function newRun(
+  fields: Pick<
+    JobRun,
+    'jobId' | 'kind' | 'spec' | 'class' | 'weight' | 'unitsPerRound' | 'fps' | 'roundCount'
+  >,
+): JobRun {
+  return {
+    ...fields,
+    open: new Map(),
+    roundsAdded: 0,
+    latencies: [],
+    downgraded: 0,
+    doubleCounted: 0,
+    unitsCounted: 0,
+    unitsComputed: 0,
+    busyMs: 0,
+    topUpScheduled: false,
+  }
+}
+
+/** The jobs of a simulation: its `jobs`, or the single-job form's one vertex job. */
+export function jobRuns(init: SimulationInit): JobRun[] {
+  const streamed = (fps: number) => Math.floor((init.durationMs / 1000) * fps)
+  if (init.jobs === undefined) {
+    const job = simulatedJob(init.grid > 0 ? init.grid : autoGrid(init), init.cameras)
+    const spec = vertexJobSpec(job)
+    return [
+      newRun({
+        jobId: job.jobId,
+        kind: vertexKind,
+        spec,
+        class: init.live !== undefined ? 'live' : 'batch',
+        weight: 1,
+        unitsPerRound: vertexKind.levels?.unitsAt(spec, 0) ?? 0,
+        fps: init.fps,
+        roundCount: streamed(init.fps),
+      }),
+    ]
+  }
+  if (init.jobs.length === 0)
+    throw new InvalidOptionError('jobs: give at least one job, or none for the vertex job')
+  const seen = new Map<string, number>()
+  return init.jobs.map((job) => {
+    const kind = registeredKind(job.kind)
+    check(job)
+    const nth = (seen.get(job.kind) ?? 0) + 1
+    seen.set(job.kind, nth)
+    const jobId = nth === 1 ? job.kind : `${job.kind}-${nth}`
+    const fps = job.fps ?? (job.class === 'live' ? init.fps : undefined)
+    const unitsPerRound = job.units > 0 ? job.units : autoUnits(init, kind, fps)
+    return newRun({
+      jobId,
+      kind,
+      spec: {
+        jobId,
+        kind: kind.name,
+        version: kind.version,
+        description: kind.simulation.job(jobId, unitsPerRound),
+      },
+      class: job.class,
+      weight: job.weight ?? 1,
+      unitsPerRound,
+      fps,
+      roundCount: fps !== undefined ? streamed(fps) : job.rounds,
+    })
+  })
+}
+
+function check(job: SimulatedJob): void {
+  const where = `job ${job.kind}:${job.class}`
+  if (job.class !== 'live' && job.class !== 'batch')
+    throw new InvalidOptionError(`${where}: class must be live or batch`)
+  if (!(Number.isFinite(job.units) && job.units >= 0))
+    throw new InvalidOptionError(`${where}: units must be a count (0: chosen from the crowd)`)
+  if (job.fps !== undefined && !(Number.isFinite(job.fps) && job.fps > 0))
+    throw new InvalidOptionError(`${where}: fps must be above 0`)
+  if (job.rounds !== undefined && !(Number.isInteger(job.rounds) && job.rounds >= 1))
+    throw new InvalidOptionError(`${where}: rounds must be a positive integer`)
+  if (job.weight !== undefined && !(Number.isFinite(job.weight) && job.weight > 0))
+    throw new InvalidOptionError(`${where}: weight must be above 0`)
+}
+
+/** See `SimulatedJob.units`. */
+function autoUnits(init: SimulationInit, kind: AnyJobKind, fps: number | undefined): number {
+  const crowd = meanParticipantRate(init.profile) * init.peers
+  const reference = fps !== undefined ? (autoGridLoad * crowd) / fps : crowd * autoBatchRoundSeconds
+  return Math.max(1, Math.floor(reference / kind.cost.relativeCost))
+}
+
+/**
+ * The coordinator's options for these jobs: the single-job form as it always was, or one job each,
+ * counted by a ledger sink. Their kinds are wrapped to keep each open round's plan (`JobRun.open`).
+ */
+export function coordinatorInit(
+  init: SimulationInit,
+  runs: readonly JobRun[],
+): CoordinatorInit<LedgerSummary> {
+  const common = {
+    ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
+    ...(init.mode !== undefined && { mode: init.mode }),
+  }
+  if (init.jobs === undefined) {
+    return {
+      job: runs[0]!.spec.description as VertexJob,
+      frameSinks: ledgerSinks(),
+      ...(init.live !== undefined && { live: init.live }),
+      ...common,
+    }
+  }
+  const jobs = runs.map((run): JobInit<LedgerSummary> => ({
+    spec: run.spec,
+    kind: observed(run),
+    class: run.class,
+    weight: run.weight,
+    ...(run.class === 'live' && init.live !== undefined && { live: init.live }),
+    sinks: ledgerSinks(),
+  }))
+  return { jobs, ...common }
+}
+
+/** The run's kind, noting the plan of each round it opens. */
+function observed(run: JobRun): AnyJobKind {
+  const { kind } = run
+  return {
+    ...kind,
+    openRound(job, frameIndex, level) {
+      const plan = kind.openRound(job, frameIndex, level)
+      run.open.set(frameIndex, plan)
+      return plan
+    },
+  }
+}
+
+/**
+ * Whether a topped-up job needs another round now, so that it cannot run dry before the next top-up:
+ * it keeps at least two rounds open, and a round's units not yet cut into tasks.
+ */
+export function needsRound(run: JobRun): boolean {
+  if (run.open.size < minOpenRounds) return true
+  let uncut = 0
+  for (const plan of run.open.values()) uncut += plan.unitsLeft()
+  return uncut < run.unitsPerRound
+}
