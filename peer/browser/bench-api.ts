@@ -1,4 +1,4 @@
-import type { Block, VertexJob } from '../protocol/job.ts'
+import type { Block, VertexJob } from '../jobs/vertex/block.ts'
 
 // The API web/bench.html exposes as `window.crowdmeshBench`, which the WebGL tests and the browser
 // benchmark call through Playwright's page.evaluate. Types only: Node imports it with `import type`.

@@ -1,7 +1,7 @@
 import { dutyCyclePauseMs } from '../participant/capability-meter.ts'
 import { cpuWorker } from '../jobs/vertex/cpu-worker.ts'
-import type { BlockWorker } from '../participant/participant.ts'
-import type { Block, VertexJob } from '../protocol/job.ts'
+import type { BlockWorker } from '../jobs/vertex/block.ts'
+import type { Block, VertexJob } from '../jobs/vertex/block.ts'
 import type {
   BenchBackend,
   BenchError,

@@ -3,7 +3,7 @@ import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Camera } from '../jobs/vertex/camera.ts'
 import { DatasetError } from '../protocol/errors.ts'
-import type { Frame } from '../protocol/job.ts'
+import type { Frame } from '../jobs/vertex/block.ts'
 import type { BoundingBox } from '../jobs/vertex/target-space.ts'
 
 /** A calibrated multi-view data set: one frame per camera, all at moment 0. */

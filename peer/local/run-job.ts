@@ -4,7 +4,7 @@ import type { MultiViewDataset } from '../datasets/middlebury.ts'
 import { systemClock } from '../protocol/clock.ts'
 import { partitionDefaults, samplingDefaults } from '../protocol/defaults.ts'
 import { AbortError } from '../protocol/errors.ts'
-import type { VertexJob } from '../protocol/job.ts'
+import type { VertexJob } from '../jobs/vertex/block.ts'
 import { targetSpace, vertexCount } from '../jobs/vertex/target-space.ts'
 import { threadMesh } from './thread-mesh.ts'
 

@@ -2,8 +2,9 @@ import { z } from 'zod'
 import { capabilitySchema } from '../protocol/capability.ts'
 import { InvalidMessageError } from '../protocol/errors.ts'
 import { type FrameKey, FrameKeyError, open, seal } from '../protocol/frame-keys.ts'
-import type { BlockResult } from '../protocol/job.ts'
-import { decodeBlockResult, encodeBlockResult, parseMessage } from '../protocol/schemas.ts'
+import type { BlockResult } from '../jobs/vertex/block.ts'
+import { parseMessage } from '../protocol/schemas.ts'
+import { decodeBlockResult, encodeBlockResult } from '../jobs/vertex/schemas.ts'
 
 /**
  * The work protocol: one long-lived libp2p stream per participant, opened by the participant to the

@@ -2,7 +2,7 @@ import type { TaskBase } from '../jobs/kind.ts'
 import type { Capability } from '../protocol/capability.ts'
 import { sleep } from '../protocol/clock.ts'
 import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
-import type { BlockResult, Lease, VertexJob } from '../protocol/job.ts'
+import type { Lease } from '../protocol/job.ts'
 import { type CapabilityMeter, dutyCyclePauseMs } from './capability-meter.ts'
 import type { JobDirectory, KnownJob } from './job-directory.ts'
 
@@ -21,11 +21,6 @@ export interface CoordinatorLink {
    * came first); a lease taken back before it started is not computed at all.
    */
   isCancelled?(leaseId: number): boolean
-}
-
-/** A vertex block worker (the vertex kind's CPU and WebGL workers, the bench page). */
-export interface BlockWorker {
-  run(job: VertexJob, block: Lease['block'], signal?: AbortSignal): Promise<BlockResult>
 }
 
 /**

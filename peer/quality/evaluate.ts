@@ -4,7 +4,7 @@ import { runLocalJob } from '../local/run-job.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import type { Camera } from '../jobs/vertex/camera.ts'
 import { InvalidOptionError } from '../protocol/errors.ts'
-import type { VertexJob } from '../protocol/job.ts'
+import type { VertexJob } from '../jobs/vertex/block.ts'
 import { scoreRendering } from './image-metrics.ts'
 import { defaultSplatStyle, renderSplats, type SplatStyle } from './splat-render.ts'
 

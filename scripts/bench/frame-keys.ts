@@ -6,8 +6,8 @@ import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { decodePng } from '../../peer/participant/png.ts'
 import { partitionDefaults } from '../../peer/protocol/defaults.ts'
 import { generateFrameKey, open, seal } from '../../peer/protocol/frame-keys.ts'
-import type { VertexJob } from '../../peer/protocol/job.ts'
-import { encodeBlockResult } from '../../peer/protocol/schemas.ts'
+import type { VertexJob } from '../../peer/jobs/vertex/block.ts'
+import { encodeBlockResult } from '../../peer/jobs/vertex/schemas.ts'
 import { vertexCount } from '../../peer/jobs/vertex/target-space.ts'
 
 /** What per-frame keys cost a participant, measured with WebCrypto in this process. */

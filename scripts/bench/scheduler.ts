@@ -1,6 +1,7 @@
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
-import type { BlockResult, Lease } from '../../peer/protocol/job.ts'
+import type { Lease } from '../../peer/protocol/job.ts'
+import type { BlockResult, Block } from '../../peer/jobs/vertex/block.ts'
 import { simulatedJob } from '../../peer/simulator/simulation.ts'
 import { VirtualClock } from '../../peer/simulator/virtual-clock.ts'
 
@@ -17,7 +18,7 @@ export function schedulerOpsPerSec(participants: number, seconds = 1.5): number 
   const ids = Array.from({ length: participants }, (_, i) => `p${i}`)
   const capability = { cores: 8, threadsPerSec: 1000, bandwidthBytesPerSec: 1e6, rttMs: 50, dutyCycle: 0.25 }
   const zeros = new Uint8Array(4 * 4096)
-  const result = (lease: Lease): BlockResult => ({
+  const result = (lease: Lease<Block>): BlockResult => ({
     ...lease.block,
     colours: zeros.subarray(0, lease.block.vertexCount * 4),
   })
@@ -28,7 +29,7 @@ export function schedulerOpsPerSec(participants: number, seconds = 1.5): number 
     }
     frame++
   }
-  const lease = (id: string): Lease => {
+  const lease = (id: string): Lease<Block> => {
     for (;;) {
       const granted = coordinator.handleLeaseRequest(id, capability)
       if (granted !== undefined) return granted
@@ -38,7 +39,7 @@ export function schedulerOpsPerSec(participants: number, seconds = 1.5): number 
   // Every participant holds one lease; the oldest comes back first and its owner asks again at once.
   // Time moves so that a lease lives about 150 ms, the scheduler's target block time.
   const step = 150 / participants
-  const ring: Lease[] = ids.map((id) => lease(id))
+  const ring: Lease<Block>[] = ids.map((id) => lease(id))
   let ops = participants
   const started = performance.now()
   const end = started + seconds * 1000

@@ -16,7 +16,7 @@ import {
   type ToParticipant,
   workProtocol,
 } from '../../peer/mesh/work-protocol.ts'
-import type { Frame } from '../../peer/protocol/job.ts'
+import type { Frame } from '../../peer/jobs/vertex/block.ts'
 import { templeDir } from '../support/fixtures.ts'
 
 /*

@@ -4,7 +4,7 @@ import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import { threadMesh } from '../../peer/local/thread-mesh.ts'
 import { systemClock } from '../../peer/protocol/clock.ts'
-import type { VertexJob } from '../../peer/protocol/job.ts'
+import type { VertexJob } from '../../peer/jobs/vertex/block.ts'
 import { targetSpace } from '../../peer/jobs/vertex/target-space.ts'
 import { templeDir } from '../support/fixtures.ts'
 

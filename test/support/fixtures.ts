@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Camera } from '../../peer/jobs/vertex/camera.ts'
-import type { VertexJob } from '../../peer/protocol/job.ts'
+import type { VertexJob } from '../../peer/jobs/vertex/block.ts'
 import { targetSpace } from '../../peer/jobs/vertex/target-space.ts'
 
 /** The repository root. */

@@ -5,7 +5,7 @@ import { Decision, decideFrame } from '../../peer/jobs/vertex/outcome.ts'
 import { partitionFrame } from '../../peer/jobs/vertex/partitioner.ts'
 import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { frameImage } from '../../peer/participant/frame-image.ts'
-import type { BlockResult } from '../../peer/protocol/job.ts'
+import type { BlockResult } from '../../peer/jobs/vertex/block.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 
 /** Four cameras around a bright ball on black: real thread results from the CPU worker. */

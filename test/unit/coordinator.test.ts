@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Coordinator, type CoordinatorInit, type FrameReport } from '../../peer/coordinator/coordinator.ts'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { MessageTooLargeError } from '../../peer/protocol/errors.ts'
+import type { Block } from '../../peer/jobs/vertex/block.ts'
 import type { Lease } from '../../peer/protocol/job.ts'
 import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { frameImage } from '../../peer/participant/frame-image.ts'
@@ -16,7 +17,7 @@ const frame = (cameraId: number, index: number) => ({
   captureTime: index,
   imageUrl: 'file:///f.png',
 })
-const compute = (lease: Lease) => colourBlock(job, lease.block, image)
+const compute = (lease: Lease<Block>) => colourBlock(job, lease.block, image)
 const capability = (threadsPerSec: number, rttMs = 0) => ({
   cores: 4,
   threadsPerSec,
@@ -119,7 +120,7 @@ describe('Coordinator', () => {
       expect(l.block.frameIndex).toBe(0)
       coordinator.handleBlockResult('fast', l.leaseId, compute(l))
     }
-    const requeued: Lease[] = []
+    const requeued: Lease<Block>[] = []
     coordinator.on('leaseRequeued', (l) => requeued.push(l))
     advance(1001)
     expect(requeued.map((l) => l.leaseId)).toEqual([first.leaseId])
@@ -250,7 +251,7 @@ describe('Coordinator', () => {
   it('push mode: hands leases to joined participants with spare capacity, fastest first', () => {
     const time = manualClock()
     const coordinator = new Coordinator({ job, blockVertices: 16, mode: 'push' }, { clock: time.clock })
-    const offered: [string, Lease][] = []
+    const offered: [string, Lease<Block>][] = []
     coordinator.on('leaseOffered', ({ participantId, lease }) => offered.push([participantId, lease]))
     coordinator.handleParticipantJoined('slow', capability(10, 100))
     coordinator.handleParticipantJoined('fast', capability(4000, 100))

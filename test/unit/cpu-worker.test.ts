@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { type FrameImage, frameImage } from '../../peer/participant/frame-image.ts'
 import { focalLength, projectionMatrix } from '../../peer/jobs/vertex/camera.ts'
-import type { Block, VertexJob } from '../../peer/protocol/job.ts'
+import type { Block, VertexJob } from '../../peer/jobs/vertex/block.ts'
 import { vertexCentre, voxelEdge } from '../../peer/jobs/vertex/target-space.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 

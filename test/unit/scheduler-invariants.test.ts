@@ -2,7 +2,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
-import type { BlockResult, Lease } from '../../peer/protocol/job.ts'
+import type { Lease } from '../../peer/protocol/job.ts'
+import type { BlockResult, Block } from '../../peer/jobs/vertex/block.ts'
 import { testCamera, testJob } from '../support/fixtures.ts'
 import { manualClock } from '../support/manual-clock.ts'
 
@@ -22,7 +23,7 @@ const op = fc.oneof(
   fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 3000 }) }),
 )
 
-function resultOf(lease: Lease): BlockResult {
+function resultOf(lease: Lease<Block>): BlockResult {
   const { block } = lease
   return { ...block, colours: new Uint8Array(block.vertexCount * 4) }
 }
@@ -43,7 +44,7 @@ describe('scheduler invariants under random joins, leaves, failures, delays and 
         const completed: LedgerSummary[] = []
         coordinator.on('frameComplete', (summary) => completed.push(summary))
         // Every lease each participant was ever granted: results may come late, twice, or never.
-        const granted = new Map<string, Lease[]>(participants.map((p) => [p, []]))
+        const granted = new Map<string, Lease<Block>[]>(participants.map((p) => [p, []]))
         let frames = 0
         const check = () => {
           const audit = coordinator.audit()

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
+import { parseJsonMessage } from '../../peer/protocol/schemas.ts'
 import {
   decodeBlockResult,
   encodeBlockResult,
   parseBlock,
-  parseJsonMessage,
   parseVertexJob,
   vertexJobSchema,
-} from '../../peer/protocol/schemas.ts'
+} from '../../peer/jobs/vertex/schemas.ts'
 import { testJob } from '../support/fixtures.ts'
 
 const caught = (f: () => unknown): Error => {

@@ -1,5 +1,5 @@
 import { BlockMismatchError, InvalidMessageError } from '../../protocol/errors.ts'
-import type { BlockResult } from '../../protocol/job.ts'
+import type { BlockResult } from './block.ts'
 
 /** Options of a frame's aggregation. */
 export interface FrameAggregationInit {

@@ -1,6 +1,6 @@
 import { type Camera, focalLength, projectionMatrix } from './camera.ts'
 import { BlockMismatchError } from '../../protocol/errors.ts'
-import { type Block, type BlockResult, blockResult, type VertexJob } from '../../protocol/job.ts'
+import { type Block, type BlockResult, blockResult, type VertexJob } from './block.ts'
 import { levelSpace, type TargetSpace, vertexCount, voxelEdge, voxelSize } from './target-space.ts'
 import { type FrameImage, summedAreaTable } from '../../participant/frame-image.ts'
 import type { FrameSource } from '../../participant/frame-source.ts'

@@ -1,14 +1,7 @@
 import type { JobKind, JobSpec, TaskWorker } from '../kind.ts'
 import { messageLimits, outcomeDefaults, schedulingDefaults } from '../../protocol/defaults.ts'
-import {
-  type Block,
-  blockKey,
-  blockResult,
-  type BlockResult,
-  type Frame,
-  type VertexJob,
-} from '../../protocol/job.ts'
-import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } from '../../protocol/schemas.ts'
+import { type Block, blockKey, blockResult, type BlockResult, type Frame, type VertexJob } from './block.ts'
+import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } from './schemas.ts'
 import { FrameAggregation } from './aggregator.ts'
 import type { Camera } from './camera.ts'
 import { cpuWorker } from './cpu-worker.ts'

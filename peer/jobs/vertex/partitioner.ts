@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../../protocol/errors.ts'
-import type { Block, Frame } from '../../protocol/job.ts'
+import type { Block, Frame } from './block.ts'
 
 /**
  * Cuts one camera frame into blocks of `blockVertices` consecutive vertex ids (the last block

@@ -1,6 +1,6 @@
 import type { JobSpec, RoundPlan } from '../kind.ts'
 import { BlockMismatchError } from '../../protocol/errors.ts'
-import type { Block, Frame, VertexJob } from '../../protocol/job.ts'
+import type { Block, Frame, VertexJob } from './block.ts'
 import { levelSpace, vertexCount } from './target-space.ts'
 
 /**

@@ -10,10 +10,10 @@ import {
 } from '../../browser/webgl-context.ts'
 import type { FrameImage } from '../../participant/frame-image.ts'
 import type { FrameSource } from '../../participant/frame-source.ts'
-import type { BlockWorker } from '../../participant/participant.ts'
+import type { BlockWorker } from './block.ts'
 import { focalLength, projectionMatrix } from './camera.ts'
 import { AbortError, GpuContextLostError, GpuUnavailableError } from '../../protocol/errors.ts'
-import { type Block, type BlockResult, blockResult, type VertexJob } from '../../protocol/job.ts'
+import { type Block, type BlockResult, blockResult, type VertexJob } from './block.ts'
 import { vertexCount, voxelEdge, voxelSize } from './target-space.ts'
 
 /** Which WebGL a worker computes with. */
