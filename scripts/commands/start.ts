@@ -1,5 +1,15 @@
-import { join, resolve } from 'node:path'
+import { readdir, readFile } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import {
+  type FilteredImage,
+  type ImageFilterJob,
+  imageFilterKind,
+} from '../../peer/jobs/image-filter/index.ts'
+import type { JobSpec } from '../../peer/jobs/kind.ts'
+import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
 import { colouredVertices, type FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
+import { parseMessage } from '../../peer/protocol/schemas.ts'
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import { datasetJob } from '../../peer/local/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
@@ -45,10 +55,17 @@ Options:
   --recordings DIR        the event's server peer for recordings keeps them here; the recorder
                           link records screen and camera to it         [default: recordings]
   --no-recordings         run no server peer for recordings
+  --filter-images DIR     also filter every PNG in DIR as a second job of the event: a batch
+                          image-filter job beside the live 3D job, computed by the same
+                          participants with the capacity the 3D job leaves; each filtered image
+                          is written to OUT/filtered/
+  --filter SPEC           the filter: gaussian:RADIUS:SIGMA, box:RADIUS or
+                          bilateral:RADIUS:SIGMA_SPACE:SIGMA_RANGE (radius 1–8)
+                                                                       [default: gaussian:2:1]
   --stay                  keep the event open after the last frame (Ctrl-C ends it)
   --out DIR               where the outcome goes                        [default: out/start-<name>]
   --json                  print one JSON object per line: ready (with joinLink), participant,
-                          progress, frameOutcome, done
+                          progress, frameOutcome, imageOutcome (with --filter-images), done
   -h, --help              show this help
 `
 
@@ -83,6 +100,8 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       recordings: { type: 'string' },
       'no-recordings': { type: 'boolean' },
       'frame-keys': { type: 'boolean' },
+      'filter-images': { type: 'string' },
+      filter: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -103,10 +122,24 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
   const dataset = await resolveDataset(stringOption(values, 'dataset'), stringOption(values, 'bbox'), say)
   const out = resolve(stringOption(values, 'out') ?? join('out', `start-${dataset.name}`))
   const job = datasetJob(dataset, grid)
+  const imagesDir = stringOption(values, 'filter-images')
+  const images =
+    imagesDir === undefined
+      ? undefined
+      : await imagesToFilter(resolve(imagesDir), stringOption(values, 'filter'))
 
   ending.signal.throwIfAborted()
   const event = await startEvent({
-    coordinator: { job },
+    // With images to filter, the 3D job is the live one and the images a batch job beside it.
+    coordinator:
+      images === undefined
+        ? { job }
+        : {
+            jobs: [
+              { spec: vertexJobSpec(job), kind: vertexKind, class: 'live' },
+              { spec: images.spec, kind: imageFilterKind },
+            ],
+          },
     name: dataset.name,
     turn,
     host: stringOption(values, 'host') ?? '127.0.0.1',
@@ -189,7 +222,8 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
 
     const frameIndices = [...new Set(dataset.frames.map((f) => f.index))]
     const threadsPerFrame = vertexCount(job.space) * job.cameras.length
-    const total = threadsPerFrame * frameIndices.length
+    const imageUnits = images?.files.reduce((sum, f) => sum + f.width * f.height, 0) ?? 0
+    const total = threadsPerFrame * frameIndices.length + imageUnits
     const bar = progressBar('colouring', { quiet: json })
     let done = 0
     let lastTenth = -1
@@ -210,11 +244,22 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     const outcomes: Promise<void>[] = []
     const photos = frameSource({ maxFrames: 1 })
     const allDone = new Promise<void>((resolveAll, reject) => {
-      let remaining = frameIndices.length
-      event.coordinator.on('frameComplete', (outcome: FrameOutcome, report: FrameReport) => {
-        outcomes.push(writeFrame(outcome, report))
+      let remaining = frameIndices.length + (images?.files.length ?? 0)
+      event.coordinator.on('frameComplete', (outcome: unknown, report: FrameReport) => {
+        outcomes.push(
+          report.jobId === images?.spec.jobId
+            ? writeFiltered(outcome as FilteredImage, report)
+            : writeFrame(outcome as FrameOutcome, report),
+        )
         if (--remaining === 0) resolveAll()
       })
+      event.coordinator.on('frameDropped', (report: FrameReport) =>
+        reject(
+          new Error(
+            `round ${report.frameIndex} of job ${report.jobId} was dropped: ${report.error ?? 'late'}`,
+          ),
+        ),
+      )
       ending.signal.addEventListener('abort', () => reject(ending.signal.reason as Error), { once: true })
     })
     const writeFrame = async (outcome: FrameOutcome, report: FrameReport) => {
@@ -255,6 +300,24 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
         )
       }
     }
+    const writeFiltered = async (outcome: FilteredImage, report: FrameReport) => {
+      const source = images!.files[outcome.frameIndex]!
+      const png = await writeImage(join(out, 'filtered'), basename(source.path), outcome)
+      if (json)
+        emit({
+          type: 'imageOutcome',
+          index: outcome.frameIndex,
+          source: source.path,
+          filtered: png,
+          width: outcome.width,
+          height: outcome.height,
+          latencyMs: Math.round(report.latencyMs),
+        })
+      else
+        say(
+          `  filtered:  ${png} (${outcome.width}×${outcome.height}, ${(report.latencyMs / 1000).toFixed(1)} s)`,
+        )
+    }
     // The local participants join first (a few seconds), so the job starts with the whole local
     // crowd rather than with whoever was quickest; after 30 s it starts with those who made it.
     const joined = new Promise<void>((resolveJoined) => {
@@ -272,6 +335,12 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     })
     await Promise.race([joined, allDone])
     for (const frame of dataset.frames) event.addFrame(frame)
+    for (const [index, file] of (images?.files ?? []).entries())
+      event.addInput(images!.spec.jobId, index, {
+        imageUrl: pathToFileURL(file.path).href,
+        width: file.width,
+        height: file.height,
+      })
     await allDone
     await Promise.all(outcomes)
     const stats = event.coordinator.statistics()
@@ -300,5 +369,44 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     await recordings?.close()
     await event.stop()
     await Promise.all(participants.map((p) => p.stop()))
+  }
+}
+
+/** The images of `--filter-images`: every PNG of the folder, in name order, with its size. */
+async function imagesToFilter(
+  dir: string,
+  filterText: string | undefined,
+): Promise<{ spec: JobSpec<ImageFilterJob>; files: { path: string; width: number; height: number }[] }> {
+  const names = (await readdir(dir)).filter((n) => n.toLowerCase().endsWith('.png')).sort()
+  if (names.length === 0) throw new UsageError(`--filter-images: no PNG in ${dir}`)
+  const files = await Promise.all(
+    names.map(async (name) => {
+      const path = join(dir, name)
+      // The size is in the PNG's IHDR chunk: bytes 16–23, read without decoding the image.
+      const head = (await readFile(path)).subarray(0, 24)
+      return { path, width: head.readUInt32BE(16), height: head.readUInt32BE(20) }
+    }),
+  )
+  const [type, ...numbers] = (filterText ?? 'gaussian:2:1').split(':')
+  const n = numbers.map(Number)
+  const filter =
+    type === 'gaussian'
+      ? { type, radius: n[0], sigma: n[1] }
+      : type === 'box'
+        ? { type, radius: n[0] }
+        : type === 'bilateral'
+          ? { type, radius: n[0], sigmaSpace: n[1], sigmaRange: n[2] }
+          : undefined
+  if (filter === undefined)
+    throw new UsageError(`--filter must be gaussian:R:SIGMA, box:R or bilateral:R:SS:SR, got "${filterText}"`)
+  let description: ImageFilterJob
+  try {
+    description = parseMessage(imageFilterKind.schemas.job, { filter, tile: 256 })
+  } catch (error) {
+    throw new UsageError(`--filter ${filterText}: ${(error as Error).message}`)
+  }
+  return {
+    spec: { jobId: 'filter', kind: imageFilterKind.name, version: imageFilterKind.version, description },
+    files,
   }
 }

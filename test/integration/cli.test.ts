@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, expect, it } from 'vitest'
+import { filterRect } from '../../peer/jobs/image-filter/filter.ts'
+import { decodePng } from '../../peer/participant/png.ts'
 import { decodePly } from '../../peer/quality/ply.ts'
 import { repoRoot, templeDir } from '../support/fixtures.ts'
 import { probe, recorderLikeWebm } from '../support/media.ts'
@@ -125,6 +127,51 @@ describe('crowdmesh CLI', () => {
     expect(outcome.colouredVertices).toBeGreaterThan(500)
     expect(decodePly(await readFile(outcome.ply)).rgb.length / 3).toBe(outcome.colouredVertices)
     expect((await stat(outcome.rendering)).size).toBeGreaterThan(10_000)
+  })
+
+  it("start --filter-images runs a batch image-filter job beside the 3D job; each filtered image equals one machine's", async () => {
+    const out = await mkdtemp(join(tmpdir(), 'crowdmesh-filter-'))
+    const photos = join(out, 'photos')
+    await mkdir(photos)
+    const names = (await readdir(templeDir)).filter((n) => n.endsWith('.png')).slice(0, 2)
+    for (const name of names) await copyFile(join(templeDir, name), join(photos, name))
+    const run = await crowdmesh([
+      'start',
+      '--dataset',
+      'synthetic',
+      '--grid',
+      '16',
+      '--no-recordings',
+      '--filter-images',
+      photos,
+      '--filter',
+      'box:2',
+      '--out',
+      out,
+      '--json',
+    ])
+    expect(run.code).toBe(0)
+    const events = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+    expect(events.find((e) => e.type === 'frameOutcome')).toMatchObject({ totalVertices: 16 ** 3 })
+    const filtered = events.filter((e) => e.type === 'imageOutcome')
+    expect(filtered.map((e) => basename(e.source as string))).toEqual(names)
+    for (const e of filtered) {
+      const source = decodePng(await readFile(e.source as string))
+      const expected = filterRect(
+        source,
+        { type: 'box', radius: 2 },
+        { x: 0, y: 0, w: source.width, h: source.height },
+      )
+      const got = decodePng(await readFile(e.filtered as string))
+      expect([got.width, got.height]).toEqual([source.width, source.height])
+      expect(Buffer.compare(got.rgba, expected)).toBe(0)
+    }
+    const bad = await crowdmesh(['start', '--filter-images', photos, '--filter', 'box:99', '--json'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--filter box:99/)
   })
 
   it('runs on the generated synthetic scene: start, and eval scored against its ground truth', async () => {
