@@ -1,6 +1,6 @@
 import { colouredVertices, type FrameOutcome, type OutcomeRule } from '../jobs/vertex/outcome.ts'
 import type { MultiViewDataset } from '../datasets/middlebury.ts'
-import { runLocalJob } from '../local/run-job.ts'
+import { runLocalJob } from '../jobs/vertex/run-job.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import type { Camera } from '../jobs/vertex/camera.ts'
 import { InvalidOptionError } from '../protocol/errors.ts'

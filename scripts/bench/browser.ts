@@ -11,7 +11,7 @@ import type {
   ProbeReport,
 } from '../../peer/browser/bench-api.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
-import { datasetJob } from '../../peer/local/run-job.ts'
+import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { type FrameStore, startFrameStore } from '../../peer/mesh/frame-store.ts'
 import { partitionDefaults, schedulingDefaults } from '../../peer/protocol/defaults.ts'
 import { DatasetError } from '../../peer/protocol/errors.ts'

@@ -3,7 +3,7 @@ import type { MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { type ImageFilterJob, imageFilterKind } from '../../peer/jobs/image-filter/index.ts'
 import type { JobSpec, TaskBase } from '../../peer/jobs/kind.ts'
 import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
-import { datasetJob } from '../../peer/local/run-job.ts'
+import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { type RunningEvent, startEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 

@@ -1,6 +1,6 @@
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import type { MultiViewDataset } from '../../peer/datasets/middlebury.ts'
-import { datasetJob } from '../../peer/local/run-job.ts'
+import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { FramedStream, FrameKind } from '../../peer/mesh/framing.ts'
 import { createMeshNode } from '../../peer/mesh/node.ts'

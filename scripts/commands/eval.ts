@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path'
 import { defaultScene } from '../../peer/datasets/synthetic.ts'
-import { runLocalJob } from '../../peer/local/run-job.ts'
+import { runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { scoreSynthetic, type SyntheticScore } from '../../peer/quality/synthetic-score.ts'
 import {
   evaluateHoldout,

@@ -9,7 +9,7 @@
  * Run as `node --expose-gc scripts/fuzz/event-process.ts '{"root":"…","grid":16}'` with an IPC channel.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { datasetJob } from '../../peer/local/run-job.ts'
+import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { eventTopics } from '../../peer/mesh/gossip.ts'
 import { startRecordingServer } from '../../peer/server/recording-server.ts'

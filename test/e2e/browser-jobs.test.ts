@@ -14,7 +14,7 @@ import {
 import type { JobSpec, TaskBase } from '../../peer/jobs/kind.ts'
 import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
-import { datasetJob, runLocalJob } from '../../peer/local/run-job.ts'
+import { datasetJob, runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { decodePng } from '../../peer/participant/png.ts'

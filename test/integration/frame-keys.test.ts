@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
-import { datasetJob, runLocalJob } from '../../peer/local/run-job.ts'
+import { datasetJob, runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { generateFrameKey, keyedUrl, openKeyedImage } from '../../peer/protocol/frame-keys.ts'

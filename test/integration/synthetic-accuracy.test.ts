@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import { defaultScene, writeSyntheticDataset } from '../../peer/datasets/synthetic.ts'
-import { runLocalJob } from '../../peer/local/run-job.ts'
+import { runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { scoreSynthetic } from '../../peer/quality/synthetic-score.ts'
 
 describe('synthetic scene with known ground truth', () => {

@@ -1,12 +1,12 @@
-import { Coordinator } from '../coordinator/coordinator.ts'
-import type { FrameOutcome, OutcomeRule } from '../jobs/vertex/outcome.ts'
-import type { MultiViewDataset } from '../datasets/middlebury.ts'
-import { systemClock } from '../protocol/clock.ts'
-import { partitionDefaults, samplingDefaults } from '../protocol/defaults.ts'
-import { AbortError } from '../protocol/errors.ts'
-import type { VertexJob } from '../jobs/vertex/block.ts'
-import { targetSpace, vertexCount } from '../jobs/vertex/target-space.ts'
-import { threadMesh } from './thread-mesh.ts'
+import { Coordinator } from '../../coordinator/coordinator.ts'
+import type { FrameOutcome, OutcomeRule } from './outcome.ts'
+import type { MultiViewDataset } from '../../datasets/middlebury.ts'
+import { systemClock } from '../../protocol/clock.ts'
+import { partitionDefaults, samplingDefaults } from '../../protocol/defaults.ts'
+import { AbortError } from '../../protocol/errors.ts'
+import type { VertexJob } from './block.ts'
+import { targetSpace, vertexCount } from './target-space.ts'
+import { threadMesh } from '../../local/thread-mesh.ts'
 
 /** Options of one in-process run of the vertex-colouring job over a multi-view data set. */
 export interface LocalJobInit {
