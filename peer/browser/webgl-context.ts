@@ -1,25 +1,16 @@
-import {
-  colourBlockShaders,
-  type GlslTarget,
-  indexAttribute,
-  type UniformName,
-  uniformNames,
-} from '../jobs/vertex/shaders/colour-block.ts'
 import { GpuUnavailableError } from '../protocol/errors.ts'
 
 /*
- * The WebGL plumbing of the compute backend: opening a context (WebGL 2, else WebGL 1), naming the
- * GPU, and compiling the colouring program. `webgl-worker.ts` drives them block by block.
+ * The WebGL plumbing every kind's WebGL worker shares: opening a context for computing (WebGL 2,
+ * else WebGL 1 with exact integer arithmetic), and naming the GPU. Each kind compiles its own
+ * programs (`peer/jobs/<kind>/`).
  */
 
 /** A WebGL context of either version. */
 export type Gl = WebGLRenderingContext | WebGL2RenderingContext
 
-/** The colouring program of one area radius, and its uniforms' locations. */
-export interface ColourProgram {
-  program: WebGLProgram
-  uniforms: Record<UniformName, WebGLUniformLocation | null>
-}
+/** Which WebGL a worker computes with. */
+export type GlslTarget = 'webgl2' | 'webgl1'
 
 /** An offscreen context for computing: no antialiasing, depth or premultiplied alpha. */
 const contextAttributes: WebGLContextAttributes = {
@@ -55,7 +46,7 @@ export function openContext(
       const high = gl.getShaderPrecisionFormat(gl.FRAGMENT_SHADER, gl.HIGH_FLOAT)
       if (high !== null && high.precision >= 23) return { gl, backend: 'webgl1' }
       throw new GpuUnavailableError(
-        'this browser’s WebGL 1 has no high-precision floats in fragment shaders, so its GPU cannot colour exactly; the CPU will be used instead',
+        'this browser’s WebGL 1 has no high-precision floats in fragment shaders, so its GPU cannot compute exactly; the CPU will be used instead',
       )
     }
   }
@@ -90,50 +81,4 @@ export function rendererName(gl: Gl): string {
   const name: unknown =
     info !== null ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER)
   return typeof name === 'string' ? name : 'unknown (context lost)'
-}
-
-/**
- * Compiles both shaders, links, and only then checks: a failure names the shader and quotes its
- * source with line numbers, as a participant's bug report needs.
- */
-export function linkColourProgram(gl: Gl, target: GlslTarget, maxAreaRadius: number): ColourProgram {
-  const sources = colourBlockShaders(target, maxAreaRadius)
-  const program = gl.createProgram()
-  const shaders = [
-    { kind: 'vertex', type: gl.VERTEX_SHADER, source: sources.vertex },
-    { kind: 'fragment', type: gl.FRAGMENT_SHADER, source: sources.fragment },
-  ].map((s) => {
-    const shader = gl.createShader(s.type)!
-    gl.shaderSource(shader, s.source)
-    gl.compileShader(shader)
-    gl.attachShader(program, shader)
-    return { ...s, shader }
-  })
-  if (target === 'webgl1') gl.bindAttribLocation(program, 0, indexAttribute)
-  gl.linkProgram(program)
-  const linked = gl.getProgramParameter(program, gl.LINK_STATUS) === true || gl.isContextLost()
-  let report = ''
-  if (!linked) {
-    for (const s of shaders) {
-      if (gl.getShaderParameter(s.shader, gl.COMPILE_STATUS) === true) continue
-      const numbered = s.source
-        .split('\n')
-        .map((line, i) => `${String(i + 1).padStart(3)}: ${line}`)
-        .join('\n')
-      report += `\n${s.kind} shader: ${gl.getShaderInfoLog(s.shader) ?? ''}\n${numbered}`
-    }
-    report ||= `\n${gl.getProgramInfoLog(program) ?? ''}`
-  }
-  for (const s of shaders) {
-    gl.detachShader(program, s.shader)
-    gl.deleteShader(s.shader)
-  }
-  if (!linked) {
-    gl.deleteProgram(program)
-    throw new GpuUnavailableError(`this GPU cannot compile the colouring shaders (${target}):${report}`)
-  }
-  const uniforms = Object.fromEntries(
-    uniformNames.map((n) => [n, gl.getUniformLocation(program, n)]),
-  ) as Record<UniformName, WebGLUniformLocation | null>
-  return { program, uniforms }
 }

@@ -1,4 +1,5 @@
 import * as twgl from 'twgl.js'
+import { defaultCanvas, type Gl, openContext, rendererName } from '../../browser/webgl-context.ts'
 import type { JobSpec, TaskWorker } from '../kind.ts'
 import type { FrameImage } from '../../participant/frame-image.ts'
 import type { FrameSource } from '../../participant/frame-source.ts'
@@ -14,8 +15,6 @@ import type { ImageFilterJob, ImageTask, ImageTaskResult } from './schemas.ts'
  * one fragment per output pixel into an RGBA8 target, and reads the bytes back. Results equal
  * `filterRect`'s within ±1 per channel (exactly for the separable filters; see filter-shaders.ts).
  */
-
-type Gl = WebGLRenderingContext | WebGL2RenderingContext
 
 /** Options of the WebGL worker. */
 export interface ImageFilterWebglInit {
@@ -38,16 +37,6 @@ export interface ImageFilterWebglWorker extends TaskWorker<ImageFilterJob, Image
 interface GlObjects {
   programs: Map<string, twgl.ProgramInfo>
   quad: twgl.BufferInfo
-}
-
-const contextAttributes: WebGLContextAttributes = {
-  alpha: true,
-  antialias: false,
-  depth: false,
-  stencil: false,
-  premultipliedAlpha: false,
-  preserveDrawingBuffer: false,
-  powerPreference: 'high-performance',
 }
 
 /** Opens a WebGL worker; throws `GpuUnavailableError` when the browser offers no usable WebGL. */
@@ -258,47 +247,4 @@ function upload(
   gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE)
   gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE)
   return texture
-}
-
-function defaultCanvas(): HTMLCanvasElement | OffscreenCanvas {
-  if (typeof OffscreenCanvas !== 'undefined') return new OffscreenCanvas(1, 1)
-  if (typeof document !== 'undefined') return document.createElement('canvas')
-  throw new GpuUnavailableError('this browser has no canvas to compute with, so it cannot lend its GPU')
-}
-
-/**
- * WebGL 2, else WebGL 1 (or only the one asked for). WebGL 1 must have high-precision fragment
- * floats: the separable sums reach 2^24 − 2^16 and must stay exact.
- */
-function openContext(
-  canvas: HTMLCanvasElement | OffscreenCanvas,
-  wanted: GlslTarget | undefined,
-): { gl: Gl; backend: GlslTarget } {
-  const open = canvas.getContext.bind(canvas) as (id: string, attributes: WebGLContextAttributes) => unknown
-  if (wanted !== 'webgl1') {
-    const gl = open('webgl2', contextAttributes) as WebGL2RenderingContext | null
-    if (gl !== null) return { gl, backend: 'webgl2' }
-  }
-  if (wanted !== 'webgl2') {
-    const gl = open('webgl', contextAttributes) as WebGLRenderingContext | null
-    if (gl !== null) {
-      const high = gl.getShaderPrecisionFormat(gl.FRAGMENT_SHADER, gl.HIGH_FLOAT)
-      if (high !== null && high.precision >= 23) return { gl, backend: 'webgl1' }
-      throw new GpuUnavailableError(
-        'this browser’s WebGL 1 has no high-precision floats in fragment shaders, so it cannot filter exactly; the CPU will be used instead',
-      )
-    }
-  }
-  const which =
-    wanted === undefined ? 'neither WebGL 2 nor WebGL 1' : `no ${wanted === 'webgl2' ? 'WebGL 2' : 'WebGL 1'}`
-  throw new GpuUnavailableError(
-    `this browser offers ${which} (it may be turned off, or the graphics driver blocked), so it cannot lend its GPU; the CPU will be used instead`,
-  )
-}
-
-function rendererName(gl: Gl): string {
-  const info = gl.getExtension('WEBGL_debug_renderer_info')
-  const name: unknown =
-    info !== null ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER)
-  return typeof name === 'string' ? name : 'unknown (context lost)'
 }

@@ -1,13 +1,7 @@
 import { flaggedColour, type GlslTarget } from './shaders/colour-block.ts'
 import { checkBlock, colourBlock } from './cpu-worker.ts'
-import {
-  type ColourProgram,
-  defaultCanvas,
-  linkColourProgram,
-  openContext,
-  rendererName,
-  setNearest,
-} from '../../browser/webgl-context.ts'
+import { defaultCanvas, openContext, rendererName, setNearest } from '../../browser/webgl-context.ts'
+import { type ColourProgram, linkColourProgram } from './colour-program.ts'
 import type { FrameImage } from '../../participant/frame-image.ts'
 import type { FrameSource } from '../../participant/frame-source.ts'
 import type { BlockWorker } from './block.ts'
