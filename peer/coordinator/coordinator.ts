@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
-import type { AnyJobKind, JobSpec, PriorityClass, RoundSink, TaskBase } from '../jobs/kind.ts'
-import { createVertexKind, vertexJobSpec } from '../jobs/vertex/index.ts'
+import type { AnyJobKind, JobSpec, RoundSink, TaskBase } from '../jobs/kind.ts'
+import { singleVertexJob } from '../jobs/vertex/index.ts'
 import type { FrameOutcome } from '../jobs/vertex/outcome.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
@@ -9,7 +9,6 @@ import { BlockMismatchError, CrowdmeshError, UnknownJobError } from '../protocol
 import type { Lease } from '../protocol/job.ts'
 import type { Block, Frame, VertexJob } from '../jobs/vertex/block.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { parseMessage } from '../protocol/schemas.ts'
 import { backupsWanted, chooseBackup } from './backups.ts'
 import {
   expectedTaskMs,
@@ -26,43 +25,14 @@ import type {
   CoordinatorStatistics,
   FrameReport,
   JobInit,
-  LiveMode,
   SchedulingOptions,
 } from './coordinator-contract.ts'
-import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
 import { ParticipantBook, type ParticipantRecord } from './participant-book.ts'
-import { type RoundWork, WorkQueue } from './work-queue.ts'
+import { type JobSlot, openSlot, pickSlot } from './job-slots.ts'
+import type { RoundWork } from './work-queue.ts'
 
 export type * from './coordinator-contract.ts'
-
-/** Round ids of job slot k start at k·2³² (see `RoundWork.round`). */
-const roundsPerSlot = 2 ** 32
-
-/** A job the coordinator runs: its kind, its share of the crowd, its rounds and their sinks. */
-interface JobSlot<T> {
-  readonly id: number
-  readonly spec: JobSpec
-  readonly kind: AnyJobKind
-  /** `name@version`, as participants state the kinds they run. */
-  readonly tag: string
-  readonly class: PriorityClass
-  readonly weight: number
-  readonly live: LiveMode | undefined
-  readonly limits: SizerLimits
-  readonly cost: TaskCost
-  readonly sinks: RoundSinkFactory<T>
-  readonly queue: WorkQueue
-  readonly roundSinks: Map<number, RoundSink<TaskBase, unknown, T>>
-  readonly budgetTimers: Map<number, unknown>
-  /** Rounds that ended (complete or dropped): a late input for one is ignored. */
-  readonly ended: Set<number>
-  /** Rounds whose tail was announced (`backupsWanted`), so it is announced once. */
-  readonly tails: Set<number>
-  readonly duplicateThreads: Map<number, number>
-  /** Reference units granted (units × relative cost): its stride pass is this ÷ weight. */
-  granted: number
-}
 
 /**
  * The coordinator core: takes the inputs of each job's rounds (a show's camera frames, an image to
@@ -116,24 +86,8 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     this.leases = new LeaseBook(this.clock, (record) => this.expire(record))
     this.participants = new ParticipantBook(this.options.rateSmoothing)
     const jobs: JobInit<T>[] = [...(init.jobs ?? [])]
-    if (init.job !== undefined) {
-      // The single-job form: one vertex job, with the block limits and decision of the options.
-      const kind = createVertexKind({
-        ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
-        ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
-      })
-      jobs.unshift({
-        spec: vertexJobSpec(init.job),
-        kind,
-        ...(init.live !== undefined && { live: init.live }),
-        taskUnits: {
-          min: this.options.minBlockVertices,
-          max: this.options.maxBlockVertices,
-          calibration: this.options.calibrationVertices,
-        },
-        ...(init.frameSinks !== undefined && { sinks: init.frameSinks }),
-      })
-    }
+    // The single-job form: one vertex job, with the block limits and decision of the options.
+    if (init.job !== undefined) jobs.unshift(singleVertexJob({ ...init, job: init.job }, this.options))
     if (jobs.length === 0) throw new CrowdmeshError('a coordinator needs at least one job')
     for (const job of jobs) this.addJob(job)
     this.started = true
@@ -196,43 +150,10 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
    */
   addJob(init: JobInit<T>): void {
     if (this.stopped) throw new CrowdmeshError('the coordinator is stopped')
-    const { spec, kind } = init
+    const { spec } = init
     if (this.slotsByJob.has(spec.jobId)) throw new CrowdmeshError(`job ${spec.jobId} is already running`)
-    if (spec.kind !== kind.name || spec.version !== kind.version)
-      throw new CrowdmeshError(
-        `job ${spec.jobId} is ${spec.kind}@${spec.version}, not ${kind.name}@${kind.version}`,
-      )
-    parseMessage(kind.schemas.job, spec.description)
-    const jobClass = init.class ?? (init.live !== undefined ? 'live' : 'batch')
-    const weight = init.weight ?? 1
-    if (!(weight > 0)) throw new CrowdmeshError(`job ${spec.jobId}: weight must be above 0`)
-    const peers = this.slotList.filter((s) => s.class === jobClass)
-    const id = this.nextSlot++
-    const slot: JobSlot<T> = {
-      id,
-      spec,
-      kind,
-      tag: `${kind.name}@${kind.version}`,
-      class: jobClass,
-      weight,
-      live: init.live,
-      limits: {
-        targetBlockMs: this.options.targetBlockMs,
-        minUnits: init.taskUnits?.min ?? kind.cost.minTaskUnits,
-        maxUnits: init.taskUnits?.max ?? kind.cost.maxTaskUnits,
-        calibrationUnits: init.taskUnits?.calibration ?? kind.cost.calibrationUnits,
-      },
-      cost: kind.cost,
-      sinks: init.sinks ?? kindSinks<T>(),
-      queue: new WorkQueue(id * roundsPerSlot),
-      roundSinks: new Map(),
-      budgetTimers: new Map(),
-      ended: new Set(),
-      tails: new Set(),
-      duplicateThreads: new Map(),
-      granted: peers.length === 0 ? 0 : Math.min(...peers.map((s) => s.granted / s.weight)) * weight,
-    }
-    this.slots.set(id, slot)
+    const slot = openSlot(this.nextSlot++, init, this.slotList, this.options.targetBlockMs)
+    this.slots.set(slot.id, slot)
     this.slotsByJob.set(spec.jobId, slot)
     this.slotList.push(slot)
     if (this.started) {
@@ -331,7 +252,7 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
       const besideLive = this.slotList.some(
         (s) => s.class === 'live' && this.participants.runs(participant, s.tag),
       )
-      slot = this.pickSlot(participant)
+      slot = pickSlot(this.slotList, (tag) => this.participants.runs(participant, tag))
       limits =
         slot?.class === 'batch' && besideLive
           ? { ...slot.limits, targetBlockMs: this.options.batchBesideLiveMs }
@@ -346,27 +267,6 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
       }
     }
     return this.options.speculation ? this.speculate(participant, held) : undefined
-  }
-
-  /**
-   * The job a participant's next task comes from: of the jobs with queued work whose kind it runs,
-   * a live one before any batch one, then the least share granted for its weight (ties: the job
-   * added first).
-   */
-  private pickSlot(participant: ParticipantRecord): JobSlot<T> | undefined {
-    let best: JobSlot<T> | undefined
-    let bestPass = 0
-    for (const slot of this.slotList) {
-      if (slot.class === 'batch' && best?.class === 'live') continue
-      if (!this.participants.runs(participant, slot.tag)) continue
-      if (slot.queue.firstWithWork() === undefined) continue
-      const pass = slot.granted / slot.weight
-      if (best === undefined || (slot.class === 'live' && best.class === 'batch') || pass < bestPass) {
-        best = slot
-        bestPass = pass
-      }
-    }
-    return best
   }
 
   /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */
@@ -583,7 +483,7 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     return this.leases.grant(
       participant.id,
       task,
-      { key, units, job: slot.id, round: slot.id * roundsPerSlot + task.frameIndex },
+      { key, units, job: slot.id, round: slot.queue.roundOf(task.frameIndex) },
       { deadline, expectedAt, speculative },
     )
   }

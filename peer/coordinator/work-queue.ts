@@ -42,6 +42,11 @@ export class WorkQueue {
     this.roundBase = roundBase
   }
 
+  /** A round's id across the coordinator's jobs (what its leases are indexed by). */
+  roundOf(index: number): number {
+    return this.roundBase + index
+  }
+
   /** The work of a round index, if open. */
   frame(index: number): RoundWork | undefined {
     return this.rounds.get(index)
@@ -56,7 +61,7 @@ export class WorkQueue {
   open(index: number, plan: RoundPlan<TaskBase>, level: number, now: number): RoundWork {
     const work: RoundWork = {
       index,
-      round: this.roundBase + index,
+      round: this.roundOf(index),
       level,
       plan,
       arrivedAt: now,

@@ -1,3 +1,4 @@
+import type { CoordinatorInit, JobInit, SchedulingOptions } from '../../coordinator/coordinator-contract.ts'
 import type { JobKind, JobSpec, TaskWorker } from '../kind.ts'
 import { messageLimits, outcomeDefaults, schedulingDefaults } from '../../protocol/defaults.ts'
 import { type Block, blockKey, blockResult, type BlockResult, type Frame, type VertexJob } from './block.ts'
@@ -173,4 +174,29 @@ let zeroBuffer = new Uint8Array(0)
 function zeros(bytes: number): Uint8Array {
   if (zeroBuffer.length < bytes) zeroBuffer = new Uint8Array(Math.max(bytes, zeroBuffer.length * 2))
   return zeroBuffer.subarray(0, bytes)
+}
+
+/**
+ * The coordinator's single-job form (`new Coordinator({ job })`) as a job of the vertex kind: its
+ * decision options, live mode, frame sinks and block limits (`blockVertices`, `*BlockVertices`).
+ */
+export function singleVertexJob<T>(
+  init: CoordinatorInit<T> & { job: VertexJob },
+  options: Pick<SchedulingOptions, 'minBlockVertices' | 'maxBlockVertices' | 'calibrationVertices'>,
+): JobInit<T> {
+  const kind = createVertexKind({
+    ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
+    ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
+  })
+  return {
+    spec: vertexJobSpec(init.job),
+    kind,
+    ...(init.live !== undefined && { live: init.live }),
+    taskUnits: {
+      min: options.minBlockVertices,
+      max: options.maxBlockVertices,
+      calibration: options.calibrationVertices,
+    },
+    ...(init.frameSinks !== undefined && { sinks: init.frameSinks }),
+  }
 }

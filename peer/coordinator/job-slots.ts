@@ -1,0 +1,109 @@
+import type { AnyJobKind, JobSpec, PriorityClass, RoundSink, TaskBase } from '../jobs/kind.ts'
+import { CrowdmeshError } from '../protocol/errors.ts'
+import { parseMessage } from '../protocol/schemas.ts'
+import type { SizerLimits, TaskCost } from './block-sizer.ts'
+import type { JobInit, LiveMode } from './coordinator-contract.ts'
+import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
+import { WorkQueue } from './work-queue.ts'
+
+/*
+ * The jobs a coordinator runs, one slot each, and which one a participant's next task comes from.
+ */
+
+/** Round ids of job slot k start at k·2³² (see `RoundWork.round`). */
+const roundsPerSlot = 2 ** 32
+
+/** A job the coordinator runs: its kind, its share of the crowd, its rounds and their sinks. */
+export interface JobSlot<T> {
+  readonly id: number
+  readonly spec: JobSpec
+  readonly kind: AnyJobKind
+  /** `name@version`, as participants state the kinds they run. */
+  readonly tag: string
+  readonly class: PriorityClass
+  readonly weight: number
+  readonly live: LiveMode | undefined
+  readonly limits: SizerLimits
+  readonly cost: TaskCost
+  readonly sinks: RoundSinkFactory<T>
+  readonly queue: WorkQueue
+  readonly roundSinks: Map<number, RoundSink<TaskBase, unknown, T>>
+  readonly budgetTimers: Map<number, unknown>
+  /** Rounds that ended (complete or dropped): a late input for one is ignored. */
+  readonly ended: Set<number>
+  /** Rounds whose tail was announced (`backupsWanted`), so it is announced once. */
+  readonly tails: Set<number>
+  readonly duplicateThreads: Map<number, number>
+  /** Reference units granted (units × relative cost): its stride pass is this ÷ weight. */
+  granted: number
+}
+
+/**
+ * A new job's slot `id`, its description checked against its kind's schema. It starts with the
+ * least share of its class among `running`, so it neither waits for older jobs nor floods them.
+ */
+export function openSlot<T>(
+  id: number,
+  init: JobInit<T>,
+  running: readonly JobSlot<T>[],
+  targetBlockMs: number,
+): JobSlot<T> {
+  const { spec, kind } = init
+  if (spec.kind !== kind.name || spec.version !== kind.version)
+    throw new CrowdmeshError(
+      `job ${spec.jobId} is ${spec.kind}@${spec.version}, not ${kind.name}@${kind.version}`,
+    )
+  parseMessage(kind.schemas.job, spec.description)
+  const jobClass = init.class ?? (init.live !== undefined ? 'live' : 'batch')
+  const weight = init.weight ?? 1
+  if (!(weight > 0)) throw new CrowdmeshError(`job ${spec.jobId}: weight must be above 0`)
+  const peers = running.filter((s) => s.class === jobClass)
+  return {
+    id,
+    spec,
+    kind,
+    tag: `${kind.name}@${kind.version}`,
+    class: jobClass,
+    weight,
+    live: init.live,
+    limits: {
+      targetBlockMs,
+      minUnits: init.taskUnits?.min ?? kind.cost.minTaskUnits,
+      maxUnits: init.taskUnits?.max ?? kind.cost.maxTaskUnits,
+      calibrationUnits: init.taskUnits?.calibration ?? kind.cost.calibrationUnits,
+    },
+    cost: kind.cost,
+    sinks: init.sinks ?? kindSinks<T>(),
+    queue: new WorkQueue(id * roundsPerSlot),
+    roundSinks: new Map(),
+    budgetTimers: new Map(),
+    ended: new Set(),
+    tails: new Set(),
+    duplicateThreads: new Map(),
+    granted: peers.length === 0 ? 0 : Math.min(...peers.map((s) => s.granted / s.weight)) * weight,
+  }
+}
+
+/**
+ * The job a participant's next task comes from: of the jobs with queued work whose kind it runs,
+ * a live one before any batch one, then the least share granted for its weight (ties: the job
+ * added first).
+ */
+export function pickSlot<T>(
+  slots: readonly JobSlot<T>[],
+  runs: (tag: string) => boolean,
+): JobSlot<T> | undefined {
+  let best: JobSlot<T> | undefined
+  let bestPass = 0
+  for (const slot of slots) {
+    if (slot.class === 'batch' && best?.class === 'live') continue
+    if (!runs(slot.tag)) continue
+    if (slot.queue.firstWithWork() === undefined) continue
+    const pass = slot.granted / slot.weight
+    if (best === undefined || (slot.class === 'live' && best.class === 'batch') || pass < bestPass) {
+      best = slot
+      bestPass = pass
+    }
+  }
+  return best
+}
