@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
-import type { AppState } from '../../peer/browser/app-state.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { filterRect } from '../../peer/jobs/image-filter/filter.ts'
 import {
@@ -20,6 +19,7 @@ import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { decodePng } from '../../peer/participant/png.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { templeDir } from '../support/fixtures.ts'
+import { untilState } from '../support/participant-page.ts'
 
 /*
  * Two jobs of different kinds in one event, computed by browsers (WebGL 2 from SwiftShader here) and
@@ -39,22 +39,6 @@ const photos: JobSpec<ImageFilterJob> = {
   kind: imageFilterKind.name,
   version: imageFilterKind.version,
   description: { filter: { type: 'gaussian', radius: 2, sigma: 1 }, tile: 128 },
-}
-
-async function state(page: Page): Promise<AppState> {
-  return page.evaluate(() => (globalThis as unknown as { crowdmesh: { state: AppState } }).crowdmesh.state)
-}
-
-async function until(page: Page, ok: (s: AppState) => boolean, what: string, ms = 60_000): Promise<AppState> {
-  const deadline = performance.now() + ms
-  let last = await state(page)
-  while (!ok(last)) {
-    if (performance.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; state: ${JSON.stringify(last)}`)
-    await new Promise((r) => setTimeout(r, 200))
-    last = await state(page)
-  }
-  return last
 }
 
 function maxDifference(a: Uint8Array, b: Uint8Array): number {
@@ -98,7 +82,7 @@ describe('browser participants in an event of two jobs', () => {
     node.push(new ParticipantProcess(event.joinLink, { dutyCycle: 1, cores: 1 }))
     const ids = new Set<string>()
     for (const page of pages)
-      ids.add((await until(page, (s) => s.phase === 'computing', 'the page to join')).participantId)
+      ids.add((await untilState(page, (s) => s.phase === 'computing', 'the page to join')).participantId)
     await node[0]!.waitFor('welcome')
 
     // Which kinds the browsers computed, from the coordinator's side.

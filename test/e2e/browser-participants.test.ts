@@ -8,9 +8,9 @@ import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middl
 import { datasetJob, runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
-import type { AppState } from '../../peer/browser/app-state.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { repoRoot, templeDir } from '../support/fixtures.ts'
+import { appState, untilState } from '../support/participant-page.ts'
 
 /*
  * Browser participants in real headless Chromium (WebGL2 from SwiftShader here): the participant web
@@ -26,23 +26,6 @@ let event: RunningEvent
 let browser: Browser
 let reference: FrameOutcome
 const node: ParticipantProcess[] = []
-
-async function state(page: Page): Promise<AppState> {
-  return page.evaluate(() => (globalThis as unknown as { crowdmesh: { state: AppState } }).crowdmesh.state)
-}
-
-/** Polls the page's state until `ok` holds (or fails with the last state seen). */
-async function until(page: Page, ok: (s: AppState) => boolean, what: string, ms = 60_000): Promise<AppState> {
-  const deadline = performance.now() + ms
-  let last = await state(page)
-  while (!ok(last)) {
-    if (performance.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; state: ${JSON.stringify(last)}`)
-    await new Promise((r) => setTimeout(r, 200))
-    last = await state(page)
-  }
-  return last
-}
 
 async function openParticipant(
   query = '?duty=1&backend=webgl',
@@ -91,7 +74,7 @@ describe('browser participants', () => {
     const pages = await Promise.all([openParticipant(), openParticipant(), openParticipant()])
     node.push(new ParticipantProcess(event.joinLink, { dutyCycle: 1, cores: 1 }))
     for (const page of pages) {
-      const s = await until(page, (s) => s.phase === 'computing', 'the page to join')
+      const s = await untilState(page, (s) => s.phase === 'computing', 'the page to join')
       expect(s.backend).toBe('webgl2')
       expect(s.participantId).not.toBe('')
     }
@@ -99,7 +82,7 @@ describe('browser participants', () => {
 
     const frame = runFrame(0)
     // Close one tab as soon as it has computed something: its leases must go to the others.
-    await until(pages[2], (s) => s.blocksDone >= 1, 'the third page to compute a block')
+    await untilState(pages[2], (s) => s.blocksDone >= 1, 'the third page to compute a block')
     await pages[2].context().close()
     const outcome = await frame
 
@@ -108,7 +91,7 @@ describe('browser participants', () => {
     expect(stats.threadsCounted).toBe(grid ** 3 * dataset.cameras.length)
     expect(event.coordinator.audit().unaccountedThreads).toBe(0)
     // The browsers did real work, and so did the Node participant.
-    const done = await Promise.all(pages.slice(0, 2).map((p) => state(p)))
+    const done = await Promise.all(pages.slice(0, 2).map((p) => appState(p)))
     for (const s of done) expect(s.blocksDone).toBeGreaterThan(0)
     // Same vertices decided, colours within ±1 per channel of the CPU run.
     expect(outcome.coloured).toBe(reference.coloured)
@@ -120,7 +103,7 @@ describe('browser participants', () => {
 
     // The outcome reaches the browsers by gossip and the viewer draws it.
     for (const page of pages.slice(0, 2)) {
-      const s = await until(page, (s) => s.frameIndex === 0 && s.points > 0, 'the outcome in the viewer')
+      const s = await untilState(page, (s) => s.frameIndex === 0 && s.points > 0, 'the outcome in the viewer')
       expect(s.colouredTotal).toBe(reference.coloured)
     }
     const shot = join(artifacts, 'viewer.png')
@@ -132,7 +115,7 @@ describe('browser participants', () => {
 
   it('a participant who joins after a frame sees its outcome at once; by default it computes on the GPU unless WebGL is software', async () => {
     const late = await openParticipant('?duty=1')
-    const s = await until(late, (s) => s.points > 0, 'the latest outcome', 30_000)
+    const s = await untilState(late, (s) => s.points > 0, 'the latest outcome', 30_000)
     expect(s.frameIndex).toBe(0)
     expect(s.colouredTotal).toBe(reference.coloured)
     const software = /swiftshader|llvmpipe/i.test(s.renderer)
@@ -142,19 +125,19 @@ describe('browser participants', () => {
 
   it('Pause stops asking for work and Resume starts again; Leave leaves the event', async () => {
     const page = await openParticipant()
-    await until(page, (s) => s.phase === 'computing', 'the page to join')
+    await untilState(page, (s) => s.phase === 'computing', 'the page to join')
     await page.getByRole('button', { name: 'Pause' }).click()
-    expect((await state(page)).phase).toBe('paused')
+    expect((await appState(page)).phase).toBe('paused')
     const frame = runFrame(1)
-    const before = (await state(page)).blocksDone
+    const before = (await appState(page)).blocksDone
     // The Node participant computes the frame alone while the page is paused.
     await frame
-    expect((await state(page)).blocksDone).toBeLessThanOrEqual(before + 1)
+    expect((await appState(page)).blocksDone).toBeLessThanOrEqual(before + 1)
     await page.getByRole('button', { name: 'Resume' }).click()
-    expect((await state(page)).phase).toBe('computing')
+    expect((await appState(page)).phase).toBe('computing')
     // The coordinator sees this page leave (counting all participants would also count a tab closed
     // in an earlier test whose connection the coordinator notices late).
-    const id = (await state(page)).participantId
+    const id = (await appState(page)).participantId
     const gone = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 10_000)
       event.host.on('participantLeft', ({ participantId }) => {
@@ -164,7 +147,7 @@ describe('browser participants', () => {
       })
     })
     await page.getByRole('button', { name: 'Leave' }).click()
-    const left = await until(page, (s) => s.phase === 'left', 'the page to leave')
+    const left = await untilState(page, (s) => s.phase === 'left', 'the page to leave')
     expect(left.message).toMatch(/You left the event/)
     expect(await gone).toBe(true)
   }, 120_000)
@@ -197,7 +180,7 @@ describe('browser participants', () => {
         }),
       relayed.joinLink,
     )
-    await until(page, (s) => s.phase === 'computing', 'the relay-only page to join')
+    await untilState(page, (s) => s.phase === 'computing', 'the relay-only page to join')
     const pairs = await page.evaluate(async () => {
       const made = (globalThis as unknown as { madeConnections: RTCPeerConnection[] }).madeConnections
       const out: { policy: string | undefined; local: string; remote: string }[] = []
@@ -225,7 +208,7 @@ describe('browser participants', () => {
     expect(keyed.coloured).toBe(keyedReference.coloured)
     expect(Buffer.compare(keyed.decision, keyedReference.decision)).toBe(0)
     // The page was the event's only participant: it computed every thread, all through TURN.
-    expect((await state(page)).threadsDone).toBe(32 ** 3 * dataset.cameras.length)
+    expect((await appState(page)).threadsDone).toBe(32 ** 3 * dataset.cameras.length)
     expect(relayed.coordinator.statistics().threadsCounted).toBe(32 ** 3 * dataset.cameras.length)
     await page.context().close()
     await relayed.stop()
@@ -237,7 +220,12 @@ describe('browser participants', () => {
         delete (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection
       }),
     )
-    const refused = await until(noRtc, (s) => s.phase === 'unsupported', 'the unsupported message', 10_000)
+    const refused = await untilState(
+      noRtc,
+      (s) => s.phase === 'unsupported',
+      'the unsupported message',
+      10_000,
+    )
     expect(refused.message).toMatch(/cannot open WebRTC connections/)
     expect(await noRtc.getByRole('status').textContent()).toMatch(/cannot take part/)
 
@@ -256,11 +244,11 @@ describe('browser participants', () => {
         }
       }),
     )
-    const cpu = await until(noGl, (s) => s.phase === 'computing', 'the page to join on the CPU')
+    const cpu = await untilState(noGl, (s) => s.phase === 'computing', 'the page to join on the CPU')
     expect(cpu.backend).toBe('cpu')
     expect(cpu.notice).toMatch(/processor/)
     const frame = runFrame(2)
-    await until(noGl, (s) => s.blocksDone > 0, 'a block computed on the processor')
+    await untilState(noGl, (s) => s.blocksDone > 0, 'a block computed on the processor')
     await frame
   }, 180_000)
 })
