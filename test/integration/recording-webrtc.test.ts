@@ -150,7 +150,9 @@ async function uploadsIntact(
   create: () => Promise<{ id: string; writeToken: string; shareId: string }>,
 ) {
   const created = await create()
-  const { uploader, kinds } = uploaderOf(created, transports(link), 8000)
+  // WebRTC alone: a negotiation that fails inside libdatachannel now and then on a loaded machine
+  // is tried again, as a recorder does, rather than handed to the WebSocket.
+  const { uploader, kinds } = uploaderOf(created, [transports(link)[0]!], 8000)
   const media = await recorderLikeWebm(server.store.root, 2)
   await uploader.append(media)
   expect(await uploader.publish()).toBe(created.shareId)
@@ -232,7 +234,8 @@ describe('uploads over WebRTC', () => {
   it('carries a recording over a data channel: every byte acknowledged, published, identical', async () => {
     const { server, joinLinks, create } = await setUp()
     const created = await create()
-    const { uploader, kinds } = uploaderOf(created, transports(joinLinks.recorder), 8000)
+    // WebRTC alone (the fallback has its own test): a failed negotiation is tried again.
+    const { uploader, kinds } = uploaderOf(created, [transports(joinLinks.recorder)[0]!], 8000)
     const media = await recorderLikeWebm(server.store.root, 6)
     const size = Math.ceil(media.length / 24)
     for (let i = 0; i < 24; i++) {
@@ -270,7 +273,7 @@ describe('uploads over WebRTC', () => {
     const recorders = await Promise.all(
       [0, 1].map(async () => {
         const created = await create()
-        return { created, ...uploaderOf(created, transports(joinLinks.recorder), 8000) }
+        return { created, ...uploaderOf(created, [transports(joinLinks.recorder)[0]!], 8000) }
       }),
     )
     const size = Math.ceil(media.length / 16)
