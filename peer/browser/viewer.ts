@@ -1,5 +1,5 @@
 import * as twgl from 'twgl.js'
-import type { OutcomeSnapshot } from '../mesh/gossip.ts'
+import type { OutcomeSnapshot } from '../jobs/vertex/outcome-codec.ts'
 
 /*
  * The live 3D viewer: each frame outcome as a coloured point cloud. twgl.js rather than three.js:

@@ -1,9 +1,9 @@
 import type { UnitCost } from '../jobs/kind.ts'
 
 /*
- * Task sizes from a participant's measured speed. Speeds are in reference units a second (a vertex
- * seen from one camera: the unit the participant's meter reports); a kind's unit costs
- * `relativeCost` of them, and carries its own bytes in and out.
+ * Task sizes from a participant's measured speed. Speeds are in reference units a second (the unit
+ * the participant's meter reports, of relative cost 1); a kind's unit costs `relativeCost` of them,
+ * and carries its own bytes in and out.
  */
 
 /** What the sizer knows of a participant. */

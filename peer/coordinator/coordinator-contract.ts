@@ -1,9 +1,7 @@
 import type { Clock } from '../protocol/clock.ts'
 import type { CrowdmeshError } from '../protocol/errors.ts'
 import type { AnyJobKind, JobSpec, PriorityClass, TaskBase } from '../jobs/kind.ts'
-import type { FrameOutcome, OutcomeRule } from '../jobs/vertex/outcome.ts'
 import type { Lease } from '../protocol/job.ts'
-import type { Block, VertexJob } from '../jobs/vertex/block.ts'
 import type { Logger } from '../protocol/logger.ts'
 import type { RoundSinkFactory } from './frame-sink.ts'
 import type { ParticipantRow } from './participant-book.ts'
@@ -17,9 +15,6 @@ import type { ParticipantRow } from './participant-book.ts'
 export interface SchedulingOptions {
   targetBlockMs: number
   batchBesideLiveMs: number
-  minBlockVertices: number
-  maxBlockVertices: number
-  calibrationVertices: number
   maxLeasesPerParticipant: number
   deadlineSlack: number
   minDeadlineMs: number
@@ -34,9 +29,9 @@ export interface LiveMode {
   /** A frame not complete this long after it arrived is dropped (and reported), ms. */
   latencyBudgetMs: number
   /**
-   * `downgrade`: a frame that would not finish in time at the crowd's measured speed is admitted on a
-   * coarser grid (each axis halved, up to 3 times), and reported; one late all the same is still dropped.
-   * `drop`: frames keep the job's grid and late ones are dropped.
+   * `downgrade`: a round that would not finish in time at the crowd's measured speed is admitted at a
+   * coarser level of its kind (`JobKind.levels`), and reported; one late all the same is still dropped.
+   * `drop`: rounds keep the job's full size and late ones are dropped.
    */
   overload: 'drop' | 'downgrade'
 }
@@ -58,31 +53,20 @@ export interface JobInit<T = unknown> {
 }
 
 /** Options of a coordinator. */
-export interface CoordinatorInit<T = FrameOutcome> {
+export interface CoordinatorInit<T = unknown> {
   /**
-   * One vertex job: the single-job form (`live`, `blockVertices`, the block limits of `scheduling`,
-   * `minCoverage`, `outcomeRule` and `frameSinks` apply to it). Either `job` or `jobs`.
+   * Jobs of any kinds, run at once; more can be added and ended while participants work. (One vertex
+   * job with the options it had before job kinds: `VertexCoordinator` in `peer/jobs/vertex/`.)
    */
-  job?: VertexJob
-  /** Jobs of any kinds, run at once; more can be added and ended while participants work. */
-  jobs?: JobInit<T>[]
+  jobs: JobInit<T>[]
   scheduling?: Partial<SchedulingOptions>
-  /** Fixed block size, vertices: sets the smallest, largest and calibration block at once (tests, benchmarks). */
-  blockVertices?: number
-  /** Live mode with a latency budget; absent: batch mode, every frame completes however long it takes. */
-  live?: LiveMode
   /**
    * `pull` (default): participants ask for work. `push`: the coordinator hands leases to the
    * participants it knows with spare capacity (`leaseOffered`) whenever work is queued or a result
    * frees a slot; the seed describes both. Pull keeps the coordinator simple and lets a participant
-   * pace itself; push saves a round trip per block where round trips are long.
+   * pace itself; push saves a round trip per task where round trips are long.
    */
   mode?: 'pull' | 'push'
-  /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
-  minCoverage?: number
-  outcomeRule?: Partial<OutcomeRule>
-  /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
-  frameSinks?: RoundSinkFactory<T>
 }
 
 /** Injected dependencies. */
@@ -118,7 +102,7 @@ export interface FrameReport {
 }
 
 /** Control events of a coordinator. */
-export interface CoordinatorEvents<T, K extends TaskBase = Block> {
+export interface CoordinatorEvents<T, K extends TaskBase = TaskBase> {
   /** Every thread of a frame counted once and its outcome is decided. */
   frameComplete: [T, FrameReport]
   /** A live frame missed its latency budget and was dropped: reported, never silent. */

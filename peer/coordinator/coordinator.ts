@@ -1,13 +1,10 @@
 import { EventEmitter } from 'node:events'
 import type { AnyJobKind, JobSpec, RoundSink, TaskBase } from '../jobs/kind.ts'
-import { singleVertexJob } from '../jobs/vertex/index.ts'
-import type { FrameOutcome } from '../jobs/vertex/outcome.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { schedulingDefaults } from '../protocol/defaults.ts'
 import { BlockMismatchError, CrowdmeshError, UnknownJobError } from '../protocol/errors.ts'
 import type { Lease } from '../protocol/job.ts'
-import type { Block, Frame, VertexJob } from '../jobs/vertex/block.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { backupsWanted, chooseBackup } from './backups.ts'
 import {
@@ -35,8 +32,8 @@ import type { RoundWork } from './work-queue.ts'
 export type * from './coordinator-contract.ts'
 
 /**
- * The coordinator core: takes the inputs of each job's rounds (a show's camera frames, an image to
- * filter), leases tasks to participants that ask (sized to each one's measured speed, of a kind
+ * The coordinator core: takes the inputs of each job's rounds (the images of a moment of a show,
+ * a photograph to filter), leases tasks to participants that ask (sized to each one's measured speed, of a kind
  * each one runs), counts every unit of a round exactly once, and hands complete rounds to their
  * sink. Several jobs run at once: live work before batch work, and jobs of one class share by
  * weight (a stride scheduler over the reference units granted). What a task computes is its kind's
@@ -44,10 +41,10 @@ export type * from './coordinator-contract.ts'
  * calls the `handle*` methods and forwards what they return; the clock is injected, so the same
  * code runs in-process, in the simulator's virtual time and over libp2p. See README, "Scheduling".
  *
- * `new Coordinator({ job })` runs one vertex job, as before job kinds (the single-job form);
- * `new Coordinator({ jobs })` runs any set, and `addJob`/`endJob` change it while participants work.
+ * `new Coordinator({ jobs })` runs any set of jobs, and `addJob`/`endJob` change it while
+ * participants work.
  */
-export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends EventEmitter<
+export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends EventEmitter<
   CoordinatorEvents<T, K>
 > {
   private readonly clock: Clock
@@ -72,30 +69,14 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     super()
     this.clock = components.clock
     this.log = components.logger ?? makeLogger('crowdmesh:coordinator')
-    const fixed = init.blockVertices
-    this.options = {
-      ...schedulingDefaults,
-      ...init.scheduling,
-      ...(fixed !== undefined && {
-        minBlockVertices: fixed,
-        maxBlockVertices: fixed,
-        calibrationVertices: fixed,
-      }),
-    }
+    this.options = { ...schedulingDefaults, ...init.scheduling }
     this.push = init.mode === 'push'
     this.leases = new LeaseBook(this.clock, (record) => this.expire(record))
     this.participants = new ParticipantBook(this.options.rateSmoothing)
-    const jobs: JobInit<T>[] = [...(init.jobs ?? [])]
-    // The single-job form: one vertex job, with the block limits and decision of the options.
-    if (init.job !== undefined) jobs.unshift(singleVertexJob({ ...init, job: init.job }, this.options))
+    const { jobs } = init
     if (jobs.length === 0) throw new CrowdmeshError('a coordinator needs at least one job')
     for (const job of jobs) this.addJob(job)
     this.started = true
-  }
-
-  /** The single-job form's vertex job (the first job's description). */
-  get job(): VertexJob {
-    return this.slotList[0]!.spec.description as VertexJob
   }
 
   /** The jobs running now, in the order they were added. */
@@ -120,11 +101,6 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     let total = 0
     for (const slot of this.slotList) total += slot.queue.queuedUnits
     return total
-  }
-
-  /** The single-job form's name for `queuedUnits`. */
-  get queuedVertices(): number {
-    return this.queuedUnits
   }
 
   /** Rounds of a job neither complete nor dropped. */
@@ -177,13 +153,8 @@ export class Coordinator<T = FrameOutcome, K extends TaskBase = Block> extends E
     this.emit('jobEnded', jobId)
   }
 
-  /** Adds a camera frame to the single-job form's vertex job; its blocks join the queue in frame order. */
-  addFrame(frame: Frame): void {
-    this.addInput(this.slotList[0]!.spec.jobId, frame.index, frame)
-  }
-
   /**
-   * Adds an input of round `frameIndex` of a job (a camera's frame of a moment, an image): the round
+   * Adds an input of round `frameIndex` of a job (one image of a moment of a show, a photograph): the round
    * opens with its first input, and its tasks join the job's queue in round order. Throws for an
    * input its kind refuses, and for a job that is not running.
    */

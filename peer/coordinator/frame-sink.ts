@@ -12,7 +12,7 @@ export interface RoundSinkInit {
 /** Makes the sink of each round of a job. */
 export type RoundSinkFactory<T> = (init: RoundSinkInit) => RoundSink<TaskBase, unknown, T>
 
-/** The real sinks: the kind's own (for vertices, the aggregation and decision). */
+/** The real sinks: the kind's own (`JobKind.openSink`: its reduction and decision). */
 export function kindSinks<T>(): RoundSinkFactory<T> {
   return (init) => init.kind.openSink(init.job, init.plan, init.level) as RoundSink<TaskBase, unknown, T>
 }

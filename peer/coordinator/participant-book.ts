@@ -1,3 +1,4 @@
+import { legacyKindTag } from '../jobs/registry.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { SpeedEstimate } from './block-sizer.ts'
 
@@ -6,7 +7,7 @@ export interface ParticipantRecord {
   readonly id: string
   /** What it last stated. */
   capability: Capability | undefined
-  /** The kinds it stated it runs (`name@version`); undefined: `vertex@1` alone. */
+  /** The kinds it stated it runs (`name@version`); undefined: `legacyKindTag` alone. */
   kinds: ReadonlySet<string> | undefined
   /** Threads per second the coordinator observed (smoothed); 0 until its first result. */
   observedThreadsPerSec: number
@@ -46,7 +47,6 @@ export interface ParticipantRow {
 }
 
 /** What a participant that states no kinds runs (every participant before job kinds). */
-const defaultKindTag = 'vertex@1'
 
 function sameKinds(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   if (a === b) return true
@@ -103,7 +103,7 @@ export class ParticipantBook {
 
   /** Whether a participant runs tasks of the kind tagged `tag` (`name@version`). */
   runs(record: ParticipantRecord, tag: string): boolean {
-    return record.kinds === undefined ? tag === defaultKindTag : record.kinds.has(tag)
+    return record.kinds === undefined ? tag === legacyKindTag : record.kinds.has(tag)
   }
 
   get(id: string): ParticipantRecord | undefined {

@@ -2,6 +2,7 @@ import { UnknownJobKindError } from '../protocol/errors.ts'
 import type { AnyJobKind } from './kind.ts'
 import { imageFilterKind } from './image-filter/index.ts'
 import { vertexKind } from './vertex/index.ts'
+import { showJob } from './vertex/simulation.ts'
 
 /**
  * The job kinds this build runs, by name. A kind's workers are loaded on demand (`workers.cpu`,
@@ -22,3 +23,12 @@ export function kindOf(name: string, version: number, kinds = jobKinds): AnyJobK
     throw new UnknownJobKindError(`job kind ${name} is version ${kind.version} here, not ${version}`)
   return kind
 }
+
+/**
+ * What runs when no job is named: the live show (`crowdmesh start` and `crowdmesh simulate`
+ * without `--jobs`), its kind and how a simulation shapes its job from `--grid` and `--cameras`.
+ */
+export const defaultJob = { kind: vertexKind as AnyJobKind, simulated: showJob }
+
+/** What a participant that states no kinds runs: the one kind there was before job kinds. */
+export const legacyKindTag = `${vertexKind.name}@${vertexKind.version}`

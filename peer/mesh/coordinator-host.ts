@@ -26,7 +26,14 @@ import {
   ReceiveBudget,
   ReceiveBudgetError,
 } from './framing.ts'
-import { type CoordinatorStatus, coordinatorValidators, encodeJson, eventTopics } from './gossip.ts'
+import {
+  type CoordinatorStatus,
+  coordinatorValidators,
+  encodeJobOutcome,
+  encodeJson,
+  eventTopics,
+  outcomeEnvelopeBytes,
+} from './gossip.ts'
 import { TokenBucket } from './rate-limit.ts'
 import {
   decodeResultFrame,
@@ -82,8 +89,8 @@ export interface CoordinatorHostEvents {
   participantLeft: [{ participantId: string }]
   /** A participant's stream was closed for breaking the protocol, or a request was refused. */
   refused: [{ participantId: string; code: (typeof errorCodes)[number]; message: string }]
-  /** A frame outcome went out on gossip. */
-  outcomePublished: [{ frameIndex: number; bytes: number; recipients: number; at: number }]
+  /** A round's outcome went out on gossip. */
+  outcomePublished: [{ jobId: string; frameIndex: number; bytes: number; recipients: number; at: number }]
 }
 
 interface Session {
@@ -138,7 +145,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private readonly gate: AdmissionGate
   /** Per-frame keys by job and round (`jobId/frameIndex`), while the round is open (see `protocol/frame-keys.ts`). */
   private readonly frameKeys = new Map<string, FrameKey>()
-  private latestOutcome: Uint8Array | undefined
+  /** Each job's latest outcome, in its envelope: a participant who joins late sees them at once. */
+  private readonly latestOutcomes = new Map<string, Uint8Array>()
   private lastRejection: RejectedResult | undefined
   private statusTimer: unknown
   private stopped = false
@@ -252,7 +260,10 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         if (session.label !== undefined) this.send(session, message)
     }
     on('jobAdded', (job: JobSpec) => tellAll({ type: 'job-added', job }))
-    on('jobEnded', (jobId: string) => tellAll({ type: 'job-ended', jobId }))
+    on('jobEnded', (jobId: string) => {
+      this.latestOutcomes.delete(jobId)
+      tellAll({ type: 'job-ended', jobId })
+    })
     const tick = () => {
       if (this.stopped) return
       this.publishStatus()
@@ -404,8 +415,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         jobs: this.coordinator.jobs,
       })
       // A participant who joins late sees the latest outcome at once.
-      if (this.latestOutcome !== undefined)
-        void session.framed.send(FrameKind.binary, this.latestOutcome).catch(() => {})
+      for (const bytes of this.latestOutcomes.values())
+        void session.framed.send(FrameKind.binary, bytes).catch(() => {})
       this.emit('participantJoined', {
         participantId: session.participantId,
         label,
@@ -507,18 +518,26 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   }
 
   private publishOutcome(outcome: unknown, report: FrameReport): void {
-    // The first job's outcomes are gossiped (and shown to a participant who joins late); other
-    // jobs' stay with the operator for now.
-    const first = this.coordinator.jobs[0]
-    if (first === undefined || report.jobId !== first.jobId) return
-    const kind = this.coordinator.kindOf(first.jobId)!
-    const bytes = kind.outcome.encode(outcome, first, meshDefaults.maxGossipBytes)
-    this.latestOutcome = bytes
+    // Every job's outcomes are gossiped, each in an envelope naming its job; participants show those
+    // of the kinds they have.
+    const spec = this.coordinator.jobs.find((job) => job.jobId === report.jobId)
+    const kind = this.coordinator.kindOf(report.jobId)
+    if (spec === undefined || kind === undefined) return
+    let bytes: Uint8Array
+    try {
+      const room = meshDefaults.maxGossipBytes - outcomeEnvelopeBytes(spec.jobId)
+      bytes = encodeJobOutcome(spec.jobId, kind.outcome.encode(outcome, spec, room))
+    } catch (error) {
+      this.log(`the outcome of round ${report.frameIndex} of ${spec.jobId} cannot go out: ${String(error)}`)
+      return
+    }
+    this.latestOutcomes.set(spec.jobId, bytes)
     const at = Date.now()
     this.node.services.gossip
       .publish(this.topics.outcome, bytes)
       .then((result) =>
         this.emit('outcomePublished', {
+          jobId: spec.jobId,
           frameIndex: report.frameIndex,
           bytes: bytes.length,
           recipients: result.recipients.length,

@@ -9,21 +9,20 @@ import { type SignalingInit, type SignalingServer, startSignaling } from '../../
 import { webAppDir } from '../../signaling/web-app.ts'
 import { createRelayNode } from '../../relay/circuit-relay.ts'
 import { CoturnSupervisor, findTurnserver, privateRanges } from '../../relay/coturn.ts'
-import { Coordinator, type CoordinatorInit } from '../coordinator/coordinator.ts'
+import { Coordinator, type CoordinatorInit, type FrameReport } from '../coordinator/coordinator.ts'
 import { systemClock } from '../protocol/clock.ts'
 import { turnDefaults } from '../protocol/defaults.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { type FrameKey, generateFrameKey } from '../protocol/frame-keys.ts'
-import type { Frame } from '../jobs/vertex/block.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
-import { type FrameStore, startFrameStore } from './frame-store.ts'
+import { type FrameStore, type ImageInput, startFrameStore } from './frame-store.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
 
 /** Options of an event run on this machine. */
-export interface EventInit {
-  /** The coordinator's options (the job, scheduling, live mode). */
-  coordinator: CoordinatorInit
+export interface EventInit<T = unknown> {
+  /** The coordinator's options (its jobs, scheduling); its first job's rounds are `addFrame`'s. */
+  coordinator: CoordinatorInit<T>
   name?: string
   /** Address every part listens on (default 127.0.0.1). */
   host?: string
@@ -63,7 +62,7 @@ export interface EventInit {
 }
 
 /** A running event: every server part on this machine, and the coordinator. */
-export interface RunningEvent {
+export interface RunningEvent<T = unknown> {
   readonly event: string
   /** The link participants open. */
   readonly joinLink: string
@@ -71,15 +70,18 @@ export interface RunningEvent {
   readonly signaling: SignalingServer
   readonly relay: Libp2p
   readonly node: MeshNode
-  readonly coordinator: Coordinator
+  readonly coordinator: Coordinator<T>
   readonly host: CoordinatorHost
   readonly frames: FrameStore
   /** The TURN server, when coturn runs. */
   readonly turn: CoturnSupervisor | undefined
   /** Why there is no TURN, when there is none. */
   readonly turnNote: string | undefined
-  /** Publishes a frame in the frame store and hands it to the coordinator (the first job's). */
-  addFrame(frame: Frame): void
+  /**
+   * Publishes an image input (a camera's frame) in the frame store and hands it to the coordinator,
+   * as an input of round `frame.index` of the first job.
+   */
+  addFrame(frame: ImageInput): void
   /**
    * Hands an input of round `frameIndex` of any job to the coordinator; an input's `imageUrl` on
    * file: is published in the frame store first, so every participant can fetch it.
@@ -97,7 +99,7 @@ export interface RunningEvent {
  * the coordinator's mesh node (reserved on the relay, so participants can reach it over WebRTC), the
  * coordinator and its host, and the frame store. Returns once a participant could join.
  */
-export async function startEvent(init: EventInit): Promise<RunningEvent> {
+export async function startEvent<T = unknown>(init: EventInit<T>): Promise<RunningEvent<T>> {
   const log = init.logger ?? makeLogger('crowdmesh:event')
   const host = init.host ?? '127.0.0.1'
   const tokenSecret = randomBytes(32).toString('base64url')
@@ -159,7 +161,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     const frames = await startFrameStore({ host })
     stops.push(['frame store', () => frames.close()])
     const { event, joinLinks } = signaling.createEvent(
-      init.name ?? init.coordinator.job?.jobId ?? init.coordinator.jobs?.[0]?.spec.jobId ?? 'event',
+      init.name ?? init.coordinator.jobs[0]?.spec.jobId ?? 'event',
     )
     // One check for the relay's admission and the coordinator's hello: a link of this event that may
     // compute. Its jti names the link, whose admitted peers are counted.
@@ -196,7 +198,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     })
     stops.push(['coordinator node', () => node.stop() as Promise<void>])
     await reserved(node)
-    const coordinator = new Coordinator(init.coordinator, { clock: systemClock })
+    const coordinator = new Coordinator<T>(init.coordinator, { clock: systemClock })
     stops.push(['coordinator', () => Promise.resolve(coordinator.stop())])
     const coordinatorHost = new CoordinatorHost(
       {
@@ -214,8 +216,9 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
     log(`event ${event} ready: ${joinLinks.participant}`)
 
+    const firstJob = init.coordinator.jobs[0]!.spec.jobId
     const addFrame =
-      init.frameKeys === true ? keyedFrames(coordinator, coordinatorHost, frames, log) : undefined
+      init.frameKeys === true ? keyedFrames(coordinator, firstJob, coordinatorHost, frames, log) : undefined
     let stopped = false
     return {
       event,
@@ -231,7 +234,7 @@ export async function startEvent(init: EventInit): Promise<RunningEvent> {
       frames,
       turn,
       turnNote,
-      addFrame: addFrame ?? ((frame) => coordinator.addFrame(frames.publish(frame))),
+      addFrame: addFrame ?? ((frame) => coordinator.addInput(firstJob, frame.index, frames.publish(frame))),
       addInput: (jobId, frameIndex, input) => {
         const { imageUrl } = input as { imageUrl?: unknown }
         coordinator.addInput(
@@ -301,20 +304,22 @@ function freeUdpPort(host: string): Promise<number> {
  * in the frame store and dropped from memory once the frame ends. Sealing is asynchronous; a chain
  * keeps frames reaching the coordinator in the order they were added.
  */
-function keyedFrames(
-  coordinator: Coordinator,
+function keyedFrames<T>(
+  coordinator: Coordinator<T>,
+  firstJob: string,
   host: CoordinatorHost,
   frames: FrameStore,
   log: Logger,
-): (frame: Frame) => void {
+): (frame: ImageInput) => void {
   const keys = new Map<number, Promise<FrameKey>>()
   const sealedUrls = new Map<number, string[]>()
-  const release = ({ frameIndex }: { frameIndex: number }) => {
+  const release = ({ jobId, frameIndex }: FrameReport) => {
+    if (jobId !== firstJob) return
     keys.delete(frameIndex)
     for (const url of sealedUrls.get(frameIndex) ?? []) frames.release(url)
     sealedUrls.delete(frameIndex)
   }
-  coordinator.on('frameComplete', release)
+  coordinator.on('frameComplete', (_outcome, report) => release(report))
   coordinator.on('frameDropped', release)
   let chain = Promise.resolve()
   return (frame) => {
@@ -330,7 +335,7 @@ function keyedFrames(
         const sealed = await frames.publishSealed(frame, frameKey)
         sealedUrls.set(frame.index, [...(sealedUrls.get(frame.index) ?? []), sealed.imageUrl])
         host.setFrameKey(frame.index, frameKey)
-        coordinator.addFrame(sealed)
+        coordinator.addInput(firstJob, sealed.index, sealed)
       })
       .catch((error: unknown) =>
         log.error(`frame ${frame.index}: cannot seal ${frame.imageUrl}: ${String(error)}`),

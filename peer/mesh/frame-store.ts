@@ -6,23 +6,29 @@ import type { AddressInfo } from 'node:net'
 import { basename, extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type FrameKey, seal } from '../protocol/frame-keys.ts'
-import type { Frame } from '../jobs/vertex/block.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { guardedServer } from '../../signaling/guard.ts'
 import { HttpError } from '../../signaling/http.ts'
 
+/** An input that is an image (a camera's frame, a photograph to filter): what the store publishes. */
+export interface ImageInput {
+  /** Its round (the moment of a show it belongs to). */
+  index: number
+  imageUrl: string
+}
+
 /** A running frame store. */
 export interface FrameStore {
   readonly url: string
-  /** Publishes a frame's image and returns the frame with an http: URL participants can fetch. */
-  publish(frame: Frame): Frame
+  /** Publishes an input's image and returns the input with an http: URL participants can fetch. */
+  publish<I extends ImageInput>(input: I): I
   /** Publishes an image file (a file: URL) and returns the http: URL participants fetch it by; other URLs as they are. */
   publishFile(imageUrl: string): string
   /**
    * Publishes a frame's image sealed with its frame key (read and encrypted now, served from memory):
    * the URL alone reveals nothing; a participant needs a lease of the frame to read it.
    */
-  publishSealed(frame: Frame, key: FrameKey): Promise<Frame>
+  publishSealed<I extends ImageInput>(input: I, key: FrameKey): Promise<I>
   /** Stops serving a sealed image (its frame ended) and frees its memory. */
   release(imageUrl: string): void
   close(): Promise<void>
@@ -31,7 +37,7 @@ export interface FrameStore {
 const types: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg' }
 
 /**
- * Serves the camera frames of an event over HTTP, so participants on other machines fetch them the
+ * Serves the images of an event's rounds (cameras' frames, photographs) over HTTP, so participants on other machines fetch them the
  * way they fetch any URL. Only published frames are served, each under a random path (nothing is
  * listable and no request names a file on disk), streamed with backpressure.
  */

@@ -1,15 +1,14 @@
 import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { z } from 'zod'
-import { decodeOutcome } from '../jobs/vertex/outcome-codec.ts'
-import { MessageTooLargeError } from '../protocol/errors.ts'
+import { InvalidMessageError, MessageTooLargeError } from '../protocol/errors.ts'
 import { parseControl } from './work-protocol.ts'
 
 /**
  * Gossip on an event's mesh. Three topics per event:
  * - `job`: the coordinator's status (job id, frames done, participants), every couple of seconds;
- * - `outcome`: each completed frame's outcome as compact binary (coloured vertex ids and colours),
- *   which participants display;
+ * - `outcome`: each completed round's outcome, of every job: the job's id, then the outcome as its
+ *   kind encodes it (`JobKind.outcome`), which participants display;
  * - `presence`: each participant's own state (computing, paused, its blocks done).
  * Gossipsub signs every message with its author's key (StrictSign) and checks the signature; on the
  * coordinator's topics a validator then drops any message whose author is not the coordinator, so a
@@ -52,7 +51,36 @@ export type Presence = z.infer<typeof presenceSchema>
 
 const maxPresenceBytes = 1024
 
-export { decodeOutcome, encodeOutcome, type OutcomeSnapshot } from '../jobs/vertex/outcome-codec.ts'
+/** Longest job id in an outcome's envelope, bytes (the `welcome` schema's limit). */
+const maxJobIdBytes = 128
+
+/** An outcome on gossip (and sent to a participant who joins late): u8 job id length, the id, the kind's payload. */
+export function encodeJobOutcome(jobId: string, payload: Uint8Array): Uint8Array {
+  const id = new TextEncoder().encode(jobId)
+  if (id.length > maxJobIdBytes) throw new MessageTooLargeError(id.length, maxJobIdBytes)
+  const out = new Uint8Array(1 + id.length + payload.length)
+  out[0] = id.length
+  out.set(id, 1)
+  out.set(payload, 1 + id.length)
+  return out
+}
+
+/** The job id and the kind's payload of an outcome's envelope; throws `InvalidMessageError`. */
+export function decodeJobOutcome(bytes: Uint8Array): { jobId: string; payload: Uint8Array } {
+  const length = bytes[0] ?? 0
+  if (length === 0 || length > maxJobIdBytes || bytes.length < 1 + length)
+    throw new InvalidMessageError('(outcome)', 'no job id')
+  let jobId: string
+  try {
+    jobId = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(1, 1 + length))
+  } catch {
+    throw new InvalidMessageError('(outcome)', 'the job id is not UTF-8')
+  }
+  return { jobId, payload: bytes.subarray(1 + length) }
+}
+
+/** Bytes the envelope adds to an outcome of `jobId`. */
+export const outcomeEnvelopeBytes = (jobId: string): number => 1 + new TextEncoder().encode(jobId).length
 
 /** Encodes a JSON gossip message (status or presence). */
 export function encodeJson(message: CoordinatorStatus | Presence): Uint8Array {
@@ -84,7 +112,9 @@ export function eventValidators(
     }
   return new Map([
     [topics.job, check((m) => fromCoordinator(m) && parseStatus(m.data) !== undefined)],
-    [topics.outcome, check((m) => fromCoordinator(m) && decodeOutcome(m.data) !== undefined)],
+    // The payload is checked by its job's kind when it is shown (join.ts): a kind a participant
+    // lacks is skipped there, not rejected for the peers that have it.
+    [topics.outcome, check((m) => fromCoordinator(m) && decodeJobOutcome(m.data) !== undefined)],
     [topics.presence, check((m) => m.type === 'signed' && parsePresence(m.data) !== undefined)],
   ])
 }

@@ -13,6 +13,7 @@ import { type Bootstrap, fetchBootstrap, JoinRefusedError, parseJoinLink } from 
 import { FramedStream } from './framing.ts'
 import {
   type CoordinatorStatus,
+  decodeJobOutcome,
   encodeJson,
   eventTopics,
   eventValidators,
@@ -46,7 +47,16 @@ export type ParticipantEvent =
       ms: number
     }
   | { type: 'firstLease'; ms: number }
-  | { type: 'outcome'; frameIndex: number; coloured: number; bytes: number; source: 'gossip' | 'welcome' }
+  | {
+      type: 'outcome'
+      jobId: string
+      kind: string
+      frameIndex: number
+      /** What the kind's summary counts (vertices coloured, pixels filtered). */
+      items: number
+      bytes: number
+      source: 'gossip' | 'welcome'
+    }
   | { type: 'status'; status: CoordinatorStatus }
   | { type: 'disconnected'; reason: string; willRetry: boolean }
 
@@ -73,8 +83,8 @@ export interface JoinInit {
   signal: AbortSignal
   onEvent?: (event: ParticipantEvent) => void
   /**
-   * Called with each outcome of the event's first job, decoded by its kind (the web app's viewer
-   * draws a vertex job's).
+   * Called with each outcome of every job of a kind this participant has, decoded by that kind (the
+   * web app shows each kind's view).
    */
   onOutcome?: (outcome: { jobId: string; kind: string; snapshot: unknown }) => void
   /** Called once the mesh node runs (the web app counts its connections). */
@@ -136,14 +146,16 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   for (const [topic, validator] of eventValidators(bootstrap.event, peerIdFromString(coordinatorId)))
     gossip.topicValidators.set(topic, validator)
   const directory = new JobDirectory({ workers: init.workers })
-  // Outcomes gossiped are the event's first job's, decoded by its kind (when this participant has it).
+  // Every job's outcomes are gossiped, each named by its job; decoded by its kind (when this
+  // participant has it: one it lacks is skipped).
   const showOutcome = (bytes: Uint8Array, source: 'gossip' | 'welcome') => {
-    const first = directory.jobs[0]
-    if (first === undefined) return
-    const snapshot: unknown = first.kind.outcome.decode(bytes)
-    const { frameIndex, items } = first.kind.outcome.summary(snapshot)
-    emit({ type: 'outcome', frameIndex, coloured: items, bytes: bytes.length, source })
-    init.onOutcome?.({ jobId: first.spec.jobId, kind: first.kind.name, snapshot })
+    const { jobId, payload } = decodeJobOutcome(bytes)
+    const job = directory.jobs.find((known) => known.spec.jobId === jobId)
+    if (job === undefined) return
+    const snapshot: unknown = job.kind.outcome.decode(payload)
+    const { frameIndex, items } = job.kind.outcome.summary(snapshot)
+    emit({ type: 'outcome', jobId, kind: job.kind.name, frameIndex, items, bytes: bytes.length, source })
+    init.onOutcome?.({ jobId, kind: job.kind.name, snapshot })
   }
   const onMessage = (event: CustomEvent<Message>) => {
     try {

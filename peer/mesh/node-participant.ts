@@ -20,7 +20,7 @@ export interface NodeParticipantInit {
 }
 
 /**
- * A Node participant: joins by the link and colours its leases with the CPU worker until the event
+ * A Node participant: joins by the link and computes its leases with the CPU workers until the event
  * ends or `signal` aborts (its unfinished leases then go back to the others). `crowdmesh join` and
  * `ParticipantProcess` (this file run as a script) both run it.
  */

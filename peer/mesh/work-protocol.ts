@@ -2,9 +2,7 @@ import { z } from 'zod'
 import { capabilitySchema } from '../protocol/capability.ts'
 import { InvalidMessageError } from '../protocol/errors.ts'
 import { type FrameKey, FrameKeyError, open, seal } from '../protocol/frame-keys.ts'
-import type { BlockResult } from '../jobs/vertex/block.ts'
 import { parseMessage } from '../protocol/schemas.ts'
-import { decodeBlockResult, encodeBlockResult } from '../jobs/vertex/schemas.ts'
 
 /**
  * The work protocol: one long-lived libp2p stream per participant, opened by the participant to the
@@ -146,21 +144,20 @@ const RESULT_PREFIX = 8
 
 /**
  * A binary result frame: request id u32, lease id u32 (little-endian), then the result as its kind
- * encodes it (a `BlockResult` is encoded here, for the vertex kind's callers); with a frame key, the
+ * encodes it (`kind.result.encode`); with a frame key, the
  * result is sealed and the ids, left readable for routing, are authenticated with it.
  */
 export async function encodeResultFrame(
   request: number,
   lease: number,
-  result: BlockResult | Uint8Array,
+  result: Uint8Array,
   key?: FrameKey,
 ): Promise<Uint8Array> {
   const header = new Uint8Array(RESULT_PREFIX)
   const view = new DataView(header.buffer)
   view.setUint32(0, request, true)
   view.setUint32(4, lease, true)
-  const plain = result instanceof Uint8Array ? result : encodeBlockResult(result)
-  const body = key === undefined ? plain : await seal(key, plain, header)
+  const body = key === undefined ? result : await seal(key, result, header)
   const out = new Uint8Array(RESULT_PREFIX + body.length)
   out.set(header)
   out.set(body, RESULT_PREFIX)
@@ -176,14 +173,13 @@ export function resultFrameIds(payload: Uint8Array): { requestId: number; leaseI
 }
 
 /**
- * Decodes a binary result frame with `decode` (the lease's kind's; by default a vertex block
- * result). The ids come out even when the result is malformed (`result` is then the error), so the
+ * Decodes a binary result frame with `decode` (the lease's kind's `result.decode`). The ids come out even when the result is malformed (`result` is then the error), so the
  * coordinator can answer that request and fail that lease.
  */
-export async function decodeResultFrame<R = BlockResult>(
+export async function decodeResultFrame<R>(
   payload: Uint8Array,
-  key?: FrameKey,
-  decode: (bytes: Uint8Array) => R = decodeBlockResult as unknown as (bytes: Uint8Array) => R,
+  key: FrameKey | undefined,
+  decode: (bytes: Uint8Array) => R,
 ): Promise<{
   requestId: number
   leaseId: number

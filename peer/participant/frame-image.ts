@@ -1,6 +1,6 @@
 import { FrameFetchError } from '../protocol/errors.ts'
 
-/** A decoded camera frame: RGBA pixels, row-major from the top-left. */
+/** A decoded input image (a frame of a show, a photograph): RGBA pixels, row-major from the top-left. */
 export interface FrameImage {
   readonly width: number
   readonly height: number

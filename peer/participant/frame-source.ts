@@ -15,7 +15,7 @@ export interface FrameSourceInit {
   maxBytes?: number
 }
 
-/** Fetches and decodes camera frames by URL, keeping the most recently used ones decoded. */
+/** Fetches and decodes input images by URL, keeping the most recently used ones decoded. */
 export interface FrameSource {
   get(url: string, signal?: AbortSignal): Promise<FrameImage>
   /** Number of decoded frames held. */

@@ -137,7 +137,7 @@ export async function runParticipant(
       const busy = performance.now() - started
       const units = job.kind.taskUnits(job.task)
       stats.busyMs += busy
-      // The meter measures reference units (a vertex view), whatever the kind.
+      // The meter measures reference units (relative cost 1), whatever the kind.
       meter.recordBlock(units * job.kind.cost.relativeCost, busy)
       await link.sendResult(lease.leaseId, job.kind.result.encode(result))
       stats.blocksDone++

@@ -9,8 +9,9 @@ export interface Capability {
   /** Logical cores of the device. */
   cores: number
   /**
-   * Data threads per second it sustains within its duty cycle (vertex·views/s), from its calibration
-   * block and then from its own completed blocks. 0 when not measured yet.
+   * Reference units per second it sustains within its duty cycle (the unit of relative cost 1, see
+   * `JobKind.cost`), from its calibration task and then from its own completed tasks. 0 when not
+   * measured yet.
    */
   threadsPerSec: number
   /** Upstream bandwidth to the coordinator, bytes/s (0 when unknown). */
@@ -20,8 +21,9 @@ export interface Capability {
   /** Share of its processor it may use, (0, 1]: the participant's own use stays unaffected. */
   dutyCycle: number
   /**
-   * The job kinds it runs, as `name@version` (`vertex@1`). Absent: `vertex@1` alone (what every
-   * participant ran before job kinds). It is never leased a task of another kind.
+   * The job kinds it runs, as `name@version`. Absent: the registry's first kind alone
+   * (`legacyKindTag`: what every participant ran before job kinds). It is never leased a task of
+   * another kind.
    */
   kinds?: string[] | undefined
 }

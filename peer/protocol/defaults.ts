@@ -3,62 +3,12 @@
  * shapes and are merged once with `??`, so an explicit 0 or false is never replaced.
  */
 
-/** How a vertex's area is sampled in a camera frame (shared by the CPU and WebGL workers). */
-export const samplingDefaults = {
-  /** Largest area radius in pixels; bounds the work of one data thread (area is (2r+1)² pixels). */
-  maxAreaRadius: 8,
-  /**
-   * A pixel whose mean brightness (R+G+B)/3 is at or below this share of full scale is background.
-   * A little below the 0.19 the Middlebury authors suggest for telling object from their black
-   * backdrop: the shaded side of a column is darker than that in some views, and the visual hull would
-   * carve it away. Measured leave-one-out on templeSparseRing at 128³ (coverage 0.3): 0.15 → 19.95 dB /
-   * IoU 0.849, 0.17 → 19.90 / 0.853, 0.19 → 19.76 / 0.855. A job carries it as the integer
-   * `backgroundSum` = round(share · 765).
-   */
-  backgroundBrightness: 0.17,
-} as const
-
-/** How the aggregator turns thread results into a frame outcome. */
-export const outcomeDefaults = {
-  /**
-   * A camera sees background through a vertex when less than this share of the vertex's area is
-   * foreground. Below one half: a vertex whose centre lies just inside a convex edge or corner is
-   * covered a third or a quarter in the views that see that edge on their silhouette. Measured
-   * (3×3 areas, so the steps are ninths): 0.5 carves 9 % of the synthetic scene's surface, 0.3 keeps
-   * all but 2.5 %; on templeSparseRing 0.5 → 19.41 dB, 0.3 → 19.90 dB.
-   */
-  minCoverage: 0.3,
-  /** How many cameras may see background at a vertex before it is free space (0: a strict visual hull). */
-  silhouetteMisses: 0,
-  /** Run the occlusion-aware re-vote (visibility from the hull, then colour from the cameras that see the vertex). */
-  occlusionAware: true,
-  /** Colour classes per channel for the weighting values (votes); 8 gives 512 classes. */
-  colourLevels: 8,
-  /**
-   * Depth tolerance of the visibility test, in voxel sizes: a vertex is visible in a camera when it lies
-   * within this distance behind the nearest hull vertex on its pixel.
-   */
-  visibilityDepthVoxels: 1.5,
-  /**
-   * Photo-consistency carving (the seed's standard-deviation rule) is off by default: on templeSparseRing
-   * a threshold of 25, 40 or 60 with repeated passes lost 0.05–0.3 dB, because the plaster's texture and
-   * the grazing views spread the colours of true surface vertices as much as those of phantom ones.
-   */
-  maxStd: Number.POSITIVE_INFINITY,
-  carvingPasses: 0,
-} as const
-
-/** The partitioner's default block size (vertices per block); the scheduler sizes blocks per participant later. */
-export const partitionDefaults = {
-  blockVertices: 65_536,
-} as const
-
 /** Limits on messages that cross a process boundary. */
 export const messageLimits = {
   /** Largest JSON control message, bytes. */
   maxControlBytes: 64 * 1024,
-  /** Most vertices in one block (one block result is 4 bytes a vertex). */
-  maxBlockVertices: 4 * 1024 * 1024,
+  /** Largest task result a kind may declare, bytes, before its header (1 KiB at most). */
+  maxResultBytes: 16 * 1024 * 1024,
 } as const
 
 /** The mesh's wire: framing, limits and pacing of the work protocol and gossip. */
@@ -69,8 +19,8 @@ export const meshDefaults = {
    * drain between them keeps one large block result from filling the channel's buffer.
    */
   chunkBytes: 16 * 1024,
-  /** Largest binary frame (a block result of the largest block plus its header). */
-  maxBinaryFrameBytes: 4 * messageLimits.maxBlockVertices + 1024,
+  /** Largest binary frame (the largest task result plus its header). */
+  maxBinaryFrameBytes: messageLimits.maxResultBytes + 1024,
   /**
    * Messages one participant may send per second on the work protocol, sustained. A task costs it
    * two or three (a request, the next one asked while it computes, its result); a fast device on
@@ -142,11 +92,6 @@ export const schedulingDefaults = {
    * arriving waits for the batch task in hand, so it is kept short (and not prefetched).
    */
   batchBesideLiveMs: 60,
-  /** Smallest and largest block, vertices. */
-  minBlockVertices: 4,
-  maxBlockVertices: 1 << 20,
-  /** First block of a participant whose speed is not known yet: small, so it measures quickly. */
-  calibrationVertices: 1024,
   /** Leases a participant may hold at once: the next one hides the round trip of the last. */
   maxLeasesPerParticipant: 2,
   /** A lease's deadline is this many times its expected duration after the grant… */

@@ -68,7 +68,7 @@ export class PeerGoneError extends CrowdmeshError {}
 /** The browser took the WebGL context away (GPU reset, too many contexts): the block in progress is given back. */
 export class GpuContextLostError extends CrowdmeshError {
   constructor(
-    message = 'the WebGL context was lost while colouring a block; the block goes back to the coordinator',
+    message = 'the WebGL context was lost while computing a task; the task goes back to the coordinator',
   ) {
     super(message)
   }

@@ -1,9 +1,7 @@
 import type { CoordinatorInit, JobInit } from '../coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
 import type { AnyJobKind, JobSpec, PriorityClass, RoundPlan, TaskBase } from '../jobs/kind.ts'
-import { jobKinds } from '../jobs/registry.ts'
-import { ringJob, vertexJobSpec, vertexKind } from '../jobs/vertex/index.ts'
-import type { VertexJob } from '../jobs/vertex/block.ts'
+import { defaultJob, jobKinds } from '../jobs/registry.ts'
 import { InvalidOptionError, UnknownJobKindError } from '../protocol/errors.ts'
 import type { CrowdProfile } from './profile.ts'
 import type { SimulatedJob, SimulationInit } from './simulation-types.ts'
@@ -62,15 +60,9 @@ export function meanParticipantRate(profile: CrowdProfile): number {
   }, 0)
 }
 
-/** The grid an automatic simulation uses: see `SimulationInit.grid`. */
-export function autoGrid(init: Pick<SimulationInit, 'peers' | 'profile' | 'fps' | 'cameras'>): number {
-  const threadsPerFrame = (autoGridLoad * meanParticipantRate(init.profile) * init.peers) / init.fps
-  return Math.max(4, Math.floor(Math.cbrt(threadsPerFrame / init.cameras)))
-}
-
-/** A job over a 4 m stage seen by cameras on a ring: only its sizes matter to the scheduler. */
-export function simulatedJob(grid: number, cameraCount: number): VertexJob {
-  return ringJob('simulation', grid, cameraCount)
+/** Reference units a round of a live job at `fps` asks for to keep `autoGridLoad` of the crowd busy. */
+export function autoLiveUnits(init: Pick<SimulationInit, 'peers' | 'profile'>, fps: number): number {
+  return (autoGridLoad * meanParticipantRate(init.profile) * init.peers) / fps
 }
 
 /** `name@version`, as a participant states the kinds it runs. */
@@ -106,27 +98,27 @@ function newRun(
   }
 }
 
-/** The jobs of a simulation: its `jobs`, or the single-job form's one vertex job. */
+/** The jobs of a simulation: its `jobs`, or the default job (`defaultJob`, the show). */
 export function jobRuns(init: SimulationInit): JobRun[] {
   const streamed = (fps: number) => Math.floor((init.durationMs / 1000) * fps)
   if (init.jobs === undefined) {
-    const job = simulatedJob(init.grid > 0 ? init.grid : autoGrid(init), init.cameras)
-    const spec = vertexJobSpec(job)
+    const { kind } = defaultJob
+    const spec = defaultJob.simulated({ ...init, unitsPerFrame: autoLiveUnits(init, init.fps) })
     return [
       newRun({
-        jobId: job.jobId,
-        kind: vertexKind,
+        jobId: spec.jobId,
+        kind,
         spec,
         class: init.live !== undefined ? 'live' : 'batch',
         weight: 1,
-        unitsPerRound: vertexKind.levels?.unitsAt(spec, 0) ?? 0,
+        unitsPerRound: kind.levels?.unitsAt(spec, 0) ?? 0,
         fps: init.fps,
         roundCount: streamed(init.fps),
       }),
     ]
   }
   if (init.jobs.length === 0)
-    throw new InvalidOptionError('jobs: give at least one job, or none for the vertex job')
+    throw new InvalidOptionError('jobs: give at least one job, or none for the default show')
   const seen = new Map<string, number>()
   return init.jobs.map((job) => {
     const kind = registeredKind(job.kind)
@@ -187,20 +179,13 @@ export function coordinatorInit(
     ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
     ...(init.mode !== undefined && { mode: init.mode }),
   }
-  if (init.jobs === undefined) {
-    return {
-      job: runs[0]!.spec.description as VertexJob,
-      frameSinks: ledgerSinks(),
-      ...(init.live !== undefined && { live: init.live }),
-      ...common,
-    }
-  }
   const jobs = runs.map((run): JobInit<LedgerSummary> => ({
     spec: run.spec,
     kind: observed(run),
     class: run.class,
     weight: run.weight,
     ...(run.class === 'live' && init.live !== undefined && { live: init.live }),
+    // The default job keeps its kind's own task sizes; `jobs` take theirs from their cost model too.
     sinks: ledgerSinks(),
   }))
   return { jobs, ...common }

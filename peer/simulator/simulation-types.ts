@@ -22,7 +22,7 @@ export interface SimulatedJob {
   /**
    * Units a round asks for (the kind may round it: an image is a square). 0 chooses: a live (or
    * streamed) job the size that keeps `autoGridLoad` of the crowd's nominal capacity busy by itself
-   * (for the vertex kind, the grid `autoGrid` picks), a queued batch job what the whole crowd computes
+   * (the default show: the grid `showGrid` picks), a queued batch job what the whole crowd computes
    * in `autoBatchRoundSeconds`.
    */
   units: number

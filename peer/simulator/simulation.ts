@@ -27,7 +27,7 @@ export type {
   SimulationReport,
   VirtualParticipant,
 } from './simulation-types.ts'
-export { autoBatchRoundSeconds, autoGrid, autoGridLoad, simulatedJob } from './simulated-jobs.ts'
+export { autoBatchRoundSeconds, autoGridLoad, autoLiveUnits } from './simulated-jobs.ts'
 
 /** Defaults of a simulation, for the CLI and tests. */
 export const simulationDefaults = {

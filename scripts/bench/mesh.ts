@@ -1,3 +1,4 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import type { MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
@@ -51,7 +52,7 @@ function percentiles(values: number[]): { p50: number; p95: number } {
  */
 export async function runRealMesh(init: RealMeshInit): Promise<RealMeshReport> {
   const job = datasetJob(init.dataset, init.grid)
-  const event = await startEvent({ coordinator: { job }, turn: 'off' })
+  const event = await startEvent({ coordinator: { jobs: [vertexJobInit(job)] }, turn: 'off' })
   const crowd: ParticipantProcess[] = []
   try {
     // A warm-up frame first, so each participant's first lease request is answered with a block.

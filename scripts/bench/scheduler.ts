@@ -1,8 +1,8 @@
-import { Coordinator } from '../../peer/coordinator/coordinator.ts'
+import { VertexCoordinator } from '../../peer/jobs/vertex/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
 import type { Lease } from '../../peer/protocol/job.ts'
 import type { BlockResult, Block } from '../../peer/jobs/vertex/block.ts'
-import { simulatedJob } from '../../peer/simulator/simulation.ts'
+import { simulatedJob } from '../../peer/jobs/vertex/simulation.ts'
 import { VirtualClock } from '../../peer/simulator/virtual-clock.ts'
 
 /**
@@ -14,7 +14,7 @@ export function schedulerOpsPerSec(participants: number, seconds = 1.5): number 
   const clock = new VirtualClock()
   const job = simulatedJob(32, 8)
   const cameras = job.cameras
-  const coordinator = new Coordinator<LedgerSummary>({ job, frameSinks: ledgerSinks() }, { clock })
+  const coordinator = new VertexCoordinator<LedgerSummary>({ job, frameSinks: ledgerSinks() }, { clock })
   const ids = Array.from({ length: participants }, (_, i) => `p${i}`)
   const capability = { cores: 8, threadsPerSec: 1000, bandwidthBytesPerSec: 1e6, rttMs: 50, dutyCycle: 0.25 }
   const zeros = new Uint8Array(4 * 4096)

@@ -8,7 +8,7 @@ import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middl
 import { runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
-import { samplingDefaults } from '../../peer/protocol/defaults.ts'
+import { samplingDefaults } from '../../peer/jobs/vertex/defaults.ts'
 import { InvalidOptionError } from '../../peer/protocol/errors.ts'
 import type { BlockResult, VertexJob } from '../../peer/jobs/vertex/block.ts'
 import { alphaForCoverage } from '../../peer/jobs/vertex/sampling.ts'

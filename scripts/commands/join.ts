@@ -79,7 +79,9 @@ function describe(event: ParticipantEvent): string {
     case 'firstLease':
       return `first block ${event.ms} ms after joining`
     case 'outcome':
-      return `frame ${event.frameIndex} decided: ${event.coloured} vertices coloured`
+      return event.kind === 'vertex'
+        ? `frame ${event.frameIndex} decided: ${event.items} vertices coloured`
+        : `${event.jobId}: round ${event.frameIndex} done (${event.items} ${event.kind} items)`
     case 'status':
       return `status: ${event.status.framesCompleted} frames done, ${event.status.participants} participants`
     case 'disconnected':

@@ -1,3 +1,4 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -7,7 +8,6 @@ import {
   imageFilterKind,
 } from '../../peer/jobs/image-filter/index.ts'
 import type { JobSpec } from '../../peer/jobs/kind.ts'
-import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
 import { colouredVertices, type FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { parseMessage } from '../../peer/protocol/schemas.ts'
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
@@ -133,13 +133,8 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     // With images to filter, the 3D job is the live one and the images a batch job beside it.
     coordinator:
       images === undefined
-        ? { job }
-        : {
-            jobs: [
-              { spec: vertexJobSpec(job), kind: vertexKind, class: 'live' },
-              { spec: images.spec, kind: imageFilterKind },
-            ],
-          },
+        ? { jobs: [vertexJobInit(job)] }
+        : { jobs: [vertexJobInit(job, { class: 'live' }), { spec: images.spec, kind: imageFilterKind }] },
     name: dataset.name,
     turn,
     host: stringOption(values, 'host') ?? '127.0.0.1',

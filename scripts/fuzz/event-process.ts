@@ -8,6 +8,7 @@
  *
  * Run as `node --expose-gc scripts/fuzz/event-process.ts '{"root":"…","grid":16}'` with an IPC channel.
  */
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { readdirSync, readFileSync } from 'node:fs'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
@@ -63,7 +64,7 @@ if (process.argv[1] === import.meta.filename) {
   const init = JSON.parse(process.argv[2] ?? '{}') as { root: string; grid?: number; dataset?: string }
   const dataset = await resolveDataset(init.dataset, undefined, () => {})
   const job = datasetJob(dataset, init.grid ?? 16)
-  const event = await startEvent({ coordinator: { job }, name: 'fuzz' })
+  const event = await startEvent({ coordinator: { jobs: [vertexJobInit(job)] }, name: 'fuzz' })
   // Processing of a recording whose bytes stopped is reaped after 5 s rather than 2 min, so the
   // fuzz run's leak check sees its ffmpeg processes end within its settling time.
   const recordings = await startRecordingServer({

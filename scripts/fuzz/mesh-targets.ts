@@ -1,3 +1,4 @@
+import { encodeJobOutcome } from '../../peer/mesh/gossip.ts'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import fc from 'fast-check'
@@ -85,6 +86,10 @@ const gossipMessage = fc.record({
   data: fc.oneof(
     hostileJsonText.map((t) => new TextEncoder().encode(t)),
     fc.uint8Array({ maxLength: 4096 }),
+    // An outcome in its envelope, as only the coordinator may publish one.
+    fc
+      .tuple(fc.string({ minLength: 1, maxLength: 64 }), fc.uint8Array({ maxLength: 2048 }))
+      .map(([jobId, payload]) => encodeJobOutcome(jobId, payload)),
   ),
 })
 

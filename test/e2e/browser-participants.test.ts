@@ -1,3 +1,4 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -22,7 +23,7 @@ const grid = 48
 /** Where the viewer's screenshot is kept for people to look at (CI keeps out/ as an artifact). */
 const artifacts = join(repoRoot, 'out', 'artifacts')
 let dataset: MultiViewDataset
-let event: RunningEvent
+let event: RunningEvent<FrameOutcome>
 let browser: Browser
 let reference: FrameOutcome
 const node: ParticipantProcess[] = []
@@ -58,7 +59,10 @@ function runFrame(index: number, on = event): Promise<FrameOutcome> {
 beforeAll(async () => {
   dataset = await loadMiddlebury(templeDir)
   reference = (await runLocalJob({ dataset, grid, participants: 1 })).outcome
-  event = await startEvent({ coordinator: { job: datasetJob(dataset, grid) }, turn: 'required' })
+  event = await startEvent({
+    coordinator: { jobs: [vertexJobInit(datasetJob(dataset, grid))] },
+    turn: 'required',
+  })
   browser = await launchChromium()
   await mkdir(artifacts, { recursive: true })
 }, 120_000)
@@ -157,7 +161,7 @@ describe('browser participants', () => {
     // may reach it; the browser is told to use relayed candidates only, and Chromium enforces it.
     // The event seals every frame with a key of its own, handed out in leases.
     const relayed = await startEvent({
-      coordinator: { job: datasetJob(dataset, 32) },
+      coordinator: { jobs: [vertexJobInit(datasetJob(dataset, 32))] },
       turn: 'required',
       coordinatorIceBindAddress: '127.0.0.1',
       frameKeys: true,

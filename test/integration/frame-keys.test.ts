@@ -1,3 +1,4 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
@@ -16,12 +17,16 @@ import { fileURLToPath } from 'node:url'
 
 const grid = 32
 let dataset: MultiViewDataset
-let event: RunningEvent
+let event: RunningEvent<FrameOutcome>
 const processes: ParticipantProcess[] = []
 
 beforeAll(async () => {
   dataset = await loadMiddlebury(templeDir)
-  event = await startEvent({ coordinator: { job: datasetJob(dataset, grid) }, frameKeys: true, turn: 'off' })
+  event = await startEvent({
+    coordinator: { jobs: [vertexJobInit(datasetJob(dataset, grid))] },
+    frameKeys: true,
+    turn: 'off',
+  })
 }, 60_000)
 
 afterAll(async () => {

@@ -1,3 +1,4 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -7,7 +8,8 @@ import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middl
 import { datasetJob, runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
 import { FrameDecoder, FrameKind, encodeFrame } from '../../peer/mesh/framing.ts'
-import { decodeOutcome } from '../../peer/mesh/gossip.ts'
+import { decodeJobOutcome } from '../../peer/mesh/gossip.ts'
+import { decodeOutcome } from '../../peer/jobs/vertex/outcome-codec.ts'
 import { createMeshNode, type MeshNode } from '../../peer/mesh/node.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import {
@@ -27,7 +29,7 @@ import { templeDir } from '../support/fixtures.ts'
 
 const grid = 48
 let dataset: MultiViewDataset
-let event: RunningEvent
+let event: RunningEvent<FrameOutcome>
 let reference: FrameOutcome
 const processes: ParticipantProcess[] = []
 const raw: MeshNode[] = []
@@ -64,7 +66,7 @@ beforeAll(async () => {
   dataset = await loadMiddlebury(templeDir)
   reference = (await runLocalJob({ dataset, grid, participants: 2 })).outcome
   event = await startEvent({
-    coordinator: { job: datasetJob(dataset, grid) },
+    coordinator: { jobs: [vertexJobInit(datasetJob(dataset, grid))] },
     turn: 'required',
     relayKey: await generateKeyPair('Ed25519'),
   })
@@ -92,7 +94,8 @@ describe('an event over the real mesh', () => {
     // Every live participant got the outcome by gossip, from the coordinator.
     for (const p of crowd.slice(0, 2)) {
       const gossiped = await p.waitFor('outcome')
-      expect(gossiped.coloured).toBe(reference.coloured)
+      expect(gossiped.items).toBe(reference.coloured)
+      expect(gossiped.jobId).toBe(event.coordinator.jobs[0]!.jobId)
       expect(gossiped.source).toBe('gossip')
     }
     const stats = event.coordinator.statistics()
@@ -238,7 +241,7 @@ async function rawSession(
           for (const frame of decoder.push(piece))
             if (frame.kind === FrameKind.control)
               answers.push(parseControl(toParticipantSchema, frame.payload))
-            else decodeOutcome(frame.payload)
+            else decodeOutcome(decodeJobOutcome(frame.payload).payload)
       }
       return true
     } catch {

@@ -1,10 +1,12 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import type { Message } from '@libp2p/gossipsub'
 import type { Connection, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
 import { encodeFrame, FrameDecoder, FrameKind } from '../../peer/mesh/framing.ts'
-import { decodeOutcome, encodeJson, eventTopics } from '../../peer/mesh/gossip.ts'
+import { decodeJobOutcome, encodeJson, eventTopics } from '../../peer/mesh/gossip.ts'
+import { decodeOutcome } from '../../peer/jobs/vertex/outcome-codec.ts'
 import { joinEvent, type ParticipantEvent } from '../../peer/mesh/join.ts'
 import { createMeshNode, type MeshNode } from '../../peer/mesh/node.ts'
 import {
@@ -36,7 +38,7 @@ const nodes: MeshNode[] = []
 
 beforeAll(async () => {
   event = await startEvent({
-    coordinator: { job: testJob(16) },
+    coordinator: { jobs: [vertexJobInit(testJob(16))] },
     turn: 'off',
     limits: { helloTimeoutMs, maxBufferedBytes, admitTimeoutMs: coordinatorAdmitMs, maxPeersPerLink },
     admission: { admitTimeoutMs: relayAdmitMs, maxPeersPerLink },
@@ -114,7 +116,7 @@ async function workSession(node: MeshNode) {
           for (const frame of decoder.push(piece))
             if (frame.kind === FrameKind.control)
               answers.push(parseControl(toParticipantSchema, frame.payload))
-            else decodeOutcome(frame.payload)
+            else decodeOutcome(decodeJobOutcome(frame.payload).payload)
       }
     } catch {
       // reset by the coordinator

@@ -1,3 +1,4 @@
+import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
@@ -24,7 +25,7 @@ const outside = `cmo${tag}`
 const inside = `cmi${tag}`
 const subnet = `10.231.${tag % 250}`
 let dataset: MultiViewDataset
-let event: RunningEvent
+let event: RunningEvent<FrameOutcome>
 let reference: FrameOutcome
 let participant: ParticipantProcess | undefined
 
@@ -44,7 +45,7 @@ beforeAll(async () => {
   dataset = await loadMiddlebury(templeDir)
   reference = (await runLocalJob({ dataset, grid, participants: 2 })).outcome
   event = await startEvent({
-    coordinator: { job: datasetJob(dataset, grid) },
+    coordinator: { jobs: [vertexJobInit(datasetJob(dataset, grid))] },
     host: `${subnet}.1`,
     turn: 'required',
     turnRelayIp: '127.0.0.1',

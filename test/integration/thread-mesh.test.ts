@@ -1,5 +1,5 @@
+import { VertexCoordinator } from '../../peer/jobs/vertex/coordinator.ts'
 import { describe, expect, it } from 'vitest'
-import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import { threadMesh } from '../../peer/local/thread-mesh.ts'
@@ -13,7 +13,7 @@ async function runWith(
   frames: Awaited<ReturnType<typeof loadMiddlebury>>['frames'],
   leaveAfter?: number,
 ) {
-  const coordinator = new Coordinator({ job, blockVertices: 4096 }, { clock: systemClock })
+  const coordinator = new VertexCoordinator({ job, blockVertices: 4096 }, { clock: systemClock })
   const mesh = await threadMesh(coordinator, { participants: 2 })
   let blocks = 0
   const byParticipant = new Map<string, number>()

@@ -1,5 +1,6 @@
+import { VertexCoordinator, type VertexCoordinatorInit } from '../../peer/jobs/vertex/coordinator.ts'
 import { describe, expect, it } from 'vitest'
-import { Coordinator, type CoordinatorInit, type FrameReport } from '../../peer/coordinator/coordinator.ts'
+import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { MessageTooLargeError } from '../../peer/protocol/errors.ts'
 import type { Block } from '../../peer/jobs/vertex/block.ts'
@@ -26,9 +27,9 @@ const capability = (threadsPerSec: number, rttMs = 0) => ({
   dutyCycle: 1,
 })
 
-function setup(init: Partial<CoordinatorInit> = {}) {
+function setup(init: Partial<VertexCoordinatorInit> = {}) {
   const time = manualClock()
-  const coordinator = new Coordinator(
+  const coordinator = new VertexCoordinator(
     { job, blockVertices: 16, scheduling: { calibrationDeadlineMs: 1000, speculation: false }, ...init },
     { clock: time.clock },
   )
@@ -41,7 +42,7 @@ function setup(init: Partial<CoordinatorInit> = {}) {
   return { coordinator, outcomes, dropped, cancelled, ...time }
 }
 
-function drain(coordinator: Coordinator, participant = 'p') {
+function drain(coordinator: VertexCoordinator, participant = 'p') {
   let lease = coordinator.handleLeaseRequest(participant)
   while (lease !== undefined) {
     coordinator.handleBlockResult(participant, lease.leaseId, compute(lease))
@@ -89,7 +90,7 @@ describe('Coordinator', () => {
 
   it('sizes blocks to the stated speed, then to the observed one', () => {
     const time = manualClock()
-    const coordinator = new Coordinator(
+    const coordinator = new VertexCoordinator(
       { job: testJob(16, [testCamera(0)]), scheduling: { targetBlockMs: 100, minBlockVertices: 8 } },
       { clock: time.clock },
     )
@@ -250,7 +251,7 @@ describe('Coordinator', () => {
 
   it('push mode: hands leases to joined participants with spare capacity, fastest first', () => {
     const time = manualClock()
-    const coordinator = new Coordinator({ job, blockVertices: 16, mode: 'push' }, { clock: time.clock })
+    const coordinator = new VertexCoordinator({ job, blockVertices: 16, mode: 'push' }, { clock: time.clock })
     const offered: [string, Lease<Block>][] = []
     coordinator.on('leaseOffered', ({ participantId, lease }) => offered.push([participantId, lease]))
     coordinator.handleParticipantJoined('slow', capability(10, 100))

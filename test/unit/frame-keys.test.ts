@@ -1,3 +1,4 @@
+import { decodeBlockResult, encodeBlockResult } from '../../peer/jobs/vertex/schemas.ts'
 import { describe, expect, it } from 'vitest'
 import {
   FrameKeyError,
@@ -58,19 +59,23 @@ describe('per-frame keys', () => {
       vertexCount: 4,
       colours: bytes(16),
     }
-    const sealed = await encodeResultFrame(7, 9, result, key)
-    const decoded = await decodeResultFrame(sealed, key)
+    const sealed = await encodeResultFrame(7, 9, encodeBlockResult(result), key)
+    const decoded = await decodeResultFrame(sealed, key, decodeBlockResult)
     expect(decoded.requestId).toBe(7)
     expect(decoded.leaseId).toBe(9)
     expect(decoded.result).toEqual(result)
-    const plain = await encodeResultFrame(7, 9, result)
-    expect((await decodeResultFrame(plain, key)).result).toBeInstanceOf(InvalidMessageError)
-    expect((await decodeResultFrame(sealed, await generateFrameKey())).result).toBeInstanceOf(
+    const plain = await encodeResultFrame(7, 9, encodeBlockResult(result))
+    expect((await decodeResultFrame(plain, key, decodeBlockResult)).result).toBeInstanceOf(
       InvalidMessageError,
     )
+    expect(
+      (await decodeResultFrame(sealed, await generateFrameKey(), decodeBlockResult)).result,
+    ).toBeInstanceOf(InvalidMessageError)
     // The ids are authenticated: a frame moved to another lease does not open.
     const moved = sealed.slice()
     moved[4] = 10
-    expect((await decodeResultFrame(moved, key)).result).toBeInstanceOf(InvalidMessageError)
+    expect((await decodeResultFrame(moved, key, decodeBlockResult)).result).toBeInstanceOf(
+      InvalidMessageError,
+    )
   })
 })

@@ -9,7 +9,8 @@ import {
   helloFrameLimits,
   ReceiveBudget,
 } from '../../peer/mesh/framing.ts'
-import { decodeOutcome, encodeOutcome } from '../../peer/mesh/gossip.ts'
+import { decodeJobOutcome, encodeJobOutcome } from '../../peer/mesh/gossip.ts'
+import { decodeOutcome, encodeOutcome } from '../../peer/jobs/vertex/outcome-codec.ts'
 import { parseControl, toParticipantSchema } from '../../peer/mesh/work-protocol.ts'
 import { JobDirectory } from '../../peer/participant/job-directory.ts'
 import { meshDefaults } from '../../peer/protocol/defaults.ts'
@@ -152,6 +153,19 @@ describe('outcome codec', () => {
     const outside = Uint8Array.from(bytes)
     outside[28] = 9 // the first id's gap: vertex 9 of an 8-vertex grid
     expect(() => decodeOutcome(outside)).toThrow(/outside the grid/)
+  })
+
+  it('names the job of every gossiped outcome in an envelope, and refuses one without a job id', () => {
+    const payload = Uint8Array.from([1, 2, 3])
+    const bytes = encodeJobOutcome('photos-é', payload)
+    const { jobId, payload: back } = decodeJobOutcome(bytes)
+    expect(jobId).toBe('photos-é')
+    expect([...back]).toEqual([1, 2, 3])
+    expect(() => decodeJobOutcome(new Uint8Array(0))).toThrow(/no job id/)
+    expect(() => decodeJobOutcome(Uint8Array.from([0, 1, 2]))).toThrow(/no job id/)
+    expect(() => decodeJobOutcome(Uint8Array.from([5, 97]))).toThrow(/no job id/)
+    expect(() => decodeJobOutcome(Uint8Array.from([1, 0xff]))).toThrow(/UTF-8/)
+    expect(() => encodeJobOutcome('j'.repeat(129), payload)).toThrow(/129/)
   })
 })
 

@@ -1,6 +1,6 @@
+import { VertexCoordinator } from '../../peer/jobs/vertex/coordinator.ts'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
 import type { Lease } from '../../peer/protocol/job.ts'
 import type { BlockResult, Block } from '../../peer/jobs/vertex/block.ts'
@@ -33,7 +33,7 @@ describe('scheduler invariants under random joins, leaves, failures, delays and 
     fc.assert(
       fc.property(fc.array(op, { minLength: 1, maxLength: 120 }), fc.boolean(), (ops, speculation) => {
         const time = manualClock()
-        const coordinator = new Coordinator<LedgerSummary>(
+        const coordinator = new VertexCoordinator<LedgerSummary>(
           {
             job,
             frameSinks: ledgerSinks(),

@@ -1,7 +1,8 @@
+import { showGrid } from '../../peer/jobs/vertex/simulation.ts'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { builtInProfiles, type CrowdProfile } from '../../peer/simulator/profile.ts'
 import {
-  autoGrid,
+  autoLiveUnits,
   type SimulationInit,
   type SimulationReport,
   simulate,
@@ -62,7 +63,7 @@ describe('the single-job form', () => {
       failRate: 0.05,
       seed: 5,
     }
-    const units = autoGrid(init) ** 3 * init.cameras
+    const units = showGrid(autoLiveUnits(init, init.fps), init.cameras) ** 3 * init.cameras
     const listed = { ...init, jobs: [{ ...liveVertex, units }] }
     const single = simulate(init)
     expect(single.jobs.map((j) => [j.jobId, j.kind, j.class, j.unitsPerRound])).toEqual([

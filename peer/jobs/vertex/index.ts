@@ -1,6 +1,5 @@
-import type { CoordinatorInit, JobInit, SchedulingOptions } from '../../coordinator/coordinator-contract.ts'
 import type { JobKind, JobSpec, TaskWorker } from '../kind.ts'
-import { messageLimits, outcomeDefaults, schedulingDefaults } from '../../protocol/defaults.ts'
+import { outcomeDefaults, vertexBlockDefaults, vertexLimits } from './defaults.ts'
 import { type Block, blockKey, blockResult, type BlockResult, type Frame, type VertexJob } from './block.ts'
 import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } from './schemas.ts'
 import { FrameAggregation } from './aggregator.ts'
@@ -40,7 +39,7 @@ export function createVertexKind(
     version: 1,
     schemas: { job: vertexJobSchema, task: blockSchema },
     limits: {
-      maxTaskUnits: messageLimits.maxBlockVertices,
+      maxTaskUnits: vertexLimits.maxBlockVertices,
       maxResultBytes: (task) =>
         resultHeaderBytes + new TextEncoder().encode(task.jobId).length + 4 * task.vertexCount,
     },
@@ -125,9 +124,9 @@ export function createVertexKind(
       relativeCost: 1,
       inputBytesPerUnit: 0,
       resultBytesPerUnit: 4,
-      minTaskUnits: schedulingDefaults.minBlockVertices,
-      maxTaskUnits: schedulingDefaults.maxBlockVertices,
-      calibrationUnits: schedulingDefaults.calibrationVertices,
+      minTaskUnits: vertexBlockDefaults.minBlockVertices,
+      maxTaskUnits: vertexBlockDefaults.maxBlockVertices,
+      calibrationUnits: vertexBlockDefaults.calibrationVertices,
     },
     simulation: {
       job: (jobId, unitsPerRound) => {
@@ -174,29 +173,4 @@ let zeroBuffer = new Uint8Array(0)
 function zeros(bytes: number): Uint8Array {
   if (zeroBuffer.length < bytes) zeroBuffer = new Uint8Array(Math.max(bytes, zeroBuffer.length * 2))
   return zeroBuffer.subarray(0, bytes)
-}
-
-/**
- * The coordinator's single-job form (`new Coordinator({ job })`) as a job of the vertex kind: its
- * decision options, live mode, frame sinks and block limits (`blockVertices`, `*BlockVertices`).
- */
-export function singleVertexJob<T>(
-  init: CoordinatorInit<T> & { job: VertexJob },
-  options: Pick<SchedulingOptions, 'minBlockVertices' | 'maxBlockVertices' | 'calibrationVertices'>,
-): JobInit<T> {
-  const kind = createVertexKind({
-    ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
-    ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
-  })
-  return {
-    spec: vertexJobSpec(init.job),
-    kind,
-    ...(init.live !== undefined && { live: init.live }),
-    taskUnits: {
-      min: options.minBlockVertices,
-      max: options.maxBlockVertices,
-      calibration: options.calibrationVertices,
-    },
-    ...(init.frameSinks !== undefined && { sinks: init.frameSinks }),
-  }
 }

@@ -1,5 +1,5 @@
 import { type Camera, focalLength, projectionMatrix } from './camera.ts'
-import { outcomeDefaults } from '../../protocol/defaults.ts'
+import { outcomeDefaults } from './defaults.ts'
 import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
 

@@ -1,8 +1,8 @@
-import { Coordinator } from '../../coordinator/coordinator.ts'
+import { VertexCoordinator } from './coordinator.ts'
 import type { FrameOutcome, OutcomeRule } from './outcome.ts'
 import type { MultiViewDataset } from '../../datasets/middlebury.ts'
 import { systemClock } from '../../protocol/clock.ts'
-import { partitionDefaults, samplingDefaults } from '../../protocol/defaults.ts'
+import { partitionDefaults, samplingDefaults } from './defaults.ts'
 import { AbortError } from '../../protocol/errors.ts'
 import type { VertexJob } from './block.ts'
 import { targetSpace, vertexCount } from './target-space.ts'
@@ -65,7 +65,7 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   const excluded = new Set(init.excludeCameras ?? [])
   const job = datasetJob(init.dataset, init.grid, init)
   const { cameras } = job
-  const coordinator = new Coordinator(
+  const coordinator = new VertexCoordinator(
     {
       job,
       blockVertices: init.blockVertices ?? partitionDefaults.blockVertices,

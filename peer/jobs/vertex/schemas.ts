@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { messageLimits } from '../../protocol/defaults.ts'
+import { vertexLimits } from './defaults.ts'
 import { InvalidMessageError } from '../../protocol/errors.ts'
 import { parseMessage } from '../../protocol/schemas.ts'
 import type { Block, BlockResult, Frame, VertexJob } from './block.ts'
@@ -68,7 +68,7 @@ export const blockSchema = z.object({
   cameraId: index,
   imageUrl: url,
   firstVertex: index,
-  vertexCount: z.number().int().min(1).max(messageLimits.maxBlockVertices),
+  vertexCount: z.number().int().min(1).max(vertexLimits.maxBlockVertices),
   level: z.number().int().min(0).max(8).optional(),
 })
 
@@ -113,10 +113,10 @@ export function decodeBlockResult(bytes: Uint8Array): BlockResult {
   if (version !== RESULT_VERSION) throw new InvalidMessageError('version', `unsupported version ${version}`)
   const idLength = view.getUint16(6, true)
   const vertexCount = view.getUint32(20, true)
-  if (vertexCount < 1 || vertexCount > messageLimits.maxBlockVertices) {
+  if (vertexCount < 1 || vertexCount > vertexLimits.maxBlockVertices) {
     throw new InvalidMessageError(
       'vertexCount',
-      `${vertexCount} is outside 1..${messageLimits.maxBlockVertices}`,
+      `${vertexCount} is outside 1..${vertexLimits.maxBlockVertices}`,
     )
   }
   const expected = HEADER_BYTES + idLength + 4 * vertexCount

@@ -1,0 +1,69 @@
+/**
+ * The vertex kind's defaults, in one place (the core's are in `peer/protocol/defaults.ts`). Public
+ * options are `Partial<...>` of these shapes and are merged once with `??`.
+ */
+
+/** How a vertex's area is sampled in a camera frame (shared by the CPU and WebGL workers). */
+export const samplingDefaults = {
+  /** Largest area radius in pixels; bounds the work of one data thread (area is (2r+1)² pixels). */
+  maxAreaRadius: 8,
+  /**
+   * A pixel whose mean brightness (R+G+B)/3 is at or below this share of full scale is background.
+   * A little below the 0.19 the Middlebury authors suggest for telling object from their black
+   * backdrop: the shaded side of a column is darker than that in some views, and the visual hull would
+   * carve it away. Measured leave-one-out on templeSparseRing at 128³ (coverage 0.3): 0.15 → 19.95 dB /
+   * IoU 0.849, 0.17 → 19.90 / 0.853, 0.19 → 19.76 / 0.855. A job carries it as the integer
+   * `backgroundSum` = round(share · 765).
+   */
+  backgroundBrightness: 0.17,
+} as const
+
+/** How the aggregator turns thread results into a frame outcome. */
+export const outcomeDefaults = {
+  /**
+   * A camera sees background through a vertex when less than this share of the vertex's area is
+   * foreground. Below one half: a vertex whose centre lies just inside a convex edge or corner is
+   * covered a third or a quarter in the views that see that edge on their silhouette. Measured
+   * (3×3 areas, so the steps are ninths): 0.5 carves 9 % of the synthetic scene's surface, 0.3 keeps
+   * all but 2.5 %; on templeSparseRing 0.5 → 19.41 dB, 0.3 → 19.90 dB.
+   */
+  minCoverage: 0.3,
+  /** How many cameras may see background at a vertex before it is free space (0: a strict visual hull). */
+  silhouetteMisses: 0,
+  /** Run the occlusion-aware re-vote (visibility from the hull, then colour from the cameras that see the vertex). */
+  occlusionAware: true,
+  /** Colour classes per channel for the weighting values (votes); 8 gives 512 classes. */
+  colourLevels: 8,
+  /**
+   * Depth tolerance of the visibility test, in voxel sizes: a vertex is visible in a camera when it lies
+   * within this distance behind the nearest hull vertex on its pixel.
+   */
+  visibilityDepthVoxels: 1.5,
+  /**
+   * Photo-consistency carving (the seed's standard-deviation rule) is off by default: on templeSparseRing
+   * a threshold of 25, 40 or 60 with repeated passes lost 0.05–0.3 dB, because the plaster's texture and
+   * the grazing views spread the colours of true surface vertices as much as those of phantom ones.
+   */
+  maxStd: Number.POSITIVE_INFINITY,
+  carvingPasses: 0,
+} as const
+
+/** The partitioner's default block size (vertices per block); the scheduler sizes blocks per participant later. */
+export const partitionDefaults = {
+  blockVertices: 65_536,
+} as const
+
+/** Limits on a vertex task a stranger can send or ask for. */
+export const vertexLimits = {
+  /** Most vertices in one block: its result, 4 bytes a vertex, is `messageLimits.maxResultBytes`. */
+  maxBlockVertices: 4 * 1024 * 1024,
+} as const
+
+/** Block sizes the scheduler hands out for a vertex job (its kind's `cost`). */
+export const vertexBlockDefaults = {
+  /** Smallest and largest block, vertices. */
+  minBlockVertices: 4,
+  maxBlockVertices: 1 << 20,
+  /** First block of a participant whose speed is not known yet: small, so it measures quickly. */
+  calibrationVertices: 1024,
+} as const
