@@ -93,6 +93,32 @@ export interface RoundSink<T extends TaskBase, R, O> {
 export interface WorkerEnv {
   /** Fetches and decodes images by URL (file:, http(s):, data:), keyed or not, cached. */
   readonly frames: FrameSource
+  /** Fingerprints videos by URL (Node: ffmpeg). Absent where the participant cannot decode video. */
+  readonly videos?: VideoFingerprinter
+  /** Fetches bytes by URL (file:, http(s):), bounded, cached. Absent where not offered. */
+  readonly files?: FileSource
+}
+
+/** What a participant's environment may offer beyond `frames`; a kind states what it `needs`. */
+export type WorkerCapability = 'videos' | 'files'
+
+/** Fingerprints a video's segments (see `peer/jobs/match/`). */
+export interface VideoFingerprinter {
+  fingerprint(
+    url: string,
+    range: {
+      first: number
+      count: number
+      phases: readonly number[]
+      duration: number
+      signal?: AbortSignal
+    },
+  ): Promise<{ duration: number; fingerprints: { segment: number; phase: number; bits: Uint8Array }[] }>
+}
+
+/** Fetches bytes by URL, at most `maxBytes` (a `CrowdmeshError` past it). */
+export interface FileSource {
+  bytes(url: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array>
 }
 
 /** Computes tasks of one kind. */
@@ -173,6 +199,11 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
     /** For logs and counters: the round it is of, and how many items it holds. */
     summary(snapshot: S): { frameIndex: number; items: number }
   }
+  /**
+   * What its workers need of the participant's environment beyond `frames` (`WorkerEnv`): a
+   * participant without it does not state the kind, and is never leased its tasks.
+   */
+  readonly needs?: readonly WorkerCapability[]
   /** Its workers: a CPU one (Node and browser) and optionally a WebGL one, equal within `reference.tolerance`. */
   readonly workers: {
     cpu(env: WorkerEnv): Promise<TaskWorker<D, T, R>>

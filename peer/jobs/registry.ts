@@ -1,6 +1,8 @@
 import { UnknownJobKindError } from '../protocol/errors.ts'
 import type { AnyJobKind } from './kind.ts'
 import { imageFilterKind } from './image-filter/index.ts'
+import { fingerprintKind } from './match/fingerprint-kind.ts'
+import { matchKind } from './match/match-kind.ts'
 import { vertexKind } from './vertex/index.ts'
 import { showJob } from './vertex/simulation.ts'
 
@@ -12,6 +14,8 @@ import { showJob } from './vertex/simulation.ts'
 export const jobKinds: ReadonlyMap<string, AnyJobKind> = new Map<string, AnyJobKind>([
   [vertexKind.name, vertexKind],
   [imageFilterKind.name, imageFilterKind],
+  [fingerprintKind.name, fingerprintKind as AnyJobKind],
+  [matchKind.name, matchKind as AnyJobKind],
 ])
 
 /** The kind of `name` at `version`; throws `UnknownJobKindError` when this build has no such kind. */

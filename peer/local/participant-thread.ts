@@ -2,6 +2,7 @@
  * Entry of a participant thread: a CPU worker that talks to the coordinator's thread over the
  * worker port. Started by `threadMesh`; the same participant loop runs over libp2p in later issues.
  */
+import { nodeWorkerEnv } from '../jobs/node-env.ts'
 import { parentPort } from 'node:worker_threads'
 import type { JobSpec, TaskBase } from '../jobs/kind.ts'
 import { CapabilityMeter } from '../participant/capability-meter.ts'
@@ -77,7 +78,11 @@ const link: CoordinatorLink = {
 }
 
 port.postMessage({ type: 'ready' })
-const directory = new JobDirectory({ workers: cpuWorkers(frameSource()) })
+const node = nodeWorkerEnv()
+const directory = new JobDirectory({
+  workers: cpuWorkers(frameSource(), node.env),
+  capabilities: node.capabilities,
+})
 directory.set(await jobs.promise)
 const controller = new AbortController()
 port.on('close', () => controller.abort())

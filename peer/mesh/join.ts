@@ -1,3 +1,4 @@
+import type { WorkerCapability } from '../jobs/kind.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -74,6 +75,8 @@ export interface JoinInit {
    * browser with a usable GPU. The participant states every kind of the registry it runs.
    */
   workers: WorkerFactory
+  /** What the workers' environment offers beyond frames (Node: video fingerprinting, files). */
+  capabilities?: readonly WorkerCapability[]
   /** Pauses and resumes asking for work (the web app's Pause button); the node stays connected. */
   gate?: WorkGate
   /** How many times a broken connection to the coordinator is retried (default 5). */
@@ -145,7 +148,10 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   const gossip = node.services.gossip
   for (const [topic, validator] of eventValidators(bootstrap.event, peerIdFromString(coordinatorId)))
     gossip.topicValidators.set(topic, validator)
-  const directory = new JobDirectory({ workers: init.workers })
+  const directory = new JobDirectory({
+    workers: init.workers,
+    ...(init.capabilities !== undefined && { capabilities: init.capabilities }),
+  })
   // Every job's outcomes are gossiped, each named by its job; decoded by its kind (when this
   // participant has it: one it lacks is skipped).
   const showOutcome = (bytes: Uint8Array, source: 'gossip' | 'welcome') => {

@@ -1,3 +1,4 @@
+import { nodeWorkerEnv } from '../jobs/node-env.ts'
 import { availableParallelism } from 'node:os'
 import { joinEvent, type JoinResult, type ParticipantEvent } from './join.ts'
 import { releaseWebRTC } from './node-webrtc.ts'
@@ -25,11 +26,13 @@ export interface NodeParticipantInit {
  * `ParticipantProcess` (this file run as a script) both run it.
  */
 export function runNodeParticipant(init: NodeParticipantInit): Promise<JoinResult> {
+  const { capabilities, env } = nodeWorkerEnv()
   return joinEvent({
     link: init.link,
     ...(init.dutyCycle !== undefined && { dutyCycle: init.dutyCycle }),
     cores: init.cores ?? availableParallelism(),
-    workers: cpuWorkers(frameSource()),
+    workers: cpuWorkers(frameSource(), env),
+    capabilities,
     agent: `crowdmesh-node/${process.version}`,
     ...(init.relayOnly === true && { relayOnly: true }),
     signal: init.signal,

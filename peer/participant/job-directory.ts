@@ -1,4 +1,4 @@
-import type { AnyJobKind, JobSpec, TaskBase, TaskWorker } from '../jobs/kind.ts'
+import type { AnyJobKind, JobSpec, TaskBase, TaskWorker, WorkerCapability, WorkerEnv } from '../jobs/kind.ts'
 import { jobKinds } from '../jobs/registry.ts'
 import { InvalidMessageError } from '../protocol/errors.ts'
 import { parseMessage } from '../protocol/schemas.ts'
@@ -10,9 +10,9 @@ export type AnyTaskWorker = TaskWorker<unknown, TaskBase, unknown>
 /** Makes the worker of a kind (the CPU one in Node; WebGL where a browser has a usable GPU). */
 export type WorkerFactory = (kind: AnyJobKind) => Promise<AnyTaskWorker>
 
-/** Every kind's CPU worker over one frame source (Node participants, participant threads). */
-export function cpuWorkers(frames: FrameSource): WorkerFactory {
-  return (kind) => kind.workers.cpu({ frames }) as Promise<AnyTaskWorker>
+/** Every kind's CPU worker over one frame source and what else the environment offers (Node participants, participant threads). */
+export function cpuWorkers(frames: FrameSource, more: Omit<WorkerEnv, 'frames'> = {}): WorkerFactory {
+  return (kind) => kind.workers.cpu({ frames, ...more }) as Promise<AnyTaskWorker>
 }
 
 /** A job this participant can run, with its kind. */
@@ -29,16 +29,30 @@ export interface KnownJob {
  */
 export class JobDirectory {
   private readonly kinds: ReadonlyMap<string, AnyJobKind>
+  private readonly capabilities: ReadonlySet<WorkerCapability>
   private readonly makeWorker: WorkerFactory
   private readonly known = new Map<string, KnownJob>()
   private readonly workers = new Map<string, Promise<AnyTaskWorker>>()
 
-  constructor(init: { workers: WorkerFactory; kinds?: ReadonlyMap<string, AnyJobKind> }) {
-    this.kinds = init.kinds ?? jobKinds
+  /**
+   * @param init.capabilities what its environment offers beyond frames (`WorkerEnv`): a kind that
+   *   `needs` more is neither stated nor run (a browser without a video decoder, say)
+   */
+  constructor(init: {
+    workers: WorkerFactory
+    kinds?: ReadonlyMap<string, AnyJobKind>
+    capabilities?: readonly WorkerCapability[]
+  }) {
+    this.capabilities = new Set(init.capabilities ?? [])
+    this.kinds = new Map(
+      [...(init.kinds ?? jobKinds)].filter(([, kind]) =>
+        (kind.needs ?? []).every((need) => this.capabilities.has(need)),
+      ),
+    )
     this.makeWorker = init.workers
   }
 
-  /** What the participant states it runs: `name@version` of every kind it has. */
+  /** What the participant states it runs: `name@version` of every kind it has and can run here. */
   get tags(): string[] {
     return [...this.kinds.values()].map((kind) => `${kind.name}@${kind.version}`)
   }

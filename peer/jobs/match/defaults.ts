@@ -1,0 +1,14 @@
+/**
+ * The match kinds' defaults, in one place (the fingerprint's own numbers are its format:
+ * `format.ts`). Measured choices say how they were measured.
+ */
+export const matchDefaults = {
+  /** Longest video fingerprinted, s: longer ones get a clear error (an hour of UGC is already rare). */
+  maxVideoSeconds: 3600,
+  /** Most bits two segment fingerprints of a copy may differ in to count as a hit (of 800). */
+  maxHammingBits: 200,
+  /** Fewest segments a match runs over (a run of hits at one time offset). */
+  minRunSegments: 3,
+  /** Hits a run may miss between two of its segments (a logo passing, a cut). */
+  maxGapSegments: 2,
+} as const

@@ -1,0 +1,138 @@
+import { createWriteStream } from 'node:fs'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { fileURLToPath } from 'node:url'
+import { CrowdmeshError, MessageTooLargeError } from '../protocol/errors.ts'
+import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from './kind.ts'
+import { fingerprintFile } from './match/ffmpeg-frames.ts'
+
+/*
+ * What a Node participant offers its workers beyond frames: video fingerprinting with ffmpeg and a
+ * bounded, cached file source. Both are the participant's, so a lying coordinator can make it fetch
+ * only what the bounds allow.
+ */
+
+/** A file or video could not be fetched. */
+export class FetchError extends CrowdmeshError {}
+
+/** Limits of the Node environment. */
+export const nodeEnvLimits = {
+  /** Largest video downloaded to fingerprint, bytes. */
+  maxVideoBytes: 2 * 1024 ** 3,
+  /** Videos kept downloaded (tasks of one video often come to the same participant). */
+  videosKept: 4,
+  /** Bytes of fetched files kept in memory. */
+  fileCacheBytes: 64 * 1024 * 1024,
+} as const
+
+/** The capabilities and the environment of a Node participant. */
+export function nodeWorkerEnv(): { capabilities: WorkerCapability[]; env: Omit<WorkerEnv, 'frames'> } {
+  return { capabilities: ['videos', 'files'], env: { videos: nodeVideos(), files: nodeFiles() } }
+}
+
+/** Fetches bytes by URL (file:, http:, https:), at most `maxBytes`, keeping recent ones. */
+export function nodeFiles(): FileSource {
+  const cache = new Map<string, Uint8Array>()
+  let cached = 0
+  return {
+    async bytes(url, maxBytes, signal) {
+      const known = cache.get(url)
+      if (known !== undefined) {
+        cache.delete(url)
+        cache.set(url, known)
+        return known
+      }
+      const bytes = await fetchBytes(url, maxBytes, signal)
+      cache.set(url, bytes)
+      cached += bytes.length
+      for (const [key, value] of cache) {
+        if (cached <= nodeEnvLimits.fileCacheBytes) break
+        cache.delete(key)
+        cached -= value.length
+      }
+      return bytes
+    },
+  }
+}
+
+async function fetchBytes(url: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+  if (url.startsWith('file:')) {
+    const path = fileURLToPath(url)
+    const info = await stat(path).catch(() => undefined)
+    if (info === undefined) throw new FetchError(`${url}: no such file`)
+    if (info.size > maxBytes) throw new MessageTooLargeError(info.size, maxBytes)
+    return new Uint8Array(await readFile(path, signal !== undefined ? { signal } : {}))
+  }
+  if (!/^https?:/.test(url))
+    throw new FetchError(`${url.slice(0, 64)}: only file:, http: and https: are fetched`)
+  const response = await fetch(url, signal !== undefined ? { signal } : {})
+  if (!response.ok || response.body === null)
+    throw new FetchError(`${url}: ${response.status} ${response.statusText}`)
+  const declared = Number(response.headers.get('content-length') ?? 0)
+  if (declared > maxBytes) throw new MessageTooLargeError(declared, maxBytes)
+  const chunks: Uint8Array[] = []
+  let length = 0
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    length += chunk.length
+    if (length > maxBytes) throw new MessageTooLargeError(length, maxBytes)
+    chunks.push(chunk)
+  }
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const chunk of chunks) {
+    out.set(chunk, at)
+    at += chunk.length
+  }
+  return out
+}
+
+/** Fingerprints videos by URL with ffmpeg; an http(s) video is downloaded first (ffmpeg then seeks freely). */
+export function nodeVideos(): VideoFingerprinter {
+  const downloads = new Map<string, Promise<string>>()
+  let folder: Promise<string> | undefined
+  const local = (url: string, signal?: AbortSignal): Promise<string> => {
+    if (url.startsWith('file:')) return Promise.resolve(fileURLToPath(url))
+    if (!/^https?:/.test(url)) return Promise.reject(new FetchError(`${url.slice(0, 64)}: not a video URL`))
+    let path = downloads.get(url)
+    if (path === undefined) {
+      folder ??= mkdtemp(join(tmpdir(), 'crowdmesh-videos-'))
+      path = folder.then((dir) => download(url, join(dir, `${downloads.size}-${Date.now()}`), signal))
+      downloads.set(url, path)
+      path.catch(() => downloads.delete(url))
+      // Keep a few: the oldest download goes, file and all.
+      while (downloads.size > nodeEnvLimits.videosKept) {
+        const [oldest, file] = downloads.entries().next().value!
+        downloads.delete(oldest)
+        void file.then((p) => rm(p, { force: true })).catch(() => {})
+      }
+    }
+    return path
+  }
+  return {
+    async fingerprint(url, range) {
+      const path = await local(url, range.signal)
+      return fingerprintFile(path, range)
+    },
+  }
+}
+
+async function download(url: string, path: string, signal?: AbortSignal): Promise<string> {
+  const response = await fetch(url, signal !== undefined ? { signal } : {})
+  if (!response.ok || response.body === null)
+    throw new FetchError(`${url}: ${response.status} ${response.statusText}`)
+  const declared = Number(response.headers.get('content-length') ?? 0)
+  if (declared > nodeEnvLimits.maxVideoBytes)
+    throw new MessageTooLargeError(declared, nodeEnvLimits.maxVideoBytes)
+  let length = 0
+  const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)
+  body.on('data', (chunk: Buffer) => {
+    length += chunk.length
+    if (length > nodeEnvLimits.maxVideoBytes)
+      body.destroy(new MessageTooLargeError(length, nodeEnvLimits.maxVideoBytes))
+  })
+  await pipeline(body, createWriteStream(path), signal !== undefined ? { signal } : {})
+  return path
+}
