@@ -16,6 +16,7 @@ export interface SchedulingOptions {
   targetBlockMs: number
   batchBesideLiveMs: number
   maxLeasesPerParticipant: number
+  maxTaskFailures: number
   deadlineSlack: number
   minDeadlineMs: number
   calibrationDeadlineMs: number

@@ -311,10 +311,27 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     return true
   }
 
-  /** A participant reports it could not compute a lease's task: it is queued again at once. */
-  handleBlockFailed(participantId: string, leaseId: number): void {
+  /**
+   * A participant reports it could not compute a lease's task: it is queued again at once. A task
+   * that `maxTaskFailures` participants failed (a corrupt video that every decoder refuses) ends its
+   * round, dropped with `reason`: the job goes on with its other rounds.
+   */
+  handleBlockFailed(participantId: string, leaseId: number, reason = 'failed'): void {
     const record = this.leases.get(leaseId)
     if (record?.participantId !== participantId || record.state !== 'active') return
+    const slot = this.slots.get(record.job)
+    const work = slot?.queue.frame(record.lease.block.frameIndex)
+    if (slot !== undefined && work !== undefined) {
+      const failures = (work.failures.get(record.key) ?? 0) + 1
+      work.failures.set(record.key, failures)
+      if (failures >= this.options.maxTaskFailures) {
+        this.leases.close(record, 'failed')
+        const why = `a task failed on ${failures} participants: ${reason.slice(0, 300)}`
+        this.log(`round ${work.index} of job ${slot.spec.jobId}: ${why}`)
+        this.emit('frameDropped', this.endFrame(slot, work, true, why))
+        return
+      }
+    }
     this.fail(record)
   }
 

@@ -23,6 +23,8 @@ export interface RoundWork {
   readonly done: Set<string>
   threadsDone: number
   reassignments: number
+  /** Failures participants reported, by task key (a task that fails everywhere ends its round). */
+  readonly failures: Map<string, number>
 }
 
 /**
@@ -73,6 +75,7 @@ export class WorkQueue {
       done: new Set(),
       threadsDone: 0,
       reassignments: 0,
+      failures: new Map(),
     }
     this.rounds.set(index, work)
     let at = this.order.length

@@ -113,7 +113,10 @@ export interface VideoFingerprinter {
       duration: number
       signal?: AbortSignal
     },
-  ): Promise<{ duration: number; fingerprints: { segment: number; phase: number; bits: Uint8Array }[] }>
+  ): Promise<{
+    duration: number
+    fingerprints: { segment: number; phase: number; bits: Uint8Array; still: boolean }[]
+  }>
 }
 
 /** Fetches bytes by URL, at most `maxBytes` (a `CrowdmeshError` past it). */

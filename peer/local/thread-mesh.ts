@@ -102,7 +102,7 @@ export async function threadMesh(
       }
       case 'failed':
         log(`${id} failed lease ${message.leaseId}: ${message.reason}`)
-        coordinator.handleBlockFailed(id, message.leaseId)
+        coordinator.handleBlockFailed(id, message.leaseId, message.reason)
         post(worker, { type: 'ack', requestId: message.requestId })
         return
     }

@@ -451,7 +451,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       }
       case 'failed':
         this.log(`${session.participantId} failed lease ${message.leaseId}: ${message.reason}`)
-        this.coordinator.handleBlockFailed(session.participantId, message.leaseId)
+        this.coordinator.handleBlockFailed(session.participantId, message.leaseId, message.reason)
         session.keys.delete(message.leaseId)
         session.leases.delete(message.leaseId)
         this.send(session, { type: 'ack', requestId: message.requestId, accepted: true })

@@ -83,8 +83,9 @@ export interface RunningEvent<T = unknown> {
    */
   addFrame(frame: ImageInput): void
   /**
-   * Hands an input of round `frameIndex` of any job to the coordinator; an input's `imageUrl` on
-   * file: is published in the frame store first, so every participant can fetch it.
+   * Hands an input of round `frameIndex` of any job to the coordinator; each of the input's file:
+   * URLs (`imageUrl`, `videoUrl`, …) is published in the frame store first, so every participant
+   * can fetch it.
    */
   addInput(jobId: string, frameIndex: number, input: unknown): void
   /** Stops the relay (to test reconnection); `restartRelay` brings it back on the same port and key. */
@@ -236,14 +237,18 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       turnNote,
       addFrame: addFrame ?? ((frame) => coordinator.addInput(firstJob, frame.index, frames.publish(frame))),
       addInput: (jobId, frameIndex, input) => {
-        const { imageUrl } = input as { imageUrl?: unknown }
-        coordinator.addInput(
-          jobId,
-          frameIndex,
-          typeof imageUrl === 'string'
-            ? { ...(input as object), imageUrl: frames.publishFile(imageUrl) }
-            : input,
-        )
+        // Every file: URL of the input (an image, a video, a fingerprint file) is served by the
+        // frame store, so participants on other machines fetch it the way they fetch any URL.
+        const published =
+          typeof input === 'object' && input !== null && !Array.isArray(input)
+            ? Object.fromEntries(
+                Object.entries(input).map(([key, value]) => [
+                  key,
+                  typeof value === 'string' && value.startsWith('file:') ? frames.publishFile(value) : value,
+                ]),
+              )
+            : input
+        coordinator.addInput(jobId, frameIndex, published)
       },
       stopRelay: async () => {
         const id = relay.peerId

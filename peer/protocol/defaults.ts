@@ -94,6 +94,11 @@ export const schedulingDefaults = {
   batchBesideLiveMs: 60,
   /** Leases a participant may hold at once: the next one hides the round trip of the last. */
   maxLeasesPerParticipant: 2,
+  /**
+   * Reported failures of one task before its round is dropped: a task every participant fails (a
+   * corrupt video) would otherwise go round the crowd for ever. Expiries and departures do not count.
+   */
+  maxTaskFailures: 3,
   /** A lease's deadline is this many times its expected duration after the grant… */
   deadlineSlack: 3,
   /** …and never sooner than this, ms (a calibration lease gets `calibrationDeadlineMs`). */

@@ -51,6 +51,28 @@ function drain(coordinator: VertexCoordinator, participant = 'p') {
 }
 
 describe('Coordinator', () => {
+  it('drops a round whose task fails on maxTaskFailures participants, with the reason, and goes on with the next', () => {
+    const { coordinator, outcomes, dropped } = setup({ scheduling: { maxTaskFailures: 3, speculation: false } })
+    coordinator.addFrame(frame(0, 0))
+    coordinator.addFrame(frame(0, 1))
+    coordinator.addFrame(frame(1, 1))
+    const failing = coordinator.handleLeaseRequest('a')!
+    expect(failing.block.frameIndex).toBe(0)
+    coordinator.handleBlockFailed('a', failing.leaseId, 'VideoInputError: corrupt')
+    // The same task comes back and fails twice more, on other participants: the round ends.
+    for (const participant of ['b', 'c']) {
+      const again = coordinator.handleLeaseRequest(participant)!
+      expect(again.block).toEqual(failing.block)
+      coordinator.handleBlockFailed(participant, again.leaseId, 'VideoInputError: corrupt')
+    }
+    expect(dropped.map((r) => [r.frameIndex, r.error])).toEqual([
+      [0, 'a task failed on 3 participants: VideoInputError: corrupt'],
+    ])
+    drain(coordinator)
+    expect(outcomes.map((o) => o.frameIndex)).toEqual([1])
+    expect(coordinator.audit().unaccountedThreads).toBe(0)
+  })
+
   it('leases every block once and decides the frame when all results are in', () => {
     const { coordinator, outcomes } = setup()
     coordinator.addFrame(frame(0, 0))

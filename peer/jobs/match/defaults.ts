@@ -5,6 +5,11 @@
 export const matchDefaults = {
   /** Longest video fingerprinted, s: longer ones get a clear error (an hour of UGC is already rare). */
   maxVideoSeconds: 3600,
+  /**
+   * Seconds a video may decode short of its header's duration (streams often end a frame or two
+   * early); more is a truncated or damaged file, refused with a clear error.
+   */
+  maxMissingSeconds: 1.5,
   /** Most bits two segment fingerprints of a copy may differ in to count as a hit (of 800). */
   maxHammingBits: 200,
   /** Fewest segments a match runs over (a run of hits at one time offset). */

@@ -161,6 +161,16 @@ export async function fingerprintFile(
   init.signal?.throwIfAborted()
   if (code !== 0) throw new VideoInputError(`${path}: ffmpeg could not decode it (${firstLine(stderr)})`)
   if (frames === 0) throw new VideoInputError(`${path}: no frame could be decoded`)
+  // A file cut short (a truncated upload) still decodes up to the cut: its header's duration says
+  // what should have come. Fingerprints past the cut would come from no frames at all.
+  if (duration !== undefined) {
+    const decodedTo = (firstFrame + frames) / sampleFps
+    const expectedTo = Math.min(duration, span?.to ?? duration)
+    if (decodedTo < expectedTo - matchDefaults.maxMissingSeconds)
+      throw new VideoInputError(
+        `${path}: truncated or damaged: it decodes to ${decodedTo.toFixed(1)} s of the ${duration.toFixed(1)} s its header says`,
+      )
+  }
   out.push(...fingerprinter.end())
   return {
     duration: init.duration ?? (probe.duration > 0 ? probe.duration : frames / sampleFps),

@@ -7,7 +7,7 @@ import { fingerprintFormat } from './format.ts'
  * task returns and what a match task fetches. Little-endian:
  *
  *   magic "CMFP" · u8 format version · u8 phases per segment · u16 0 · f64 duration (s) · u32 count
- *   count × { u32 segment · u8 phase · u8 0 · u16 0 · 100 bytes of bits }
+ *   count × { u32 segment · u8 phase · u8 flags (bit 0: still) · u16 0 · 100 bytes of bits }
  *
  * A reader refuses another magic, another version, a count that does not fit the bytes, records out
  * of order or repeated, and phases outside the format: nothing malformed reaches the matcher.
@@ -41,6 +41,7 @@ export function encodeFingerprints(file: FingerprintFile): Uint8Array {
     const at = headerBytes + i * recordBytes
     view.setUint32(at, fingerprint.segment, true)
     view.setUint8(at + 4, fingerprint.phase)
+    view.setUint8(at + 5, fingerprint.still ? 1 : 0)
     bytes.set(fingerprint.bits.subarray(0, fingerprintFormat.bytes), at + 8)
   })
   return bytes
@@ -75,10 +76,12 @@ export function decodeFingerprints(bytes: Uint8Array): FingerprintFile {
     const segment = view.getUint32(at, true)
     const phase = view.getUint8(at + 4)
     if (phase >= fingerprintFormat.phases) throw new InvalidMessageError(`[${i}].phase`, `${phase}`)
+    const flags = view.getUint8(at + 5)
+    if (flags > 1) throw new InvalidMessageError(`[${i}].flags`, `${flags}`)
     const order = segment * fingerprintFormat.phases + phase
     if (order <= previous) throw new InvalidMessageError(`[${i}]`, 'fingerprints out of order or repeated')
     previous = order
-    fingerprints.push({ segment, phase, bits: bytes.slice(at + 8, at + recordBytes) })
+    fingerprints.push({ segment, phase, still: flags === 1, bits: bytes.slice(at + 8, at + recordBytes) })
   }
   return { duration, fingerprints }
 }

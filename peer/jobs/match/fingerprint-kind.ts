@@ -281,9 +281,12 @@ export const fingerprintKind: JobKind<
     relativeCost: 225_000,
     inputBytesPerUnit: 100_000,
     resultBytesPerUnit: 4 * recordBytes,
-    minTaskUnits: 1,
+    // A task decodes 4.5 s of video beyond its own segments (the windows at its edges) and starts
+    // ffmpeg: short tasks would spend most of their time on that, so a task is at least 30 s of
+    // video (a short clip is one task).
+    minTaskUnits: 30,
     maxTaskUnits: 600,
-    calibrationUnits: 4,
+    calibrationUnits: 30,
   },
   simulation: {
     job: () => ({ format: fingerprintFormat.version }),
@@ -300,6 +303,7 @@ export const fingerprintKind: JobKind<
       duration: task.duration,
       fingerprints: fingerprintsIn(task.duration, task).map((f) => ({
         ...f,
+        still: false,
         bits: new Uint8Array(fingerprintFormat.bytes),
       })),
     }),

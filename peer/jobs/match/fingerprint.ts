@@ -44,6 +44,8 @@ export interface Fingerprint {
   phase: number
   /** `fingerprintFormat.bytes` bytes. */
   bits: Uint8Array
+  /** The picture barely moved around its instant: not indexed, not looked up (see `fingerprintBitsAt`). */
+  still: boolean
 }
 
 const darkLuma = 40
@@ -304,7 +306,7 @@ export class SegmentFingerprinter {
       ...(Number.isFinite(this.last) && { count: this.last - this.segment }),
     })
       .filter((f) => f.segment * fingerprintFormat.phases + f.phase >= made && this.phases.includes(f.phase))
-      .map(({ segment, phase }) => ({ segment, phase, bits: this.bitsAt(fingerprintTime(segment, phase)) }))
+      .map(({ segment, phase }) => ({ segment, phase, ...this.bitsAt(fingerprintTime(segment, phase)) }))
     this.segment = this.last
     this.frames.clear()
     this.features.clear()
@@ -318,7 +320,7 @@ export class SegmentFingerprinter {
   private make(): Fingerprint {
     const segment = this.segment
     const phase = this.phases[this.phaseAt]!
-    const fingerprint = { segment, phase, bits: this.bitsAt(fingerprintTime(segment, phase)) }
+    const fingerprint = { segment, phase, ...this.bitsAt(fingerprintTime(segment, phase)) }
     if (++this.phaseAt === this.phases.length) {
       this.phaseAt = 0
       this.segment++
@@ -333,7 +335,7 @@ export class SegmentFingerprinter {
     for (const key of this.features.keys()) if (Number(key.split(':')[0]) < keep) this.features.delete(key)
   }
 
-  private bitsAt(centre: number): Uint8Array {
+  private bitsAt(centre: number): { bits: Uint8Array; still: boolean } {
     const range = framesAround(centre, fingerprintFormat.baseWindow / 2)
     const frames: { index: number; frame: Uint8Array }[] = []
     for (let f = range.from; f <= Math.min(range.to, this.frameCount - 1); f++) {
@@ -352,7 +354,8 @@ export class SegmentFingerprinter {
       }
       features.set(index, feature)
     }
-    return fingerprintBitsAt(centre, features)
+    const { bits, still } = fingerprintBitsAt(centre, features)
+    return { bits, still }
   }
 }
 
@@ -361,7 +364,10 @@ export class SegmentFingerprinter {
  * (by sampled frame index): for each of `windows`, its triangular pool minus the `baseWindow`'s,
  * scaled to length 1; concatenated.
  */
-export function fingerprintBlocks(centre: number, features: ReadonlyMap<number, Float32Array>): Float32Array {
+export function fingerprintBlocks(
+  centre: number,
+  features: ReadonlyMap<number, Float32Array>,
+): { blocks: Float32Array; motion: number } {
   const { sampleFps, windows, baseWindow, coefficients } = fingerprintFormat
   const n = coefficients * coefficients
   const pool = (width: number) => {
@@ -377,7 +383,11 @@ export function fingerprintBlocks(centre: number, features: ReadonlyMap<number, 
     return out
   }
   const base = pool(baseWindow)
+  let baseNorm = 0
+  for (let i = 0; i < n; i++) baseNorm += base[i]! * base[i]!
+  baseNorm = Math.sqrt(baseNorm)
   const blocks = new Float32Array(windows.length * n)
+  let motion = Number.POSITIVE_INFINITY
   windows.forEach((width, w) => {
     const block = pool(width)
     let norm = 0
@@ -385,15 +395,25 @@ export function fingerprintBlocks(centre: number, features: ReadonlyMap<number, 
       block[i]! -= base[i]!
       norm += block[i]! * block[i]!
     }
-    const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0
+    norm = Math.sqrt(norm)
+    motion = Math.min(motion, baseNorm > 0 ? norm / baseNorm : 0)
+    const scale = norm > 0 ? 1 / norm : 0
     for (let i = 0; i < n; i++) blocks[w * n + i] = block[i]! * scale
   })
-  return blocks
+  return { blocks, motion }
 }
 
-/** The fingerprint at instant `centre` (s): the signs of the projection of its blocks. */
-export function fingerprintBitsAt(centre: number, features: ReadonlyMap<number, Float32Array>): Uint8Array {
-  return projectBits(fingerprintBlocks(centre, features))
+/**
+ * The fingerprint at instant `centre` (s): the signs of the projection of its blocks, and whether
+ * the picture barely changed around it (`still`): its bits are then codec noise, and two unrelated
+ * still pictures would match on them, so a still fingerprint is neither indexed nor looked up.
+ */
+export function fingerprintBitsAt(
+  centre: number,
+  features: ReadonlyMap<number, Float32Array>,
+): { bits: Uint8Array; still: boolean; motion: number } {
+  const { blocks, motion } = fingerprintBlocks(centre, features)
+  return { bits: projectBits(blocks), still: !(motion >= fingerprintFormat.minMotion), motion }
 }
 
 /** The fixed ±1 projection, `fingerprintBits` rows of the blocks' length, from `projectionSeed`. */

@@ -35,6 +35,11 @@ export const fingerprintFormat = {
    */
   windows: [1, 2] as readonly number[],
   baseWindow: 4,
+  /**
+   * Least change of the picture around a fingerprint's instant, as the smaller window block's length
+   * over the 4 s pool's, for its bits to mean anything: below it the fingerprint is `still`.
+   */
+  minMotion: 0.02,
   /** Seed of the ±1 projection that turns the two blocks (512 values) into the bits. */
   projectionSeed: 0x6d2b79f5,
   /** Bytes of one fingerprint: 800 bits. */

@@ -62,7 +62,8 @@ export class ReferenceSet {
     this.ids.push(video.id)
     this.durations.push(video.duration)
     for (const fingerprint of video.fingerprints)
-      if (fingerprint.phase === 0) this.index.add(toWords(fingerprint.bits), number, fingerprint.segment)
+      if (fingerprint.phase === 0 && !fingerprint.still)
+        this.index.add(toWords(fingerprint.bits), number, fingerprint.segment)
   }
 
   freeze(): this {
@@ -91,6 +92,7 @@ export function matchVideo(
   const words = new Uint32Array(fingerprintWords)
   let candidates = 0
   for (const fingerprint of query.fingerprints) {
+    if (fingerprint.still) continue
     words.set(toWords(fingerprint.bits))
     const at = fingerprintTime(fingerprint.segment, fingerprint.phase)
     const cost = references.index.search(words, 0, rule.maxHammingBits, (entry, distance) => {
