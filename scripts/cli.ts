@@ -8,6 +8,9 @@ import { benchCommand } from './commands/bench.ts'
 import { evalCommand } from './commands/eval.ts'
 import { fuzzCommand } from './commands/fuzz.ts'
 import { joinCommand } from './commands/join.ts'
+import { fingerprintCommand } from './commands/fingerprint.ts'
+import { matchCommand } from './commands/match.ts'
+import { matchEvalCommand } from './commands/match-eval.ts'
 import { recordCommand } from './commands/record.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simulateCommand } from './commands/simulate.ts'
@@ -26,6 +29,18 @@ const commands: Record<string, Command> = {
   },
   join: { summary: 'join a running event as a Node participant (CPU worker) by its link', run: joinCommand },
   eval: { summary: 'score the job on a calibrated data set, leaving views out', run: evalCommand },
+  fingerprint: {
+    summary: 'fingerprint videos on this machine (ffmpeg), one .cmfp file each',
+    run: fingerprintCommand,
+  },
+  match: {
+    summary: 'match user videos against references over the real mesh, with local participants',
+    run: matchCommand,
+  },
+  'match-eval': {
+    summary: 'score video matching on a data set with ground truth, and on edited copies (--edits)',
+    run: matchEvalCommand,
+  },
   simulate: {
     summary: 'simulate a whole event in virtual time with the real coordinator and a virtual crowd',
     run: simulateCommand,
@@ -54,7 +69,7 @@ Usage: crowdmesh <command> [options]
 
 Commands:
 ${Object.entries(commands)
-  .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`)
   .join('\n')}
 
 Run "crowdmesh <command> --help" for a command's options.

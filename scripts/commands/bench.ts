@@ -20,9 +20,10 @@ import { runBrowserBench } from '../bench/browser.ts'
 import { frameKeyCost } from '../bench/frame-keys.ts'
 import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
 import { runJobsBench } from '../bench/jobs.ts'
+import { matchingTable, matchingTargets, runMatchingBench } from '../bench/matching.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
-import { progressBar } from '../progress.ts'
+import { type ProgressBar, progressBar } from '../progress.ts'
 
 const help = `Usage: crowdmesh bench [options]
 
@@ -61,9 +62,21 @@ and recordings, through the real upload protocol and server peer (ffmpeg):
                                       10, 5 and 2 recordings (≤ 1 s at p95)
   recording.baselineStopToPlayableMs  uploading the whole 10-minute file after recording, then
                                       processing it (the recordings should be ≥ 20× faster)
+and video matching, one core (about two minutes; the shared TMK videos' fingerprints are cached in
+out/bench-cache/matching):
+  matching.fingerprintFramesPerSecPerCore
+                                      sampled frames (16 a second) Node fingerprints per CPU-second,
+                                      ffmpeg decoding included, and without decoding
+  matching.bruteForcePairsPerSecPerCore
+                                      800-bit fingerprint pairs brute force compares per second (≥ 20 M)
+  matching.lsh.*                      1 M references, 10 k queries (planted near-duplicates at known
+                                      distances, the real videos, unrelated ones), for each band layout:
+                                      candidates per query, recall against brute force at the
+                                      threshold (≥ 0.99), recall by distance, build and query time and
+                                      the speed-up over brute force on the same queries (≥ 50×)
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
 --skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
---skip-browser the browser figures,
+--skip-browser the browser figures, --skip-matching the matching figures,
 --skip-recording the recording figures (about twenty-five minutes).
 
 Options:
@@ -75,6 +88,7 @@ Options:
   --skip-mesh     leave out the mesh figures
   --skip-jobs     leave out the two-job figures
   --skip-browser  leave out the browser figures
+  --skip-matching leave out the matching figures
   --skip-recording  leave out the recording figures
   --recording-minutes 1,10,60
                   the recording lengths to measure              [default: 1,10,60]
@@ -98,6 +112,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-mesh': { type: 'boolean' },
       'skip-jobs': { type: 'boolean' },
       'skip-browser': { type: 'boolean' },
+      'skip-matching': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
       'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
@@ -193,6 +208,10 @@ export async function benchCommand(args: string[]): Promise<void> {
         })
   browserBar.done()
   const keys = await frameKeyCost(dataset, job)
+  const matchingBar = stagedProgress('matching', json)
+  const matching =
+    values['skip-matching'] === true ? undefined : await runMatchingBench({ onProgress: matchingBar.update })
+  matchingBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
   const recording =
     values['skip-recording'] === true
@@ -288,6 +307,21 @@ export async function benchCommand(args: string[]): Promise<void> {
       }),
       'recording.longOverShortRatio': round(publishMs(60) / publishMs(1)),
     }),
+    ...(matching !== undefined && {
+      ...(matching.fingerprint !== undefined && {
+        'matching.fingerprintFramesPerSecPerCore':
+          matching.fingerprint.framesPerCpuSecond ?? matching.fingerprint.framesPerWallSecond,
+        'matching.fingerprintFramesPerSecPerCoreExcludingDecode':
+          matching.fingerprint.framesPerSecExcludingDecode,
+        'matching.fingerprint': matching.fingerprint,
+      }),
+      'matching.bruteForcePairsPerSecPerCore': matching.bruteForce.pairsPerSecPerCore,
+      'matching.bruteForceFullDistancePairsPerSecPerCore': matching.bruteForce.fullDistancePairsPerSecPerCore,
+      'matching.bruteForce': matching.bruteForce,
+      'matching.lsh.corpus': matching.corpus,
+      'matching.lsh.layouts': Object.fromEntries(matching.layouts.map((l) => [l.name, l])),
+      'matching.lsh.chosen': matching.chosen,
+    }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -297,6 +331,9 @@ export async function benchCommand(args: string[]): Promise<void> {
       'simulate.failures.p99Ratio': 2,
       'jobs.liveLatencyRatio': 1.2,
       'jobs.batchShareOfLeftover': 0.8,
+      'matching.bruteForcePairsPerSecPerCore': matchingTargets.bruteForcePairsPerSecPerCore,
+      'matching.lsh.recall': matchingTargets.recall,
+      'matching.lsh.speedup': matchingTargets.speedup,
     },
   }
   await mkdir(dirname(outFile), { recursive: true })
@@ -346,6 +383,7 @@ export async function benchCommand(args: string[]): Promise<void> {
           `computing at duty cycle ${browser.dutyCycle} (idle: p95 ${browser.idleFrameTimeMs.p95} ms)\n`) +
       `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
+      (matching === undefined ? '' : matchingTable(matching)) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)
@@ -408,6 +446,27 @@ async function meshFigures(
   }
   bar.done()
   return { twenty, channelMBps, maxParticipants, sweep }
+}
+
+/** A progress bar per stage of a section (each stage's line says how long it took). */
+function stagedProgress(
+  label: string,
+  quiet: boolean,
+): { update: (stage: string, done: number, total: number) => void; done: () => void } {
+  let current: { stage: string; bar: ProgressBar } | undefined
+  return {
+    update(stage, done, total) {
+      if (current?.stage !== stage) {
+        current?.bar.done()
+        current = { stage, bar: progressBar(`${label}: ${stage}`, { quiet }) }
+      }
+      current.bar.update(done, total)
+    },
+    done() {
+      current?.bar.done()
+      current = undefined
+    },
+  }
 }
 
 function round(x: number): number {

@@ -31,7 +31,18 @@ describe('crowdmesh CLI', () => {
   it('prints help for itself and every command', async () => {
     const top = await crowdmesh(['--help'])
     expect(top.code).toBe(0)
-    for (const command of ['start', 'join', 'eval', 'simulate', 'serve', 'record', 'bench']) {
+    for (const command of [
+      'start',
+      'join',
+      'eval',
+      'simulate',
+      'serve',
+      'record',
+      'bench',
+      'fingerprint',
+      'match',
+      'match-eval',
+    ]) {
       expect(top.stdout).toContain(command)
       const help = await crowdmesh([command, '--help'])
       expect(help.code).toBe(0)
@@ -202,6 +213,46 @@ describe('crowdmesh CLI', () => {
     expect(report.groundTruth.surfaceAccuracy).toBeGreaterThan(0.9)
     expect(report.groundTruth.freeSpaceColoured).toBeLessThan(0.02)
   })
+
+  it('fingerprint writes one .cmfp per video and names a broken one with its reason; match --json finds the chair copies over the mesh', async () => {
+    const videos = join(repoRoot, '..', 'shared', 'data', 'video-matching', 'tmk')
+    const scratch = await mkdtemp(join(tmpdir(), 'crowdmesh-cli-match-'))
+    await copyFile(join(videos, 'doorknob-hd-no-bar.mp4'), join(scratch, 'doorknob.mp4'))
+    await writeFile(join(scratch, 'broken.mp4'), new Uint8Array(100))
+    const printed = await crowdmesh(['fingerprint', scratch, '--out', join(scratch, 'out'), '--json'])
+    // One video failed: exit code 1, and the other fingerprinted all the same.
+    expect(printed.code).toBe(1)
+    const report = JSON.parse(printed.stdout) as {
+      videos: { id: string; fingerprints?: number; error?: string }[]
+    }
+    expect(report.videos.find((v) => v.id === 'broken.mp4')?.error).toMatch(/not a video ffmpeg can read/)
+    expect(report.videos.find((v) => v.id === 'doorknob.mp4')?.fingerprints).toBe(16)
+    expect((await stat(join(scratch, 'out', 'doorknob.mp4.cmfp'))).size).toBe(20 + 16 * 108)
+
+    const out = join(scratch, 'matches.json')
+    const run = await crowdmesh([
+      'match',
+      '--ugc',
+      videos,
+      '--refs',
+      videos,
+      '--out',
+      out,
+      '--json',
+      '--work',
+      join(scratch, 'work'),
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const result = JSON.parse(run.stdout) as {
+      matches: { ugcId: string; refId: string }[]
+      failed: unknown[]
+    }
+    expect(result.failed).toEqual([])
+    // The seven chair videos match each other both ways; the doorknob matches nothing.
+    expect(result.matches).toHaveLength(42)
+    expect(result.matches.every((m) => m.ugcId.startsWith('chair') && m.refId.startsWith('chair'))).toBe(true)
+    expect(JSON.parse(await readFile(out, 'utf8'))).toEqual(result)
+  }, 180_000)
 
   it('simulate --real 3 runs three Node participant processes over WebRTC and reports the mesh figures', async () => {
     const run = await crowdmesh(['simulate', '--real', '3', '--grid', '16', '--frames', '2', '--json'])

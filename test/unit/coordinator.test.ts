@@ -52,7 +52,9 @@ function drain(coordinator: VertexCoordinator, participant = 'p') {
 
 describe('Coordinator', () => {
   it('drops a round whose task fails on maxTaskFailures participants, with the reason, and goes on with the next', () => {
-    const { coordinator, outcomes, dropped } = setup({ scheduling: { maxTaskFailures: 3, speculation: false } })
+    const { coordinator, outcomes, dropped } = setup({
+      scheduling: { maxTaskFailures: 3, speculation: false },
+    })
     coordinator.addFrame(frame(0, 0))
     coordinator.addFrame(frame(0, 1))
     coordinator.addFrame(frame(1, 1))

@@ -48,45 +48,61 @@ export interface Fingerprint {
   still: boolean
 }
 
-const darkLuma = 40
+/** A bar is at most this bright (black lifted by a contrast edit stays well below). */
+const barMaxLuma = 96
+/** A line is bar-like when this share of its pixels lie within `barSpread` of its darkest. */
+const barUniformShare = 0.75
+const barSpread = 20
 const barFrameShare = 0.9
 const maxBarShare = 0.3
 
 /**
- * The picture inside letterbox/pillarbox bars: rows (columns) from each edge that are dark in at
- * least 90 % of the frames. A dark scene is not a bar: a row counts only while most frames have
- * brighter rows further in.
+ * The picture inside letterbox/pillarbox bars: rows (columns) from each edge that are bar-like in at
+ * least 90 % of the frames. A line is bar-like when it is dark and flat: three quarters of it within
+ * a few levels of its darkest pixel. Flat rather than black, so a contrast edit that lifts the bars
+ * to grey keeps them, and a caption drawn across them (a quarter of the line) does not undo them.
+ * A frame flat throughout (a fade, a black clip) has no picture to find: it is kept whole.
  */
 export function findPicture(video: LumaFrames): PictureBox {
   const { size, frames } = video
   const full = { left: 0, top: 0, right: size, bottom: size }
   if (frames.length === 0) return full
-  const darkRow = new Uint32Array(size)
-  const darkCol = new Uint32Array(size)
-  for (const frame of frames) {
-    for (let y = 0; y < size; y++) {
-      let max = 0
-      for (let x = 0; x < size; x++) max = Math.max(max, frame[y * size + x]!)
-      if (max <= darkLuma) darkRow[y]!++
-    }
-    for (let x = 0; x < size; x++) {
-      let max = 0
-      for (let y = 0; y < size; y++) max = Math.max(max, frame[y * size + x]!)
-      if (max <= darkLuma) darkCol[x]!++
-    }
+  const barRows = new Uint32Array(size)
+  const barCols = new Uint32Array(size)
+  const need = Math.ceil(size * barUniformShare)
+  const line = new Uint8Array(size)
+  const barLike = () => {
+    let min = 255
+    for (let i = 0; i < size; i++) min = Math.min(min, line[i]!)
+    if (min > barMaxLuma) return false
+    let near = 0
+    for (let i = 0; i < size; i++) if (line[i]! <= min + barSpread) near++
+    return near >= need
   }
-  const need = frames.length * barFrameShare
   const limit = Math.floor(size * maxBarShare)
-  const edge = (dark: Uint32Array, from: number, step: number) => {
+  for (const frame of frames) {
+    // Only the lines a bar could be on: the outer 30 % each side.
+    for (let n = 0; n < limit; n++)
+      for (const y of [n, size - 1 - n]) {
+        line.set(frame.subarray(y * size, y * size + size))
+        if (barLike()) barRows[y]!++
+      }
+    for (let n = 0; n < limit; n++)
+      for (const x of [n, size - 1 - n]) {
+        for (let y = 0; y < size; y++) line[y] = frame[y * size + x]!
+        if (barLike()) barCols[x]!++
+      }
+  }
+  const frameNeed = frames.length * barFrameShare
+  const edge = (bars: Uint32Array, from: number, step: number) => {
     let n = 0
-    while (n < limit && dark[from + step * n]! >= need) n++
+    while (n < limit && bars[from + step * n]! >= frameNeed) n++
     return n
   }
-  const top = edge(darkRow, 0, 1)
-  const bottom = size - edge(darkRow, size - 1, -1)
-  const left = edge(darkCol, 0, 1)
-  const right = size - edge(darkCol, size - 1, -1)
-  // A frame dark throughout (a fade, a black clip) has no picture to find: keep it whole.
+  const top = edge(barRows, 0, 1)
+  const bottom = size - edge(barRows, size - 1, -1)
+  const left = edge(barCols, 0, 1)
+  const right = size - edge(barCols, size - 1, -1)
   if (bottom - top < size / 4 || right - left < size / 4) return full
   return { left, top, right, bottom }
 }

@@ -57,8 +57,8 @@ export function hammingWithin(a: Uint32Array, ai: number, b: Uint32Array, bi: nu
  * Brute force: calls `visit(entry, distance)` for every fingerprint of `refs` (entry e at word e · 25,
  * `count` of them) within `limit` bits of the query at word offset `queryOffset`, in entry order, with
  * its exact distance; returns how many it visited. The query's words stay in locals and the loop is
- * unrolled; a reference is dropped once 13, 17 or 21 words put it past `limit` (at the verification
- * threshold, 200 of 800 bits, an unrelated one is past it after 13 or 14 words).
+ * unrolled; a reference is dropped once its first 13, 14, 15, 17 or 21 words put it past `limit` (at
+ * the verification threshold, 200 of 800 bits, an unrelated one is past it after 13 or 14 words).
  */
 export function scanWithin(
   query: Uint32Array,
@@ -71,85 +71,90 @@ export function scanWithin(
   if (count * fingerprintWords > refs.length)
     throw new RangeError(`${count} fingerprints do not fit the words`)
   const t = popcount16
-  const q0 = query[queryOffset]!
-  const q1 = query[queryOffset + 1]!
-  const q2 = query[queryOffset + 2]!
-  const q3 = query[queryOffset + 3]!
-  const q4 = query[queryOffset + 4]!
-  const q5 = query[queryOffset + 5]!
-  const q6 = query[queryOffset + 6]!
-  const q7 = query[queryOffset + 7]!
-  const q8 = query[queryOffset + 8]!
-  const q9 = query[queryOffset + 9]!
-  const q10 = query[queryOffset + 10]!
-  const q11 = query[queryOffset + 11]!
-  const q12 = query[queryOffset + 12]!
-  const q13 = query[queryOffset + 13]!
-  const q14 = query[queryOffset + 14]!
-  const q15 = query[queryOffset + 15]!
-  const q16 = query[queryOffset + 16]!
-  const q17 = query[queryOffset + 17]!
-  const q18 = query[queryOffset + 18]!
-  const q19 = query[queryOffset + 19]!
-  const q20 = query[queryOffset + 20]!
-  const q21 = query[queryOffset + 21]!
-  const q22 = query[queryOffset + 22]!
-  const q23 = query[queryOffset + 23]!
-  const q24 = query[queryOffset + 24]!
+  // Signed views: V8 keeps int32 words in registers, where uint32 ones above 2³¹ become doubles.
+  const q = new Int32Array(query.buffer, query.byteOffset + queryOffset * 4, fingerprintWords)
+  const r = new Int32Array(refs.buffer, refs.byteOffset, count * fingerprintWords)
+  const q0 = q[0]!
+  const q1 = q[1]!
+  const q2 = q[2]!
+  const q3 = q[3]!
+  const q4 = q[4]!
+  const q5 = q[5]!
+  const q6 = q[6]!
+  const q7 = q[7]!
+  const q8 = q[8]!
+  const q9 = q[9]!
+  const q10 = q[10]!
+  const q11 = q[11]!
+  const q12 = q[12]!
+  const q13 = q[13]!
+  const q14 = q[14]!
+  const q15 = q[15]!
+  const q16 = q[16]!
+  const q17 = q[17]!
+  const q18 = q[18]!
+  const q19 = q[19]!
+  const q20 = q[20]!
+  const q21 = q[21]!
+  const q22 = q[22]!
+  const q23 = q[23]!
+  const q24 = q[24]!
   let hits = 0
   for (let e = 0, at = 0; e < count; e++, at += fingerprintWords) {
-    let x = q0 ^ refs[at]!
+    let x = q0 ^ r[at]!
     let d = t[x & 0xffff]! + t[x >>> 16]!
-    x = q1 ^ refs[at + 1]!
+    x = q1 ^ r[at + 1]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q2 ^ refs[at + 2]!
+    x = q2 ^ r[at + 2]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q3 ^ refs[at + 3]!
+    x = q3 ^ r[at + 3]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q4 ^ refs[at + 4]!
+    x = q4 ^ r[at + 4]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q5 ^ refs[at + 5]!
+    x = q5 ^ r[at + 5]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q6 ^ refs[at + 6]!
+    x = q6 ^ r[at + 6]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q7 ^ refs[at + 7]!
+    x = q7 ^ r[at + 7]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q8 ^ refs[at + 8]!
+    x = q8 ^ r[at + 8]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q9 ^ refs[at + 9]!
+    x = q9 ^ r[at + 9]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q10 ^ refs[at + 10]!
+    x = q10 ^ r[at + 10]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q11 ^ refs[at + 11]!
+    x = q11 ^ r[at + 11]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q12 ^ refs[at + 12]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    if (d > limit) continue
-    x = q13 ^ refs[at + 13]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q14 ^ refs[at + 14]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q15 ^ refs[at + 15]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q16 ^ refs[at + 16]!
+    x = q12 ^ r[at + 12]!
     d += t[x & 0xffff]! + t[x >>> 16]!
     if (d > limit) continue
-    x = q17 ^ refs[at + 17]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q18 ^ refs[at + 18]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q19 ^ refs[at + 19]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q20 ^ refs[at + 20]!
+    x = q13 ^ r[at + 13]!
     d += t[x & 0xffff]! + t[x >>> 16]!
     if (d > limit) continue
-    x = q21 ^ refs[at + 21]!
+    x = q14 ^ r[at + 14]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q22 ^ refs[at + 22]!
+    if (d > limit) continue
+    x = q15 ^ r[at + 15]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q23 ^ refs[at + 23]!
+    x = q16 ^ r[at + 16]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q24 ^ refs[at + 24]!
+    if (d > limit) continue
+    x = q17 ^ r[at + 17]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q18 ^ r[at + 18]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q19 ^ r[at + 19]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q20 ^ r[at + 20]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    if (d > limit) continue
+    x = q21 ^ r[at + 21]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q22 ^ r[at + 22]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q23 ^ r[at + 23]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q24 ^ r[at + 24]!
     d += t[x & 0xffff]! + t[x >>> 16]!
     if (d > limit) continue
     hits++
@@ -159,10 +164,8 @@ export function scanWithin(
 }
 
 /**
- * Verification: like `scanWithin`, over the listed entries `entries[0..count)` of `refs` (a list of
- * candidates), in list order. Each entry's first 13 words are counted before any branch, so the
- * loads of successive candidates overlap (they are scattered: the memory waits, not the counting,
- * are the cost).
+ * Verification: like `scanWithin`, over the listed entries `entries[0..count)` of `refs` (a query's
+ * candidates), in list order.
  */
 export function scanEntriesWithin(
   query: Uint32Array,
@@ -174,87 +177,92 @@ export function scanEntriesWithin(
   visit: (entry: number, distance: number) => void,
 ): number {
   const t = popcount16
-  const q0 = query[queryOffset]!
-  const q1 = query[queryOffset + 1]!
-  const q2 = query[queryOffset + 2]!
-  const q3 = query[queryOffset + 3]!
-  const q4 = query[queryOffset + 4]!
-  const q5 = query[queryOffset + 5]!
-  const q6 = query[queryOffset + 6]!
-  const q7 = query[queryOffset + 7]!
-  const q8 = query[queryOffset + 8]!
-  const q9 = query[queryOffset + 9]!
-  const q10 = query[queryOffset + 10]!
-  const q11 = query[queryOffset + 11]!
-  const q12 = query[queryOffset + 12]!
-  const q13 = query[queryOffset + 13]!
-  const q14 = query[queryOffset + 14]!
-  const q15 = query[queryOffset + 15]!
-  const q16 = query[queryOffset + 16]!
-  const q17 = query[queryOffset + 17]!
-  const q18 = query[queryOffset + 18]!
-  const q19 = query[queryOffset + 19]!
-  const q20 = query[queryOffset + 20]!
-  const q21 = query[queryOffset + 21]!
-  const q22 = query[queryOffset + 22]!
-  const q23 = query[queryOffset + 23]!
-  const q24 = query[queryOffset + 24]!
+  // Signed views: V8 keeps int32 words in registers, where uint32 ones above 2³¹ become doubles.
+  const q = new Int32Array(query.buffer, query.byteOffset + queryOffset * 4, fingerprintWords)
+  const r = new Int32Array(refs.buffer, refs.byteOffset, refs.length)
+  const q0 = q[0]!
+  const q1 = q[1]!
+  const q2 = q[2]!
+  const q3 = q[3]!
+  const q4 = q[4]!
+  const q5 = q[5]!
+  const q6 = q[6]!
+  const q7 = q[7]!
+  const q8 = q[8]!
+  const q9 = q[9]!
+  const q10 = q[10]!
+  const q11 = q[11]!
+  const q12 = q[12]!
+  const q13 = q[13]!
+  const q14 = q[14]!
+  const q15 = q[15]!
+  const q16 = q[16]!
+  const q17 = q[17]!
+  const q18 = q[18]!
+  const q19 = q[19]!
+  const q20 = q[20]!
+  const q21 = q[21]!
+  const q22 = q[22]!
+  const q23 = q[23]!
+  const q24 = q[24]!
   let hits = 0
   for (let i = 0; i < count; i++) {
     const e = entries[i]!
     const at = e * fingerprintWords
-    let x = q0 ^ refs[at]!
+    let x = q0 ^ r[at]!
     let d = t[x & 0xffff]! + t[x >>> 16]!
-    x = q1 ^ refs[at + 1]!
+    x = q1 ^ r[at + 1]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q2 ^ refs[at + 2]!
+    x = q2 ^ r[at + 2]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q3 ^ refs[at + 3]!
+    x = q3 ^ r[at + 3]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q4 ^ refs[at + 4]!
+    x = q4 ^ r[at + 4]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q5 ^ refs[at + 5]!
+    x = q5 ^ r[at + 5]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q6 ^ refs[at + 6]!
+    x = q6 ^ r[at + 6]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q7 ^ refs[at + 7]!
+    x = q7 ^ r[at + 7]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q8 ^ refs[at + 8]!
+    x = q8 ^ r[at + 8]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q9 ^ refs[at + 9]!
+    x = q9 ^ r[at + 9]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q10 ^ refs[at + 10]!
+    x = q10 ^ r[at + 10]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q11 ^ refs[at + 11]!
+    x = q11 ^ r[at + 11]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q12 ^ refs[at + 12]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    if (d > limit) continue
-    x = q13 ^ refs[at + 13]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q14 ^ refs[at + 14]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q15 ^ refs[at + 15]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q16 ^ refs[at + 16]!
+    x = q12 ^ r[at + 12]!
     d += t[x & 0xffff]! + t[x >>> 16]!
     if (d > limit) continue
-    x = q17 ^ refs[at + 17]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q18 ^ refs[at + 18]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q19 ^ refs[at + 19]!
-    d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q20 ^ refs[at + 20]!
+    x = q13 ^ r[at + 13]!
     d += t[x & 0xffff]! + t[x >>> 16]!
     if (d > limit) continue
-    x = q21 ^ refs[at + 21]!
+    x = q14 ^ r[at + 14]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q22 ^ refs[at + 22]!
+    if (d > limit) continue
+    x = q15 ^ r[at + 15]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q23 ^ refs[at + 23]!
+    x = q16 ^ r[at + 16]!
     d += t[x & 0xffff]! + t[x >>> 16]!
-    x = q24 ^ refs[at + 24]!
+    if (d > limit) continue
+    x = q17 ^ r[at + 17]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q18 ^ r[at + 18]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q19 ^ r[at + 19]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q20 ^ r[at + 20]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    if (d > limit) continue
+    x = q21 ^ r[at + 21]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q22 ^ r[at + 22]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q23 ^ r[at + 23]!
+    d += t[x & 0xffff]! + t[x >>> 16]!
+    x = q24 ^ r[at + 24]!
     d += t[x & 0xffff]! + t[x >>> 16]!
     if (d > limit) continue
     hits++

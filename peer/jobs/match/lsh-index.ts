@@ -1,5 +1,5 @@
 import { fingerprintBits } from './format.ts'
-import { fingerprintWords, hammingWithin } from './hamming.ts'
+import { fingerprintWords, scanEntriesWithin } from './hamming.ts'
 
 /*
  * The reference index: locality-sensitive hashing by bands (the seed's FIG. 6). A fingerprint's 800
@@ -27,6 +27,13 @@ export interface QueryCost {
   candidates: number
 }
 
+/** One band's table: entries sorted by key, and where each bucket of keys (their low `dirBits`) starts. */
+interface BandTable {
+  directory: Uint32Array
+  keys: Uint32Array
+  entries: Uint32Array
+}
+
 /** The index of reference fingerprints, each with the video and segment it came from. */
 export class FingerprintIndex {
   readonly layout: LshLayout
@@ -37,9 +44,12 @@ export class FingerprintIndex {
   private segments = new Uint32Array(1024)
   private count = 0
   /** Per band after `freeze`: the directory (bucket starts by the key's low `dirBits`), keys and entries sorted by key. */
-  private frozen: { directory: Uint32Array; keys: Uint32Array; entries: Uint32Array }[] | undefined
+  private frozen: BandTable[] | undefined
+  /** One bit per entry: candidates of the query under way (cleared before they are verified). */
   private seen = new Uint32Array(0)
-  private stamp = 0
+  /** The query's distinct candidates, in the order the probes found them. */
+  private candidates = new Uint32Array(1024)
+  private searching = false
 
   constructor(layout: LshLayout = defaultLayout) {
     if (![8, 16, 32].includes(layout.bandBits)) throw new RangeError('bandBits is 8, 16 or 32')
@@ -98,8 +108,7 @@ export class FingerprintIndex {
       if (this.layout.bandBits === 32) sortWithinBuckets(directory, sortedKeys, entries)
       this.frozen.push({ directory, keys: sortedKeys, entries })
     }
-    this.seen = new Uint32Array(n)
-    this.stamp = 0
+    this.seen = new Uint32Array(Math.ceil(n / 32))
   }
 
   /**
@@ -114,39 +123,61 @@ export class FingerprintIndex {
   ): QueryCost {
     const tables = this.frozen
     if (tables === undefined) throw new Error('freeze the index before searching it')
-    if (++this.stamp === 0xffffffff) {
-      this.seen.fill(0)
-      this.stamp = 1
-    }
-    const stamp = this.stamp
-    const { bandBits, probeRadius } = this.layout
-    let candidates = 0
-    const probe = (table: (typeof tables)[number], key: number) => {
-      const bucket = key & ((1 << this.dirBits) - 1)
-      let at = table.directory[bucket]!
-      const end = table.directory[bucket + 1]!
-      if (bandBits === 32) at = lowerBound(table.keys, at, end, key)
-      for (; at < end && table.keys[at] === key; at++) {
-        const entry = table.entries[at]!
-        if (this.seen[entry] === stamp) continue
-        this.seen[entry] = stamp
-        candidates++
-        const d = hammingWithin(query, offset, this.words, entry * fingerprintWords, maxDistance)
-        if (d <= maxDistance) visit(entry, d)
+    // A `visit` that searches again gets buffers of its own: this query's candidates are still being read.
+    const outer = this.searching ? this.candidates : undefined
+    if (outer !== undefined) this.candidates = new Uint32Array(1024)
+    this.searching = true
+    try {
+      const { bandBits, probeRadius } = this.layout
+      // First every probe's distinct candidates, then their verification in one pass: the scattered
+      // loads of successive candidates' fingerprints then overlap (they, not the counting, cost).
+      let count = 0
+      for (let band = 0; band < this.bands; band++) {
+        const table = tables[band]!
+        const key = this.key(query, offset, band)
+        count = this.gather(table, key, count)
+        if (probeRadius >= 1)
+          for (let i = 0; i < bandBits; i++) {
+            const one = (key ^ (1 << i)) >>> 0
+            count = this.gather(table, one, count)
+            if (probeRadius >= 2)
+              for (let j = i + 1; j < bandBits; j++) count = this.gather(table, (one ^ (1 << j)) >>> 0, count)
+          }
       }
+      const candidates = this.candidates
+      const seen = this.seen
+      for (let i = 0; i < count; i++) seen[candidates[i]! >>> 5] = 0
+      scanEntriesWithin(query, offset, this.words, candidates, count, maxDistance, visit)
+      return { candidates: count }
+    } finally {
+      if (outer !== undefined) this.candidates = outer
+      else this.searching = false
     }
-    for (let band = 0; band < this.bands; band++) {
-      const table = tables[band]!
-      const key = this.key(query, offset, band)
-      probe(table, key)
-      if (probeRadius >= 1)
-        for (let i = 0; i < bandBits; i++) {
-          const one = (key ^ (1 << i)) >>> 0
-          probe(table, one)
-          if (probeRadius >= 2) for (let j = i + 1; j < bandBits; j++) probe(table, (one ^ (1 << j)) >>> 0)
-        }
+  }
+
+  /** Appends the entries of `table` under `key` not yet seen to `candidates`; returns their count. */
+  private gather(table: BandTable, key: number, count: number): number {
+    const bucket = key & ((1 << this.dirBits) - 1)
+    let at = table.directory[bucket]!
+    const end = table.directory[bucket + 1]!
+    const { keys, entries } = table
+    if (this.layout.bandBits === 32) at = lowerBound(keys, at, end, key)
+    const seen = this.seen
+    let candidates = this.candidates
+    for (; at < end && keys[at] === key; at++) {
+      const entry = entries[at]!
+      const bit = 1 << (entry & 31)
+      const word = seen[entry >>> 5]!
+      if ((word & bit) !== 0) continue
+      seen[entry >>> 5] = word | bit
+      if (count === candidates.length) {
+        const grown = new Uint32Array(Math.min(candidates.length * 2, Math.max(this.count, 1024)))
+        grown.set(candidates)
+        this.candidates = candidates = grown
+      }
+      candidates[count++] = entry
     }
-    return { candidates }
+    return count
   }
 
   /** Key of band `band` of the fingerprint at word offset `offset`. */

@@ -108,7 +108,7 @@ export function matchVideo(
   for (const [video, list] of hits) {
     const refId = references.ids[video]!
     if (skip?.(refId) === true) continue
-    for (const run of runs(list, rule)) {
+    for (const run of strongest(runs(list, rule), rule)) {
       const offset = run.offsetHops * hop
       // The run's segments, within both videos (a segment at an edge may reach past the other's).
       const ugcStart = Math.max(run.first * segmentSeconds, -offset)
@@ -192,6 +192,25 @@ function runs(hits: Hit[], rule: MatchRule): Run[] {
     }
   }
   return out
+}
+
+/**
+ * The runs worth reporting of one pair: the strongest (most segments, then most similar), and
+ * another at a different offset only if it is long (twice `minRunSegments`) and at least as
+ * similar. Content that repeats inside a video (a person standing still twice, a chorus) otherwise
+ * gives short, weaker runs at the offsets of its repeats; a UGC video that shows the same reference
+ * clip twice still gives two.
+ */
+function strongest(found: Run[], rule: MatchRule): Run[] {
+  if (found.length <= 1) return found
+  const sorted = [...found].sort((a, b) => b.segments - a.segments || b.similarity - a.similarity)
+  const primary = sorted[0]!
+  return sorted.filter(
+    (run) =>
+      run === primary ||
+      Math.abs(run.offsetHops - primary.offsetHops) <= 1 ||
+      (run.segments >= 2 * rule.minRunSegments && run.similarity >= primary.similarity),
+  )
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000
