@@ -52,7 +52,7 @@ export interface MatchingBenchInit {
   queries?: number
   /** Share of the queries planted near a reference (default 0.6). */
   plantedShare?: number
-  /** Planted distances run uniformly from 0 to this, bits (default 240: the threshold and a bit beyond). */
+  /** Planted distances run uniformly from 0 to this, bits (default: the threshold and a fifth beyond). */
   maxPlantedDistance?: number
   /** The verification threshold, bits (default `matchDefaults.maxHammingBits`). */
   threshold?: number
@@ -195,7 +195,7 @@ const queryKind = { unrelated: 0, planted: 1, real: 2 } as const
 export async function runMatchingBench(init: MatchingBenchInit = {}): Promise<MatchingBenchReport> {
   const progress = init.onProgress ?? (() => {})
   const threshold = init.threshold ?? matchDefaults.maxHammingBits
-  const maxPlanted = Math.min(init.maxPlantedDistance ?? 240, fingerprintBits)
+  const maxPlanted = Math.min(init.maxPlantedDistance ?? Math.round(threshold * 1.2), fingerprintBits)
   const dataDir = init.dataDir ?? defaultVideoMatchingDir()
   const cacheDir = init.cacheDir ?? join(repoRoot, 'out', 'bench-cache', 'matching')
 

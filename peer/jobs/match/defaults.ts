@@ -10,8 +10,13 @@ export const matchDefaults = {
    * early); more is a truncated or damaged file, refused with a clear error.
    */
   maxMissingSeconds: 1.5,
-  /** Most bits two segment fingerprints of a copy may differ in to count as a hit (of 800). */
-  maxHammingBits: 200,
+  /**
+   * Most bits two fingerprints may differ in to count as a hit (of 800). Measured with
+   * `crowdmesh match-eval --edits` (README, "Video matching"): the largest threshold with no wrong
+   * match over the shared set and 120 edited copies; unrelated videos never matched below 240, and
+   * above 100 content that repeats inside a video begins to match at a wrong offset.
+   */
+  maxHammingBits: 100,
   /** Fewest segments a match runs over (a run of hits at one time offset). */
   minRunSegments: 3,
   /** Hits a run may miss between two of its segments (a logo passing, a cut). */
