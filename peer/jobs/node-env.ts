@@ -1,11 +1,12 @@
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
-import { CrowdmeshError, MessageTooLargeError } from '../protocol/errors.ts'
+import { FrameFetchError, MessageTooLargeError } from '../protocol/errors.ts'
+import { fetchBytes } from '../participant/frame-source.ts'
 import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from './kind.ts'
 import { fingerprintFile } from './match/ffmpeg-frames.ts'
 
@@ -14,9 +15,6 @@ import { fingerprintFile } from './match/ffmpeg-frames.ts'
  * bounded, cached file source. Both are the participant's, so a lying coordinator can make it fetch
  * only what the bounds allow.
  */
-
-/** A file or video could not be fetched. */
-export class FetchError extends CrowdmeshError {}
 
 /** Limits of the Node environment. */
 export const nodeEnvLimits = {
@@ -41,6 +39,7 @@ export function nodeFiles(): FileSource {
     async bytes(url, maxBytes, signal) {
       const known = cache.get(url)
       if (known !== undefined) {
+        if (known.length > maxBytes) throw new MessageTooLargeError(known.length, maxBytes)
         cache.delete(url)
         cache.set(url, known)
         return known
@@ -58,44 +57,14 @@ export function nodeFiles(): FileSource {
   }
 }
 
-async function fetchBytes(url: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
-  if (url.startsWith('file:')) {
-    const path = fileURLToPath(url)
-    const info = await stat(path).catch(() => undefined)
-    if (info === undefined) throw new FetchError(`${url}: no such file`)
-    if (info.size > maxBytes) throw new MessageTooLargeError(info.size, maxBytes)
-    return new Uint8Array(await readFile(path, signal !== undefined ? { signal } : {}))
-  }
-  if (!/^https?:/.test(url))
-    throw new FetchError(`${url.slice(0, 64)}: only file:, http: and https: are fetched`)
-  const response = await fetch(url, signal !== undefined ? { signal } : {})
-  if (!response.ok || response.body === null)
-    throw new FetchError(`${url}: ${response.status} ${response.statusText}`)
-  const declared = Number(response.headers.get('content-length') ?? 0)
-  if (declared > maxBytes) throw new MessageTooLargeError(declared, maxBytes)
-  const chunks: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    length += chunk.length
-    if (length > maxBytes) throw new MessageTooLargeError(length, maxBytes)
-    chunks.push(chunk)
-  }
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const chunk of chunks) {
-    out.set(chunk, at)
-    at += chunk.length
-  }
-  return out
-}
-
 /** Fingerprints videos by URL with ffmpeg; an http(s) video is downloaded first (ffmpeg then seeks freely). */
 export function nodeVideos(): VideoFingerprinter {
   const downloads = new Map<string, Promise<string>>()
   let folder: Promise<string> | undefined
   const local = (url: string, signal?: AbortSignal): Promise<string> => {
     if (url.startsWith('file:')) return Promise.resolve(fileURLToPath(url))
-    if (!/^https?:/.test(url)) return Promise.reject(new FetchError(`${url.slice(0, 64)}: not a video URL`))
+    if (!/^https?:/.test(url))
+      return Promise.reject(new FrameFetchError(`${url.slice(0, 64)}: not a video URL`))
     let path = downloads.get(url)
     if (path === undefined) {
       folder ??= mkdtemp(join(tmpdir(), 'crowdmesh-videos-'))
@@ -122,7 +91,7 @@ export function nodeVideos(): VideoFingerprinter {
 async function download(url: string, path: string, signal?: AbortSignal): Promise<string> {
   const response = await fetch(url, signal !== undefined ? { signal } : {})
   if (!response.ok || response.body === null)
-    throw new FetchError(`${url}: ${response.status} ${response.statusText}`)
+    throw new FrameFetchError(`${url}: ${response.status} ${response.statusText}`)
   const declared = Number(response.headers.get('content-length') ?? 0)
   if (declared > nodeEnvLimits.maxVideoBytes)
     throw new MessageTooLargeError(declared, nodeEnvLimits.maxVideoBytes)

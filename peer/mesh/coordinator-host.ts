@@ -1,7 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import type { Libp2p } from 'libp2p'
 import type { Coordinator, FrameReport, RejectedResult } from '../coordinator/coordinator.ts'
 import type { AnyJobKind, JobSpec, TaskBase } from '../jobs/kind.ts'
 import type { Clock } from '../protocol/clock.ts'
@@ -26,14 +24,7 @@ import {
   ReceiveBudget,
   ReceiveBudgetError,
 } from './framing.ts'
-import {
-  type CoordinatorStatus,
-  coordinatorValidators,
-  encodeJobOutcome,
-  encodeJson,
-  eventTopics,
-  outcomeEnvelopeBytes,
-} from './gossip.ts'
+import type { CoordinatorStatus } from './gossip.ts'
 import { TokenBucket } from './rate-limit.ts'
 import {
   decodeResultFrame,
@@ -44,9 +35,9 @@ import {
   toCoordinatorSchema,
   workProtocol,
 } from './work-protocol.ts'
+import { CoordinatorGossip, type GossipNode, type PublishedOutcome } from './coordinator-gossip.ts'
 
-/** The libp2p node a coordinator host runs on: any mesh node with gossipsub. */
-export type GossipNode = Libp2p<{ gossip: GossipSub }>
+export type { GossipNode } from './coordinator-gossip.ts'
 
 /** Limits the host enforces; each defaults from the `meshDefaults` field of the same name. */
 export interface HostLimits {
@@ -90,7 +81,7 @@ export interface CoordinatorHostEvents {
   /** A participant's stream was closed for breaking the protocol, or a request was refused. */
   refused: [{ participantId: string; code: (typeof errorCodes)[number]; message: string }]
   /** A round's outcome went out on gossip. */
-  outcomePublished: [{ jobId: string; frameIndex: number; bytes: number; recipients: number; at: number }]
+  outcomePublished: [PublishedOutcome]
 }
 
 interface Session {
@@ -139,14 +130,12 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private readonly limits: HostLimits
   private readonly clock: Clock
   private readonly log: Logger
-  private readonly topics: ReturnType<typeof eventTopics>
+  private readonly gossip: CoordinatorGossip
   private readonly sessions = new Map<string, Session>()
   private readonly budget: ReceiveBudget
   private readonly gate: AdmissionGate
   /** Per-frame keys by job and round (`jobId/frameIndex`), while the round is open (see `protocol/frame-keys.ts`). */
   private readonly frameKeys = new Map<string, FrameKey>()
-  /** Each job's latest outcome, in its envelope: a participant who joins late sees them at once. */
-  private readonly latestOutcomes = new Map<string, Uint8Array>()
   private lastRejection: RejectedResult | undefined
   private statusTimer: unknown
   private stopped = false
@@ -171,7 +160,12 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     }
     this.clock = components.clock
     this.log = components.logger ?? makeLogger('crowdmesh:mesh:host')
-    this.topics = eventTopics(init.event)
+    this.gossip = new CoordinatorGossip({
+      node: this.node,
+      event: this.event,
+      coordinator: this.coordinator,
+      log: this.log,
+    })
     this.budget = new ReceiveBudget(this.limits.maxBufferedBytes)
     this.gate = new AdmissionGate(
       { admitTimeoutMs: this.limits.admitTimeoutMs, maxPeersPerLink: this.limits.maxPeersPerLink },
@@ -210,11 +204,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     await this.node.handle(workProtocol, (stream, connection) => void this.serve(stream, connection), {
       maxInboundStreams: 4,
     })
-    const gossip = this.node.services.gossip
-    for (const [topic, validator] of coordinatorValidators(this.event, (peer) => this.gate.isAdmitted(peer)))
-      gossip.topicValidators.set(topic, validator)
-    // The coordinator subscribes to its own topics so gossipsub grafts participants into its mesh.
-    for (const topic of Object.values(this.topics)) gossip.subscribe(topic)
+    this.gossip.start((peer) => this.gate.isAdmitted(peer))
     const on = <
       K extends
         | 'workQueued'
@@ -251,7 +241,9 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     on('frameComplete', (outcome: unknown, report: FrameReport) => {
       // Its late copies are refused anyway; the key is no longer needed.
       this.frameKeys.delete(`${report.jobId}/${report.frameIndex}`)
-      this.publishOutcome(outcome, report)
+      void this.gossip.publishOutcome(outcome, report).then((published) => {
+        if (published !== undefined) this.emit('outcomePublished', published)
+      })
     })
     on('frameDropped', (report: FrameReport) => this.frameKeys.delete(`${report.jobId}/${report.frameIndex}`))
     // Jobs added and ended while participants are connected: each is told.
@@ -261,12 +253,12 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     }
     on('jobAdded', (job: JobSpec) => tellAll({ type: 'job-added', job }))
     on('jobEnded', (jobId: string) => {
-      this.latestOutcomes.delete(jobId)
+      this.gossip.jobEnded(jobId)
       tellAll({ type: 'job-ended', jobId })
     })
     const tick = () => {
       if (this.stopped) return
-      this.publishStatus()
+      this.gossip.publishStatus(this.status())
       this.statusTimer = this.clock.setTimer(tick, this.limits.statusIntervalMs)
     }
     tick()
@@ -297,7 +289,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     this.clock.clearTimer(this.statusTimer)
     for (const off of this.unlisten.splice(0)) off()
     await this.node.unhandle(workProtocol).catch(() => {})
-    for (const topic of Object.values(this.topics)) this.node.services.gossip.topicValidators.delete(topic)
+    this.gossip.stop()
     await this.gate.stop()
     await Promise.all(
       [...this.sessions.values()].map(async (session) => {
@@ -415,7 +407,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         jobs: this.coordinator.jobs,
       })
       // A participant who joins late sees the latest outcome at once.
-      for (const bytes of this.latestOutcomes.values())
+      for (const bytes of this.gossip.latest())
         void session.framed.send(FrameKind.binary, bytes).catch(() => {})
       this.emit('participantJoined', {
         participantId: session.participantId,
@@ -515,42 +507,6 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private send(session: Session, message: ToParticipant): void {
     // A failed send means the stream is gone; its reader notices and cleans up.
     session.framed.sendJson(message).catch(() => {})
-  }
-
-  private publishOutcome(outcome: unknown, report: FrameReport): void {
-    // Every job's outcomes are gossiped, each in an envelope naming its job; participants show those
-    // of the kinds they have.
-    const spec = this.coordinator.jobs.find((job) => job.jobId === report.jobId)
-    const kind = this.coordinator.kindOf(report.jobId)
-    if (spec === undefined || kind === undefined) return
-    let bytes: Uint8Array
-    try {
-      const room = meshDefaults.maxGossipBytes - outcomeEnvelopeBytes(spec.jobId)
-      bytes = encodeJobOutcome(spec.jobId, kind.outcome.encode(outcome, spec, room))
-    } catch (error) {
-      this.log(`the outcome of round ${report.frameIndex} of ${spec.jobId} cannot go out: ${String(error)}`)
-      return
-    }
-    this.latestOutcomes.set(spec.jobId, bytes)
-    const at = Date.now()
-    this.node.services.gossip
-      .publish(this.topics.outcome, bytes)
-      .then((result) =>
-        this.emit('outcomePublished', {
-          jobId: spec.jobId,
-          frameIndex: report.frameIndex,
-          bytes: bytes.length,
-          recipients: result.recipients.length,
-          at,
-        }),
-      )
-      .catch((error: unknown) => this.log(`outcome gossip failed: ${(error as Error).message}`))
-  }
-
-  private publishStatus(): void {
-    this.node.services.gossip
-      .publish(this.topics.job, encodeJson(this.status()))
-      .catch((error: unknown) => this.log(`status gossip failed: ${(error as Error).message}`))
   }
 }
 

@@ -61,7 +61,8 @@ export function frameSource(init: FrameSourceInit = {}): FrameSource {
   }
 }
 
-async function fetchBytes(url: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+/** The bytes of a file:, http(s): or data: URL, at most `maxBytes`; a `FrameFetchError` otherwise. */
+export async function fetchBytes(url: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
   if (url.startsWith('file:')) {
     try {
       const bytes = await readFile(fileURLToPath(url), signal ? { signal } : {})

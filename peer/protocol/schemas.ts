@@ -21,3 +21,27 @@ export function parseMessage<T>(schema: z.ZodType<T>, data: unknown): T {
 export function parseJsonMessage<T>(schema: z.ZodType<T>, text: string): T {
   return parseMessage(schema, parseBoundedJson(text, { maxBytes: messageLimits.maxControlBytes }))
 }
+
+/** Parses UTF-8 JSON bytes (a kind's result or outcome) with size and depth limits, then `schema`. */
+export function parseJsonBytes<T>(schema: z.ZodType<T>, bytes: Uint8Array, maxBytes: number): T {
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new InvalidMessageError('(root)', 'not UTF-8')
+  }
+  return parseMessage(schema, parseBoundedJson(text, { maxBytes }))
+}
+
+/** The UTF-8 JSON bytes of a value (what `parseJsonBytes` reads back). */
+export const jsonBytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
+
+/** Whether `check` passes (a kind's `result.matches` from the check its sink runs). */
+export function passes(check: () => void): boolean {
+  try {
+    check()
+    return true
+  } catch {
+    return false
+  }
+}

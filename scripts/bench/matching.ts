@@ -1,20 +1,21 @@
-import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { matchDefaults } from '../../peer/jobs/match/defaults.ts'
-import { fingerprintFile } from '../../peer/jobs/match/ffmpeg-frames.ts'
-import {
-  decodeFingerprints,
-  encodeFingerprints,
-  type FingerprintFile,
-} from '../../peer/jobs/match/fingerprint-file.ts'
-import { fingerprintVideo } from '../../peer/jobs/match/fingerprint.ts'
-import { fingerprintBits, fingerprintFormat } from '../../peer/jobs/match/format.ts'
-import { fingerprintWords, hamming, scanWithin, toWords } from '../../peer/jobs/match/hamming.ts'
+import { fingerprintBits } from '../../peer/jobs/match/format.ts'
+import { fingerprintWords, hamming, scanWithin } from '../../peer/jobs/match/hamming.ts'
 import { FingerprintIndex, type LshLayout } from '../../peer/jobs/match/lsh-index.ts'
 import { repoRoot } from '../options.ts'
+import {
+  buildCorpus,
+  type Corpus,
+  ownVideo,
+  pairKey,
+  queryKind,
+  realFingerprints,
+} from './matching-corpus.ts'
+import { cpuMs, fingerprintSpeed, type FingerprintSpeed } from './matching-fingerprint-speed.ts'
+
+export type { FingerprintSpeed } from './matching-fingerprint-speed.ts'
 
 /*
  * The matching figures (issue 14): how fast Node fingerprints a video, how fast brute force compares
@@ -65,21 +66,6 @@ export interface MatchingBenchInit {
   seed?: number
   /** Called as work completes: (stage, done, total). */
   onProgress?: (stage: string, done: number, total: number) => void
-}
-
-/** Node's fingerprinting speed on one video. */
-export interface FingerprintSpeed {
-  video: string
-  /** Sampled frames per video (16 a second). */
-  frames: number
-  /** Frames per CPU-second, Node's and its children's (ffprobe, ffmpeg) together (undefined without /proc to read theirs). */
-  framesPerCpuSecond: number | undefined
-  /** Share of that CPU time the children took (probing, decoding, sampling, scaling). */
-  decodeCpuShare: number | undefined
-  /** Frames per second of wall time (ffmpeg decodes beside Node, on another core). */
-  framesPerWallSecond: number
-  /** Frames per CPU-second of the fingerprinting alone (frames decoded beforehand): one thread. */
-  framesPerSecExcludingDecode: number
 }
 
 /** Recall of the planted pairs whose distance lies in [from, to]. */
@@ -178,17 +164,6 @@ export function defaultVideoMatchingDir(): string | undefined {
 const W = fingerprintWords
 
 /**
- * This process's CPU time, ms: the clock of the per-core figures. On a shared machine other
- * processes stretch wall time; they do not add to this (the memory and caches they share still count).
- */
-function cpuMs(): number {
-  const usage = process.cpuUsage()
-  return (usage.user + usage.system) / 1000
-}
-
-const queryKind = { unrelated: 0, planted: 1, real: 2 } as const
-
-/**
  * Runs the matching benchmark: single-threaded, every figure per core, timed in this process's CPU
  * time (ffmpeg's added where it decodes).
  */
@@ -269,291 +244,6 @@ export function layoutName(layout: LshLayout): string {
 
 // ---------------------------------------------------------------------------------------------
 // Real fingerprints and fingerprinting speed
-
-interface RealVideo {
-  id: string
-  file: FingerprintFile
-}
-
-/** The sources that decide a fingerprint's bits: a cached fingerprint is only as good as they are. */
-const fingerprintSources = ['format.ts', 'fingerprint.ts', 'ffmpeg-frames.ts'].map((name) =>
-  join(repoRoot, 'peer', 'jobs', 'match', name),
-)
-
-/**
- * Every video's fingerprints (all phases) in `dir`, kept in `cacheDir` as `.cmfp` files, under the
- * format's version and a hash of the code that computes them (a change there computes them anew).
- */
-async function realFingerprints(
-  dir: string,
-  cacheDir: string,
-  progress: NonNullable<MatchingBenchInit['onProgress']>,
-): Promise<RealVideo[]> {
-  if (!existsSync(dir)) return []
-  const names = (await readdir(dir)).filter((name) => /\.(mp4|webm|mkv|mov)$/i.test(name)).sort()
-  const hash = createHash('sha256')
-  for (const source of fingerprintSources) hash.update(await readFile(source))
-  const cache = join(cacheDir, `v${fingerprintFormat.version}-${hash.digest('hex').slice(0, 12)}`)
-  await mkdir(cache, { recursive: true })
-  const out: RealVideo[] = []
-  for (const [i, name] of names.entries()) {
-    progress('real fingerprints', i, names.length)
-    const video = join(dir, name)
-    const cached = join(cache, `${name}.cmfp`)
-    const [videoStat, cacheStat] = await Promise.all([stat(video), stat(cached).catch(() => undefined)])
-    let file: FingerprintFile
-    if (cacheStat !== undefined && cacheStat.mtimeMs >= videoStat.mtimeMs)
-      file = decodeFingerprints(new Uint8Array(await readFile(cached)))
-    else {
-      file = await fingerprintFile(video)
-      await writeFile(cached, encodeFingerprints(file))
-    }
-    out.push({ id: name, file })
-  }
-  progress('real fingerprints', names.length, names.length)
-  return out
-}
-
-/** CPU seconds of this process's finished children (ffmpeg), from /proc; undefined elsewhere. */
-function childCpuSeconds(): number | undefined {
-  try {
-    const text = readFileSync('/proc/self/stat', 'utf8')
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-    // cutime and cstime (fields 16 and 17), in USER_HZ ticks: 100 a second on every Linux ABI.
-    return (Number(fields[13]) + Number(fields[14])) / 100
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * Fingerprints `video` through `fingerprintFile` (ffmpeg decoding, every phase, as a query) until at
- * least `minSeconds` have passed, after a warm-up run; then the fingerprinting alone on frames decoded
- * beforehand.
- */
-async function fingerprintSpeed(
-  video: string,
-  progress: NonNullable<MatchingBenchInit['onProgress']>,
-  minSeconds = 2,
-): Promise<FingerprintSpeed> {
-  const stage = 'fingerprinting speed'
-  progress(stage, 0, 3)
-  await fingerprintFile(video)
-  progress(stage, 1, 3)
-  let frames = 0
-  let runs = 0
-  const cpuBefore = process.cpuUsage()
-  const childBefore = childCpuSeconds()
-  const started = performance.now()
-  while (runs < 2 || performance.now() - started < minSeconds * 1000) {
-    const file = await fingerprintFile(video)
-    frames += Math.round(file.duration * fingerprintFormat.sampleFps)
-    runs++
-  }
-  const wall = (performance.now() - started) / 1000
-  const cpu = process.cpuUsage(cpuBefore)
-  const childAfter = childCpuSeconds()
-  const nodeCpu = (cpu.user + cpu.system) / 1e6
-  const childCpu =
-    childBefore === undefined || childAfter === undefined ? undefined : childAfter - childBefore
-  progress(stage, 2, 3)
-
-  const decoded = await decodeLuma(video)
-  fingerprintVideo(decoded)
-  let alone = 0
-  let aloneRuns = 0
-  const aloneStarted = cpuMs()
-  while (aloneRuns < 2 || alone < minSeconds) {
-    fingerprintVideo(decoded)
-    aloneRuns++
-    alone = (cpuMs() - aloneStarted) / 1000
-  }
-  progress(stage, 3, 3)
-  return {
-    video: basename(video),
-    frames: frames / runs,
-    framesPerCpuSecond: childCpu === undefined ? undefined : Math.round(frames / (nodeCpu + childCpu)),
-    decodeCpuShare: childCpu === undefined ? undefined : round(childCpu / (nodeCpu + childCpu), 3),
-    framesPerWallSecond: Math.round(frames / wall),
-    framesPerSecExcludingDecode: Math.round((decoded.frames.length * aloneRuns) / alone),
-  }
-}
-
-/** The luminance frames `fingerprintFile` decodes (the same ffmpeg filter), held in memory. */
-async function decodeLuma(video: string): Promise<{ size: number; frames: Uint8Array[] }> {
-  const { decodeSize, sampleFps } = fingerprintFormat
-  const child = spawn(
-    'ffmpeg',
-    [
-      ...['-v', 'error', '-nostdin', '-i', video, '-map', '0:v:0', '-an', '-sn'],
-      ...['-vf', `fps=${sampleFps},scale=${decodeSize}:${decodeSize}:flags=area,format=gray`],
-      ...['-f', 'rawvideo', 'pipe:1'],
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  )
-  const chunks: Buffer[] = []
-  for await (const chunk of child.stdout as AsyncIterable<Buffer>) chunks.push(chunk)
-  const bytes = Buffer.concat(chunks)
-  const frameBytes = decodeSize * decodeSize
-  const frames: Uint8Array[] = []
-  for (let at = 0; at + frameBytes <= bytes.length; at += frameBytes)
-    frames.push(new Uint8Array(bytes.subarray(at, at + frameBytes)))
-  return { size: decodeSize, frames }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The synthetic corpus
-
-interface Corpus {
-  references: number
-  realReferences: number
-  /** References' words, entry e at e · 25. */
-  refs: Uint32Array
-  /** The real video a reference came from, −1 for a synthetic one. */
-  refVideo: Int16Array
-  queries: number
-  queryWords: Uint32Array
-  kind: Uint8Array
-  /** A planted query's reference and distance; a real query's video (else −1). */
-  source: Int32Array
-  distance: Int16Array
-  queryVideo: Int16Array
-  counts: [number, number, number]
-  /** The pairs within the threshold, by query: reference entries (a video's own excluded). */
-  truth: Map<number, number[]>
-}
-
-/** xorshift32: a fast, seeded source of 32-bit words for a corpus that is the same on every run. */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1
-  return () => {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    return s >>> 0
-  }
-}
-
-function buildCorpus(options: {
-  videos: RealVideo[]
-  references: number
-  queries: number
-  plantedShare: number
-  maxPlanted: number
-  threshold: number
-  seed: number
-}): Corpus {
-  const { videos, references: n, queries: count, maxPlanted, threshold } = options
-  const next = xorshift(options.seed)
-  const below = (k: number) => Math.floor((next() / 0x1_0000_0000) * k)
-
-  // References: random, then the real videos' phase-0 fingerprints (a reference keeps phase 0 only;
-  // a still one is neither indexed nor looked up, as in a match run).
-  const refs = new Uint32Array(n * W)
-  for (let i = 0; i < refs.length; i++) refs[i] = next()
-  const refVideo = new Int16Array(n).fill(-1)
-  const realRefs = videos.flatMap((v, video) =>
-    v.file.fingerprints
-      .filter((f) => f.phase === 0 && !f.still)
-      .map((f) => ({ video, words: toWords(f.bits) })),
-  )
-  const realFrom = n - realRefs.length
-  realRefs.forEach((r, i) => {
-    refs.set(r.words, (realFrom + i) * W)
-    refVideo[realFrom + i] = r.video
-  })
-
-  // Queries: every real fingerprint (every phase), the planted share, the rest unrelated; shuffled,
-  // so that any first part of the list (a sample, a layout's budget) is a fair mix.
-  const realQueries = videos
-    .flatMap((v, video) => v.file.fingerprints.filter((f) => !f.still).map((f) => ({ video, bits: f.bits })))
-    .slice(0, count)
-  const planted = Math.min(Math.round(options.plantedShare * count), count - realQueries.length)
-  const unrelated = count - planted - realQueries.length
-  const kinds = [
-    ...Array<number>(unrelated).fill(queryKind.unrelated),
-    ...Array<number>(planted).fill(queryKind.planted),
-  ]
-  const order = Array.from({ length: count }, (_, i) => i)
-  for (let i = count - 1; i > 0; i--) {
-    const j = below(i + 1)
-    ;[order[i], order[j]] = [order[j]!, order[i]!]
-  }
-  const queryWords = new Uint32Array(count * W)
-  const kind = new Uint8Array(count)
-  const source = new Int32Array(count).fill(-1)
-  const distance = new Int16Array(count).fill(-1)
-  const queryVideo = new Int16Array(count).fill(-1)
-  const bits = Uint16Array.from({ length: fingerprintBits }, (_, i) => i)
-  let real = 0
-  for (let slot = 0; slot < count; slot++) {
-    const q = order[slot]!
-    const at = q * W
-    if (slot < kinds.length && kinds[slot] === queryKind.unrelated) {
-      for (let w = 0; w < W; w++) queryWords[at + w] = next()
-      continue
-    }
-    if (slot < kinds.length) {
-      // A copy of a random synthetic reference with exactly d distinct bits flipped (partial shuffle).
-      const ref = below(realFrom)
-      const d = below(maxPlanted + 1)
-      queryWords.set(refs.subarray(ref * W, ref * W + W), at)
-      for (let i = 0; i < d; i++) {
-        const j = i + below(fingerprintBits - i)
-        const bit = bits[j]!
-        bits[j] = bits[i]!
-        bits[i] = bit
-        queryWords[at + (bit >>> 5)]! ^= 1 << (bit & 31)
-      }
-      kind[q] = queryKind.planted
-      source[q] = ref
-      distance[q] = d
-      continue
-    }
-    const r = realQueries[real++]!
-    queryWords.set(toWords(r.bits), at)
-    kind[q] = queryKind.real
-    queryVideo[q] = r.video
-  }
-
-  // The pairs within the threshold: the planted ones, and the real ones by brute force over the real
-  // references (the synthetic ones are ~400 bits from everything; `runBruteForce` checks it).
-  const truth = new Map<number, number[]>()
-  for (let q = 0; q < count; q++) {
-    if (kind[q] === queryKind.planted && distance[q]! <= threshold) truth.set(q, [source[q]!])
-    if (kind[q] !== queryKind.real) continue
-    const within: number[] = []
-    for (let e = realFrom; e < n; e++)
-      if (refVideo[e] !== queryVideo[q] && hamming(queryWords, q * W, refs, e * W) <= threshold)
-        within.push(e)
-    if (within.length > 0) truth.set(q, within)
-  }
-  return {
-    references: n,
-    realReferences: realRefs.length,
-    refs,
-    refVideo,
-    queries: count,
-    queryWords,
-    kind,
-    source,
-    distance,
-    queryVideo,
-    counts: [unrelated, planted, realQueries.length],
-    truth,
-  }
-}
-
-/** Whether reference `e` is query `q`'s own video (a match run leaves a video's own references out). */
-function ownVideo(corpus: Corpus, q: number, e: number): boolean {
-  const video = corpus.refVideo[e]!
-  return video >= 0 && video === corpus.queryVideo[q]
-}
-
-const pairKey = (q: number, e: number) => q * 0x1_0000_0000 + e
-
-// ---------------------------------------------------------------------------------------------
-// Brute force and the layouts
 
 /**
  * Brute force over the whole corpus for the first `sample` queries: its figures, and the CPU time of
@@ -773,62 +463,11 @@ function measureLayout(
 // ---------------------------------------------------------------------------------------------
 // Printing
 
-/** The matching section of `crowdmesh bench`'s printed table. */
-export function matchingTable(report: MatchingBenchReport): string {
-  const mark = (ok: boolean) => (ok ? 'meets' : 'MISSES')
-  const { fingerprint: fp, bruteForce: bf, corpus, layouts, chosen } = report
-  const n = (x: number) => x.toLocaleString('en-US')
-  const lines: string[] = []
-  if (fp !== undefined)
-    lines.push(
-      `  matching.fingerprintFramesPerSecPerCore  ` +
-        (fp.framesPerCpuSecond === undefined
-          ? `${fp.framesPerWallSecond} frames/s (wall)`
-          : `${fp.framesPerCpuSecond} frames per CPU-second with ffmpeg decoding (ffmpeg ${Math.round(
-              fp.decodeCpuShare! * 100,
-            )} % of it; ${fp.framesPerWallSecond} frames/s wall)`) +
-        `, ${fp.framesPerSecExcludingDecode} without decoding (${fp.video}, ${fingerprintFormat.sampleFps} fps sampled, every phase)`,
-    )
-  else
-    lines.push(
-      '  matching.fingerprintFramesPerSecPerCore  not measured: the video-matching samples are missing',
-    )
-  lines.push(
-    `  matching.bruteForcePairsPerSecPerCore    ${(bf.pairsPerSecPerCore / 1e6).toFixed(1)} M/s at the ${corpus.threshold}-bit threshold, ` +
-      `${(bf.fullDistancePairsPerSecPerCore / 1e6).toFixed(1)} M/s full distance  ` +
-      `(${mark(bf.pairsPerSecPerCore >= matchingTargets.bruteForcePairsPerSecPerCore)} ≥ 20 M)`,
-    `  matching.lsh  ${n(corpus.references)} references (${corpus.realReferences} real), ${n(corpus.queries)} queries: ` +
-      `${n(corpus.planted)} planted at 0–${corpus.maxPlantedDistance} bits, ${corpus.real} real, ${n(corpus.unrelated)} unrelated; ` +
-      `brute force ${bf.msPerQuery.toFixed(1)} ms a query over ${bf.sampleQueries} of them (${bf.pairsFound} pairs within the threshold, ` +
-      `${bf.pairsNotKnown} not planted or real); times are CPU time`,
-  )
-  const buckets = layouts[0]?.recallByDistance ?? []
-  lines.push(
-    `    layout     build  cand./query  query ms  speed-up  recall  (real)   by planted distance ${buckets
-      .map((b) => `${b.from}–${b.to}`)
-      .join(' ')}`,
-  )
-  for (const l of layouts)
-    lines.push(
-      `    ${l.name.padEnd(9)} ${l.buildSeconds.toFixed(1).padStart(5)} s ${n(l.candidatesPerQuery).padStart(11)} ` +
-        `${l.queryMs.toFixed(3).padStart(9)} ${`${Math.round(l.speedup)}×`.padStart(9)}  ${l.recall.toFixed(4)}  ` +
-        `(${l.recallReal?.toFixed(3) ?? '–'})  ${l.recallByDistance.map((b) => b.recall.toFixed(3)).join(' ')}` +
-        (l.queriesRun < corpus.queries
-          ? `  [${n(l.queriesRun)} queries in its time; speed-up over ${l.speedupQueries}]`
-          : ''),
-    )
-  lines.push(
-    `  matching.lsh.chosen  ${chosen.name}: recall ${chosen.recall.toFixed(4)} (${mark(chosen.meetsRecall)} ≥ 0.99), ` +
-      `${Math.round(chosen.speedup)}× brute force (${mark(chosen.speedup >= matchingTargets.speedup)} ≥ 50×)`,
-  )
-  return `${lines.join('\n')}\n`
+function round(x: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
 }
 
 function ratio(a: number, b: number): number {
   return b === 0 ? 1 : round(a / b, 4)
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits
-  return Math.round(x * f) / f
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { BlockMismatchError, InvalidMessageError, InvalidOptionError } from '../../protocol/errors.ts'
-import { parseMessage } from '../../protocol/schemas.ts'
+import { jsonBytes, parseJsonBytes, parseMessage, passes } from '../../protocol/schemas.ts'
 import type { AddOutcome, JobKind, JobSpec, RoundPlan, RoundSink, TaskSpan } from '../kind.ts'
 import { matchDefaults } from './defaults.ts'
 import { decodeFingerprints, encodeFingerprints, type FingerprintFile } from './fingerprint-file.ts'
@@ -231,14 +231,7 @@ export const fingerprintKind: JobKind<
   result: {
     encode: encodeFingerprints,
     decode: (bytes) => decodeFingerprints(bytes),
-    matches: (task, result) => {
-      try {
-        checkResult(task, result)
-        return true
-      } catch {
-        return false
-      }
-    },
+    matches: (task, result) => passes(() => checkResult(task, result)),
   },
   openSink(_job, plan, level) {
     if (level !== 0 || !(plan instanceof FingerprintRoundPlan))
@@ -247,15 +240,12 @@ export const fingerprintKind: JobKind<
   },
   outcome: {
     encode: (outcome) =>
-      new TextEncoder().encode(
-        JSON.stringify({
-          frameIndex: outcome.frameIndex,
-          videoId: outcome.videoId,
-          fingerprints: outcome.file.fingerprints.length,
-        }),
-      ),
-    decode: (bytes) =>
-      parseMessage(snapshotSchema, JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))),
+      jsonBytes({
+        frameIndex: outcome.frameIndex,
+        videoId: outcome.videoId,
+        fingerprints: outcome.file.fingerprints.length,
+      }),
+    decode: (bytes) => parseJsonBytes(snapshotSchema, bytes, 1024),
     summary: (snapshot) => ({ frameIndex: snapshot.frameIndex, items: snapshot.fingerprints }),
   },
   workers: {

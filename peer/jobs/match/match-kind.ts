@@ -1,7 +1,6 @@
 import { z } from 'zod'
 import { BlockMismatchError, InvalidMessageError, InvalidOptionError } from '../../protocol/errors.ts'
-import { parseBoundedJson } from '../../protocol/json-limits.ts'
-import { parseMessage } from '../../protocol/schemas.ts'
+import { jsonBytes, parseJsonBytes, parseMessage, passes } from '../../protocol/schemas.ts'
 import type { AddOutcome, JobKind, JobSpec, RoundPlan, RoundSink, TaskSpan } from '../kind.ts'
 import { matchDefaults } from './defaults.ts'
 import { decodeFingerprints } from './fingerprint-file.ts'
@@ -253,20 +252,9 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
   taskKey: (task) => `${task.jobId}:${task.frameIndex}:${task.firstRef}`,
   taskSpan: (task): TaskSpan => ({ lane: 0, first: task.firstRef, count: task.refCount }),
   result: {
-    encode: (result) => new TextEncoder().encode(JSON.stringify(result)),
-    decode: (bytes) =>
-      parseMessage(
-        taskResultSchema,
-        parseBoundedJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes), { maxBytes: resultLimit }),
-      ),
-    matches: (task, result) => {
-      try {
-        checkMatches(task, result)
-        return true
-      } catch {
-        return false
-      }
-    },
+    encode: jsonBytes,
+    decode: (bytes) => parseJsonBytes(taskResultSchema, bytes, resultLimit),
+    matches: (task, result) => passes(() => checkMatches(task, result)),
   },
   openSink(_job, plan, level) {
     if (level !== 0 || !(plan instanceof MatchRoundPlan))
@@ -275,15 +263,12 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
   },
   outcome: {
     encode: (outcome) =>
-      new TextEncoder().encode(
-        JSON.stringify({
-          frameIndex: outcome.frameIndex,
-          videoId: outcome.videoId,
-          matches: outcome.matches.length,
-        }),
-      ),
-    decode: (bytes) =>
-      parseMessage(snapshotSchema, JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))),
+      jsonBytes({
+        frameIndex: outcome.frameIndex,
+        videoId: outcome.videoId,
+        matches: outcome.matches.length,
+      }),
+    decode: (bytes) => parseJsonBytes(snapshotSchema, bytes, 1024),
     summary: (snapshot) => ({ frameIndex: snapshot.frameIndex, items: snapshot.matches }),
   },
   workers: {
@@ -296,9 +281,9 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
         async run(job, task, signal) {
           const { referencesUrl, rule, layout } = job.description
           if (cache.list?.url !== referencesUrl) {
-            const bytes = await files.bytes(referencesUrl, 64 * 1024 * 1024, signal)
-            const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
-            cache.list = { url: referencesUrl, list: parseMessage(referenceListSchema, JSON.parse(text)) }
+            const maxBytes = 64 * 1024 * 1024
+            const bytes = await files.bytes(referencesUrl, maxBytes, signal)
+            cache.list = { url: referencesUrl, list: parseJsonBytes(referenceListSchema, bytes, maxBytes) }
           }
           const list = cache.list.list.references
           if (list.length !== job.description.references)
