@@ -1,5 +1,6 @@
 import SimplePeer from '@thaunknown/simple-peer/lite.js'
 import { AbortError, CrowdmeshError } from '../protocol/errors.ts'
+import { RECORDER_BYE } from '../server/upload-protocol.ts'
 import { AnswerQueue } from './answers.ts'
 import type { Connect } from './uploader.ts'
 
@@ -46,6 +47,8 @@ export function connectRtc(init: RtcConnectInit): Connect {
         settled = true
         signal.removeEventListener('abort', onAbort)
         peer.destroy()
+        // The server peer holds a peer for this negotiation until its connect timeout otherwise.
+        if (welcomed) forward({ type: RECORDER_BYE })
         ws.close()
         reject(error)
       }

@@ -4,6 +4,7 @@ import { sleep } from '../protocol/clock.ts'
 import { recordingLimits } from '../protocol/defaults.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { holdWebRTC } from '../protocol/webrtc-hold.ts'
+import { RECORDER_BYE } from './upload-protocol.ts'
 import type { UploadChannel, UploadSession } from './upload-session.ts'
 
 /** Options of the server peer's WebRTC side; each defaults as documented. */
@@ -50,6 +51,8 @@ export interface RtcUploads {
   readonly connected: number
   /** Recorders' peers held now: negotiating, connected or closing (at most `maxPeers`). */
   readonly peers: number
+  /** Offers refused so far because `maxPeers` peers were held (their recorders fall back to the WebSocket). */
+  readonly refused: number
   /** Resolves once the server is registered with the signaling server (again after a reconnect). */
   registered(): Promise<void>
 }
@@ -99,11 +102,13 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   /** Every peer not yet closed, replaced ones included: what `maxPeers` bounds. */
   const open = new Set<RecorderPeer>()
   let connected = 0
+  let refused = 0
   let registered = Promise.withResolvers<void>()
 
   /** A new peer for the recorder at `from`, answering its offer; undefined when the server is full. */
   const create = (ws: WebSocket, from: string): RecorderPeer | undefined => {
     if (open.size >= limits.maxPeers) {
+      refused++
       log(`refused a recorder: ${open.size} peers already`)
       return undefined
     }
@@ -174,6 +179,8 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
   }
 
   /** One signaling message (`bytes` long) from the recorder at `from`. */
+  const isBye = (data: unknown) =>
+    typeof data === 'object' && data !== null && (data as { type?: unknown }).type === RECORDER_BYE
   const answer = (ws: WebSocket, from: string, data: unknown, bytes: number) => {
     const offer = typeof data === 'object' && data !== null && (data as { type?: unknown }).type === 'offer'
     const known = negotiations.get(from)
@@ -185,6 +192,12 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
     if (signals > limits.maxSignalsPerPeer || sent > limits.maxSignalBytesPerPeer) {
       log(`recorder ${from}: dropped after ${signals} signaling messages (${sent} bytes)`)
       known?.recorder.drop()
+      return
+    }
+    // A recorder whose negotiation failed on its side says so: its peer goes now, not after the
+    // connect timeout (it could otherwise hold a slot for 20 s, and a retrying recorder two).
+    if (isBye(data)) {
+      if (known !== undefined && !known.recorder.peer.connected) known.recorder.drop()
       return
     }
     // A recorder never renegotiates: a new offer is a reconnection, and the old connection (which
@@ -249,6 +262,9 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
     },
     get peers() {
       return open.size
+    },
+    get refused() {
+      return refused
     },
     registered: () => registered.promise,
   }

@@ -10,6 +10,12 @@ import { InvalidMessageError } from '../protocol/errors.ts'
  * from there. Publish names the total length, so the server knows it holds every byte.
  */
 
+/**
+ * What a recorder signals to the server peer (through the signaling relay, beside simple-peer's
+ * offers, answers and candidates) when it gives up a negotiation, so its peer there goes at once.
+ */
+export const RECORDER_BYE = 'crowdmesh-bye'
+
 /** Largest chunk: a second of recording at 8 Mbit/s fits. */
 export const maxChunkBytes = 1024 * 1024
 /** Bytes before a chunk's data: sequence u32, offset f64 (little-endian; exact to 2^53 bytes). */

@@ -109,8 +109,9 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
     const signalUrl = `${event.ready.signaling.replace(/^http/, 'ws')}/signal?token=${tokenOf(event.ready.joinLinks.participant!)}`
     let recording = await createRecording(event.ready)
     const recorderLink = event.ready.joinLinks.recorder!
+    const recorderSignalUrl = `${event.ready.signaling.replace(/^http/, 'ws')}/signal?token=${tokenOf(recorderLink)}`
     const rtc = connectRtc({
-      signalUrl: `${event.ready.signaling.replace(/^http/, 'ws')}/signal?token=${tokenOf(recorderLink)}`,
+      signalUrl: recorderSignalUrl,
       serverPeer: async (signal) => (await fetchBootstrap(recorderLink, signal)).recordingServer?.peer,
     })
     while (performance.now() - started < init.durationMs && crashes === 0 && !init.signal?.aborted) {
@@ -131,6 +132,13 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
         4,
       ))
         record('ws:signaling', await signalingCase(signalUrl, messages), messages)
+      // A stranger with a recorder link signals the server peer for recordings itself.
+      const serverPeer = (await fetchBootstrap(recorderLink, AbortSignal.timeout(5000))).recordingServer?.peer
+      for (const messages of sample(
+        signalingMessages(() => (serverPeer === undefined ? [] : [serverPeer])),
+        2,
+      ))
+        record('ws:signaling-server-peer', await signalingCase(recorderSignalUrl, messages), messages)
       if (batch % 5 === 0) recording = await createRecording(event.ready)
       if (only === undefined || only === 'ws')
         for (const steps of sample(uploadSession, 4))

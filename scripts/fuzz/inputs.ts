@@ -1,4 +1,5 @@
 import fc from 'fast-check'
+import { RECORDER_BYE } from '../../peer/server/upload-protocol.ts'
 
 /*
  * Generators of hostile input for every listener of an event: malformed, truncated, oversized,
@@ -179,8 +180,22 @@ export function signalingMessages(peers: () => string[]): fc.Arbitrary<SocketMes
     fc.string({ maxLength: 80 }),
     fc.constantFrom('', '__proto__', 'constructor'),
   )
+  // What a recorder signals to the server peer, broken or out of turn, beside any JSON at all.
+  const data = fc.oneof(
+    { weight: 3, arbitrary: hostileJsonText },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        `{"type":"${RECORDER_BYE}"}`,
+        '{"type":"offer","sdp":"v=0"}',
+        '{"type":"answer","sdp":"v=0"}',
+        '{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 10.0.0.1 9 typ host","sdpMid":"0"}}',
+        '{"renegotiate":true}',
+      ),
+    },
+  )
   const signal = fc
-    .tuple(to, hostileJsonText)
+    .tuple(to, data)
     .map(([target, data]) => ({ text: `{"to":${JSON.stringify(target)},"data":${data || 'null'}}` }))
   return fc.array(
     fc.oneof(

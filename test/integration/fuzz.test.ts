@@ -18,6 +18,7 @@ describe('the fuzzer of our own protocols', () => {
       'http:frames',
       'http:recordings',
       'ws:signaling',
+      'ws:signaling-server-peer',
       'ws:upload',
       'libp2p:work',
       'libp2p:admit',

@@ -11,7 +11,7 @@ import { type Connect, type UploadConnection, Uploader } from '../../peer/record
 import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import { type RecordingLimits, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { type RtcUploadsInit, serveRtcUploads } from '../../peer/server/rtc-uploads.ts'
-import type { ToRecorder } from '../../peer/server/upload-protocol.ts'
+import { RECORDER_BYE, type ToRecorder } from '../../peer/server/upload-protocol.ts'
 import { startSignaling } from '../../signaling/server.ts'
 import { webAppDir } from '../../signaling/web-app.ts'
 import { recorderLikeWebm } from '../support/media.ts'
@@ -382,9 +382,30 @@ describe('uploads over WebRTC', () => {
     const sample = setInterval(() => held.push(rtc.peers), 5)
     await new Promise((r) => setTimeout(r, 3000))
     clearInterval(sample)
-    expect(Math.max(...held)).toBe(3)
+    // Never more than maxPeers; and the limit did bind (how many peers a stranger's replayed offer
+    // keeps before libdatachannel gives up on it varies with the machine's load).
+    expect(Math.max(...held)).toBeLessThanOrEqual(3)
+    expect(rtc.refused).toBeGreaterThan(0)
     // Never connected: each goes after the connect timeout, and recorders are served again.
     await expect.poll(() => rtc.peers, { timeout: 8000 }).toBe(0)
+    await uploadsIntact(server, joinLinks.recorder, create)
+  }, 60_000)
+
+  it('lets a peer go at once when its recorder gives up the negotiation and says so', async () => {
+    const { signaling, joinLinks, rtc, create, server } = await setUpRtcLimits({ connectTimeoutMs: 30_000 })
+    const offer = await anOffer()
+    const send = await stranger(signaling.url, joinLinks.recorder)
+    const other = await stranger(signaling.url, joinLinks.recorder)
+    send(rtc.peer, offer)
+    other(rtc.peer, offer)
+    await expect.poll(() => rtc.peers, { timeout: 5000 }).toBe(2)
+    // Another id's bye is not its own: only the peer of the id that says it goes.
+    send(rtc.peer, { type: RECORDER_BYE })
+    await expect.poll(() => rtc.peers, { timeout: 5000 }).toBe(1)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(rtc.peers).toBe(1)
+    other(rtc.peer, { type: RECORDER_BYE })
+    await expect.poll(() => rtc.peers, { timeout: 5000 }).toBe(0)
     await uploadsIntact(server, joinLinks.recorder, create)
   }, 60_000)
 
