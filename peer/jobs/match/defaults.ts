@@ -1,3 +1,5 @@
+import { CrowdmeshError } from '../../protocol/errors.ts'
+
 /**
  * The match kinds' defaults, in one place (the fingerprint's own numbers are its format:
  * `format.ts`). Measured choices say how they were measured.
@@ -21,4 +23,9 @@ export const matchDefaults = {
   minRunSegments: 3,
   /** Hits a run may miss between two of its segments (a logo passing, a cut). */
   maxGapSegments: 2,
+  /** Largest video a browser participant fetches into memory to fingerprint, bytes. */
+  maxBrowserVideoBytes: 512 * 1024 * 1024,
 } as const
+
+/** A video could not be fingerprinted: unreadable, corrupt, without a video stream, empty or too long. */
+export class VideoInputError extends CrowdmeshError {}

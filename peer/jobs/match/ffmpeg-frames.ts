@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process'
 import { stat } from 'node:fs/promises'
-import { CrowdmeshError } from '../../protocol/errors.ts'
-import { matchDefaults } from './defaults.ts'
+import { matchDefaults, VideoInputError } from './defaults.ts'
 import { fingerprintFormat } from './format.ts'
 import type { FingerprintFile } from './fingerprint-file.ts'
 import { decodeSpan, type Fingerprint, type FingerprintRange, SegmentFingerprinter } from './fingerprint.ts'
@@ -12,8 +11,7 @@ import { decodeSpan, type Fingerprint, type FingerprintRange, SegmentFingerprint
  * fingerprinter, so memory stays a few seconds of frames whatever the length.
  */
 
-/** A video could not be fingerprinted: unreadable, corrupt, without a video stream, empty or too long. */
-export class VideoInputError extends CrowdmeshError {}
+export { VideoInputError }
 
 /** What ffprobe says of a video. */
 export interface VideoProbe {

@@ -1,0 +1,84 @@
+import { browserVideos, cpuLuma, type LumaTransform, webglLumaTransform } from './browser-videos.ts'
+
+/*
+ * The page script of test-page.html: the browser's video fingerprinting (WebCodecs or <video>, the
+ * CPU or WebGL transform), driven from Node through `window.videoFingerprintTest`
+ * (test/e2e/video-fingerprint.test.ts, and the matching section of `crowdmesh bench`).
+ */
+
+/** A video to fingerprint in the page. */
+export interface VideoFingerprintRequest {
+  url: string
+  backend: 'cpu' | 'webgl'
+  first: number
+  count: number
+  phases: number[]
+  duration: number
+}
+
+/** Its fingerprints (bits as base64), or the error that stopped them. */
+export interface VideoFingerprintReport {
+  backend: string
+  fingerprints: { segment: number; phase: number; still: boolean; bits: string }[]
+  frames: number
+  ms: number
+  error?: { name: string; message: string }
+}
+
+/** What the page offers Node. */
+export interface VideoFingerprintTestApi {
+  fingerprint(request: VideoFingerprintRequest): Promise<VideoFingerprintReport>
+}
+
+declare global {
+  interface Window {
+    videoFingerprintTest?: VideoFingerprintTestApi
+  }
+}
+
+const transforms = new Map<string, Promise<LumaTransform>>()
+
+function transformFor(backend: 'cpu' | 'webgl'): Promise<LumaTransform> {
+  let transform = transforms.get(backend)
+  if (transform === undefined) {
+    transform =
+      backend === 'cpu'
+        ? Promise.resolve(cpuLuma())
+        : import('./webgl-luma.ts').then((m) => webglLumaTransform(m.openWebglLuma()))
+    transforms.set(backend, transform)
+  }
+  return transform
+}
+
+function base64(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes))
+}
+
+window.videoFingerprintTest = {
+  async fingerprint(request) {
+    let frames = 0
+    const begun = performance.now()
+    let backend: string = request.backend
+    try {
+      const transform = await transformFor(request.backend)
+      backend = transform.backend
+      const videos = browserVideos({ transform, onFrames: (n) => (frames = n) })
+      const file = await videos.fingerprint(request.url, request)
+      return {
+        backend,
+        frames,
+        ms: performance.now() - begun,
+        fingerprints: file.fingerprints.map((f) => ({ ...f, bits: base64(f.bits) })),
+      }
+    } catch (error) {
+      const e = error as Error
+      return {
+        backend,
+        frames,
+        ms: performance.now() - begun,
+        fingerprints: [],
+        error: { name: e.name, message: e.message },
+      }
+    }
+  },
+}
