@@ -10,6 +10,7 @@ import { type AppState, initialState } from './app-state.ts'
 import { browserFrameSource } from './frame-decode.ts'
 import { PointCloudViewer } from './viewer.ts'
 import { probeWebgl } from './webgl-context.ts'
+import { browserWorkerEnv } from './worker-env.ts'
 
 /*
  * The participant web app, served at the join link: checks the browser can take part, joins the
@@ -70,17 +71,19 @@ async function main(): Promise<void> {
       console.warn(`crowdmesh: no WebGL compute: ${(error as Error).message}`)
     }
   }
+  // Videos (fingerprint tasks) and files (match tasks): the page decodes and fetches them itself.
+  const { capabilities, env } = browserWorkerEnv({ gpu })
   const workers: WorkerFactory = async (kind) => {
     let worker: AnyTaskWorker | undefined
     if (gpu && kind.workers.webgl !== undefined) {
       try {
-        worker = (await kind.workers.webgl({ frames })) as AnyTaskWorker
+        worker = (await kind.workers.webgl({ frames, ...env })) as AnyTaskWorker
       } catch (error) {
         // This kind's programs would not run here: its tasks go to the processor.
         console.warn(`crowdmesh: no WebGL for ${kind.name} tasks: ${(error as Error).message}`)
       }
     }
-    worker ??= (await kind.workers.cpu({ frames })) as AnyTaskWorker
+    worker ??= (await kind.workers.cpu({ frames, ...env })) as AnyTaskWorker
     const inner = worker
     return {
       backend: inner.backend,
@@ -115,6 +118,7 @@ async function main(): Promise<void> {
       cores: navigator.hardwareConcurrency || 1,
       dutyCycle: state.dutyCycle,
       workers,
+      capabilities,
       gate,
       relayOnly,
       agent: `crowdmesh-web/${state.backend}`,

@@ -1,0 +1,84 @@
+import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from '../jobs/kind.ts'
+import { readLimited } from '../participant/read-limited.ts'
+import { AbortError, FrameFetchError, MessageTooLargeError } from '../protocol/errors.ts'
+
+/*
+ * What a browser participant offers its workers beyond frames: video fingerprinting (WebCodecs or
+ * the <video> element, the per-frame transform on the GPU when the app computes there) and a
+ * bounded, cached file source. The video code (mp4box.js, the WebGL program) is loaded on the first
+ * video task, as a kind's worker is.
+ */
+
+/** Bytes of fetched files a page keeps (fingerprint files of one match run's references). */
+const fileCacheBytes = 32 * 1024 * 1024
+
+/** The capabilities and the environment of a browser participant. */
+export function browserWorkerEnv(init: { gpu: boolean; onVideoBackend?: (backend: string) => void }): {
+  capabilities: WorkerCapability[]
+  env: Omit<WorkerEnv, 'frames'>
+} {
+  const canPlay = typeof document !== 'undefined'
+  return {
+    capabilities: canPlay ? ['videos', 'files'] : ['files'],
+    env: { ...(canPlay && { videos: lazyVideos(init) }), files: browserFiles() },
+  }
+}
+
+function lazyVideos(init: { gpu: boolean; onVideoBackend?: (backend: string) => void }): VideoFingerprinter {
+  let loaded: Promise<VideoFingerprinter> | undefined
+  const load = async (): Promise<VideoFingerprinter> => {
+    const videos = await import('../jobs/match/browser-videos.ts')
+    let transform = videos.cpuLuma()
+    if (init.gpu) {
+      try {
+        const { openWebglLuma } = await import('../jobs/match/webgl-luma.ts')
+        transform = videos.webglLumaTransform(openWebglLuma())
+      } catch (error) {
+        // No WebGL 2 program here: frames are reduced on the processor, with the same result.
+        console.warn(`crowdmesh: video frames on the CPU: ${(error as Error).message}`)
+      }
+    }
+    init.onVideoBackend?.(transform.backend)
+    return videos.browserVideos({ transform })
+  }
+  return {
+    fingerprint: async (url, range) => {
+      loaded ??= load()
+      return (await loaded).fingerprint(url, range)
+    },
+  }
+}
+
+/** Fetches bytes by URL, at most `maxBytes`, keeping recent ones. */
+export function browserFiles(): FileSource {
+  const cache = new Map<string, Uint8Array>()
+  let cached = 0
+  return {
+    async bytes(url, maxBytes, signal) {
+      const known = cache.get(url)
+      if (known !== undefined) {
+        if (known.length > maxBytes) throw new MessageTooLargeError(known.length, maxBytes)
+        cache.delete(url)
+        cache.set(url, known)
+        return known
+      }
+      let response: Response
+      try {
+        response = await fetch(url, signal ? { signal } : {})
+      } catch (error) {
+        if (signal?.aborted) throw new AbortError()
+        throw new FrameFetchError(`cannot fetch ${url}: ${(error as Error).message}`)
+      }
+      if (!response.ok) throw new FrameFetchError(`cannot fetch ${url}: HTTP ${response.status}`)
+      const bytes = await readLimited(response, url, maxBytes)
+      cache.set(url, bytes)
+      cached += bytes.length
+      for (const [key, value] of cache) {
+        if (cached <= fileCacheBytes) break
+        cache.delete(key)
+        cached -= value.length
+      }
+      return bytes
+    },
+  }
+}
