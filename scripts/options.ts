@@ -72,6 +72,15 @@ export function positiveInt(value: string | undefined, name: string, fallback: n
   return n
 }
 
+/** Parses an integer option that may be 0. */
+export function countOption(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be 0 or a positive integer, got "${value}"`)
+  return n
+}
+
 /** The repository root (where package.json is). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 

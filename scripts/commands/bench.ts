@@ -20,7 +20,8 @@ import { runBrowserBench } from '../bench/browser.ts'
 import { frameKeyCost } from '../bench/frame-keys.ts'
 import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
 import { runJobsBench } from '../bench/jobs.ts'
-import { matchingTargets, runMatchingBench } from '../bench/matching.ts'
+import { defaultVideoMatchingDir, matchingTargets, runMatchingBench } from '../bench/matching.ts'
+import { runBrowserFingerprintBench } from '../bench/browser-fingerprint.ts'
 import { matchingTable } from '../bench/matching-table.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
@@ -54,6 +55,9 @@ and the browser participant, in headless Chromium on the same blocks:
   browser.webglVertexViewsPerSec      data threads the WebGL 2 backend colours per second (readback
                                       included), beside browser.webgl1… and browser.cpuVertexViewsPerSec
   browser.frameTimeMs                 the page's frame time while computing at the default duty cycle
+  browser.fingerprintFramesPerSec     video frames fingerprinted per second in the page: an MP4
+                                      through WebCodecs with the WebGL 2 transform and with the CPU's,
+                                      and an MKV through the <video> element (needs the shared videos)
 and per-frame keys (AES-256-GCM through WebCrypto):
   frameKeys.overheadPercent           added time per default-size block: sealing its result and
                                       opening its frame, against colouring it on one core
@@ -207,6 +211,15 @@ export async function benchCommand(args: string[]): Promise<void> {
           ...(chromiumFlags !== undefined && { chromiumFlags }),
           onProgress: (d, t) => browserBar.update(d, t),
         })
+  const videoDir = defaultVideoMatchingDir()
+  const browserFingerprint =
+    values['skip-browser'] === true || videoDir === undefined
+      ? undefined
+      : await runBrowserFingerprintBench({
+          dataDir: videoDir,
+          ...(chromiumFlags !== undefined && { chromiumFlags }),
+          onProgress: (d, t) => browserBar.update(d, t),
+        })
   browserBar.done()
   const keys = await frameKeyCost(dataset, job)
   const matchingBar = stagedProgress('matching', json)
@@ -285,6 +298,12 @@ export async function benchCommand(args: string[]): Promise<void> {
       'browser.frameTimeMs': browser.frameTimeMs,
       'browser.idleFrameTimeMs': browser.idleFrameTimeMs,
       'browser.dutyCycle': browser.dutyCycle,
+    }),
+    ...(browserFingerprint !== undefined && {
+      'browser.fingerprintWebglFramesPerSec': browserFingerprint.webgl.framesPerSec,
+      'browser.fingerprintCpuFramesPerSec': browserFingerprint.cpu.framesPerSec,
+      'browser.fingerprintVideoElementFramesPerSec': browserFingerprint.videoElement.framesPerSec,
+      'browser.fingerprint': browserFingerprint,
     }),
     'frameKeys.sealMBps': keys.sealMBps,
     'frameKeys.openMBps': keys.openMBps,
@@ -382,6 +401,10 @@ export async function benchCommand(args: string[]): Promise<void> {
           `${(browser.flaggedShare * 100).toFixed(2)} % of views left to the CPU)\n` +
           `  browser.frameTimeMs                 p50 ${browser.frameTimeMs.p50} / p95 ${browser.frameTimeMs.p95} / max ${browser.frameTimeMs.max} ms ` +
           `computing at duty cycle ${browser.dutyCycle} (idle: p95 ${browser.idleFrameTimeMs.p95} ms)\n`) +
+      (browserFingerprint === undefined
+        ? ''
+        : `  browser.fingerprintFramesPerSec     ${browserFingerprint.webgl.framesPerSec} WebGL 2 vs ${browserFingerprint.cpu.framesPerSec} CPU ` +
+          `(WebCodecs, ${browserFingerprint.cpu.video}); ${browserFingerprint.videoElement.framesPerSec} through the <video> element (CPU, ${browserFingerprint.videoElement.video})\n`) +
       `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
       (matching === undefined ? '' : matchingTable(matching)) +

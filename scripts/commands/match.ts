@@ -10,7 +10,10 @@ import {
 import { startEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { CrowdmeshError } from '../../peer/protocol/errors.ts'
-import { parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
+import type { Browser } from 'playwright-core'
+import { buildWebApp } from '../../signaling/web-app.ts'
+import { launchChromium } from '../chromium.ts'
+import { countOption, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { type ProcessEnding, processEnding } from '../process-ending.ts'
 import { progressBar } from '../progress.ts'
 
@@ -18,8 +21,9 @@ const help = `Usage: crowdmesh match --ugc DIR --refs DIR [options]
 
 Finds which user videos contain which reference material, and where: a match run over the real
 mesh on this machine. It starts an event (signaling, relay, coordinator) and local Node participant
-processes; the participants fingerprint every video (ffmpeg) and match each user video against the
-references; other Node participants may join by the printed link (crowdmesh join LINK). Inputs are
+processes (and, with --browsers, headless Chromium participants that decode in the page); the
+participants fingerprint every video and match each user video against the references; other
+participants may join by the printed link (a browser, or crowdmesh join LINK). Inputs are
 any video ffmpeg decodes (MP4, WebM, MKV, MOV, animated GIF), of any resolution, aspect and frame
 rate. A video that cannot be used is reported with its reason; the run goes on.
 
@@ -31,7 +35,8 @@ Options:
   --ugc DIR             the user videos to search                                       [required]
   --refs DIR            the reference videos                                            [required]
   --out FILE            where the JSON result goes                    [default: out/matches.json]
-  --participants N      local participant processes                                 [default: 2]
+  --participants N      local Node participant processes (0: none)                  [default: 2]
+  --browsers N          headless Chromium participants (Debian's chromium)          [default: 0]
   --threshold BITS      most differing bits (of 800) for two fingerprints to agree  [default: ${matchDefaults.maxHammingBits}]
   --work DIR            where fingerprint files are kept                [default: out/match-work]
   --json                print one JSON object: { matches: [{ ugcId, refId, ugcStart, ugcEnd,
@@ -71,6 +76,7 @@ async function runMatch(args: string[], ending: ProcessEnding): Promise<void> {
       refs: { type: 'string' },
       out: { type: 'string' },
       participants: { type: 'string' },
+      browsers: { type: 'string' },
       threshold: { type: 'string' },
       work: { type: 'string' },
       json: { type: 'boolean' },
@@ -86,7 +92,9 @@ async function runMatch(args: string[], ending: ProcessEnding): Promise<void> {
   const say = (line: string) => {
     if (!json) process.stderr.write(`${line}\n`)
   }
-  const participants = positiveInt(stringOption(values, 'participants'), 'participants', 2)
+  const participants = countOption(stringOption(values, 'participants'), 'participants', 2)
+  const browsers = countOption(stringOption(values, 'browsers'), 'browsers', 0)
+  if (participants + browsers === 0) throw new UsageError('a match run needs --participants or --browsers')
   const threshold = positiveInt(stringOption(values, 'threshold'), 'threshold', matchDefaults.maxHammingBits)
   if (threshold > 800) throw new UsageError('--threshold is at most 800 bits')
   const out = resolve(stringOption(values, 'out') ?? join('out', 'matches.json'))
@@ -102,12 +110,23 @@ async function runMatch(args: string[], ending: ProcessEnding): Promise<void> {
     turn: 'off',
   })
   const processes: ParticipantProcess[] = []
+  let chromium: Browser | undefined
   let result: MatchRunResult
   try {
     say(`crowdmesh: matching ${queries.length} user videos against ${references.length} references`)
     say(`  join link: ${event.joinLink}  (more Node participants: npx crowdmesh join LINK)`)
     for (let i = 0; i < participants; i++)
       processes.push(new ParticipantProcess(event.joinLink, { dutyCycle: 1, cores: 1 }))
+    if (browsers > 0) {
+      // The pages load the participant app as built from this checkout.
+      await buildWebApp()
+      chromium = await launchChromium()
+      for (let i = 0; i < browsers; i++) {
+        // Each its own context: its own participant, as two phones would be.
+        const page = await (await chromium.newContext()).newPage()
+        await page.goto(`${event.joinLink}?duty=1`)
+      }
+    }
     const bar = progressBar('matching', { quiet: json && process.stderr.isTTY !== true })
     result = await runMatchRun(event, {
       name: 'match',
@@ -123,6 +142,7 @@ async function runMatch(args: string[], ending: ProcessEnding): Promise<void> {
     bar.done(`${result.matches.length} matches, ${result.failed.length} videos failed`)
   } finally {
     await Promise.all(processes.map((p) => p.stop()))
+    await chromium?.close()
     await event.stop()
   }
   await mkdir(dirname(out), { recursive: true })

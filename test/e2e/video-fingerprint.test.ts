@@ -15,7 +15,7 @@ import {
   type VideoFingerprints,
 } from '../../peer/jobs/match/matcher.ts'
 import type { VideoFingerprintReport } from '../../peer/jobs/match/test-page.ts'
-import { type BundledPage, openBundledPage } from '../support/bundled-page.ts'
+import { type BundledPage, openBundledPage } from '../../scripts/bundled-page.ts'
 import { repoRoot } from '../support/fixtures.ts'
 
 /*

@@ -214,7 +214,7 @@ describe('crowdmesh CLI', () => {
     expect(report.groundTruth.freeSpaceColoured).toBeLessThan(0.02)
   })
 
-  it('fingerprint writes one .cmfp per video and names a broken one with its reason; match --json finds the chair copies over the mesh', async () => {
+  it('fingerprint writes one .cmfp per video and names a broken one with its reason; match --json finds the chair copies over the mesh with a Node and a browser participant', async () => {
     const videos = join(repoRoot, '..', 'shared', 'data', 'video-matching', 'tmk')
     const scratch = await mkdtemp(join(tmpdir(), 'crowdmesh-cli-match-'))
     await copyFile(join(videos, 'doorknob-hd-no-bar.mp4'), join(scratch, 'doorknob.mp4'))
@@ -241,6 +241,11 @@ describe('crowdmesh CLI', () => {
       '--json',
       '--work',
       join(scratch, 'work'),
+      // One Node participant and one headless Chromium page: both decoders in one run.
+      '--participants',
+      '1',
+      '--browsers',
+      '1',
     ])
     expect(run.code, run.stderr).toBe(0)
     const result = JSON.parse(run.stdout) as {
@@ -252,7 +257,10 @@ describe('crowdmesh CLI', () => {
     expect(result.matches).toHaveLength(42)
     expect(result.matches.every((m) => m.ugcId.startsWith('chair') && m.refId.startsWith('chair'))).toBe(true)
     expect(JSON.parse(await readFile(out, 'utf8'))).toEqual(result)
-  }, 180_000)
+    const nobody = await crowdmesh(['match', '--ugc', videos, '--refs', videos, '--participants', '0'])
+    expect(nobody.code).toBe(2)
+    expect(nobody.stderr).toMatch(/needs --participants or --browsers/)
+  }, 240_000)
 
   it('simulate --real 3 runs three Node participant processes over WebRTC and reports the mesh figures', async () => {
     const run = await crowdmesh(['simulate', '--real', '3', '--grid', '16', '--frames', '2', '--json'])

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import type { ImageFilterTestReport, ImageFilterTestRequest } from '../../peer/jobs/image-filter/test-page.ts'
-import { openBundledPage } from './bundled-page.ts'
+import { openBundledPage } from '../../scripts/bundled-page.ts'
 import { repoRoot } from './fixtures.ts'
 
 /** The image-filter kind's test page in headless Chromium (see `openBundledPage`). */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { extname, join, normalize, relative, resolve } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { build } from 'vite'
-import { launchChromium } from '../../scripts/chromium.ts'
+import { launchChromium } from './chromium.ts'
 
 /*
  * A kind's test page in headless Chromium. The page is bundled here with Vite's own build API (its
@@ -24,6 +24,8 @@ export interface BundledPageInit {
   dataDir: string
   /** Resolves once the page's script has set up what the test calls (a `window` global). */
   ready: (page: Page) => Promise<unknown>
+  /** Chromium's flags, replacing the SwiftShader defaults (a machine with a GPU). */
+  chromiumFlags?: readonly string[]
 }
 
 /** A bundled page, open. */
@@ -75,7 +77,7 @@ export async function openBundledPage(init: BundledPageInit): Promise<BundledPag
         },
       },
     })
-    browser = await launchChromium()
+    browser = await launchChromium(init.chromiumFlags !== undefined ? { flags: init.chromiumFlags } : {})
     const page = await browser.newPage()
     const dataRoot = resolve(init.dataDir)
     await page.route(`${init.origin}/**`, async (route) => {

@@ -1,0 +1,94 @@
+import { join } from 'node:path'
+import { probeVideo } from '../../peer/jobs/match/ffmpeg-frames.ts'
+import { allPhases } from '../../peer/jobs/match/fingerprint.ts'
+import { segmentsOf } from '../../peer/jobs/match/fingerprint-kind.ts'
+import type { VideoFingerprintReport } from '../../peer/jobs/match/test-page.ts'
+import { openBundledPage } from '../bundled-page.ts'
+import { repoRoot } from '../options.ts'
+
+/*
+ * How fast a browser participant fingerprints video (`browser.fingerprint…` in `crowdmesh bench`):
+ * the page decodes an MP4 with WebCodecs and reduces each sampled frame on the GPU (WebGL 2) or the
+ * CPU, in the same Chromium, on the same video, through the same code as a participant's task; and
+ * an MKV through the <video> element, which other containers take.
+ */
+
+/** One way of fingerprinting in the page. */
+export interface BrowserFingerprintFigure {
+  video: string
+  /** The transform as the page named it (`webgl2`, `cpu`). */
+  backend: string
+  frames: number
+  /** Sampled frames per second of wall time, fetching, demuxing and decoding included. */
+  framesPerSec: number
+}
+
+/** The browser's fingerprinting figures. */
+export interface BrowserFingerprintBench {
+  webgl: BrowserFingerprintFigure
+  cpu: BrowserFingerprintFigure
+  videoElement: BrowserFingerprintFigure
+}
+
+/** Runs it on the shared samples in `dataDir`: a warm-up, then at least `minSeconds` a way. */
+export async function runBrowserFingerprintBench(init: {
+  dataDir: string
+  chromiumFlags?: readonly string[]
+  minSeconds?: number
+  onProgress?: (done: number, total: number) => void
+}): Promise<BrowserFingerprintBench> {
+  const page = await openBundledPage({
+    pageDir: join(repoRoot, 'peer', 'jobs', 'match'),
+    html: 'test-page.html',
+    // A secure context, as an event served over https is: WebCodecs is offered only there.
+    origin: 'http://localhost',
+    dataDir: init.dataDir,
+    ready: (p) =>
+      p.waitForFunction(() => window.videoFingerprintTest !== undefined, undefined, { timeout: 30_000 }),
+    ...(init.chromiumFlags !== undefined && { chromiumFlags: init.chromiumFlags }),
+  })
+  try {
+    const ways = [
+      ['webgl', 'tmk/chair-orig-22-sd-bar.mp4', 'webgl'],
+      ['cpu', 'tmk/chair-orig-22-sd-bar.mp4', 'cpu'],
+      ['videoElement', 'distractors/asl-again.mkv', 'cpu'],
+    ] as const
+    const out: Partial<BrowserFingerprintBench> = {}
+    let step = 0
+    for (const [name, video, backend] of ways) {
+      const { duration } = await probeVideo(join(init.dataDir, video))
+      const request = {
+        url: page.dataUrl(video),
+        backend,
+        first: 0,
+        count: segmentsOf(duration),
+        phases: [...allPhases],
+        duration,
+      }
+      const once = async (): Promise<VideoFingerprintReport> => {
+        const report = await page.page.evaluate((r) => window.videoFingerprintTest!.fingerprint(r), request)
+        if (report.error !== undefined) throw new Error(`${video} (${backend}): ${report.error.message}`)
+        return report
+      }
+      await once()
+      let frames = 0
+      let ms = 0
+      let last: VideoFingerprintReport | undefined
+      while (ms < (init.minSeconds ?? 3) * 1000 || last === undefined) {
+        last = await once()
+        frames += last.frames
+        ms += last.ms
+      }
+      out[name] = {
+        video,
+        backend: last.backend,
+        frames: last.frames,
+        framesPerSec: Math.round((frames / ms) * 1000),
+      }
+      init.onProgress?.(++step, ways.length)
+    }
+    return out as BrowserFingerprintBench
+  } finally {
+    await page.close()
+  }
+}
