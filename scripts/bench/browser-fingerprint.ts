@@ -9,8 +9,9 @@ import { repoRoot } from '../options.ts'
 /*
  * How fast a browser participant fingerprints video (`browser.fingerprint…` in `crowdmesh bench`):
  * the page decodes an MP4 with WebCodecs and reduces each sampled frame on the GPU (WebGL 2) or the
- * CPU, in the same Chromium, on the same video, through the same code as a participant's task; and
- * an MKV through the <video> element, which other containers take.
+ * CPU, in the same Chromium, on the same video, through the same code as a participant's task; an
+ * MKV (demuxed in the page too); and the same MP4 through the <video> element, the path of other
+ * containers and of pages without WebCodecs.
  */
 
 /** One way of fingerprinting in the page. */
@@ -27,6 +28,7 @@ export interface BrowserFingerprintFigure {
 export interface BrowserFingerprintBench {
   webgl: BrowserFingerprintFigure
   cpu: BrowserFingerprintFigure
+  matroska: BrowserFingerprintFigure
   videoElement: BrowserFingerprintFigure
 }
 
@@ -48,18 +50,21 @@ export async function runBrowserFingerprintBench(init: {
     ...(init.chromiumFlags !== undefined && { chromiumFlags: init.chromiumFlags }),
   })
   try {
+    const chair = 'tmk/chair-orig-22-sd-bar.mp4'
     const ways = [
-      ['webgl', 'tmk/chair-orig-22-sd-bar.mp4', 'webgl'],
-      ['cpu', 'tmk/chair-orig-22-sd-bar.mp4', 'cpu'],
-      ['videoElement', 'distractors/asl-again.mkv', 'cpu'],
+      ['webgl', chair, 'webgl', 'auto'],
+      ['cpu', chair, 'cpu', 'auto'],
+      ['matroska', 'distractors/asl-again.mkv', 'cpu', 'auto'],
+      ['videoElement', chair, 'cpu', 'element'],
     ] as const
     const out: Partial<BrowserFingerprintBench> = {}
     let step = 0
-    for (const [name, video, backend] of ways) {
+    for (const [name, video, backend, decoder] of ways) {
       const { duration } = await probeVideo(join(init.dataDir, video))
       const request = {
         url: page.dataUrl(video),
         backend,
+        decoder,
         first: 0,
         count: segmentsOf(duration),
         phases: [...allPhases],

@@ -57,7 +57,8 @@ and the browser participant, in headless Chromium on the same blocks:
   browser.frameTimeMs                 the page's frame time while computing at the default duty cycle
   browser.fingerprintFramesPerSec     video frames fingerprinted per second in the page: an MP4
                                       through WebCodecs with the WebGL 2 transform and with the CPU's,
-                                      and an MKV through the <video> element (needs the shared videos)
+                                      an MKV, and the MP4 through the <video> element (needs the
+                                      shared videos)
 and per-frame keys (AES-256-GCM through WebCrypto):
   frameKeys.overheadPercent           added time per default-size block: sealing its result and
                                       opening its frame, against colouring it on one core
@@ -302,6 +303,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     ...(browserFingerprint !== undefined && {
       'browser.fingerprintWebglFramesPerSec': browserFingerprint.webgl.framesPerSec,
       'browser.fingerprintCpuFramesPerSec': browserFingerprint.cpu.framesPerSec,
+      'browser.fingerprintMatroskaFramesPerSec': browserFingerprint.matroska.framesPerSec,
       'browser.fingerprintVideoElementFramesPerSec': browserFingerprint.videoElement.framesPerSec,
       'browser.fingerprint': browserFingerprint,
     }),
@@ -404,7 +406,8 @@ export async function benchCommand(args: string[]): Promise<void> {
       (browserFingerprint === undefined
         ? ''
         : `  browser.fingerprintFramesPerSec     ${browserFingerprint.webgl.framesPerSec} WebGL 2 vs ${browserFingerprint.cpu.framesPerSec} CPU ` +
-          `(WebCodecs, ${browserFingerprint.cpu.video}); ${browserFingerprint.videoElement.framesPerSec} through the <video> element (CPU, ${browserFingerprint.videoElement.video})\n`) +
+          `(WebCodecs, ${browserFingerprint.cpu.video}); ${browserFingerprint.matroska.framesPerSec} CPU (WebCodecs, ${browserFingerprint.matroska.video}); ` +
+          `${browserFingerprint.videoElement.framesPerSec} through the <video> element (CPU, ${browserFingerprint.videoElement.video})\n`) +
       `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
       (matching === undefined ? '' : matchingTable(matching)) +

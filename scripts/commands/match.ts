@@ -46,7 +46,8 @@ Options:
 
 const videoFile = /\.(mp4|webm|mkv|mov|gif|avi|m4v)$/i
 
-async function videosIn(dir: string, option: string): Promise<RunVideo[]> {
+/** The videos under `dir` (recursively), ids relative to it; a usage error for a missing or empty folder. */
+export async function videosIn(dir: string, option: string): Promise<RunVideo[]> {
   const info = await stat(dir).catch(() => undefined)
   if (info?.isDirectory() !== true) throw new UsageError(`--${option}: ${dir} is not a folder`)
   const files = (await readdir(dir, { recursive: true })).filter((p) => videoFile.test(p)).sort()

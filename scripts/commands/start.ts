@@ -1,5 +1,5 @@
 import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
-import { readdir, readFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import {
@@ -12,7 +12,9 @@ import { colouredVertices, type FrameOutcome } from '../../peer/jobs/vertex/outc
 import { parseMessage } from '../../peer/protocol/schemas.ts'
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
+import { fingerprintJobInit, runMatchRun } from '../../peer/jobs/match/match-run.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
+import { videosIn } from './match.ts'
 import { webAppBuilt } from '../../signaling/web-app.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
@@ -62,10 +64,15 @@ Options:
   --filter SPEC           the filter: gaussian:RADIUS:SIGMA, box:RADIUS or
                           bilateral:RADIUS:SIGMA_SPACE:SIGMA_RANGE (radius 1–8)
                                                                        [default: gaussian:2:1]
+  --match-ugc DIR         also run a video match run beside the live 3D job: the user videos
+  --match-refs DIR        … and the reference videos (see crowdmesh match); the crowd fingerprints
+                          and matches them with the capacity the 3D job leaves, browsers included;
+                          the matches are written to OUT/matches.json
   --stay                  keep the event open after the last frame (Ctrl-C ends it)
   --out DIR               where the outcome goes                        [default: out/start-<name>]
   --json                  print one JSON object per line: ready (with joinLink), participant,
-                          progress, frameOutcome, imageOutcome (with --filter-images), done
+                          progress, frameOutcome, imageOutcome (with --filter-images),
+                          matchOutcome (with --match-ugc), done
   -h, --help              show this help
 `
 
@@ -101,6 +108,8 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       'no-recordings': { type: 'boolean' },
       'frame-keys': { type: 'boolean' },
       'filter-images': { type: 'string' },
+      'match-ugc': { type: 'string' },
+      'match-refs': { type: 'string' },
       filter: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
@@ -127,14 +136,30 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     imagesDir === undefined
       ? undefined
       : await imagesToFilter(resolve(imagesDir), stringOption(values, 'filter'))
+  const ugcDir = stringOption(values, 'match-ugc')
+  const refsDir = stringOption(values, 'match-refs')
+  if ((ugcDir === undefined) !== (refsDir === undefined))
+    throw new UsageError('--match-ugc DIR and --match-refs DIR go together')
+  const match =
+    ugcDir === undefined || refsDir === undefined
+      ? undefined
+      : {
+          queries: await videosIn(resolve(ugcDir), 'match-ugc'),
+          references: await videosIn(resolve(refsDir), 'match-refs'),
+          skipSelf: resolve(ugcDir) === resolve(refsDir),
+        }
 
   ending.signal.throwIfAborted()
+  // With images to filter or videos to match, the 3D job is the live one and those batch jobs beside it.
+  const vertexJob = vertexJobInit(job, images === undefined && match === undefined ? {} : { class: 'live' })
   const event = await startEvent({
-    // With images to filter, the 3D job is the live one and the images a batch job beside it.
-    coordinator:
-      images === undefined
-        ? { jobs: [vertexJobInit(job)] }
-        : { jobs: [vertexJobInit(job, { class: 'live' }), { spec: images.spec, kind: imageFilterKind }] },
+    coordinator: {
+      jobs: [
+        vertexJob,
+        ...(images === undefined ? [] : [{ spec: images.spec, kind: imageFilterKind }]),
+        ...(match === undefined ? [] : [fingerprintJobInit('match')]),
+      ],
+    },
     name: dataset.name,
     turn,
     host: stringOption(values, 'host') ?? '127.0.0.1',
@@ -240,7 +265,11 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     const photos = frameSource({ maxFrames: 1 })
     const allDone = new Promise<void>((resolveAll, reject) => {
       let remaining = frameIndices.length + (images?.files.length ?? 0)
+      // The match run follows its own jobs' rounds (runMatchRun).
+      const mine = (report: FrameReport) =>
+        report.jobId === vertexJob.spec.jobId || report.jobId === images?.spec.jobId
       event.coordinator.on('frameComplete', (outcome: unknown, report: FrameReport) => {
+        if (!mine(report)) return
         outcomes.push(
           report.jobId === images?.spec.jobId
             ? writeFiltered(outcome as FilteredImage, report)
@@ -248,13 +277,14 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
         )
         if (--remaining === 0) resolveAll()
       })
-      event.coordinator.on('frameDropped', (report: FrameReport) =>
+      event.coordinator.on('frameDropped', (report: FrameReport) => {
+        if (!mine(report)) return
         reject(
           new Error(
             `round ${report.frameIndex} of job ${report.jobId} was dropped: ${report.error ?? 'late'}`,
           ),
-        ),
-      )
+        )
+      })
       ending.signal.addEventListener('abort', () => reject(ending.signal.reason as Error), { once: true })
     })
     const writeFrame = async (outcome: FrameOutcome, report: FrameReport) => {
@@ -336,7 +366,31 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
         width: file.width,
         height: file.height,
       })
+    const matched =
+      match === undefined
+        ? undefined
+        : runMatchRun(event, {
+            name: 'match',
+            ...match,
+            folder: join(out, 'match-work'),
+            signal: ending.signal,
+          }).then(async (result) => {
+            const report = {
+              matches: result.matches,
+              failed: result.failed,
+              seconds: Math.round(result.seconds * 1000) / 1000,
+            }
+            const file = join(out, 'matches.json')
+            await mkdir(out, { recursive: true })
+            await writeFile(file, `${JSON.stringify(report, null, 2)}\n`)
+            if (json) emit({ type: 'matchOutcome', ...report, file })
+            else
+              say(
+                `  matched:   ${report.matches.length} matches, ${report.failed.length} videos failed, in ${report.seconds} s; written to ${file}`,
+              )
+          })
     await allDone
+    await matched
     await Promise.all(outcomes)
     const stats = event.coordinator.statistics()
     if (json)

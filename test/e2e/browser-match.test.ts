@@ -1,18 +1,24 @@
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
+import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import type { TaskBase } from '../../peer/jobs/kind.ts'
 import { fingerprintJobInit, type MatchRunResult, runMatchRun } from '../../peer/jobs/match/match-run.ts'
+import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
+import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
+import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { type RunningEvent, startEvent } from '../../peer/mesh/event.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
-import { repoRoot } from '../support/fixtures.ts'
+import { repoRoot, templeDir } from '../support/fixtures.ts'
 import { untilState } from '../support/participant-page.ts'
 
 /*
- * A match run whose only participants are browsers: two headless Chromium pages join the event by
- * its link, as phones would, and take every fingerprint task (decoding the videos in the page with
- * WebCodecs, or the <video> element for the MKV) and every match task (fetching the references'
- * fingerprint files). The matches must be the ground truth's for these videos.
+ * A match run beside the live 3D job, whose only participants are browsers: two headless Chromium
+ * pages join the event by its link, as phones would, and take the live job's blocks, every
+ * fingerprint task (decoding the videos in the page with WebCodecs, or the <video> element for the
+ * MKV) and every match task (fetching the references' fingerprint files). The 3D frame must be
+ * coloured and the matches must be the ground truth's for these videos.
  */
 
 const datasetDir = join(repoRoot, '..', 'shared', 'data', 'video-matching')
@@ -23,9 +29,19 @@ const browserIds = new Set<string>()
 const tasksByJob = new Map<string, number>()
 let otherTasks = 0
 let result: MatchRunResult
+let coloured = 0
 
 beforeAll(async () => {
-  event = await startEvent({ coordinator: { jobs: [fingerprintJobInit('web')] }, turn: 'off' })
+  const dataset = await loadMiddlebury(templeDir)
+  event = await startEvent({
+    coordinator: {
+      jobs: [
+        { spec: vertexJobSpec(datasetJob(dataset, 32)), kind: vertexKind, class: 'live' },
+        fingerprintJobInit('web'),
+      ],
+    },
+    turn: 'off',
+  })
   browser = await launchChromium()
   for (let i = 0; i < 2; i++) {
     const page = Object.assign(await (await browser.newContext()).newPage(), { errors: [] as string[] })
@@ -41,7 +57,18 @@ beforeAll(async () => {
       else otherTasks++
     },
   )
+  const frameDone = new Promise<void>((resolve) =>
+    event.coordinator.on('frameComplete', (outcome: unknown, report: FrameReport) => {
+      if (report.jobId !== event.coordinator.jobs[0]!.jobId) return
+      coloured = (outcome as FrameOutcome).coloured
+      resolve()
+    }),
+  )
   const video = (id: string) => ({ id, path: join(datasetDir, id) })
+  // The live job's frame arrives while the crowd fingerprints: it goes first.
+  setTimeout(() => {
+    for (const frame of dataset.frames) event.addFrame({ ...frame, index: 0 })
+  }, 2000)
   result = await runMatchRun(event, {
     name: 'web',
     queries: ['tmk/chair-19-sd-bar.mp4', 'tmk/chair-22-sd-sepia-bar.mp4', 'distractors/asl-again.mkv'].map(
@@ -50,6 +77,7 @@ beforeAll(async () => {
     references: ['tmk/chair-orig-22-sd-bar.mp4', 'tmk/doorknob-hd-no-bar.mp4'].map(video),
     folder: join(repoRoot, 'out', 'test-browser-match'),
   })
+  await frameDone
 }, 300_000)
 
 afterAll(async () => {
@@ -57,8 +85,9 @@ afterAll(async () => {
   await event?.stop()
 })
 
-describe('browser participants in a match run', () => {
-  it('fingerprint and match every video in the page: the matches are the ground truth’s', () => {
+describe('browser participants in a match run beside the live 3D job', () => {
+  it('colour the live frame, and fingerprint and match every video in the page: the matches are the ground truth’s', () => {
+    expect(coloured).toBeGreaterThan(1000)
     expect(result.failed).toEqual([])
     const pairs = result.matches.map((m) => `${m.ugcId} → ${m.refId}`).sort()
     expect(pairs).toEqual([
@@ -73,6 +102,7 @@ describe('browser participants in a match run', () => {
     expect(otherTasks).toBe(0)
     expect(tasksByJob.get('web-fingerprints') ?? 0).toBeGreaterThanOrEqual(5)
     expect(tasksByJob.get('web-matches') ?? 0).toBeGreaterThanOrEqual(3)
+    expect(tasksByJob.get(event.coordinator.jobs[0]!.jobId) ?? 0).toBeGreaterThan(0)
     for (const page of pages) expect(page.errors).toEqual([])
   })
 })

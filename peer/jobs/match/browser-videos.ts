@@ -6,12 +6,14 @@ import { matchDefaults, VideoInputError } from './defaults.ts'
 import { decodeSpan, type Fingerprint, SegmentFingerprinter } from './fingerprint.ts'
 import { fingerprintFormat } from './format.ts'
 import { boxLuma, type LumaMatrix, lumaMatrixOf, lumaOfRgba } from './luma-box.ts'
+import { type DemuxedSample, type DemuxedTrack, demuxMatroska, isMatroska } from './matroska.ts'
 import type { WebglLuma } from './webgl-luma.ts'
 
 /*
  * A browser participant's video decoder for fingerprinting (Node's is ffmpeg: `ffmpeg-frames.ts`).
- * An MP4 or MOV is demuxed in the page (mp4box.js) and decoded with WebCodecs, every frame with its
- * timestamp; any other container (WebM, MKV, …) plays in a <video> element, seeked to each instant.
+ * An MP4 or MOV (mp4box.js) or a Matroska or WebM file (`matroska.ts`) is demuxed in the page and
+ * decoded with WebCodecs, every frame with its timestamp; any other container, or a codec not
+ * handed to WebCodecs here, plays in a <video> element, seeked to each instant.
  * Either way the frame kept for each instant is the one ffmpeg's `fps` filter keeps (the last
  * presented before the instant's half-period ends), and it is reduced to the fingerprint's square of
  * luminance on the GPU (`webgl-luma.ts`) or the CPU (`boxLuma`: WebCodecs' own Y plane, as ffmpeg's
@@ -58,7 +60,12 @@ export function cpuLuma(): LumaTransform {
         const buffer = new Uint8Array(source.allocationSize())
         const layout = await source.copyTo(buffer)
         const y = layout[0]!
-        return boxLuma({ data: buffer, width, height, stride: y.stride, offset: y.offset })
+        // ffmpeg's gray is full range: a limited-range (TV) Y plane is stretched to 0..255.
+        return boxLuma(
+          { data: buffer, width, height, stride: y.stride, offset: y.offset },
+          fingerprintFormat.decodeSize,
+          source.colorSpace.fullRange !== true,
+        )
       }
       return viaCanvas(source, width, height, matrix ?? lumaMatrixOf(source.colorSpace.matrix, height))
     },
@@ -96,8 +103,15 @@ export interface BrowserVideosInit {
   transform: LumaTransform
   /** Largest video fetched (default `matchDefaults.maxBrowserVideoBytes`). */
   maxBytes?: number
+  /**
+   * `element` plays every video in a <video> element, as a browser without WebCodecs (or outside a
+   * secure context) does: for measuring that path (default `auto`).
+   */
+  decoder?: 'auto' | 'element'
   /** Called with the frames decoded so far (progress, benchmarks). */
   onFrames?: (frames: number) => void
+  /** Called with each sampled frame's luminance (tests compare them with ffmpeg's). */
+  onLuma?: (luma: Uint8Array) => void
 }
 
 /** Fingerprints videos by URL in the page. */
@@ -118,15 +132,24 @@ export function browserVideos(init: BrowserVideosInit): VideoFingerprinter {
       const out: Fingerprint[] = []
       let frames = 0
       const onFrame = (luma: Uint8Array) => {
+        init.onLuma?.(luma)
         out.push(...fingerprinter.push(luma))
         frames++
         init.onFrames?.(frames)
       }
       const slots = { first: firstFrame, end: endFrame }
+      // MP4 and Matroska are demuxed here for WebCodecs; anything else (or a codec the decoder
+      // lacks) plays in a <video> element.
+      const track =
+        typeof VideoDecoder === 'undefined' || init.decoder === 'element'
+          ? undefined
+          : isMp4(bytes)
+            ? demuxMp4(bytes)
+            : isMatroska(bytes)
+              ? demuxMatroska(bytes)
+              : undefined
       const decoded =
-        isMp4(bytes) && typeof VideoDecoder !== 'undefined'
-          ? await decodeMp4(bytes, slots, init.transform, onFrame, range.signal)
-          : false
+        track !== undefined && (await decodeTrack(track, slots, init.transform, onFrame, range.signal))
       if (!decoded) await seekVideo(bytes, slots, init.transform, onFrame, range.signal)
       range.signal?.throwIfAborted()
       if (frames === 0) throw new VideoInputError(`${url}: no frame could be decoded`)
@@ -178,35 +201,45 @@ const slotEnd = (k: number) => (k + 0.5) / fingerprintFormat.sampleFps
 const maxPending = 6
 
 /**
- * Decodes an MP4's first video track with WebCodecs over the span. False when this browser cannot
- * decode its codec (the <video> element is tried instead); `VideoInputError` for a broken file.
+ * Decodes a demuxed video track with WebCodecs over the span. False when this browser cannot decode
+ * its codec (the <video> element is tried instead); `VideoInputError` for a broken file.
  */
-async function decodeMp4(
-  bytes: Uint8Array,
+async function decodeTrack(
+  track: DemuxedTrack,
   slots: Slots,
   transform: LumaTransform,
   onFrame: (luma: Uint8Array) => void,
   signal: AbortSignal | undefined,
 ): Promise<boolean> {
-  const { track, samples, description } = demuxMp4(bytes)
+  const { samples } = track
   const config: VideoDecoderConfig = {
     codec: track.codec,
-    codedWidth: track.video?.width ?? 0,
-    codedHeight: track.video?.height ?? 0,
-    ...(description !== undefined && { description }),
+    codedWidth: track.codedWidth,
+    codedHeight: track.codedHeight,
+    ...(track.description !== undefined && { description: track.description }),
   }
   if ((await VideoDecoder.isConfigSupported(config)).supported !== true) return false
   if (samples.length === 0) throw new VideoInputError('its video track has no frames')
-  const origin = Math.min(...samples.map((s) => s.cts))
-  const timeOf = (s: Sample) => (s.cts - origin) / s.timescale
+  // ffmpeg starts a file's timeline at its first timestamp (without -copyts); so does this.
+  let origin = Number.POSITIVE_INFINITY
+  for (const sample of samples) origin = Math.min(origin, sample.time)
+
+  const timeOf = (s: DemuxedSample) => s.time - origin
+  // A frame's duration: the median gap between presentation times (the last frame's counts at the end).
+  const sorted = samples.map((s) => s.time).sort((a, b) => a - b)
+  const gaps = sorted
+    .slice(1)
+    .map((t, i) => t - sorted[i]!)
+    .sort((a, b) => a - b)
+  const frameDuration = gaps[gaps.length >> 1] ?? 0
   // Decoding starts at the last key frame well before the first slot's frame, and feeds samples
   // (in decode order) until their presentation is past the last slot, with room for reordering.
   const startAt = slots.first / fingerprintFormat.sampleFps - 0.5
   let start = 0
   samples.forEach((s, i) => {
-    if (s.is_sync && timeOf(s) <= startAt) start = i
+    if (s.key && timeOf(s) <= startAt) start = i
   })
-  while (start > 0 && !samples[start]!.is_sync) start--
+  while (start > 0 && !samples[start]!.key) start--
   const stopAt = slotEnd(slots.end) + 1
 
   let k = slots.first
@@ -254,13 +287,12 @@ async function decodeMp4(
       const sample = samples[i]!
       if (signal?.aborted) throw new AbortError()
       if (failure !== undefined) throw failure
-      if (timeOf(sample) > stopAt && sample.is_sync) break
+      if (timeOf(sample) > stopAt && sample.key) break
       decoder.decode(
         new EncodedVideoChunk({
-          type: sample.is_sync ? 'key' : 'delta',
+          type: sample.key ? 'key' : 'delta',
           timestamp: Math.round(timeOf(sample) * 1e6),
-          duration: Math.round((sample.duration / sample.timescale) * 1e6),
-          data: sample.data!,
+          data: sample.data,
         }),
       )
       await drain(maxPending)
@@ -273,9 +305,8 @@ async function decodeMp4(
       failure ??= new VideoInputError(`the browser could not decode it (${(error as Error).message})`)
     })
     if (failure !== undefined) throw failure
-    // At the end of the video ffmpeg keeps the last frame for the slot it falls in, and no later one.
-    const lastSlot = Math.round(lastTime * fingerprintFormat.sampleFps)
-    while (held !== undefined && k < slots.end && k <= lastSlot) {
+    // At the end ffmpeg fills the slots whose half-period ends before the last frame does.
+    while (held !== undefined && k < slots.end && slotEnd(k) <= lastTime + frameDuration + 1e-6) {
       emit(held)
       k++
     }
@@ -287,12 +318,8 @@ async function decodeMp4(
   return true
 }
 
-/** An MP4's first video track, its samples in decode order (with data) and its decoder description. */
-function demuxMp4(bytes: Uint8Array): {
-  track: Movie['videoTracks'][number]
-  samples: Sample[]
-  description: Uint8Array | undefined
-} {
+/** An MP4's first video track: its samples in decode order (with data) and its decoder description. */
+function demuxMp4(bytes: Uint8Array): DemuxedTrack {
   const file = createFile()
   let info: Movie | undefined
   let problem: string | undefined
@@ -337,7 +364,17 @@ function demuxMp4(bytes: Uint8Array): {
       break
     }
   }
-  return { track, samples, description }
+  return {
+    codec: track.codec,
+    codedWidth: track.video?.width ?? 0,
+    codedHeight: track.video?.height ?? 0,
+    ...(description !== undefined && { description }),
+    samples: samples.map((sample) => ({
+      time: sample.cts / sample.timescale,
+      key: sample.is_sync,
+      data: sample.data!,
+    })),
+  }
 }
 
 /** Plays the video in a <video> element, seeked to each slot's instant (any container the browser plays). */

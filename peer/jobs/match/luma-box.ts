@@ -2,14 +2,15 @@ import { fingerprintFormat } from './format.ts'
 
 /*
  * A decoded frame reduced to the fingerprint's square of luminance, in the browser: what ffmpeg's
- * `scale=128:128:flags=area,format=gray` does in Node. Luminance is the video's own Y plane (limited
- * range, 16..235) where the decoder hands it over (WebCodecs' I420 and NV12), or recovered from RGB
- * with the inverse of the matrix the browser converted with; each output pixel is the area-weighted
- * mean of the source pixels it covers (a box filter). The CPU worker runs this; the WebGL worker's
+ * `scale=128:128:flags=area,format=gray` does in Node. Luminance is full range (0..255), as ffmpeg's
+ * gray is: the video's own Y plane where the decoder hands it over (WebCodecs' I420 and NV12),
+ * stretched from 16..235 when the video is limited range; or recovered from RGB with the matrix
+ * the browser converted with. Each output pixel is the area-weighted mean of the source pixels it
+ * covers (a box filter). The CPU worker runs this; the WebGL worker's
  * shader computes the same sums, and the two are compared in Chromium.
  */
 
-/** Y' = r·R + g·G + b·B (R, G, B in 0..255), then limited range: 16 + Y'·219/255. */
+/** Y' = r·R + g·G + b·B (R, G, B in 0..255, Y' full range). */
 export interface LumaMatrix {
   r: number
   g: number
@@ -62,8 +63,15 @@ function axisSpans(source: number, out: number): AxisSpan[] {
   return spans
 }
 
-/** A plane averaged down to `size`² by area (rows first, then columns), rounded to bytes. */
-export function boxLuma(plane: Plane, size: number = fingerprintFormat.decodeSize): Uint8Array {
+/**
+ * A plane averaged down to `size`² by area (rows first, then columns), rounded to bytes.
+ * `limitedRange`: the plane is 16..235 (TV range), stretched to 0..255 as ffmpeg's gray is.
+ */
+export function boxLuma(
+  plane: Plane,
+  size: number = fingerprintFormat.decodeSize,
+  limitedRange = false,
+): Uint8Array {
   const { data, width, height, stride } = plane
   const offset = plane.offset ?? 0
   const columns = axisSpans(width, size)
@@ -85,13 +93,14 @@ export function boxLuma(plane: Plane, size: number = fingerprintFormat.decodeSiz
     for (let x = 0; x < size; x++) {
       let sum = 0
       for (let k = 0; k < weights.length; k++) sum += narrow[(first + k) * size + x]! * weights[k]!
-      out[y * size + x] = Math.min(255, Math.max(0, Math.round(sum)))
+      const value = limitedRange ? ((sum - 16) * 255) / 219 : sum
+      out[y * size + x] = Math.min(255, Math.max(0, Math.round(value)))
     }
   }
   return out
 }
 
-/** Limited-range luminance of RGBA pixels (a canvas's), as a plane of `width` × `height`. */
+/** Full-range luminance of RGBA pixels (a canvas's), as a plane of `width` × `height`. */
 export function lumaOfRgba(
   rgba: Uint8Array | Uint8ClampedArray,
   width: number,
@@ -99,10 +108,7 @@ export function lumaOfRgba(
   matrix: LumaMatrix,
 ): Plane {
   const data = new Uint8Array(width * height)
-  const scale = 219 / 255
   for (let i = 0, p = 0; i < data.length; i++, p += 4)
-    data[i] = Math.round(
-      16 + (matrix.r * rgba[p]! + matrix.g * rgba[p + 1]! + matrix.b * rgba[p + 2]!) * scale,
-    )
+    data[i] = Math.round(matrix.r * rgba[p]! + matrix.g * rgba[p + 1]! + matrix.b * rgba[p + 2]!)
   return { data, width, height, stride: width }
 }

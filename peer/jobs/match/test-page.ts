@@ -10,6 +10,10 @@ import { browserVideos, cpuLuma, type LumaTransform, webglLumaTransform } from '
 export interface VideoFingerprintRequest {
   url: string
   backend: 'cpu' | 'webgl'
+  /** `element`: the <video> element whatever the container (default: WebCodecs where it can). */
+  decoder?: 'auto' | 'element'
+  /** Return the first this many sampled frames' luminance too (base64). */
+  lumaFrames?: number
   first: number
   count: number
   phases: number[]
@@ -21,6 +25,7 @@ export interface VideoFingerprintReport {
   backend: string
   fingerprints: { segment: number; phase: number; still: boolean; bits: string }[]
   frames: number
+  lumas?: string[]
   ms: number
   error?: { name: string; message: string }
 }
@@ -51,22 +56,33 @@ function transformFor(backend: 'cpu' | 'webgl'): Promise<LumaTransform> {
 }
 
 function base64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes))
+  let text = ''
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+  return btoa(text)
 }
 
 window.videoFingerprintTest = {
   async fingerprint(request) {
     let frames = 0
+    const lumas: string[] = []
     const begun = performance.now()
     let backend: string = request.backend
     try {
       const transform = await transformFor(request.backend)
       backend = transform.backend
-      const videos = browserVideos({ transform, onFrames: (n) => (frames = n) })
+      const videos = browserVideos({
+        transform,
+        decoder: request.decoder ?? 'auto',
+        onFrames: (n) => (frames = n),
+        onLuma: (luma) => {
+          if (lumas.length < (request.lumaFrames ?? 0)) lumas.push(base64(luma))
+        },
+      })
       const file = await videos.fingerprint(request.url, request)
       return {
         backend,
         frames,
+        ...(lumas.length > 0 && { lumas }),
         ms: performance.now() - begun,
         fingerprints: file.fingerprints.map((f) => ({ ...f, bits: base64(f.bits) })),
       }
@@ -75,6 +91,7 @@ window.videoFingerprintTest = {
       return {
         backend,
         frames,
+        ...(lumas.length > 0 && { lumas }),
         ms: performance.now() - begun,
         fingerprints: [],
         error: { name: e.name, message: e.message },

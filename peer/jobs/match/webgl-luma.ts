@@ -7,7 +7,7 @@ import type { LumaMatrix } from './luma-box.ts'
 /*
  * The per-frame transform of fingerprinting on the GPU: a decoded frame (a WebCodecs VideoFrame or a
  * <video> element, uploaded as a texture without a copy through the CPU) reduced to `decodeSize`²
- * limited-range luminance. Each output pixel is the area-weighted mean of the source texels it
+ * full-range luminance (ffmpeg's gray). Each output pixel is the area-weighted mean of the source texels it
  * covers, as `boxLuma` computes on the CPU (the reference); only the 16 KiB result is read back.
  * WebGL 2 only (texelFetch and integer loops); a browser with WebGL 1 fingerprints on the CPU.
  */
@@ -56,8 +56,8 @@ void main() {
     }
     sum += row * wy;
   }
-  float y601 = 16.0 + sum / (scale.x * scale.y) * (219.0 / 255.0);
-  colour = vec4(y601 / 255.0, 0.0, 0.0, 1.0);
+  // Full range, as ffmpeg's gray.
+  colour = vec4(sum / (scale.x * scale.y) / 255.0, 0.0, 0.0, 1.0);
 }
 `
 
