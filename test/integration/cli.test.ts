@@ -185,6 +185,36 @@ describe('crowdmesh CLI', () => {
     expect(bad.stderr).toMatch(/--filter box:99/)
   })
 
+  it('start --match-ugc --match-refs runs a video match run beside the 3D job and writes its matches', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'crowdmesh-start-match-'))
+    const videos = join(out, 'videos')
+    await mkdir(videos)
+    const tmk = join(repoRoot, '..', 'shared', 'data', 'video-matching', 'tmk')
+    for (const name of ['chair-19-sd-bar.mp4', 'chair-orig-22-sd-bar.mp4', 'doorknob-hd-no-bar.mp4'])
+      await copyFile(join(tmk, name), join(videos, name))
+    const run = await crowdmesh([
+      ...['start', '--dataset', 'synthetic', '--grid', '16', '--no-recordings'],
+      ...['--match-ugc', videos, '--match-refs', videos, '--out', out, '--json'],
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const events = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; [key: string]: unknown })
+    expect(events.find((e) => e.type === 'frameOutcome')).toMatchObject({ totalVertices: 16 ** 3 })
+    const matched = events.find((e) => e.type === 'matchOutcome') as
+      { matches: { ugcId: string; refId: string }[]; failed: unknown[]; file: string } | undefined
+    expect(matched?.failed).toEqual([])
+    expect(matched?.matches.map((m) => `${m.ugcId} → ${m.refId}`).sort()).toEqual([
+      'chair-19-sd-bar.mp4 → chair-orig-22-sd-bar.mp4',
+      'chair-orig-22-sd-bar.mp4 → chair-19-sd-bar.mp4',
+    ])
+    expect(JSON.parse(await readFile(matched!.file, 'utf8'))).toMatchObject({ matches: matched!.matches })
+    const half = await crowdmesh(['start', '--match-ugc', videos, '--json'])
+    expect(half.code).toBe(2)
+    expect(half.stderr).toMatch(/--match-ugc DIR and --match-refs DIR go together/)
+  }, 180_000)
+
   it('runs on the generated synthetic scene: start, and eval scored against its ground truth', async () => {
     const out = await mkdtemp(join(tmpdir(), 'crowdmesh-synthetic-'))
     const start = await crowdmesh(['start', '--dataset', 'synthetic', '--grid', '32', '--out', out, '--json'])
