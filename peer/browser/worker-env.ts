@@ -1,6 +1,7 @@
 import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from '../jobs/kind.ts'
 import { readLimited } from '../participant/read-limited.ts'
-import { AbortError, FrameFetchError, MessageTooLargeError } from '../protocol/errors.ts'
+import { AbortError, FrameFetchError } from '../protocol/errors.ts'
+import { cachedFiles } from '../jobs/file-cache.ts'
 
 /*
  * What a browser participant offers its workers beyond frames: video fingerprinting (WebCodecs or
@@ -51,34 +52,15 @@ function lazyVideos(init: { gpu: boolean; onVideoBackend?: (backend: string) => 
 
 /** Fetches bytes by URL, at most `maxBytes`, keeping recent ones. */
 export function browserFiles(): FileSource {
-  const cache = new Map<string, Uint8Array>()
-  let cached = 0
-  return {
-    async bytes(url, maxBytes, signal) {
-      const known = cache.get(url)
-      if (known !== undefined) {
-        if (known.length > maxBytes) throw new MessageTooLargeError(known.length, maxBytes)
-        cache.delete(url)
-        cache.set(url, known)
-        return known
-      }
-      let response: Response
-      try {
-        response = await fetch(url, signal ? { signal } : {})
-      } catch (error) {
-        if (signal?.aborted) throw new AbortError()
-        throw new FrameFetchError(`cannot fetch ${url}: ${(error as Error).message}`)
-      }
-      if (!response.ok) throw new FrameFetchError(`cannot fetch ${url}: HTTP ${response.status}`)
-      const bytes = await readLimited(response, url, maxBytes)
-      cache.set(url, bytes)
-      cached += bytes.length
-      for (const [key, value] of cache) {
-        if (cached <= fileCacheBytes) break
-        cache.delete(key)
-        cached -= value.length
-      }
-      return bytes
-    },
-  }
+  return cachedFiles(async (url, maxBytes, signal) => {
+    let response: Response
+    try {
+      response = await fetch(url, signal ? { signal } : {})
+    } catch (error) {
+      if (signal?.aborted) throw new AbortError()
+      throw new FrameFetchError(`cannot fetch ${url}: ${(error as Error).message}`)
+    }
+    if (!response.ok) throw new FrameFetchError(`cannot fetch ${url}: HTTP ${response.status}`)
+    return readLimited(response, url, maxBytes)
+  }, fileCacheBytes)
 }

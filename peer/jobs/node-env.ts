@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { FrameFetchError, MessageTooLargeError } from '../protocol/errors.ts'
 import { fetchBytes } from '../participant/frame-source.ts'
+import { cachedFiles } from './file-cache.ts'
 import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from './kind.ts'
 import { fingerprintFile } from './match/ffmpeg-frames.ts'
 
@@ -33,28 +34,7 @@ export function nodeWorkerEnv(): { capabilities: WorkerCapability[]; env: Omit<W
 
 /** Fetches bytes by URL (file:, http:, https:), at most `maxBytes`, keeping recent ones. */
 export function nodeFiles(): FileSource {
-  const cache = new Map<string, Uint8Array>()
-  let cached = 0
-  return {
-    async bytes(url, maxBytes, signal) {
-      const known = cache.get(url)
-      if (known !== undefined) {
-        if (known.length > maxBytes) throw new MessageTooLargeError(known.length, maxBytes)
-        cache.delete(url)
-        cache.set(url, known)
-        return known
-      }
-      const bytes = await fetchBytes(url, maxBytes, signal)
-      cache.set(url, bytes)
-      cached += bytes.length
-      for (const [key, value] of cache) {
-        if (cached <= nodeEnvLimits.fileCacheBytes) break
-        cache.delete(key)
-        cached -= value.length
-      }
-      return bytes
-    },
-  }
+  return cachedFiles(fetchBytes, nodeEnvLimits.fileCacheBytes)
 }
 
 /** Fingerprints videos by URL with ffmpeg; an http(s) video is downloaded first (ffmpeg then seeks freely). */
