@@ -22,6 +22,7 @@ import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
 import { runJobsBench } from '../bench/jobs.ts'
 import { defaultVideoMatchingDir, matchingTargets, runMatchingBench } from '../bench/matching.ts'
 import { runBrowserFingerprintBench } from '../bench/browser-fingerprint.ts'
+import { runTaskPoolBench } from '../bench/task-pool.ts'
 import { matchingTable } from '../bench/matching-table.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
@@ -80,9 +81,12 @@ out/bench-cache/matching):
                                       candidates per query, recall against brute force at the
                                       threshold (≥ 0.99), recall by distance, build and query time and
                                       the speed-up over brute force on the same queries (≥ 50×)
+and the durable task pool of match runs (SQLite, one core, 1 M tasks; about a minute):
+  pool.grantsAndCompletionsPerSec     grants plus completions per second, each its own commit, and
+                                      with 64 writes a commit (≥ 20 k), and the process's memory
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
 --skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
---skip-browser the browser figures, --skip-matching the matching figures,
+--skip-browser the browser figures, --skip-matching the matching figures, --skip-pool the pool's,
 --skip-recording the recording figures (about twenty-five minutes).
 
 Options:
@@ -95,6 +99,7 @@ Options:
   --skip-jobs     leave out the two-job figures
   --skip-browser  leave out the browser figures
   --skip-matching leave out the matching figures
+  --skip-pool     leave out the task pool figures
   --skip-recording  leave out the recording figures
   --recording-minutes 1,10,60
                   the recording lengths to measure              [default: 1,10,60]
@@ -119,6 +124,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-jobs': { type: 'boolean' },
       'skip-browser': { type: 'boolean' },
       'skip-matching': { type: 'boolean' },
+      'skip-pool': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
       'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
@@ -227,6 +233,18 @@ export async function benchCommand(args: string[]): Promise<void> {
   const matching =
     values['skip-matching'] === true ? undefined : await runMatchingBench({ onProgress: matchingBar.update })
   matchingBar.done()
+  const poolBar = progressBar('task pool', { quiet: json })
+  const pool =
+    values['skip-pool'] === true
+      ? undefined
+      : {
+          each: await runTaskPoolBench({ groupCommit: 1, onProgress: (d, t) => poolBar.update(d, t * 2) }),
+          grouped: await runTaskPoolBench({
+            groupCommit: 64,
+            onProgress: (d, t) => poolBar.update(t + d, t * 2),
+          }),
+        }
+  poolBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
   const recording =
     values['skip-recording'] === true
@@ -344,6 +362,13 @@ export async function benchCommand(args: string[]): Promise<void> {
       'matching.lsh.layouts': Object.fromEntries(matching.layouts.map((l) => [l.name, l])),
       'matching.lsh.chosen': matching.chosen,
     }),
+    ...(pool !== undefined && {
+      'pool.grantsAndCompletionsPerSec': pool.each.grantsAndCompletionsPerSec,
+      'pool.grantsAndCompletionsPerSecGrouped': pool.grouped.grantsAndCompletionsPerSec,
+      'pool.rssMiB': Math.max(pool.each.rssMiB, pool.grouped.rssMiB),
+      'pool.each': pool.each,
+      'pool.grouped': pool.grouped,
+    }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -356,6 +381,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'matching.bruteForcePairsPerSecPerCore': matchingTargets.bruteForcePairsPerSecPerCore,
       'matching.lsh.recall': matchingTargets.recall,
       'matching.lsh.speedup': matchingTargets.speedup,
+      'pool.grantsAndCompletionsPerSec': 20_000,
     },
   }
   await mkdir(dirname(outFile), { recursive: true })
@@ -411,6 +437,12 @@ export async function benchCommand(args: string[]): Promise<void> {
       `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
       (matching === undefined ? '' : matchingTable(matching)) +
+      (pool === undefined
+        ? ''
+        : `  pool.grantsAndCompletionsPerSec     ${pool.each.grantsAndCompletionsPerSec.toLocaleString('en')}/s, each its own commit; ` +
+          `${pool.grouped.grantsAndCompletionsPerSec.toLocaleString('en')}/s with 64 writes a commit ` +
+          `(${pool.each.tasks.toLocaleString('en')} tasks, ${pool.each.fileMiB} MiB file, ${Math.max(pool.each.rssMiB, pool.grouped.rssMiB)} MiB resident; ` +
+          `${pool.grouped.grantsAndCompletionsPerSec >= 20_000 ? 'meets' : 'misses'} ≥ 20 k)\n`) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)
