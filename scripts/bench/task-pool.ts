@@ -19,7 +19,7 @@ export interface TaskPoolBench {
   /** Grants plus completions per second (each a transaction), one core. */
   grantsAndCompletionsPerSec: number
   operations: number
-  /** The process's resident memory after the run, MiB (SQLite's page cache included). */
+  /** Growth of the process's resident memory over the run, MiB (SQLite's page cache included). */
   rssMiB: number
   /** The pool file's size, MiB. */
   fileMiB: number
@@ -35,6 +35,7 @@ export async function runTaskPoolBench(init: {
   const total = init.tasks ?? 1_000_000
   const dir = await mkdtemp(join(tmpdir(), 'crowdmesh-pool-bench-'))
   const path = join(dir, 'pool.db')
+  const rssBefore = process.memoryUsage().rss
   const pool = new SqliteTaskPool({ path, groupCommit: init.groupCommit ?? 1 })
   try {
     const started = performance.now()
@@ -75,7 +76,7 @@ export async function runTaskPoolBench(init: {
       addSeconds: Math.round(addSeconds * 10) / 10,
       grantsAndCompletionsPerSec: Math.round(operations / seconds),
       operations,
-      rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      rssMiB: Math.round((process.memoryUsage().rss - rssBefore) / 2 ** 20),
       fileMiB: Math.round(size / 2 ** 20),
     }
   } finally {

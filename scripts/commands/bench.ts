@@ -365,7 +365,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     ...(pool !== undefined && {
       'pool.grantsAndCompletionsPerSec': pool.each.grantsAndCompletionsPerSec,
       'pool.grantsAndCompletionsPerSecGrouped': pool.grouped.grantsAndCompletionsPerSec,
-      'pool.rssMiB': Math.max(pool.each.rssMiB, pool.grouped.rssMiB),
+      'pool.rssGrowthMiB': Math.max(pool.each.rssMiB, pool.grouped.rssMiB),
       'pool.each': pool.each,
       'pool.grouped': pool.grouped,
     }),
@@ -441,7 +441,7 @@ export async function benchCommand(args: string[]): Promise<void> {
         ? ''
         : `  pool.grantsAndCompletionsPerSec     ${pool.each.grantsAndCompletionsPerSec.toLocaleString('en')}/s, each its own commit; ` +
           `${pool.grouped.grantsAndCompletionsPerSec.toLocaleString('en')}/s with 64 writes a commit ` +
-          `(${pool.each.tasks.toLocaleString('en')} tasks, ${pool.each.fileMiB} MiB file, ${Math.max(pool.each.rssMiB, pool.grouped.rssMiB)} MiB resident; ` +
+          `(${pool.each.tasks.toLocaleString('en')} tasks, ${pool.each.fileMiB} MiB file, resident memory +${Math.max(pool.each.rssMiB, pool.grouped.rssMiB)} MiB; ` +
           `${pool.grouped.grantsAndCompletionsPerSec >= 20_000 ? 'meets' : 'misses'} ≥ 20 k)\n`) +
       (recording === undefined
         ? ''
