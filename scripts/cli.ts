@@ -11,6 +11,7 @@ import { joinCommand } from './commands/join.ts'
 import { fingerprintCommand } from './commands/fingerprint.ts'
 import { matchCommand } from './commands/match.ts'
 import { matchEvalCommand } from './commands/match-eval.ts'
+import { matchesCommand } from './commands/matches.ts'
 import { recordCommand } from './commands/record.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simulateCommand } from './commands/simulate.ts'
@@ -36,6 +37,10 @@ const commands: Record<string, Command> = {
   match: {
     summary: 'match user videos against references over the real mesh, with local participants',
     run: matchCommand,
+  },
+  matches: {
+    summary: 'look up match results by user video, reference or owner in a results store',
+    run: matchesCommand,
   },
   'match-eval': {
     summary: 'score video matching on a data set with ground truth, and on edited copies (--edits)',

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { filterRect } from '../../peer/jobs/image-filter/filter.ts'
 import { decodePng } from '../../peer/participant/png.ts'
 import { decodePly } from '../../peer/quality/ply.ts'
+import { ResultsStore } from '../../peer/pool/results-store.ts'
 import { repoRoot, templeDir } from '../support/fixtures.ts'
 import { probe, recorderLikeWebm } from '../support/media.ts'
 
@@ -42,6 +43,7 @@ describe('crowdmesh CLI', () => {
       'fingerprint',
       'match',
       'match-eval',
+      'matches',
     ]) {
       expect(top.stdout).toContain(command)
       const help = await crowdmesh([command, '--help'])
@@ -291,6 +293,38 @@ describe('crowdmesh CLI', () => {
     expect(nobody.code).toBe(2)
     expect(nobody.stderr).toMatch(/needs --participants or --browsers/)
   }, 240_000)
+
+  it('matches looks up a results store by user video, reference and owner', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'crowdmesh-matches-'))
+    const path = join(dir, 'results.db')
+    const store = new ResultsStore(path)
+    const match = { ugcStart: 0, ugcEnd: 10, refStart: 2, refEnd: 12, score: 0.95 }
+    store.writeBatch([
+      {
+        task: 't1',
+        run: 'r',
+        matches: [
+          { ugcId: 'u1', refId: 'ref-a', ...match },
+          { ugcId: 'u2', refId: 'ref-a', ...match },
+        ],
+        refOwners: { 'ref-a': 'label' },
+      },
+    ])
+    store.close()
+    const byRef = await crowdmesh(['matches', '--ref', 'ref-a', '--store', path, '--json'])
+    expect(byRef.code, byRef.stderr).toBe(0)
+    expect(
+      (JSON.parse(byRef.stdout) as { matches: { ugcId: string }[] }).matches.map((m) => m.ugcId),
+    ).toEqual(['u1', 'u2'])
+    const byOwner = await crowdmesh(['matches', '--owner', 'label', '--store', path])
+    expect(byOwner.stdout).toMatch(/2 matches/)
+    const none = await crowdmesh(['matches', '--ugc', 'u9', '--store', path])
+    expect(none.stdout).toMatch(/0 matches/)
+    expect((await crowdmesh(['matches', '--store', path])).code).toBe(2)
+    const missing = await crowdmesh(['matches', '--ugc', 'u1', '--store', join(dir, 'nope.db')])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/no results store/)
+  })
 
   it('simulate --real 3 runs three Node participant processes over WebRTC and reports the mesh figures', async () => {
     const run = await crowdmesh(['simulate', '--real', '3', '--grid', '16', '--frames', '2', '--json'])
