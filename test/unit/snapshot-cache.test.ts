@@ -1,0 +1,84 @@
+import { createServer, type Server } from 'node:http'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type CachedFile, SnapshotCache } from '../../peer/pool/snapshot-cache.ts'
+
+/*
+ * A Node participant's snapshot cache over real HTTP (a server on 127.0.0.1 that counts what it
+ * serves): a task reuses the folder whose classes agree and copies only what it lacks; an unrelated
+ * task takes an empty folder, else wipes the oldest; what the cache holds is what it states.
+ */
+
+let server: Server
+let base: string
+let dir: string
+const served: string[] = []
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'crowdmesh-snapshots-'))
+  server = createServer((request, response) => {
+    served.push(request.url!)
+    response.end(`bytes of ${request.url}`)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address() as { port: number }
+  base = `http://127.0.0.1:${address.port}`
+})
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve))
+  await rm(dir, { recursive: true, force: true })
+})
+
+const file = (kind: 'reference' | 'ugc', name: string, version = 'v1'): CachedFile => ({
+  class: kind,
+  location: `${version}/${name}`,
+  url: `${base}/${version}/${name}`,
+  name: `${name}.cmfp`,
+})
+const ref = (n: number, version?: string) => file('reference', `ref${n}`, version)
+const ugc = (n: number, version?: string) => file('ugc', `ugc${n}`, version)
+
+describe('the snapshot cache', () => {
+  it('copies only what a task lacks, reuses the folder whose classes agree, and wipes the oldest when none does', async () => {
+    let clock = 0
+    const cache = new SnapshotCache({
+      root: join(dir, 'cache'),
+      folders: 2,
+      now: () => ++clock,
+      fetch: async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer()),
+    })
+    const a = await cache.prepare([ref(1), ref(2), ugc(1), ugc(2)])
+    expect(a).toMatchObject({ copied: 4, reused: 0, wiped: false })
+    // The same references with other user videos: the references stay, the user videos change.
+    const b = await cache.prepare([ref(1), ref(2), ugc(3), ugc(4)])
+    expect(b).toMatchObject({ folder: a.folder, copied: 2, reused: 2, wiped: false })
+    expect(served.slice(-2)).toEqual(['/v1/ugc3', '/v1/ugc4'])
+    expect((await cache.onDisk())[basename(a.folder)]!.length).toBe(4)
+    const bytes = await readFile(cache.pathOf(b.folder, 'v1/ugc3')!, 'utf8')
+    expect(bytes).toBe('bytes of /v1/ugc3')
+    // The seed's example: ugc1 moved (a new location), the rest the same: one class agrees, so the
+    // folder is reused and only the moved file is fetched.
+    await cache.prepare([ref(1), ref(2), ugc(1), ugc(2)])
+    const moved = await cache.prepare([ref(1), ref(2), ugc(1, 'v2'), ugc(2)])
+    expect(moved).toMatchObject({ folder: a.folder, copied: 1, reused: 3 })
+    // Unrelated: the empty folder.
+    const c = await cache.prepare([ref(9), ugc(9)])
+    expect(c).toMatchObject({ copied: 2, wiped: false })
+    expect(c.folder).not.toBe(a.folder)
+    expect(cache.holdsAll(['v1/ref1', 'v1/ugc2'])).toBe(true)
+    expect(cache.holdsAll(['v1/ref1', 'v1/ref9'])).toBe(false)
+    // Back to the first folder's references; then something unrelated again: both folders score 0,
+    // and the older (the ref9 one) is wiped.
+    await cache.prepare([ref(1), ref(2), ugc(5)])
+    const d = await cache.prepare([ref(7), ugc(7)])
+    expect(d).toMatchObject({ folder: c.folder, wiped: true, copied: 2 })
+    expect(
+      cache
+        .holds()
+        .map((f) => f.location)
+        .sort(),
+    ).toEqual(['v1/ref1', 'v1/ref2', 'v1/ref7', 'v1/ugc5', 'v1/ugc7'].sort())
+  })
+})
