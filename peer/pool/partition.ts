@@ -114,31 +114,44 @@ export function partitionRun(
   const slices: Slice[] = []
   for (const { videos, references } of groups.values()) {
     if (references.length === 0) continue
-    const ordered = groupByLength ? [...videos].sort((a, b) => a.duration - b.duration) : videos
+    // Longest first: the slices of long videos start early, and short ones fill the end of the run.
+    const ordered = groupByLength ? [...videos].sort((a, b) => b.duration - a.duration) : videos
+    const chunks: { references: ReferenceVideo[]; hours: number }[] = []
     for (let r = 0; r < references.length; r += maxReferences) {
       const chunk = references.slice(r, r + maxReferences)
-      const referenceHours = chunk.reduce((sum, ref) => sum + ref.duration, 0) / 3600
-      let current: UgcVideo[] = []
-      let work = 0
-      const close = () => {
-        if (current.length === 0) return
-        slices.push({
-          id: `${prefix}${slices.length}`,
-          ugc: current.map((v) => v.id),
-          references: chunk.map((ref) => ref.id),
-          work,
-          longestUgc: Math.max(...current.map((v) => v.duration)),
-        })
+      chunks.push({ references: chunk, hours: chunk.reduce((sum, ref) => sum + ref.duration, 0) / 3600 })
+    }
+    // User videos are cut once, for the largest reference chunk (no slice goes over the target),
+    // and each piece is paired with every chunk in turn: a user video is matched against all the
+    // references early, and consecutive tasks read different reference shards, which is where
+    // snapshot caches and locality-aware grants earn their keep.
+    const widest = Math.max(...chunks.map((c) => c.hours))
+    const pieces: UgcVideo[][] = []
+    let current: UgcVideo[] = []
+    let work = 0
+    for (const video of ordered) {
+      const add = (video.duration / 3600) * widest
+      if (current.length > 0 && work + add > targetWork) {
+        pieces.push(current)
         current = []
         work = 0
       }
-      for (const video of ordered) {
-        const add = (video.duration / 3600) * referenceHours
-        if (current.length > 0 && work + add > targetWork) close()
-        current.push(video)
-        work += add
-      }
-      close()
+      current.push(video)
+      work += add
+    }
+    if (current.length > 0) pieces.push(current)
+    for (const piece of pieces) {
+      const ugcHours = piece.reduce((sum, v) => sum + v.duration, 0) / 3600
+      const ugc = piece.map((v) => v.id)
+      const longestUgc = Math.max(...piece.map((v) => v.duration))
+      for (const chunk of chunks)
+        slices.push({
+          id: `${prefix}${slices.length}`,
+          ugc,
+          references: chunk.references.map((ref) => ref.id),
+          work: ugcHours * chunk.hours,
+          longestUgc,
+        })
     }
   }
   return slices

@@ -11,9 +11,9 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
  * - Workers pull by priority (higher first), then by age; only tasks of kinds they run.
  * - A task waits until the tasks it comes after are done (fingerprinting before the matching that
  *   reads its fingerprints).
- * - Among the top priority's candidates, one the worker `prefers` (its inputs are in its snapshot
- *   cache) goes first; but a task passed over for `enforceAfterMs` goes to the next capable worker
- *   that asks, preferred or not (enforcement).
+ * - Among the top priority's tasks, one whose inputs the worker holds (its snapshot cache) goes
+ *   first; but the head of the queue, passed over for `enforceAfterMs`, goes to the next capable
+ *   worker that asks, whatever it holds (enforcement).
  * - A lease held longer than its task's timeout is taken back by the timer (`expire`) and the task
  *   queued again; a late completion of a taken-back lease is refused, so a result counts once.
  * - A task that failed `maxAttempts` times is failed for good, with its last reason.
@@ -33,6 +33,11 @@ export interface PoolTaskInit {
   after?: readonly string[]
   /** Locations of its input files (fingerprint shards): what a snapshot cache holds. */
   inputs?: readonly string[]
+  /**
+   * The input that is costly to copy and shared by many tasks (a slice's reference shard): a
+   * worker that holds it is given this run's tasks with it first (locality, `GrantRequest.holds`).
+   */
+  affinity?: string
   /** Its description, opaque to the pool (JSON text, say). */
   payload: string
   /** How long a lease may be held before the timer takes it back, ms (default the pool's). */
@@ -40,7 +45,8 @@ export interface PoolTaskInit {
 }
 
 /** A task as the pool holds it. */
-export interface PoolTask extends Required<Omit<PoolTaskInit, 'after'>> {
+export interface PoolTask extends Required<Omit<PoolTaskInit, 'after' | 'affinity'>> {
+  affinity: string
   attempts: number
 }
 
@@ -69,6 +75,11 @@ export interface GrantRequest {
   now: number
   /** Whether the worker would rather have a task with these inputs (it holds them). */
   prefers?: (inputs: readonly string[]) => boolean
+  /**
+   * The affinities it holds (its cached reference shards): a top-priority task with one of them
+   * goes first, found through an index wherever it is in the queue (at most 16 are looked up).
+   */
+  holds?: readonly string[]
 }
 
 /** The durable task pool: SQLite by default, any store implementing it later. */
@@ -98,7 +109,7 @@ export interface TaskPool {
 export const taskPoolDefaults = {
   /** A lease's timeout when its task names none, ms. */
   timeoutMs: 120_000,
-  /** A task passed over this long goes to the next capable worker, ms. */
+  /** A task at the head of the queue passed over this long goes to the next capable worker, ms. */
   enforceAfterMs: 30_000,
   /** Failures before a task fails for good. */
   maxAttempts: 3,
@@ -139,6 +150,7 @@ interface TaskRow {
   kind: string
   priority: number
   inputs: string
+  affinity: string
   payload: string
   timeout_ms: number
   attempts: number
@@ -152,6 +164,8 @@ export class SqliteTaskPool implements TaskPool {
   private readonly candidates = new Map<string, StatementSync>()
   private readonly statements: Record<string, StatementSync>
   private leases = 0
+  /** The head of the queue for each set of kinds asked, and since when (enforcement). */
+  private readonly heads = new Map<string, { id: string; since: number }>()
   private readonly epoch: string
   /** Writes held by the open transaction (group commit). */
   private pending = 0
@@ -179,6 +193,7 @@ export class SqliteTaskPool implements TaskPool {
         state INTEGER NOT NULL,
         blockers INTEGER NOT NULL,
         inputs TEXT NOT NULL,
+        affinity TEXT NOT NULL DEFAULT '',
         payload TEXT NOT NULL,
         timeout_ms INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
@@ -189,6 +204,7 @@ export class SqliteTaskPool implements TaskPool {
         reason TEXT
       );
       CREATE INDEX IF NOT EXISTS ready ON tasks (state, kind, priority DESC, seq) WHERE state = 1;
+      CREATE INDEX IF NOT EXISTS local ON tasks (kind, affinity, priority DESC, seq) WHERE state = 1;
       CREATE INDEX IF NOT EXISTS held ON tasks (leased_at) WHERE state = 2;
       CREATE UNIQUE INDEX IF NOT EXISTS leases ON tasks (lease) WHERE lease IS NOT NULL;
       CREATE INDEX IF NOT EXISTS runs ON tasks (run, state);
@@ -197,8 +213,8 @@ export class SqliteTaskPool implements TaskPool {
     const prepare = (sql: string) => this.db.prepare(sql)
     this.statements = {
       insert: prepare(
-        `INSERT OR IGNORE INTO tasks (id, run, kind, priority, state, blockers, inputs, payload, timeout_ms, queued_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO tasks (id, run, kind, priority, state, blockers, inputs, affinity, payload, timeout_ms, queued_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       isDone: prepare(`SELECT state FROM tasks WHERE id = ?`),
       addAfter: prepare(`INSERT OR IGNORE INTO after (task, before) VALUES (?, ?)`),
@@ -233,7 +249,11 @@ export class SqliteTaskPool implements TaskPool {
       countsRun: prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE run = ? GROUP BY state`),
       reason: prepare(`SELECT reason FROM tasks WHERE id = ? AND state = ${state.failed}`),
       byId: prepare(
-        `SELECT id, run, kind, priority, inputs, payload, timeout_ms, attempts, queued_at FROM tasks WHERE id = ?`,
+        `SELECT id, run, kind, priority, inputs, affinity, payload, timeout_ms, attempts, queued_at FROM tasks WHERE id = ?`,
+      ),
+      local: prepare(
+        `SELECT id, priority, seq, inputs, queued_at FROM tasks
+         WHERE state = ${state.queued} AND kind = ? AND affinity = ? AND priority = ? ORDER BY seq LIMIT 1`,
       ),
     }
     // Each opening has its own lease prefix: a lease of before a crash is never issued again.
@@ -256,6 +276,7 @@ export class SqliteTaskPool implements TaskPool {
           before.length === 0 ? state.queued : state.waiting,
           before.length,
           JSON.stringify(task.inputs ?? []),
+          task.affinity ?? '',
           task.payload,
           task.timeoutMs ?? this.limits.timeoutMs,
           now,
@@ -274,9 +295,19 @@ export class SqliteTaskPool implements TaskPool {
     const rows = this.candidatesFor(request.kinds, prefers === undefined ? 1 : this.limits.preferenceWindow)
     const first = rows[0]
     if (first === undefined) return undefined
-    const overdue = request.now - first.queued_at >= this.limits.enforceAfterMs
+    // Enforcement counts from when a task became the head of the queue (for these kinds), not from
+    // when it was queued: in a long batch run every task waits hours, by design, and locality
+    // must not give way to age alone; a head passed over for `enforceAfterMs` must.
+    const kindsKey = [...request.kinds].sort().join('\n')
+    let head = this.heads.get(kindsKey)
+    if (head?.id !== first.id) this.heads.set(kindsKey, (head = { id: first.id, since: request.now }))
+    const overdue = request.now - head.since >= this.limits.enforceAfterMs
     let chosen = first
-    if (!overdue && prefers !== undefined) {
+    if (!overdue && request.holds !== undefined && request.holds.length > 0) {
+      const local = this.localFor(request.kinds, request.holds.slice(0, 16), first.priority)
+      if (local !== undefined) chosen = local
+    }
+    if (!overdue && chosen === first && prefers !== undefined) {
       const top = rows.filter((row) => row.priority === first.priority)
       chosen = top.find((row) => prefers(JSON.parse(row.inputs) as string[])) ?? first
     }
@@ -381,6 +412,21 @@ export class SqliteTaskPool implements TaskPool {
     return rows
   }
 
+  /** The best ready task at `priority` with one of these affinities, through the `local` index. */
+  private localFor(
+    kinds: readonly string[],
+    holds: readonly string[],
+    priority: number,
+  ): Candidate | undefined {
+    let best: Candidate | undefined
+    for (const kind of new Set(kinds))
+      for (const affinity of holds) {
+        const row = this.statements.local!.get(kind, affinity, priority) as Candidate | undefined
+        if (row !== undefined && (best === undefined || row.seq < best.seq)) best = row
+      }
+    return best
+  }
+
   /** Commits the writes a group commit holds (a no-op when every write commits at once). */
   flush(): void {
     if (this.pending === 0) return
@@ -412,6 +458,7 @@ function toTask(row: TaskRow): PoolTask {
     kind: row.kind,
     priority: row.priority,
     inputs: JSON.parse(row.inputs) as string[],
+    affinity: row.affinity,
     payload: row.payload,
     timeoutMs: row.timeout_ms,
     attempts: row.attempts,

@@ -22,6 +22,7 @@ import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
 import { runJobsBench } from '../bench/jobs.ts'
 import { defaultVideoMatchingDir, matchingTargets, runMatchingBench } from '../bench/matching.ts'
 import { runBrowserFingerprintBench } from '../bench/browser-fingerprint.ts'
+import { runLocalityBench } from '../bench/locality.ts'
 import { runTaskPoolBench } from '../bench/task-pool.ts'
 import { matchingTable } from '../bench/matching-table.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
@@ -84,6 +85,11 @@ out/bench-cache/matching):
 and the durable task pool of match runs (SQLite, one core, 1 M tasks; about a minute):
   pool.grantsAndCompletionsPerSec     grants plus completions per second, each its own commit, and
                                       with 64 writes a commit (≥ 20 k), and the process's memory
+  locality.bytesSavedRatio            a simulated run (1,000 participants, 100 k user videos × 10 k
+                                      references) leased through the pool with locality-aware grants
+                                      and snapshot caches, against without: bytes copied (≥ 10×
+                                      fewer) and time to finish; locality.tailSeconds, 95 % to 100 %
+                                      done, with and without length grouping
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
 --skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
 --skip-browser the browser figures, --skip-matching the matching figures, --skip-pool the pool's,
@@ -243,6 +249,7 @@ export async function benchCommand(args: string[]): Promise<void> {
             groupCommit: 64,
             onProgress: (d, t) => poolBar.update(t + d, t * 2),
           }),
+          locality: await runLocalityBench({}),
         }
   poolBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
@@ -368,6 +375,16 @@ export async function benchCommand(args: string[]): Promise<void> {
       'pool.rssGrowthMiB': Math.max(pool.each.rssMiB, pool.grouped.rssMiB),
       'pool.each': pool.each,
       'pool.grouped': pool.grouped,
+      'locality.bytesSavedRatio': pool.locality.bytesSavedRatio,
+      'locality.seconds': {
+        with: pool.locality.withLocality.seconds,
+        without: pool.locality.without.seconds,
+      },
+      'locality.tailSeconds': {
+        grouped: pool.locality.withLocality.tailSeconds,
+        ungrouped: pool.locality.ungrouped.tailSeconds,
+      },
+      'locality.run': pool.locality,
     }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
@@ -382,6 +399,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'matching.lsh.recall': matchingTargets.recall,
       'matching.lsh.speedup': matchingTargets.speedup,
       'pool.grantsAndCompletionsPerSec': 20_000,
+      'locality.bytesSavedRatio': 10,
     },
   }
   await mkdir(dirname(outFile), { recursive: true })
@@ -442,7 +460,11 @@ export async function benchCommand(args: string[]): Promise<void> {
         : `  pool.grantsAndCompletionsPerSec     ${pool.each.grantsAndCompletionsPerSec.toLocaleString('en')}/s, each its own commit; ` +
           `${pool.grouped.grantsAndCompletionsPerSec.toLocaleString('en')}/s with 64 writes a commit ` +
           `(${pool.each.tasks.toLocaleString('en')} tasks, ${pool.each.fileMiB} MiB file, resident memory +${Math.max(pool.each.rssMiB, pool.grouped.rssMiB)} MiB; ` +
-          `${pool.grouped.grantsAndCompletionsPerSec >= 20_000 ? 'meets' : 'misses'} ≥ 20 k)\n`) +
+          `${pool.grouped.grantsAndCompletionsPerSec >= 20_000 ? 'meets' : 'misses'} ≥ 20 k)\n` +
+          `  locality.bytesSavedRatio            ${pool.locality.bytesSavedRatio}× fewer bytes copied with locality (${(pool.locality.withLocality.bytesCopied / 1e9).toFixed(0)} GB against ${(pool.locality.without.bytesCopied / 1e9).toFixed(0)} GB; ` +
+          `reference shard hits ${pool.locality.withLocality.referenceHits} against ${pool.locality.without.referenceHits}); finished in ${pool.locality.withLocality.seconds} s against ${pool.locality.without.seconds} s ` +
+          `(${pool.locality.bytesSavedRatio >= 10 ? 'meets' : 'misses'} ≥ 10×)\n` +
+          `  locality.tailSeconds                95 % to 100 % done: ${pool.locality.withLocality.tailSeconds} s grouped by length, ${pool.locality.ungrouped.tailSeconds} s not\n`) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)

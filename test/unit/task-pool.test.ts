@@ -92,11 +92,44 @@ describe('the task pool', () => {
     const holdsZ = (inputs: readonly string[]) => inputs.includes('shard-z')
     const preferred = pool.grant({ worker: 'w1', kinds: ['video-match'], now: 100, prefers: holdsZ })!
     expect(preferred).toMatchObject({ task: { id: 'z' }, enforced: false })
-    // x has waited 1000 ms: it goes to the next worker, though it holds only y's inputs.
+    // x has been the head of the queue, passed over, since 100: at 1100 it goes to the next worker,
+    // though that one holds only y's inputs.
     const holdsY = (inputs: readonly string[]) => inputs.includes('shard-y')
     expect(pool.grant({ worker: 'w2', kinds: ['video-match'], now: 500, prefers: holdsY })?.task.id).toBe('y')
-    expect(pool.grant({ worker: 'w3', kinds: ['video-match'], now: 1000, prefers: holdsY })).toMatchObject({
+    expect(pool.grant({ worker: 'w3', kinds: ['video-match'], now: 1100, prefers: holdsY })).toMatchObject({
       task: { id: 'x' },
+      enforced: true,
+    })
+    pool.close()
+  })
+
+  it('finds a task with a shard the worker holds anywhere in the queue, within the top priority', () => {
+    const pool = memory({ enforceAfterMs: 1000 })
+    const tasks = Array.from({ length: 200 }, (_, i) =>
+      task(`t${i}`, { affinity: `refs-${Math.floor(i / 50)}`, priority: i === 199 ? 5 : 1 }),
+    )
+    pool.add(tasks, 0)
+    // The top task (priority 5) first, whatever is held.
+    expect(pool.grant({ worker: 'w', kinds: ['video-match'], now: 1, holds: ['refs-2'] })?.task.id).toBe(
+      't199',
+    )
+    // Then the oldest task of a held shard, 100 places down the queue.
+    expect(
+      pool.grant({ worker: 'w', kinds: ['video-match'], now: 2, holds: ['refs-2', 'refs-9'] }),
+    ).toMatchObject({
+      task: { id: 't100', affinity: 'refs-2' },
+      enforced: false,
+    })
+    expect(pool.grant({ worker: 'w', kinds: ['video-match'], now: 3, holds: ['refs-9'] })?.task.id).toBe('t0')
+    // t1 is the head from 4 on, passed over for a held shard; at 1004 it goes to whoever asks.
+    expect(pool.grant({ worker: 'w', kinds: ['video-match'], now: 4, holds: ['refs-3'] })?.task.id).toBe(
+      't150',
+    )
+    expect(pool.grant({ worker: 'w', kinds: ['video-match'], now: 1003, holds: ['refs-3'] })?.task.id).toBe(
+      't151',
+    )
+    expect(pool.grant({ worker: 'w', kinds: ['video-match'], now: 1004, holds: ['refs-3'] })).toMatchObject({
+      task: { id: 't1' },
       enforced: true,
     })
     pool.close()
