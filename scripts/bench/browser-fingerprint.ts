@@ -97,3 +97,23 @@ export async function runBrowserFingerprintBench(init: {
     await page.close()
   }
 }
+
+/** The figures, as `bench.json` holds them. */
+export function browserFingerprintFigures(bench: BrowserFingerprintBench): Record<string, unknown> {
+  return {
+    'browser.fingerprintWebglFramesPerSec': bench.webgl.framesPerSec,
+    'browser.fingerprintCpuFramesPerSec': bench.cpu.framesPerSec,
+    'browser.fingerprintMatroskaFramesPerSec': bench.matroska.framesPerSec,
+    'browser.fingerprintVideoElementFramesPerSec': bench.videoElement.framesPerSec,
+    'browser.fingerprint': bench,
+  }
+}
+
+/** The line of the printed table. */
+export function browserFingerprintTable(bench: BrowserFingerprintBench): string {
+  return (
+    `  browser.fingerprintFramesPerSec     ${bench.webgl.framesPerSec} WebGL 2 vs ${bench.cpu.framesPerSec} CPU ` +
+    `(WebCodecs, ${bench.cpu.video}); ${bench.matroska.framesPerSec} CPU (WebCodecs, ${bench.matroska.video}); ` +
+    `${bench.videoElement.framesPerSec} through the <video> element (CPU, ${bench.videoElement.video})\n`
+  )
+}

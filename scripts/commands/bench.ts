@@ -21,9 +21,12 @@ import { frameKeyCost } from '../bench/frame-keys.ts'
 import { publishPercentiles, runRecordingBench } from '../bench/recording.ts'
 import { runJobsBench } from '../bench/jobs.ts'
 import { defaultVideoMatchingDir, matchingTargets, runMatchingBench } from '../bench/matching.ts'
-import { runBrowserFingerprintBench } from '../bench/browser-fingerprint.ts'
-import { runLocalityBench } from '../bench/locality.ts'
-import { runTaskPoolBench } from '../bench/task-pool.ts'
+import {
+  browserFingerprintFigures,
+  browserFingerprintTable,
+  runBrowserFingerprintBench,
+} from '../bench/browser-fingerprint.ts'
+import { poolFigures, poolTable, poolTargets, runPoolBench } from '../bench/pool-figures.ts'
 import { matchingTable } from '../bench/matching-table.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
@@ -240,17 +243,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     values['skip-matching'] === true ? undefined : await runMatchingBench({ onProgress: matchingBar.update })
   matchingBar.done()
   const poolBar = progressBar('task pool', { quiet: json })
-  const pool =
-    values['skip-pool'] === true
-      ? undefined
-      : {
-          each: await runTaskPoolBench({ groupCommit: 1, onProgress: (d, t) => poolBar.update(d, t * 2) }),
-          grouped: await runTaskPoolBench({
-            groupCommit: 64,
-            onProgress: (d, t) => poolBar.update(t + d, t * 2),
-          }),
-          locality: await runLocalityBench({}),
-        }
+  const pool = values['skip-pool'] === true ? undefined : await runPoolBench((d, t) => poolBar.update(d, t))
   poolBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
   const recording =
@@ -325,13 +318,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'browser.idleFrameTimeMs': browser.idleFrameTimeMs,
       'browser.dutyCycle': browser.dutyCycle,
     }),
-    ...(browserFingerprint !== undefined && {
-      'browser.fingerprintWebglFramesPerSec': browserFingerprint.webgl.framesPerSec,
-      'browser.fingerprintCpuFramesPerSec': browserFingerprint.cpu.framesPerSec,
-      'browser.fingerprintMatroskaFramesPerSec': browserFingerprint.matroska.framesPerSec,
-      'browser.fingerprintVideoElementFramesPerSec': browserFingerprint.videoElement.framesPerSec,
-      'browser.fingerprint': browserFingerprint,
-    }),
+    ...(browserFingerprint !== undefined && browserFingerprintFigures(browserFingerprint)),
     'frameKeys.sealMBps': keys.sealMBps,
     'frameKeys.openMBps': keys.openMBps,
     'frameKeys.frameOpenMs': keys.frameOpenMs,
@@ -369,23 +356,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'matching.lsh.layouts': Object.fromEntries(matching.layouts.map((l) => [l.name, l])),
       'matching.lsh.chosen': matching.chosen,
     }),
-    ...(pool !== undefined && {
-      'pool.grantsAndCompletionsPerSec': pool.each.grantsAndCompletionsPerSec,
-      'pool.grantsAndCompletionsPerSecGrouped': pool.grouped.grantsAndCompletionsPerSec,
-      'pool.rssGrowthMiB': Math.max(pool.each.rssMiB, pool.grouped.rssMiB),
-      'pool.each': pool.each,
-      'pool.grouped': pool.grouped,
-      'locality.bytesSavedRatio': pool.locality.bytesSavedRatio,
-      'locality.seconds': {
-        with: pool.locality.withLocality.seconds,
-        without: pool.locality.without.seconds,
-      },
-      'locality.tailSeconds': {
-        grouped: pool.locality.withLocality.tailSeconds,
-        ungrouped: pool.locality.ungrouped.tailSeconds,
-      },
-      'locality.run': pool.locality,
-    }),
+    ...(pool !== undefined && poolFigures(pool)),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -398,8 +369,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'matching.bruteForcePairsPerSecPerCore': matchingTargets.bruteForcePairsPerSecPerCore,
       'matching.lsh.recall': matchingTargets.recall,
       'matching.lsh.speedup': matchingTargets.speedup,
-      'pool.grantsAndCompletionsPerSec': 20_000,
-      'locality.bytesSavedRatio': 10,
+      ...poolTargets,
     },
   }
   await mkdir(dirname(outFile), { recursive: true })
@@ -447,24 +417,11 @@ export async function benchCommand(args: string[]): Promise<void> {
           `${(browser.flaggedShare * 100).toFixed(2)} % of views left to the CPU)\n` +
           `  browser.frameTimeMs                 p50 ${browser.frameTimeMs.p50} / p95 ${browser.frameTimeMs.p95} / max ${browser.frameTimeMs.max} ms ` +
           `computing at duty cycle ${browser.dutyCycle} (idle: p95 ${browser.idleFrameTimeMs.p95} ms)\n`) +
-      (browserFingerprint === undefined
-        ? ''
-        : `  browser.fingerprintFramesPerSec     ${browserFingerprint.webgl.framesPerSec} WebGL 2 vs ${browserFingerprint.cpu.framesPerSec} CPU ` +
-          `(WebCodecs, ${browserFingerprint.cpu.video}); ${browserFingerprint.matroska.framesPerSec} CPU (WebCodecs, ${browserFingerprint.matroska.video}); ` +
-          `${browserFingerprint.videoElement.framesPerSec} through the <video> element (CPU, ${browserFingerprint.videoElement.video})\n`) +
+      (browserFingerprint === undefined ? '' : browserFingerprintTable(browserFingerprint)) +
       `  frameKeys.overheadPercent           ${keys.overheadPercent.perBlockOnly} % per block (result sealed), ` +
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
       (matching === undefined ? '' : matchingTable(matching)) +
-      (pool === undefined
-        ? ''
-        : `  pool.grantsAndCompletionsPerSec     ${pool.each.grantsAndCompletionsPerSec.toLocaleString('en')}/s, each its own commit; ` +
-          `${pool.grouped.grantsAndCompletionsPerSec.toLocaleString('en')}/s with 64 writes a commit ` +
-          `(${pool.each.tasks.toLocaleString('en')} tasks, ${pool.each.fileMiB} MiB file, resident memory +${Math.max(pool.each.rssMiB, pool.grouped.rssMiB)} MiB; ` +
-          `${pool.grouped.grantsAndCompletionsPerSec >= 20_000 ? 'meets' : 'misses'} ≥ 20 k)\n` +
-          `  locality.bytesSavedRatio            ${pool.locality.bytesSavedRatio}× fewer bytes copied with locality (${(pool.locality.withLocality.bytesCopied / 1e9).toFixed(0)} GB against ${(pool.locality.without.bytesCopied / 1e9).toFixed(0)} GB; ` +
-          `reference shard hits ${pool.locality.withLocality.referenceHits} against ${pool.locality.without.referenceHits}); finished in ${pool.locality.withLocality.seconds} s against ${pool.locality.without.seconds} s ` +
-          `(${pool.locality.bytesSavedRatio >= 10 ? 'meets' : 'misses'} ≥ 10×)\n` +
-          `  locality.tailSeconds                95 % to 100 % done: ${pool.locality.withLocality.tailSeconds} s grouped by length, ${pool.locality.ungrouped.tailSeconds} s not\n`) +
+      (pool === undefined ? '' : poolTable(pool)) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import {
   copyFile,
@@ -16,6 +15,7 @@ import {
 } from 'node:fs/promises'
 import { basename, dirname, extname, join, relative, sep } from 'node:path'
 import { AbortError, CrowdmeshError, DatasetError } from '../../protocol/errors.ts'
+import { runTool as runAnyTool } from '../../protocol/run-tool.ts'
 import { probeVideo } from './ffmpeg-frames.ts'
 import {
   clipRecipe,
@@ -409,32 +409,6 @@ async function writeGroundTruth(
 
 const firstLine = (text: string) => text.trim().split('\n')[0]?.slice(0, 300) || 'no message'
 
-/** Runs a tool to its end; rejects with `AbortError` when aborted (the child is killed). */
-function runTool(
-  command: string,
-  args: string[],
-  signal: AbortSignal | undefined,
-): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  if (signal?.aborted === true) return Promise.reject(new AbortError())
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      if (stdout.length < 1 << 20) stdout += text
-    })
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      if (stderr.length < 8192) stderr += text
-    })
-    child.once('error', (error) =>
-      reject(
-        signal?.aborted === true
-          ? new AbortError()
-          : new EditGenerationError(`cannot run ${command} (${error.message})`),
-      ),
-    )
-    child.once('close', (code) =>
-      signal?.aborted === true ? reject(new AbortError()) : resolve({ stdout, stderr, code }),
-    )
-  })
-}
+/** Runs ffmpeg or ffprobe for the generator (a missing tool is an `EditGenerationError`). */
+const runTool = (command: string, args: string[], signal: AbortSignal | undefined) =>
+  runAnyTool(command, args, { signal, cannotRun: (message) => new EditGenerationError(message) })

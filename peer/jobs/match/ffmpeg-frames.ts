@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { stat } from 'node:fs/promises'
+import { runTool } from '../../protocol/run-tool.ts'
 import { matchDefaults, VideoInputError } from './defaults.ts'
 import { fingerprintFormat } from './format.ts'
 import type { FingerprintFile } from './fingerprint-file.ts'
@@ -185,22 +186,11 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 const firstLine = (text: string) => text.trim().split('\n')[0]?.slice(0, 300) || 'no message'
 
-function run(
-  command: string,
-  args: string[],
-  signal?: AbortSignal,
-): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], signal })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      if (stdout.length < 65_536) stdout += text
-    })
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      if (stderr.length < 4096) stderr += text
-    })
-    child.once('error', (error) => reject(new VideoInputError(`cannot run ${command} (${error.message})`)))
-    child.once('close', (code) => resolve({ stdout, stderr, code }))
+/** Runs ffprobe (a missing tool is a `VideoInputError`). */
+const run = (command: string, args: string[], signal?: AbortSignal) =>
+  runTool(command, args, {
+    signal,
+    maxStdout: 65_536,
+    maxStderr: 4096,
+    cannotRun: (message) => new VideoInputError(message),
   })
-}
