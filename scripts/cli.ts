@@ -12,6 +12,7 @@ import { fingerprintCommand } from './commands/fingerprint.ts'
 import { matchCommand } from './commands/match.ts'
 import { matchEvalCommand } from './commands/match-eval.ts'
 import { matchesCommand } from './commands/matches.ts'
+import { runsCommand } from './commands/runs.ts'
 import { recordCommand } from './commands/record.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simulateCommand } from './commands/simulate.ts'
@@ -41,6 +42,10 @@ const commands: Record<string, Command> = {
   matches: {
     summary: 'look up match results by user video, reference or owner in a results store',
     run: matchesCommand,
+  },
+  runs: {
+    summary: 'match runs at scale: a durable task pool, restartable, results to writers, a dashboard',
+    run: runsCommand,
   },
   'match-eval': {
     summary: 'score video matching on a data set with ground truth, and on edited copies (--edits)',

@@ -51,6 +51,29 @@ export interface JobInit<T = unknown> {
   taskUnits?: { min: number; max: number; calibration: number }
   /** How its rounds are reduced (default: the kind's own sink). */
   sinks?: RoundSinkFactory<T>
+  /**
+   * Where its rounds come from besides `addInput`: drawn one at a time when a participant asks and
+   * none is queued (a durable task pool), so each round can be chosen for the participant that
+   * will compute it (one that holds its inputs).
+   */
+  source?: RoundSource
+}
+
+/** Rounds drawn on demand for the participant asking (see `JobInit.source`). */
+export interface RoundSource {
+  /** Whether a round may be drawn now: read on every lease request, so cheap. */
+  readonly ready: boolean
+  /**
+   * A round for this participant, which holds `holds` (`Capability.holds`): its index and its
+   * input, or undefined when there is none for it now. `jobId`: the round is of another job sharing
+   * this source (one pool feeds the match jobs of several runs; default the job asked).
+   */
+  draw(
+    participantId: string,
+    holds: readonly string[],
+  ): { jobId?: string; frameIndex: number; input: unknown } | undefined
+  /** The round drawn could not open (its job is not running, its kind refused its input). */
+  refused(jobId: string, frameIndex: number, reason: string): void
 }
 
 /** Options of a coordinator. */

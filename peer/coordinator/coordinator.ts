@@ -230,14 +230,43 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
           : slot?.limits
     }
     if (slot !== undefined) {
-      const task = slot.queue.next(taskUnits(this.speedOf(participant, slot), slot.cost, limits!))
-      if (task !== undefined) {
-        const record = this.grant(participant, slot, task, held, false)
-        this.announceTail(slot, task.frameIndex)
+      const units = taskUnits(this.speedOf(participant, slot), slot.cost, limits!)
+      const queued = slot.queue.next(units)
+      const next = queued !== undefined ? { slot, task: queued } : this.draw(slot, participant, units)
+      if (next !== undefined) {
+        const record = this.grant(participant, next.slot, next.task, held, false)
+        this.announceTail(next.slot, next.task.frameIndex)
         return record.lease as Lease<K>
       }
     }
     return this.options.speculation ? this.speculate(participant, held) : undefined
+  }
+
+  /**
+   * A round drawn from the job's source for this participant (its stated holdings), opened, and its
+   * first task: the pool-backed jobs of match runs. The round may be of another job the source feeds.
+   */
+  private draw(
+    slot: JobSlot<T>,
+    participant: ParticipantRecord,
+    units: number,
+  ): { slot: JobSlot<T>; task: TaskBase } | undefined {
+    const source = slot.source
+    if (source === undefined || !source.ready) return undefined
+    const drawn = source.draw(participant.id, participant.capability?.holds ?? [])
+    if (drawn === undefined) return undefined
+    const jobId = drawn.jobId ?? slot.spec.jobId
+    const target = this.slotsByJob.get(jobId)
+    try {
+      if (target?.source !== source) throw new UnknownJobError(`job ${jobId} is not fed by this source`)
+      this.addInput(jobId, drawn.frameIndex, drawn.input)
+    } catch (error) {
+      if (!(error instanceof CrowdmeshError)) throw error
+      source.refused(jobId, drawn.frameIndex, error.message)
+      return undefined
+    }
+    const task = target.queue.next(units)
+    return task === undefined ? undefined : { slot: target, task }
   }
 
   /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */

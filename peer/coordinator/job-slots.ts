@@ -2,7 +2,7 @@ import type { AnyJobKind, JobSpec, PriorityClass, RoundSink, TaskBase } from '..
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { parseMessage } from '../protocol/schemas.ts'
 import type { SizerLimits, TaskCost } from './block-sizer.ts'
-import type { JobInit, LiveMode } from './coordinator-contract.ts'
+import type { JobInit, LiveMode, RoundSource } from './coordinator-contract.ts'
 import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
 import { WorkQueue } from './work-queue.ts'
 
@@ -27,6 +27,8 @@ export interface JobSlot<T> {
   readonly cost: TaskCost
   readonly sinks: RoundSinkFactory<T>
   readonly queue: WorkQueue
+  /** Where more rounds are drawn from when none is queued (`JobInit.source`). */
+  readonly source: RoundSource | undefined
   readonly roundSinks: Map<number, RoundSink<TaskBase, unknown, T>>
   readonly budgetTimers: Map<number, unknown>
   /** Rounds that ended (complete or dropped): a late input for one is ignored. */
@@ -75,6 +77,7 @@ export function openSlot<T>(
     cost: kind.cost,
     sinks: init.sinks ?? kindSinks<T>(),
     queue: new WorkQueue(id * roundsPerSlot),
+    source: init.source,
     roundSinks: new Map(),
     budgetTimers: new Map(),
     ended: new Set(),
@@ -85,7 +88,8 @@ export function openSlot<T>(
 }
 
 /**
- * The job a participant's next task comes from: of the jobs with queued work whose kind it runs,
+ * The job a participant's next task comes from: of the jobs with queued work (or a round source
+ * ready to draw) whose kind it runs,
  * a live one before any batch one, then the least share granted for its weight (ties: the job
  * added first).
  */
@@ -98,7 +102,7 @@ export function pickSlot<T>(
   for (const slot of slots) {
     if (slot.class === 'batch' && best?.class === 'live') continue
     if (!runs(slot.tag)) continue
-    if (slot.queue.firstWithWork() === undefined) continue
+    if (slot.queue.firstWithWork() === undefined && slot.source?.ready !== true) continue
     const pass = slot.granted / slot.weight
     if (best === undefined || (slot.class === 'live' && best.class === 'batch') || pass < bestPass) {
       best = slot

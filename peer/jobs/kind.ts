@@ -97,6 +97,37 @@ export interface WorkerEnv {
   readonly videos?: VideoFingerprinter
   /** Fetches bytes by URL (file:, http(s):), bounded, cached. Absent where not offered. */
   readonly files?: FileSource
+  /**
+   * The participant's snapshot cache (a match run's reference shards kept between tasks, on disk in
+   * Node). Absent: tasks fetch their inputs through `files` alone.
+   */
+  readonly snapshots?: SnapshotStore
+}
+
+/** An input file of a task, as a snapshot cache keeps it. */
+export interface SnapshotInput {
+  /** The class of space it defines (`reference`, `ugc`): the similarity function's classes. */
+  readonly class: string
+  /** Its identity (its remote location: a changed location is a changed file). */
+  readonly location: string
+  readonly url: string
+  /** A name for it in its folder. */
+  readonly name: string
+}
+
+/** A snapshot folder made ready for a task: its files, read by location. */
+export interface SnapshotFolder {
+  read(location: string, maxBytes: number): Promise<Uint8Array>
+  /** Bytes copied to make it ready (0 when it held every file). */
+  readonly copiedBytes: number
+}
+
+/** A participant's snapshot cache (see `peer/pool/snapshot-cache.ts`). */
+export interface SnapshotStore {
+  /** A folder holding `files`, picked by the similarity function, labelled with the task's shard. */
+  prepare(files: readonly SnapshotInput[], label: string, signal?: AbortSignal): Promise<SnapshotFolder>
+  /** The shards its folders hold (what the participant states when it asks for work). */
+  labels(): string[]
 }
 
 /** What a participant's environment may offer beyond `frames`; a kind states what it `needs`. */
@@ -129,6 +160,8 @@ export interface TaskWorker<D, T extends TaskBase, R> {
   /** Which backend computes (`cpu` or `webgl1`/`webgl2`), for statistics. */
   readonly backend: string
   run(job: JobSpec<D>, task: T, signal?: AbortSignal): Promise<R>
+  /** The shared inputs it holds (`Capability.holds`): a match worker's reference shards. */
+  holds?(): readonly string[]
   /** Releases what it holds (a WebGL context). */
   dispose?(): void
 }

@@ -1,4 +1,5 @@
-import { createWriteStream } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import { createWriteStream, rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,8 +8,9 @@ import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { FrameFetchError, MessageTooLargeError } from '../protocol/errors.ts'
 import { fetchBytes } from '../participant/frame-source.ts'
+import { SnapshotCache, snapshotStore } from '../pool/snapshot-cache.ts'
 import { cachedFiles } from './file-cache.ts'
-import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from './kind.ts'
+import type { FileSource, SnapshotStore, VideoFingerprinter, WorkerCapability, WorkerEnv } from './kind.ts'
 import { fingerprintFile } from './match/ffmpeg-frames.ts'
 
 /*
@@ -25,11 +27,50 @@ export const nodeEnvLimits = {
   videosKept: 4,
   /** Bytes of fetched files kept in memory. */
   fileCacheBytes: 64 * 1024 * 1024,
+  /** Snapshot folders on disk (the seed's snapshot cache: a few reference shards kept). */
+  snapshotFolders: 3,
+  /** Largest file copied into a snapshot folder, bytes. */
+  maxSnapshotFileBytes: 64 * 1024 * 1024,
 } as const
 
+/** The options of a Node participant's environment. */
+export interface NodeEnvInit {
+  /** Where its snapshot folders live (default: a folder of its own under the temp folder, removed at exit). */
+  snapshotRoot?: string
+  snapshotFolders?: number
+}
+
 /** The capabilities and the environment of a Node participant. */
-export function nodeWorkerEnv(): { capabilities: WorkerCapability[]; env: Omit<WorkerEnv, 'frames'> } {
-  return { capabilities: ['videos', 'files'], env: { videos: nodeVideos(), files: nodeFiles() } }
+export function nodeWorkerEnv(init: NodeEnvInit = {}): {
+  capabilities: WorkerCapability[]
+  env: Omit<WorkerEnv, 'frames'>
+} {
+  return {
+    capabilities: ['videos', 'files'],
+    env: { videos: nodeVideos(), files: nodeFiles(), snapshots: nodeSnapshots(init) },
+  }
+}
+
+/** Snapshot roots this process made (removed when it exits). */
+const ownRoots: string[] = []
+
+/** Snapshot folders on disk (see `SnapshotCache`); a folder of its own is removed when the process exits. */
+export function nodeSnapshots(init: NodeEnvInit = {}): SnapshotStore {
+  let root = init.snapshotRoot
+  if (root === undefined) {
+    root = join(tmpdir(), `crowdmesh-snapshots-${process.pid}-${randomUUID().slice(0, 8)}`)
+    if (ownRoots.length === 0)
+      process.once('exit', () => {
+        for (const own of ownRoots) rmSync(own, { recursive: true, force: true })
+      })
+    ownRoots.push(root)
+  }
+  const cache = new SnapshotCache({
+    root,
+    folders: init.snapshotFolders ?? nodeEnvLimits.snapshotFolders,
+    fetch: (url, signal) => fetchBytes(url, nodeEnvLimits.maxSnapshotFileBytes, signal),
+  })
+  return snapshotStore(cache)
 }
 
 /** Fetches bytes by URL (file:, http:, https:), at most `maxBytes`, keeping recent ones. */

@@ -106,6 +106,11 @@ export class AdmissionGate extends EventEmitter<AdmissionGateEvents> {
     if (this.verify !== undefined) await this.node.unhandle(admitProtocol).catch(() => {})
   }
 
+  /** The link (its label) that admitted `peer`, if any. */
+  linkOf(peer: PeerId | string): string | undefined {
+    return this.book.linkOf(peer.toString())
+  }
+
   /** Whether `peer` is admitted. */
   isAdmitted(peer: PeerId | string): boolean {
     return this.book.has(peer.toString())

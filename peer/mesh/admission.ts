@@ -111,6 +111,11 @@ export class AdmissionBook {
     if (peers?.size === 0) this.peersOfLink.delete(link)
   }
 
+  /** The link that admitted `peer` (undefined: trusted, or not admitted). */
+  linkOf(peer: string): string | undefined {
+    return this.linkOfPeer.get(peer)
+  }
+
   /** Whether `peer` is admitted. */
   has(peer: string): boolean {
     return this.linkOfPeer.has(peer)

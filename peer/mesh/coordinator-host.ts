@@ -173,6 +173,11 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     )
   }
 
+  /** The label of the link that admitted `peer` (`authorize`'s answer), while it is admitted. */
+  linkOf(peer: PeerId | string): string | undefined {
+    return this.gate.linkOf(peer)
+  }
+
   /** Whether `peer` is admitted: connected, and welcomed after a hello with a valid token. */
   isAdmitted(peer: PeerId | string): boolean {
     return this.gate.isAdmitted(peer)

@@ -61,6 +61,9 @@ export interface EventInit<T = unknown> {
   logger?: Logger
 }
 
+/** What an operator link's label starts with (`RunningEvent.isOperator`). */
+const operatorLabel = 'operator:'
+
 /** A running event: every server part on this machine, and the coordinator. */
 export interface RunningEvent<T = unknown> {
   readonly event: string
@@ -72,6 +75,8 @@ export interface RunningEvent<T = unknown> {
   readonly node: MeshNode
   readonly coordinator: Coordinator<T>
   readonly host: CoordinatorHost
+  /** Whether `peer` was admitted on the operator's link (a result writer, say). */
+  isOperator(peer: PeerId | string): boolean
   readonly frames: FrameStore
   /** The TURN server, when coturn runs. */
   readonly turn: CoturnSupervisor | undefined
@@ -170,7 +175,9 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       const claims = verifyJoinToken(token, tokenSecret, { event })
       if (claims.role !== 'participant' && claims.role !== 'operator')
         throw new CrowdmeshError(`a ${claims.role} link cannot compute for the event`)
-      return claims.jti
+      // The label says the role too: an operator's peers may do what participants may not (write
+      // a match run's results).
+      return claims.role === 'operator' ? `${operatorLabel}${claims.jti}` : claims.jti
     }
     // The coordinator's identity is known before its node starts, so the relay can trust it by peer id.
     const coordinatorKey = await generateKeyPair('Ed25519')
@@ -232,6 +239,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       node,
       coordinator,
       host: coordinatorHost,
+      isOperator: (peer) => coordinatorHost.linkOf(peer)?.startsWith(operatorLabel) === true,
       frames,
       turn,
       turnNote,

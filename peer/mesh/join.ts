@@ -1,4 +1,4 @@
-import type { WorkerCapability } from '../jobs/kind.ts'
+import type { AnyJobKind, WorkerCapability } from '../jobs/kind.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -77,6 +77,8 @@ export interface JoinInit {
   workers: WorkerFactory
   /** What the workers' environment offers beyond frames (Node: video fingerprinting, files). */
   capabilities?: readonly WorkerCapability[]
+  /** The job kinds it may run (default: the registry's; none for a peer that only listens, a result writer). */
+  kinds?: ReadonlyMap<string, AnyJobKind>
   /** Pauses and resumes asking for work (the web app's Pause button); the node stays connected. */
   gate?: WorkGate
   /** How many times a broken connection to the coordinator is retried (default 5). */
@@ -151,6 +153,7 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
   const directory = new JobDirectory({
     workers: init.workers,
     ...(init.capabilities !== undefined && { capabilities: init.capabilities }),
+    ...(init.kinds !== undefined && { kinds: init.kinds }),
   })
   // Every job's outcomes are gossiped, each named by its job; decoded by its kind (when this
   // participant has it: one it lacks is skipped).

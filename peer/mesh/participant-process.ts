@@ -17,6 +17,13 @@ export interface ParticipantProcessInit {
   relayOnly?: boolean
   /** A command the participant runs under, e.g. `['ip', 'netns', 'exec', 'ns']` for a network namespace. */
   wrapper?: readonly string[]
+  /**
+   * Another script with the same contract (the link, then options as JSON; JSON lines out): a
+   * result writer (`peer/pool/result-writer.ts`).
+   */
+  entry?: string
+  /** Options passed to `entry` as they are. */
+  options?: Record<string, unknown>
 }
 
 /** One event a participant process printed, with when this process read it. */
@@ -39,11 +46,12 @@ export class ParticipantProcess extends EventEmitter<{ event: [ReceivedEvent]; e
   constructor(link: string, init: ParticipantProcessInit = {}) {
     super()
     const options = {
+      ...init.options,
       ...(init.dutyCycle !== undefined && { dutyCycle: init.dutyCycle }),
       ...(init.cores !== undefined && { cores: init.cores }),
       ...(init.relayOnly === true && { relayOnly: true }),
     }
-    const args = [entry, link, JSON.stringify(options)]
+    const args = [init.entry ?? entry, link, JSON.stringify(options)]
     const [command, ...rest] = [...(init.wrapper ?? []), process.execPath, ...args]
     // Guarded: a local participant ends with the event that started it, even one SIGKILLed.
     this.child = spawnGuarded(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] })

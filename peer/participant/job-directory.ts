@@ -33,6 +33,8 @@ export class JobDirectory {
   private readonly makeWorker: WorkerFactory
   private readonly known = new Map<string, KnownJob>()
   private readonly workers = new Map<string, Promise<AnyTaskWorker>>()
+  /** Workers made, once ready (what they hold is read synchronously, on every lease request). */
+  private readonly ready = new Map<string, AnyTaskWorker>()
 
   /**
    * @param init.capabilities what its environment offers beyond frames (`WorkerEnv`): a kind that
@@ -100,15 +102,26 @@ export class JobDirectory {
     if (worker === undefined) {
       worker = this.makeWorker(kind)
       this.workers.set(tag, worker)
-      worker.catch(() => {
-        if (this.workers.get(tag) === worker) this.workers.delete(tag)
-      })
+      worker.then(
+        (made) => this.ready.set(tag, made),
+        () => {
+          if (this.workers.get(tag) === worker) this.workers.delete(tag)
+        },
+      )
     }
     return worker
   }
 
+  /** The shared inputs its workers hold (`Capability.holds`), at most 64. */
+  holds(): string[] {
+    const held: string[] = []
+    for (const worker of this.ready.values()) held.push(...(worker.holds?.() ?? []))
+    return held.slice(0, 64)
+  }
+
   /** Frees every worker made (WebGL contexts). */
   dispose(): void {
+    this.ready.clear()
     for (const worker of this.workers.values()) void worker.then((w) => w.dispose?.()).catch(() => {})
     this.workers.clear()
   }

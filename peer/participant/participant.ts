@@ -90,7 +90,12 @@ export async function runParticipant(
   const ask = async (): Promise<Lease<TaskBase> | undefined> => {
     await gate?.pass(signal)
     const sent = performance.now()
-    const lease = await link.requestLease(signal, { ...meter.current(), kinds: directory.tags })
+    const holds = directory.holds()
+    const lease = await link.requestLease(signal, {
+      ...meter.current(),
+      kinds: directory.tags,
+      ...(holds.length > 0 && { holds }),
+    })
     meter.recordRoundTrip(performance.now() - sent)
     return lease
   }

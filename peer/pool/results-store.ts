@@ -34,7 +34,7 @@ export type MatchQuery = { ugc: string } | { ref: string } | { owner: string }
 export class ResultsStore {
   private readonly db: DatabaseSync
   private readonly statements: Record<
-    'task' | 'match' | 'byUgc' | 'byRef' | 'byOwner' | 'tasks',
+    'task' | 'match' | 'byUgc' | 'byRef' | 'byOwner' | 'tasks' | 'runs',
     StatementSync
   >
 
@@ -44,6 +44,7 @@ export class ResultsStore {
     this.db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
+      PRAGMA busy_timeout = 5000;
       CREATE TABLE IF NOT EXISTS results (task TEXT PRIMARY KEY, run TEXT NOT NULL, matches INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS matches (
         task TEXT NOT NULL, run TEXT NOT NULL,
@@ -72,6 +73,9 @@ export class ResultsStore {
          UNION SELECT ${columns} FROM matches WHERE ref_owner = ?1 ORDER BY ugcId, refId, ugcStart`,
       ),
       tasks: this.db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(matches), 0) AS m FROM results`),
+      runs: this.db.prepare(
+        `SELECT run, COUNT(*) AS tasks, SUM(matches) AS matches FROM results GROUP BY run`,
+      ),
     }
   }
 
@@ -125,6 +129,12 @@ export class ResultsStore {
   totals(): { tasks: number; matches: number } {
     const row = this.statements.tasks.get() as { n: number; m: number }
     return { tasks: row.n, matches: row.m }
+  }
+
+  /** Tasks written and their matches, per run. */
+  byRun(): Map<string, { tasks: number; matches: number }> {
+    const rows = this.statements.runs.all() as unknown as { run: string; tasks: number; matches: number }[]
+    return new Map(rows.map((r) => [r.run, { tasks: r.tasks, matches: r.matches }]))
   }
 
   close(): void {

@@ -1,6 +1,7 @@
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CrowdmeshError } from '../protocol/errors.ts'
+import type { SnapshotStore } from '../jobs/kind.ts'
+import { CrowdmeshError, MessageTooLargeError } from '../protocol/errors.ts'
 import { chooseSnapshot, filesToCopy, type Snapshot, type SnapshotFile } from './snapshots.ts'
 
 /*
@@ -52,7 +53,11 @@ export class SnapshotCache {
   private readonly root: string
   private readonly fetch: FetchFile
   private readonly now: () => number
-  private readonly snapshots: (Snapshot & { names: Map<string, string> })[]
+  private readonly snapshots: (Snapshot & {
+    names: Map<string, string>
+    label: string | undefined
+    nextName: number
+  })[]
   private tick = 0
 
   constructor(init: SnapshotCacheInit) {
@@ -64,6 +69,8 @@ export class SnapshotCache {
       files: [],
       usedAt: -1 - i,
       names: new Map(),
+      label: undefined,
+      nextName: 0,
     }))
   }
 
@@ -77,8 +84,23 @@ export class SnapshotCache {
     return this.snapshots.some((s) => locations.every((l) => s.files.some((f) => f.location === l)))
   }
 
-  /** Makes a folder hold exactly `files` (copying only what it lacks), and returns it. */
-  async prepare(files: readonly CachedFile[], signal?: AbortSignal): Promise<PreparedSnapshot> {
+  /** The labels of the folders that hold files, most recently used first. */
+  labels(): string[] {
+    return this.snapshots
+      .filter((s) => s.label !== undefined && s.files.length > 0)
+      .sort((a, b) => b.usedAt - a.usedAt)
+      .map((s) => s.label!)
+  }
+
+  /**
+   * Makes a folder hold exactly `files` (copying only what it lacks), and returns it; `label` names
+   * what it holds now (a match run's shard).
+   */
+  async prepare(
+    files: readonly CachedFile[],
+    signal?: AbortSignal,
+    label?: string,
+  ): Promise<PreparedSnapshot> {
     const choice = chooseSnapshot(this.snapshots, files)
     if (choice === undefined) throw new SnapshotCacheError('the cache has no folders')
     const snapshot = this.snapshots.find((s) => s.id === choice.snapshot.id)!
@@ -99,19 +121,28 @@ export class SnapshotCache {
     snapshot.files = snapshot.files.filter((f) => keep.has(f.location))
     const missing = filesToCopy(snapshot, files) as CachedFile[]
     let copiedBytes = 0
+    let copied = 0
     for (const file of missing) {
       signal?.throwIfAborted()
-      const bytes = await this.fetch(file.url, signal)
-      const name = `${snapshot.names.size}-${file.name.replace(/[^\w.-]/g, '_')}`
-      await writeFile(join(folder, name), bytes)
-      snapshot.names.set(file.location, name)
+      // A location is one file on disk whatever classes it serves in (a video both queried and
+      // referenced): held already, it only gains the class.
+      if (!snapshot.names.has(file.location)) {
+        const bytes = await this.fetch(file.url, signal)
+        // Names are never reused within a folder: a name freed by a removed file could otherwise
+        // be taken by another location while a stale mapping still pointed at it.
+        const name = `${snapshot.nextName++}-${file.name.replace(/[^\w.-]/g, '_')}`
+        await writeFile(join(folder, name), bytes)
+        snapshot.names.set(file.location, name)
+        copiedBytes += bytes.length
+        copied++
+      }
       snapshot.files = [...snapshot.files, { class: file.class, location: file.location }]
-      copiedBytes += bytes.length
     }
     snapshot.usedAt = Math.max(this.now(), ++this.tick)
+    snapshot.label = label
     return {
       folder,
-      copied: missing.length,
+      copied,
       copiedBytes,
       reused: files.length - missing.length,
       wiped: choice.wipe,
@@ -131,5 +162,26 @@ export class SnapshotCache {
     for (const s of this.snapshots)
       out[s.id] = await readdir(join(this.root, s.id)).catch(() => [] as string[])
     return out
+  }
+}
+
+/** A snapshot cache as a worker's environment offers it (`WorkerEnv.snapshots`). */
+export function snapshotStore(cache: SnapshotCache): SnapshotStore {
+  return {
+    labels: () => cache.labels(),
+    async prepare(files, label, signal) {
+      const prepared = await cache.prepare(files, signal, label)
+      return {
+        copiedBytes: prepared.copiedBytes,
+        async read(location, maxBytes) {
+          const path = cache.pathOf(prepared.folder, location)
+          if (path === undefined)
+            throw new SnapshotCacheError(`${location.slice(0, 128)} is not in the snapshot`)
+          const size = (await stat(path)).size
+          if (size > maxBytes) throw new MessageTooLargeError(size, maxBytes)
+          return new Uint8Array(await readFile(path))
+        },
+      }
+    },
   }
 }

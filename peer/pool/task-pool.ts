@@ -17,6 +17,10 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
  * - A lease held longer than its task's timeout is taken back by the timer (`expire`) and the task
  *   queued again; a late completion of a taken-back lease is refused, so a result counts once.
  * - A task that failed `maxAttempts` times is failed for good, with its last reason.
+ * - A task's output (a match list) is kept in the outbox in the same transaction that marks it done,
+ *   until a result writer acknowledges it: a crash between the two never loses a result.
+ * - A coordinator reopening the pool after a crash takes back the leases of the earlier opening at
+ *   once (`reclaim`): the participants that held them were the dead coordinator's.
  */
 
 /** A task as a run adds it. */
@@ -82,13 +86,42 @@ export interface GrantRequest {
   holds?: readonly string[]
 }
 
+/** A done task's output waiting for a result writer. */
+export interface PoolOutput {
+  task: string
+  run: string
+  body: string
+}
+
+/** A run in the pool. */
+export interface PoolRun {
+  run: string
+  /** Its priority: its first task's, or the last one set. */
+  priority: number
+}
+
 /** The durable task pool: SQLite by default, any store implementing it later. */
 export interface TaskPool {
   /** Adds tasks; returns how many were new. */
   add(tasks: readonly PoolTaskInit[], now: number): number
   grant(request: GrantRequest): PoolGrant | undefined
-  /** The lease's task is done; false when the lease is no longer current (taken back, or done). */
-  complete(lease: string, now: number): boolean
+  /** Whether a task of these kinds is queued (cheap). */
+  hasQueued(kinds: readonly string[]): boolean
+  /**
+   * The lease's task is done, and its `output` (if any) joins the outbox in the same transaction;
+   * false when the lease is no longer current (taken back, or done).
+   */
+  complete(lease: string, now: number, output?: string): boolean
+  /** Outputs no writer has acknowledged yet, oldest first. */
+  outputs(limit: number): PoolOutput[]
+  /** A writer stored these tasks' outputs: they leave the outbox. Returns how many did. */
+  acknowledge(tasks: readonly string[]): number
+  /** Takes back every lease of an earlier opening (not counted as an attempt). Returns how many. */
+  reclaim(now: number): number
+  /** The runs in the pool. */
+  runs(): PoolRun[]
+  /** A task's state, or undefined for a task the pool does not hold. */
+  stateOf(id: string): TaskState | undefined
   /** The lease's task failed; it is queued again until `maxAttempts`. False for a stale lease. */
   fail(lease: string, reason: string, now: number): boolean
   /** Whether a lease is current: completing it now would count. */
@@ -97,7 +130,8 @@ export interface TaskPool {
   expire(now: number): number
   /** Changes a run's priority (its queued tasks keep their order within it). */
   setPriority(run: string, priority: number): number
-  counts(run?: string): PoolCounts
+  /** Counts of every task, a run's, or a run's of one kind. */
+  counts(run?: string, kind?: string): PoolCounts
   /** A task's reason for failing for good, if it did. */
   failure(id: string): string | undefined
   /** Makes every write so far durable (a store that groups commits). */
@@ -118,6 +152,9 @@ export const taskPoolDefaults = {
 } as const
 
 const state = { waiting: 0, queued: 1, leased: 2, done: 3, failed: 4 } as const
+const stateNames = ['waiting', 'queued', 'leased', 'done', 'failed'] as const
+/** Where a task is: waiting for others, queued, leased, done or failed for good. */
+export type TaskState = (typeof stateNames)[number]
 
 /** Options of the SQLite pool. */
 export interface SqliteTaskPoolInit {
@@ -184,6 +221,7 @@ export class SqliteTaskPool implements TaskPool {
     this.db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
+      PRAGMA busy_timeout = 5000;
       CREATE TABLE IF NOT EXISTS tasks (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -209,6 +247,8 @@ export class SqliteTaskPool implements TaskPool {
       CREATE UNIQUE INDEX IF NOT EXISTS leases ON tasks (lease) WHERE lease IS NOT NULL;
       CREATE INDEX IF NOT EXISTS runs ON tasks (run, state);
       CREATE TABLE IF NOT EXISTS after (task TEXT NOT NULL, before TEXT NOT NULL, PRIMARY KEY (before, task)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS run_priorities (run TEXT PRIMARY KEY, priority INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL UNIQUE, run TEXT NOT NULL, body TEXT NOT NULL);
     `)
     const prepare = (sql: string) => this.db.prepare(sql)
     this.statements = {
@@ -221,7 +261,19 @@ export class SqliteTaskPool implements TaskPool {
       lease: prepare(
         `UPDATE tasks SET state = ${state.leased}, lease = ?, holder = ?, leased_at = ? WHERE id = ? AND state = ${state.queued}`,
       ),
-      byLease: prepare(`SELECT id, attempts, state FROM tasks WHERE lease = ?`),
+      byLease: prepare(`SELECT id, run, attempts, state FROM tasks WHERE lease = ?`),
+      output: prepare(`INSERT OR IGNORE INTO outbox (task, run, body) VALUES (?, ?, ?)`),
+      outputs: prepare(`SELECT task, run, body FROM outbox ORDER BY seq LIMIT ?`),
+      acknowledge: prepare(`DELETE FROM outbox WHERE task = ?`),
+      reclaim: prepare(
+        `UPDATE tasks SET state = ${state.queued}, lease = NULL, holder = NULL, queued_at = ?
+         WHERE state = ${state.leased} AND substr(lease, 1, 9) != ?`,
+      ),
+      runs: prepare(`SELECT run, priority FROM run_priorities ORDER BY seq`),
+      addRun: prepare(
+        `INSERT OR IGNORE INTO run_priorities (run, priority, seq) VALUES (?, ?, (SELECT COUNT(*) FROM run_priorities))`,
+      ),
+      runPriority: prepare(`UPDATE run_priorities SET priority = ? WHERE run = ?`),
       done: prepare(
         `UPDATE tasks SET state = ${state.done}, lease = NULL WHERE lease = ? AND state = ${state.leased}`,
       ),
@@ -247,6 +299,7 @@ export class SqliteTaskPool implements TaskPool {
       ),
       countsAll: prepare(`SELECT state, COUNT(*) AS n FROM tasks GROUP BY state`),
       countsRun: prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE run = ? GROUP BY state`),
+      countsKind: prepare(`SELECT state, COUNT(*) AS n FROM tasks WHERE run = ? AND kind = ? GROUP BY state`),
       reason: prepare(`SELECT reason FROM tasks WHERE id = ? AND state = ${state.failed}`),
       byId: prepare(
         `SELECT id, run, kind, priority, inputs, affinity, payload, timeout_ms, attempts, queued_at FROM tasks WHERE id = ?`,
@@ -265,6 +318,8 @@ export class SqliteTaskPool implements TaskPool {
     let added = 0
     this.transaction(() => {
       for (const task of tasks) {
+        // A run's first task names it, at its priority.
+        s.addRun!.run(task.run, task.priority ?? 0)
         const before = [...new Set(task.after ?? [])].filter(
           (id) => (s.isDone!.get(id) as { state: number } | undefined)?.state !== state.done,
         )
@@ -322,14 +377,19 @@ export class SqliteTaskPool implements TaskPool {
     }
   }
 
-  complete(lease: string, now: number): boolean {
+  hasQueued(kinds: readonly string[]): boolean {
+    return this.candidatesFor(kinds, 1).length > 0
+  }
+
+  complete(lease: string, now: number, output?: string): boolean {
     const s = this.statements
-    const row = s.byLease!.get(lease) as { id: string; state: number } | undefined
+    const row = s.byLease!.get(lease) as { id: string; run: string; state: number } | undefined
     if (row === undefined) return false
     let completed = false
     this.transaction(() => {
       if (s.done!.run(lease).changes === 0) return
       completed = true
+      if (output !== undefined) s.output!.run(row.id, row.run, output)
       for (const { task } of s.dependents!.all(row.id) as unknown as { task: string }[])
         s.unblock!.run(now, task)
     })
@@ -364,17 +424,54 @@ export class SqliteTaskPool implements TaskPool {
     return expired
   }
 
-  setPriority(run: string, priority: number): number {
-    return Number(this.statements.priority!.run(priority, run).changes)
+  outputs(limit: number): PoolOutput[] {
+    this.flush()
+    return this.statements.outputs!.all(limit) as unknown as PoolOutput[]
   }
 
-  counts(run?: string): PoolCounts {
+  acknowledge(tasks: readonly string[]): number {
+    let removed = 0
+    this.transaction(() => {
+      for (const task of tasks) removed += Number(this.statements.acknowledge!.run(task).changes)
+    })
+    return removed
+  }
+
+  reclaim(now: number): number {
+    let reclaimed = 0
+    this.transaction(() => {
+      reclaimed = Number(this.statements.reclaim!.run(now, `${this.epoch}.`).changes)
+    })
+    return reclaimed
+  }
+
+  stateOf(id: string): TaskState | undefined {
+    const row = this.statements.isDone!.get(id) as { state: number } | undefined
+    return row === undefined ? undefined : stateNames[row.state]
+  }
+
+  runs(): PoolRun[] {
+    return this.statements.runs!.all() as unknown as PoolRun[]
+  }
+
+  setPriority(run: string, priority: number): number {
+    let changed = 0
+    this.transaction(() => {
+      this.statements.runPriority!.run(priority, run)
+      changed = Number(this.statements.priority!.run(priority, run).changes)
+    })
+    return changed
+  }
+
+  counts(run?: string, kind?: string): PoolCounts {
+    const s = this.statements
     const rows = (run === undefined
-      ? this.statements.countsAll!.all()
-      : this.statements.countsRun!.all(run)) as unknown as { state: number; n: number }[]
+      ? s.countsAll!.all()
+      : kind === undefined
+        ? s.countsRun!.all(run)
+        : s.countsKind!.all(run, kind)) as unknown as { state: number; n: number }[]
     const counts: PoolCounts = { waiting: 0, queued: 0, leased: 0, done: 0, failed: 0 }
-    const names = ['waiting', 'queued', 'leased', 'done', 'failed'] as const
-    for (const { state: s, n } of rows) counts[names[s]!] = n
+    for (const { state: s, n } of rows) counts[stateNames[s]!] = n
     return counts
   }
 

@@ -26,6 +26,11 @@ export interface Capability {
    * another kind.
    */
   kinds?: string[] | undefined
+  /**
+   * The shared inputs it holds (a match run's reference shards in its snapshot cache, by the
+   * affinity the run gave them): the coordinator prefers to draw it work that reads them.
+   */
+  holds?: string[] | undefined
 }
 
 /** Schema of a stated capability. */
@@ -39,6 +44,7 @@ export const capabilitySchema = z.object({
     .array(z.string().regex(/^[a-z][a-z0-9-]{0,31}@[0-9]{1,4}$/))
     .max(16)
     .optional(),
+  holds: z.array(z.string().min(1).max(128)).max(64).optional(),
 })
 
 /** Parses a stated capability, naming the offending field. */

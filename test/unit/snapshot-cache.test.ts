@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type CachedFile, SnapshotCache } from '../../peer/pool/snapshot-cache.ts'
+import fc from 'fast-check'
+import { type CachedFile, SnapshotCache, snapshotStore } from '../../peer/pool/snapshot-cache.ts'
 
 /*
  * A Node participant's snapshot cache over real HTTP (a server on 127.0.0.1 that counts what it
@@ -80,5 +81,40 @@ describe('the snapshot cache', () => {
         .map((f) => f.location)
         .sort(),
     ).toEqual(['v1/ref1', 'v1/ref2', 'v1/ref7', 'v1/ugc5', 'v1/ugc7'].sort())
+  })
+
+  it('reads every file of every task as its own bytes, whatever the order of tasks (a video may be both a query and a reference)', async () => {
+    // Found by a real match run: names reused after removals let one location's file overwrite another's.
+    let round = 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ query: fc.nat(30), shard: fc.nat(3) }), { minLength: 1, maxLength: 40 }),
+        async (tasks) => {
+          const store = snapshotStore(
+            new SnapshotCache({
+              root: join(dir, `property-${round++}`),
+              folders: 2,
+              fetch: (url) => Promise.resolve(new TextEncoder().encode(url)),
+            }),
+          )
+          for (const { query, shard } of tasks) {
+            const refs = Array.from({ length: shard === 3 ? 7 : 8 }, (_, i) => 8 * shard + i)
+            const files = [
+              ...refs.map((r) => ({
+                class: 'reference',
+                location: `U${r}`,
+                url: `U${r}`,
+                name: `ref-${r}.cmfp`,
+              })),
+              { class: 'ugc', location: `U${query}`, url: `U${query}`, name: 'query.cmfp' },
+            ]
+            const folder = await store.prepare(files, `s${shard}`)
+            for (const f of files)
+              expect(new TextDecoder().decode(await folder.read(f.location, 1024))).toBe(f.location)
+          }
+        },
+      ),
+      { numRuns: 40 },
+    )
   })
 })

@@ -198,6 +198,54 @@ describe('the task pool', () => {
     after.close()
   })
 
+  it('keeps a done task’s output in the outbox, written with its completion, until a writer acknowledges it', () => {
+    const path = join(dir, 'outbox.db')
+    const before = new SqliteTaskPool({ path })
+    before.add([task('a'), task('b', { run: 'r2' }), task('c')], 0)
+    const a = before.grant({ worker: 'w', kinds: ['video-match'], now: 0 })!
+    const b = before.grant({ worker: 'w', kinds: ['video-match'], now: 0 })!
+    expect(before.complete(a.lease, 1, '{"matches":[1]}')).toBe(true)
+    expect(before.complete(b.lease, 1, '{"matches":[]}')).toBe(true)
+    // A stale completion adds no second output.
+    expect(before.complete(a.lease, 2, '{"matches":[9]}')).toBe(false)
+    // The process dies: the outputs are in the file with the completions.
+    const after = new SqliteTaskPool({ path })
+    expect(after.outputs(10)).toEqual([
+      { task: 'a', run: 'r1', body: '{"matches":[1]}' },
+      { task: 'b', run: 'r2', body: '{"matches":[]}' },
+    ])
+    expect(after.acknowledge(['a', 'unknown'])).toBe(1)
+    expect(after.outputs(10).map((o) => o.task)).toEqual(['b'])
+    expect(after.runs()).toEqual([
+      { run: 'r1', priority: 0 },
+      { run: 'r2', priority: 0 },
+    ])
+    before.close()
+    after.close()
+  })
+
+  it('reclaims at once the leases of an earlier opening (a restarted coordinator), not counting an attempt', () => {
+    const path = join(dir, 'reclaim.db')
+    const before = new SqliteTaskPool({ path, maxAttempts: 1 })
+    before.add([task('x'), task('y')], 0)
+    const x = before.grant({ worker: 'w', kinds: ['video-match'], now: 0 })!
+    const after = new SqliteTaskPool({ path, maxAttempts: 1 })
+    const own = after.grant({ worker: 'w2', kinds: ['video-match'], now: 1 })!
+    expect(own.task.id).toBe('y')
+    // Only the earlier opening's lease comes back; this opening's own stays held.
+    expect(after.reclaim(2)).toBe(1)
+    expect(after.complete(x.lease, 3)).toBe(false)
+    const again = after.grant({ worker: 'w2', kinds: ['video-match'], now: 3 })!
+    expect(again.task.id).toBe('x')
+    expect(again.task.attempts).toBe(0)
+    expect(after.hasQueued(['video-match'])).toBe(false)
+    expect(after.complete(again.lease, 4)).toBe(true)
+    expect(after.complete(own.lease, 4)).toBe(true)
+    expect(after.counts()).toEqual({ waiting: 0, queued: 0, leased: 0, done: 2, failed: 0 })
+    before.close()
+    after.close()
+  })
+
   it('with group commit, a crash forgets only the last group: its tasks are granted again, done stays done', () => {
     const path = join(dir, 'group.db')
     const before = new SqliteTaskPool({ path, groupCommit: 3 })

@@ -52,12 +52,26 @@ export const referenceListSchema = z.strictObject({
 })
 export type ReferenceList = z.infer<typeof referenceListSchema>
 
-/** A round's input: the query video's fingerprints. */
+/** A shard of references (a match run's slice): what a participant's snapshot cache holds. */
+const shard = z.string().min(1).max(128)
+
+/**
+ * A round's input: the query video's fingerprints, matched against every reference of the run, or
+ * (a pooled run's slice) against the references `refs.first` to `refs.first + refs.count`, which
+ * form the shard `shard`.
+ */
 export const queryInputSchema = z.strictObject({
   index: z.number().int().min(0).max(0xffff_ffff),
   videoId: id,
   fingerprintsUrl: url,
   duration,
+  refs: z
+    .strictObject({
+      first: z.number().int().min(0).max(maxReferences),
+      count: z.number().int().min(1).max(maxReferences),
+    })
+    .optional(),
+  shard: shard.optional(),
 })
 export type QueryInput = z.infer<typeof queryInputSchema>
 
@@ -70,6 +84,8 @@ export const matchTaskSchema = z.strictObject({
   duration,
   firstRef: z.number().int().min(0).max(maxReferences),
   refCount: z.number().int().min(1).max(maxReferences),
+  /** The shard its references belong to, where the run has shards (its snapshot). */
+  shard: shard.optional(),
 })
 export type MatchTask = z.infer<typeof matchTaskSchema>
 
@@ -116,10 +132,18 @@ export class MatchRoundPlan implements RoundPlan<MatchTask> {
   private readonly job: JobSpec<MatchJob>
   private query: QueryInput | undefined
   private next = 0
+  private first = 0
+  private total: number
 
   constructor(job: JobSpec<MatchJob>, frameIndex: number) {
     this.job = job
     this.frameIndex = frameIndex
+    this.total = job.description.references
+  }
+
+  /** The first reference of the round (0 unless it is a slice of the references). */
+  get firstRef(): number {
+    return this.first
   }
 
   get input(): QueryInput | undefined {
@@ -127,7 +151,7 @@ export class MatchRoundPlan implements RoundPlan<MatchTask> {
   }
 
   get totalUnits(): number {
-    return this.job.description.references
+    return this.total
   }
 
   get inputsComplete(): boolean {
@@ -135,7 +159,7 @@ export class MatchRoundPlan implements RoundPlan<MatchTask> {
   }
 
   unitsLeft(): number {
-    return this.query === undefined ? 0 : this.totalUnits - this.next
+    return this.query === undefined ? 0 : this.first + this.total - this.next
   }
 
   addInput(input: unknown): boolean {
@@ -143,6 +167,15 @@ export class MatchRoundPlan implements RoundPlan<MatchTask> {
     if (query.index !== this.frameIndex)
       throw new InvalidOptionError(`query ${query.videoId} is round ${query.index}, not ${this.frameIndex}`)
     if (this.query !== undefined) return false
+    if (query.refs !== undefined) {
+      if (query.refs.first + query.refs.count > this.job.description.references)
+        throw new InvalidOptionError(
+          `references ${query.refs.first}+${query.refs.count} lie past the run's ${this.job.description.references}`,
+        )
+      this.first = query.refs.first
+      this.total = query.refs.count
+    }
+    this.next = this.first
     this.query = query
     return true
   }
@@ -159,6 +192,7 @@ export class MatchRoundPlan implements RoundPlan<MatchTask> {
       duration: query.duration,
       firstRef: this.next,
       refCount,
+      ...(query.shard !== undefined && { shard: query.shard }),
     }
     this.next += refCount
     return task
@@ -184,9 +218,10 @@ export class MatchSink implements RoundSink<MatchTask, MatchTaskResult, QueryMat
     const query = this.plan.input
     if (query === undefined || task.videoId !== query.videoId)
       throw new BlockMismatchError(`a task of another query (${task.videoId.slice(0, 64)})`)
-    if (task.firstRef + task.refCount > this.plan.totalUnits)
+    const first = this.plan.firstRef
+    if (task.firstRef < first || task.firstRef + task.refCount > first + this.plan.totalUnits)
       throw new BlockMismatchError(
-        `references ${task.firstRef}+${task.refCount} lie past the run's ${this.plan.totalUnits}`,
+        `references ${task.firstRef}+${task.refCount} lie outside the round's ${first}+${this.plan.totalUnits}`,
       )
     for (const [first, slice] of this.counted)
       if (task.firstRef < first + slice.count && first < task.firstRef + task.refCount)
@@ -234,13 +269,14 @@ const resultLimit = 64 + maxMatchesPerTask * 160
 /** A bounded, cached fetch of the files a match task needs, and the slice last indexed (the seed's snapshot). */
 interface SliceCache {
   list?: { url: string; list: ReferenceList }
-  slice?: { key: string; references: ReferenceSet; offset: number }
+  slice?: { key: string; references: ReferenceSet; offset: number; shard: string | undefined }
 }
 
 /** The match kind. Its CPU worker fetches fingerprint files (`WorkerEnv.files`). */
 export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatches, MatchSnapshot> = {
   name: 'video-match',
-  version: 1,
+  // 2: a round may be a slice of the references (`QueryInput.refs`), its tasks naming their shard.
+  version: 2,
   needs: ['files'],
   schemas: { job: matchJobSchema, task: matchTaskSchema },
   limits: { maxTaskUnits: maxReferences, maxResultBytes: () => resultLimit },
@@ -276,8 +312,10 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
       const files = env.files
       if (files === undefined) return Promise.reject(new InvalidOptionError('no file source here'))
       const cache: SliceCache = {}
+      const snapshots = env.snapshots
       return Promise.resolve({
         backend: 'cpu',
+        holds: () => snapshots?.labels() ?? (cache.slice?.shard === undefined ? [] : [cache.slice.shard]),
         async run(job, task, signal) {
           const { referencesUrl, rule, layout } = job.description
           if (cache.list?.url !== referencesUrl) {
@@ -293,18 +331,32 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
             )
           // The slice's index is kept for the next query of the same slice (the seed's snapshot).
           const key = `${referencesUrl}#${task.firstRef}+${task.refCount}`
+          // A task of a shard reads its files from a snapshot folder (the references it shares with
+          // the shard's other tasks stay on disk between them); others through the file cache.
+          let read = (url: string) => files.bytes(url, maxFingerprintBytes, signal)
+          if (snapshots !== undefined && task.shard !== undefined) {
+            const inputs = [
+              ...list.slice(task.firstRef, task.firstRef + task.refCount).map((r, i) => ({
+                class: 'reference',
+                location: r.url,
+                url: r.url,
+                name: `ref-${task.firstRef + i}.cmfp`,
+              })),
+              { class: 'ugc', location: task.fingerprintsUrl, url: task.fingerprintsUrl, name: 'query.cmfp' },
+            ]
+            const folder = await snapshots.prepare(inputs, task.shard, signal)
+            read = (url) => folder.read(url, maxFingerprintBytes)
+          }
           if (cache.slice?.key !== key) {
             const references = new ReferenceSet(layout)
             for (let r = task.firstRef; r < task.firstRef + task.refCount; r++) {
               const reference = list[r]!
-              const file = decodeFingerprints(await files.bytes(reference.url, maxFingerprintBytes, signal))
+              const file = decodeFingerprints(await read(reference.url))
               references.add({ id: String(r), duration: reference.duration, fingerprints: file.fingerprints })
             }
-            cache.slice = { key, references: references.freeze(), offset: task.firstRef }
+            cache.slice = { key, references: references.freeze(), offset: task.firstRef, shard: task.shard }
           }
-          const query = decodeFingerprints(
-            await files.bytes(task.fingerprintsUrl, maxFingerprintBytes, signal),
-          )
+          const query = decodeFingerprints(await read(task.fingerprintsUrl))
           signal?.throwIfAborted()
           const { matches } = matchVideo(
             { id: task.videoId, duration: task.duration, fingerprints: query.fingerprints },

@@ -1,0 +1,537 @@
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { Coordinator, FrameReport, JobInit, RoundSource } from '../coordinator/coordinator.ts'
+import type { AnyJobKind, JobSpec } from '../jobs/kind.ts'
+import { encodeFingerprints } from '../jobs/match/fingerprint-file.ts'
+import {
+  type FingerprintJob,
+  fingerprintKind,
+  type VideoFingerprintOutcome,
+  type VideoInput,
+} from '../jobs/match/fingerprint-kind.ts'
+import { fingerprintFormat } from '../jobs/match/format.ts'
+import {
+  type MatchJob,
+  matchKind,
+  type QueryInput,
+  type QueryMatches,
+  type ReferenceList,
+} from '../jobs/match/match-kind.ts'
+import type { Match } from '../jobs/match/matcher.ts'
+import type { Clock } from '../protocol/clock.ts'
+import { CrowdmeshError } from '../protocol/errors.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { loadRun, type RunDefinition, type RunEntry, runEntries, taskIds } from './run-definition.ts'
+import type { PoolCounts, PoolTaskInit, TaskPool } from './task-pool.ts'
+
+/*
+ * Match runs fed to a coordinator from the durable task pool (issue 15). Every run of a workspace
+ * lives in the pool as tasks: one fingerprint task per distinct video, then, once every reference
+ * of the run is fingerprinted, one match task per user video and reference shard. Nothing of a run
+ * lives only in memory: the coordinator draws a round from the pool when a participant asks
+ * (`RoundSource`: the participant's cached shards are preferred), writes what a round produced
+ * (a fingerprint file, or a match list into the pool's outbox) before it marks the task done, and a
+ * coordinator restarted after a crash reloads the runs and takes back the dead one's leases.
+ *
+ * The workspace: `pool.db`, and `runs/<run>/` with each run's `run.json`, its fingerprint files and
+ * its reference list.
+ */
+
+/** Kinds of pool tasks (the job kinds that compute them). */
+const fingerprintTask = fingerprintKind.name
+const matchTask = matchKind.name
+
+/** The coordinator job every run's fingerprinting goes through. */
+export const poolFingerprintJob = 'pool-fingerprints'
+/** A run's match job. */
+export const runMatchJob = (run: string): string => `${run}-matches`
+
+/** A done match task's output, as it waits in the outbox for a result writer. */
+export interface MatchOutput {
+  matches: Match[]
+}
+
+/** A run's progress: its pool counts by kind, and what it found. */
+export interface RunProgress {
+  run: string
+  priority: number
+  fingerprints: PoolCounts
+  matches: PoolCounts
+  /** Whether every reference is fingerprinted (or failed) and the match tasks are out. */
+  matching: boolean
+  /** Every task settled. */
+  finished: boolean
+  failedVideos: number
+}
+
+/** A participant as a run sees it: the slices it was given, and how many of their shards it held. */
+export interface RunWorker {
+  participant: string
+  slices: number
+  /** Slices whose reference shard it already held (its snapshot cache), of `slices`. */
+  held: number
+  /** When it was last given one (coordinator clock, ms). */
+  lastAt: number
+}
+
+/** A drawn round: the pool lease it computes. */
+interface DrawnRound {
+  run: string
+  task: string
+  lease: string
+  entry: number
+}
+
+/** A run loaded in memory: its definition, files, and where its reference list stands. */
+interface LoadedRun {
+  definition: RunDefinition
+  folder: string
+  entries: RunEntry[]
+  /** Fingerprint URLs of done entries, as participants fetch them now. */
+  urls: Map<number, string>
+  /** The reference list once made: entries in list order, and the shards it is cut into. */
+  list?: { order: number[]; shards: { first: number; count: number }[] }
+  failedVideos: number
+}
+
+/** Options of a match pool. */
+export interface MatchPoolInit {
+  pool: TaskPool
+  /** The workspace folder (`runs/<run>/` for each run). */
+  root: string
+  /** Publishes a local file (a file: URL) where participants can fetch it (the event's frame store). */
+  publish: (fileUrl: string) => string
+  clock: Clock
+  logger?: Logger
+}
+
+export class MatchPool {
+  private readonly pool: TaskPool
+  private readonly root: string
+  private readonly publish: (fileUrl: string) => string
+  private readonly clock: Clock
+  private readonly log: Logger
+  private readonly runs = new Map<string, LoadedRun>()
+  private readonly drawn = new Map<string, DrawnRound>()
+  private coordinator: Coordinator | undefined
+  private nextRound = 0
+  private readonly listeners: {
+    complete: (o: unknown, r: FrameReport) => void
+    dropped: (r: FrameReport) => void
+  }
+  /** Written fingerprint files and match lists, settled in order (a completion waits for its file). */
+  private writing: Promise<void> = Promise.resolve()
+  private readonly changed = new Set<() => void>()
+  /** Per run, per participant: slices drawn and shards held (the dashboard's cache hit rates). */
+  private readonly workersByRun = new Map<string, Map<string, RunWorker>>()
+  /** The rounds of the fingerprint job come from here. */
+  private readonly fingerprints: RoundSource
+  /** The rounds of every run's match job come from here (one source: the pool orders the runs). */
+  private readonly matchRounds: RoundSource
+
+  constructor(init: MatchPoolInit) {
+    this.pool = init.pool
+    this.root = init.root
+    this.publish = init.publish
+    this.clock = init.clock
+    this.log = init.logger ?? makeLogger('crowdmesh:match-pool')
+    const refused = (jobId: string, frameIndex: number, reason: string) =>
+      this.refuse(jobId, frameIndex, reason)
+    this.fingerprints = new PoolSource(this.pool, fingerprintTask, (p) => this.drawFingerprint(p), refused)
+    this.matchRounds = new PoolSource(this.pool, matchTask, (p, holds) => this.drawMatch(p, holds), refused)
+    this.listeners = {
+      complete: (outcome, report) => this.roundComplete(outcome, report),
+      dropped: (report) => this.roundDropped(report),
+    }
+  }
+
+  /** The runs' shared fingerprint job, drawn from the pool (an event's first job, say). */
+  fingerprintJob(): JobInit {
+    const spec: JobSpec<FingerprintJob> = {
+      jobId: poolFingerprintJob,
+      kind: fingerprintKind.name,
+      version: fingerprintKind.version,
+      description: { format: fingerprintFormat.version },
+    }
+    // The seed runs the shared pre-computation ahead of matching: fingerprints get the larger share.
+    return { spec, kind: fingerprintKind as AnyJobKind, class: 'batch', weight: 4, source: this.fingerprints }
+  }
+
+  /**
+   * Starts feeding `coordinator` (which runs `fingerprintJob()`): takes back the leases of an earlier
+   * opening of the pool (a coordinator that crashed), and loads every run of the workspace.
+   */
+  async attach(coordinator: Coordinator): Promise<void> {
+    this.coordinator = coordinator
+    const reclaimed = this.pool.reclaim(this.clock.now())
+    if (reclaimed > 0) this.log(`took back ${reclaimed} leases of the coordinator before this one`)
+    coordinator.on('frameComplete', this.listeners.complete)
+    coordinator.on('frameDropped', this.listeners.dropped)
+    const folders = await readdir(join(this.root, 'runs')).catch(() => [] as string[])
+    for (const run of folders.sort()) await this.load(join(this.root, 'runs', run))
+  }
+
+  /** Stops listening to the coordinator. */
+  detach(): void {
+    this.coordinator?.off('frameComplete', this.listeners.complete)
+    this.coordinator?.off('frameDropped', this.listeners.dropped)
+    this.coordinator = undefined
+  }
+
+  /** Loads a run (new or resumed): its fingerprint tasks join the pool (again: the same ids add nothing). */
+  async load(folder: string): Promise<void> {
+    const definition = await loadRun(folder)
+    const { run } = definition
+    const entries = runEntries(definition)
+    const loaded: LoadedRun = {
+      definition,
+      folder,
+      entries,
+      urls: new Map(),
+      failedVideos: definition.failed.length,
+    }
+    this.runs.set(run, loaded)
+    await mkdir(join(folder, 'fingerprints'), { recursive: true })
+    this.pool.add(
+      entries.map((entry) => ({
+        id: taskIds.fingerprint(run, entry.index),
+        run,
+        kind: fingerprintTask,
+        priority: definition.priority,
+        inputs: [entry.path],
+        payload: JSON.stringify({ run, entry: entry.index }),
+      })),
+      this.clock.now(),
+    )
+    for (const entry of entries) {
+      const state = this.pool.stateOf(taskIds.fingerprint(run, entry.index))
+      if (state === 'failed') loaded.failedVideos++
+      if (state !== 'done') continue
+      const path = this.fingerprintPath(loaded, entry.index)
+      if (existsSync(path)) loaded.urls.set(entry.index, this.publish(pathToFileURL(path).href))
+      else {
+        // Done in the pool but its file is gone (the folder was cleaned): it cannot be matched.
+        this.log(`run ${run}: the fingerprints of ${entry.path} are missing; it is left out`)
+        loaded.failedVideos++
+      }
+    }
+    await this.referencesSettled(loaded)
+    this.notify()
+  }
+
+  /** Every run's progress, in the pool's order. */
+  progress(): RunProgress[] {
+    return this.pool.runs().flatMap(({ run, priority }) => {
+      const loaded = this.runs.get(run)
+      if (loaded === undefined) return []
+      const fingerprints = this.countsOf(run, fingerprintTask)
+      const matches = this.countsOf(run, matchTask)
+      const open = (c: PoolCounts) => c.waiting + c.queued + c.leased
+      return [
+        {
+          run,
+          priority,
+          fingerprints,
+          matches,
+          matching: loaded.list !== undefined,
+          finished: loaded.list !== undefined && open(fingerprints) === 0 && open(matches) === 0,
+          failedVideos: loaded.failedVideos,
+        },
+      ]
+    })
+  }
+
+  /** The participants given a run's slices since this coordinator started, most recent first. */
+  workers(run: string): RunWorker[] {
+    return [...(this.workersByRun.get(run)?.values() ?? [])].sort((a, b) => b.lastAt - a.lastAt)
+  }
+
+  /** Resolves once every loaded run has finished (or `signal` aborts). */
+  async finished(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      await this.writing
+      if (this.progress().every((p) => p.finished)) return
+      signal?.throwIfAborted()
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.changed.delete(wake)
+          signal?.removeEventListener('abort', wake)
+          resolve()
+        }
+        this.changed.add(wake)
+        signal?.addEventListener('abort', wake, { once: true })
+      })
+    }
+  }
+
+  /** Changes a run's priority: its tasks not yet granted go ahead of (or behind) other runs'. */
+  setPriority(run: string, priority: number): number {
+    const changed = this.pool.setPriority(run, priority)
+    this.notify()
+    return changed
+  }
+
+  private drawFingerprint(participantId: string): { frameIndex: number; input: unknown } | undefined {
+    const grant = this.pool.grant({ worker: participantId, kinds: [fingerprintTask], now: this.clock.now() })
+    if (grant === undefined) return undefined
+    const { run, entry } = JSON.parse(grant.task.payload) as { run: string; entry: number }
+    const loaded = this.runs.get(run)
+    const file = loaded?.entries[entry]
+    if (loaded === undefined || file === undefined) {
+      this.pool.fail(grant.lease, `run ${run} is not loaded here`, this.clock.now())
+      return undefined
+    }
+    const frameIndex = this.nextRound++
+    this.drawn.set(`${poolFingerprintJob}#${frameIndex}`, {
+      run,
+      task: grant.task.id,
+      lease: grant.lease,
+      entry,
+    })
+    const input: VideoInput = {
+      index: frameIndex,
+      videoId: file.queryId ?? file.refId!,
+      videoUrl: this.publish(pathToFileURL(file.path).href),
+      duration: file.duration,
+      role: file.queryId !== undefined ? 'query' : 'reference',
+    }
+    return { frameIndex, input }
+  }
+
+  private drawMatch(
+    participantId: string,
+    holds: readonly string[],
+  ): { jobId: string; frameIndex: number; input: unknown } | undefined {
+    const now = this.clock.now()
+    const grant = this.pool.grant({ worker: participantId, kinds: [matchTask], now, holds })
+    if (grant === undefined) return undefined
+    const { run, entry, shard } = JSON.parse(grant.task.payload) as {
+      run: string
+      entry: number
+      shard: number
+    }
+    const loaded = this.runs.get(run)
+    const range = loaded?.list?.shards[shard]
+    const url = loaded?.urls.get(entry)
+    if (loaded === undefined || range === undefined || url === undefined) {
+      this.pool.fail(grant.lease, `run ${run} is not ready here`, now)
+      return undefined
+    }
+    const shardId = taskIds.shard(run, shard)
+    let workers = this.workersByRun.get(run)
+    if (workers === undefined) this.workersByRun.set(run, (workers = new Map<string, RunWorker>()))
+    const worker = workers.get(participantId) ?? {
+      participant: participantId,
+      slices: 0,
+      held: 0,
+      lastAt: now,
+    }
+    worker.slices++
+    if (holds.includes(shardId)) worker.held++
+    worker.lastAt = now
+    workers.set(participantId, worker)
+    const jobId = runMatchJob(run)
+    const frameIndex = this.nextRound++
+    this.drawn.set(`${jobId}#${frameIndex}`, { run, task: grant.task.id, lease: grant.lease, entry })
+    const file = loaded.entries[entry]!
+    const input: QueryInput = {
+      index: frameIndex,
+      videoId: file.queryId!,
+      fingerprintsUrl: url,
+      duration: file.duration,
+      refs: range,
+      shard: shardId,
+    }
+    return { jobId, frameIndex, input }
+  }
+
+  private refuse(jobId: string, frameIndex: number, reason: string): void {
+    const round = this.drawn.get(`${jobId}#${frameIndex}`)
+    if (round === undefined) return
+    this.drawn.delete(`${jobId}#${frameIndex}`)
+    this.pool.fail(round.lease, reason, this.clock.now())
+    this.notify()
+  }
+
+  private roundComplete(outcome: unknown, report: FrameReport): void {
+    const key = `${report.jobId}#${report.frameIndex}`
+    const round = this.drawn.get(key)
+    if (round === undefined) return
+    this.drawn.delete(key)
+    const loaded = this.runs.get(round.run)
+    if (loaded === undefined) return
+    const settle =
+      report.jobId === poolFingerprintJob
+        ? () => this.fingerprinted(loaded, round, outcome as VideoFingerprintOutcome)
+        : () => Promise.resolve(this.matched(loaded, round, outcome as QueryMatches))
+    this.writing = this.writing
+      .then(settle)
+      .catch((error: unknown) => {
+        // The task stays leased: the pool's timer gives it to someone else.
+        this.log.error(`run ${round.run}: ${round.task} could not be recorded: ${(error as Error).message}`)
+      })
+      .finally(() => this.notify())
+  }
+
+  private roundDropped(report: FrameReport): void {
+    const key = `${report.jobId}#${report.frameIndex}`
+    const round = this.drawn.get(key)
+    if (round === undefined) return
+    this.drawn.delete(key)
+    this.pool.fail(round.lease, report.error ?? 'dropped', this.clock.now())
+    const loaded = this.runs.get(round.run)
+    if (loaded !== undefined && this.pool.stateOf(round.task) === 'failed') {
+      loaded.failedVideos += report.jobId === poolFingerprintJob ? 1 : 0
+      this.log(`run ${round.run}: ${round.task} failed for good: ${report.error ?? 'dropped'}`)
+      if (report.jobId === poolFingerprintJob)
+        this.writing = this.writing.then(() => this.referencesSettled(loaded)).catch(() => {})
+    }
+    this.notify()
+  }
+
+  /** A video's fingerprints: written to the run's folder first, then the task is done. */
+  private async fingerprinted(
+    loaded: LoadedRun,
+    round: DrawnRound,
+    outcome: VideoFingerprintOutcome,
+  ): Promise<void> {
+    const path = this.fingerprintPath(loaded, round.entry)
+    await writeFile(`${path}.tmp`, encodeFingerprints(outcome.file))
+    await rename(`${path}.tmp`, path)
+    if (!this.pool.complete(round.lease, this.clock.now())) return
+    loaded.urls.set(round.entry, this.publish(pathToFileURL(path).href))
+    const entry = loaded.entries[round.entry]!
+    if (entry.refId !== undefined) await this.referencesSettled(loaded)
+    if (entry.queryId !== undefined && loaded.list !== undefined) this.addMatchTasks(loaded, [entry])
+  }
+
+  /** A slice's matches, by reference id, into the outbox with the task's completion. */
+  private matched(loaded: LoadedRun, round: DrawnRound, outcome: QueryMatches): void {
+    const { list, entries, definition } = loaded
+    const query = entries[round.entry]!
+    const matches: Match[] = []
+    for (const m of outcome.matches) {
+      const refEntry = list?.order[m.ref]
+      if (refEntry === undefined) continue
+      if (definition.skipSelf && refEntry === round.entry) continue
+      matches.push({
+        ugcId: query.queryId!,
+        refId: entries[refEntry]!.refId!,
+        ugcStart: m.ugcStart,
+        ugcEnd: m.ugcEnd,
+        refStart: m.refStart,
+        refEnd: m.refEnd,
+        score: m.score,
+      })
+    }
+    const output: MatchOutput = { matches }
+    this.pool.complete(round.lease, this.clock.now(), JSON.stringify(output))
+  }
+
+  /**
+   * Once every reference of a run is fingerprinted or failed for good: its reference list (shards of
+   * `shardSize`, contiguous), its match job, and the match tasks of every user video fingerprinted.
+   */
+  private async referencesSettled(loaded: LoadedRun): Promise<void> {
+    if (loaded.list !== undefined) return
+    const { run } = loaded.definition
+    const refs = loaded.entries.filter((e) => e.refId !== undefined)
+    const settled = (e: RunEntry) => {
+      const state = this.pool.stateOf(taskIds.fingerprint(run, e.index))
+      return state === 'failed' || state === 'done'
+    }
+    if (!refs.every(settled)) return
+    const order = refs.filter((e) => loaded.urls.has(e.index)).map((e) => e.index)
+    const size = loaded.definition.shardSize
+    const shards: { first: number; count: number }[] = []
+    for (let first = 0; first < order.length; first += size)
+      shards.push({ first, count: Math.min(size, order.length - first) })
+    const list: ReferenceList = {
+      references: order.map((index) => ({
+        id: loaded.entries[index]!.refId!,
+        url: loaded.urls.get(index)!,
+        duration: loaded.entries[index]!.duration,
+      })),
+    }
+    loaded.list = { order, shards }
+    if (order.length === 0) {
+      this.log(`run ${run}: no reference could be fingerprinted; nothing to match`)
+      return
+    }
+    const path = join(loaded.folder, 'references.json')
+    await writeFile(path, JSON.stringify(list))
+    const description: MatchJob = {
+      format: fingerprintFormat.version,
+      referencesUrl: this.publish(pathToFileURL(path).href),
+      references: order.length,
+      rule: loaded.definition.rule,
+      layout: loaded.definition.layout,
+    }
+    const coordinator = this.coordinator
+    if (coordinator === undefined) throw new CrowdmeshError('the match pool is not attached to a coordinator')
+    coordinator.addJob({
+      spec: { jobId: runMatchJob(run), kind: matchKind.name, version: matchKind.version, description },
+      kind: matchKind as AnyJobKind,
+      class: 'batch',
+      weight: 1,
+      source: this.matchRounds,
+    })
+    this.addMatchTasks(
+      loaded,
+      loaded.entries.filter((e) => e.queryId !== undefined && loaded.urls.has(e.index)),
+    )
+  }
+
+  /** A user video's match tasks, one per shard: after its fingerprints, near the shard's other tasks. */
+  private addMatchTasks(loaded: LoadedRun, queries: readonly RunEntry[]): void {
+    const { run, priority } = loaded.definition
+    const tasks: PoolTaskInit[] = []
+    for (const query of queries)
+      loaded.list!.shards.forEach((_, shard) =>
+        tasks.push({
+          id: taskIds.match(run, query.index, shard),
+          run,
+          kind: matchTask,
+          priority,
+          after: [taskIds.fingerprint(run, query.index)],
+          inputs: [taskIds.shard(run, shard), taskIds.fingerprint(run, query.index)],
+          affinity: taskIds.shard(run, shard),
+          payload: JSON.stringify({ run, entry: query.index, shard }),
+        }),
+      )
+    if (tasks.length > 0) this.pool.add(tasks, this.clock.now())
+  }
+
+  private fingerprintPath(loaded: LoadedRun, entry: number): string {
+    return join(loaded.folder, 'fingerprints', `${entry}.cmfp`)
+  }
+
+  private countsOf(run: string, kind: string): PoolCounts {
+    return this.pool.counts(run, kind)
+  }
+
+  private notify(): void {
+    for (const wake of [...this.changed]) wake()
+  }
+}
+
+/** Rounds of one pool kind, drawn for the participant asking. */
+class PoolSource implements RoundSource {
+  private readonly pool: TaskPool
+  private readonly kind: string
+  readonly draw: RoundSource['draw']
+  readonly refused: RoundSource['refused']
+
+  constructor(pool: TaskPool, kind: string, draw: RoundSource['draw'], refused: RoundSource['refused']) {
+    this.pool = pool
+    this.kind = kind
+    this.draw = draw
+    this.refused = refused
+  }
+
+  get ready(): boolean {
+    return this.pool.hasQueued([this.kind])
+  }
+}

@@ -1,0 +1,205 @@
+import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import { z } from 'zod'
+import type { GossipNode } from '../mesh/coordinator-gossip.ts'
+import { parseControl } from '../mesh/work-protocol.ts'
+import type { Clock } from '../protocol/clock.ts'
+import { meshDefaults } from '../protocol/defaults.ts'
+import { MessageTooLargeError } from '../protocol/errors.ts'
+import type { Logger } from '../protocol/logger.ts'
+import type { MatchOutput } from './match-pool.ts'
+import type { TaskResult } from './results-store.ts'
+import type { TaskPool } from './task-pool.ts'
+
+/*
+ * Match results over gossipsub (issue 15): the coordinator publishes each done task's match list
+ * from the pool's outbox on the event's `results` topic, signed with its key; result writers (peers
+ * admitted on the operator's link) write them into their results store and publish the task ids on
+ * the `written` topic; an acknowledged task leaves the outbox. A result no writer acknowledged is
+ * published again, so a writer that dies mid-batch loses nothing, and the store's key (the task id)
+ * makes the copy count once.
+ */
+
+/** The result topics of an event. */
+export function resultTopics(event: string): { results: string; written: string } {
+  return { results: `/crowdmesh/${event}/results/1`, written: `/crowdmesh/${event}/written/1` }
+}
+
+const seconds = z.number().finite().min(-1e6).max(1e6)
+const matchSchema = z.strictObject({
+  ugcId: z.string().min(1).max(256),
+  refId: z.string().min(1).max(256),
+  ugcStart: seconds,
+  ugcEnd: seconds,
+  refStart: seconds,
+  refEnd: seconds,
+  score: z.number().finite().min(-1).max(1),
+})
+const taskId = z.string().min(1).max(256)
+
+/** Coordinator → writers: done tasks' match lists. */
+export const resultsMessageSchema = z.strictObject({
+  type: z.literal('results'),
+  results: z
+    .array(
+      z.strictObject({
+        task: taskId,
+        run: z.string().min(1).max(64),
+        matches: z.array(matchSchema).max(100_000),
+      }),
+    )
+    .min(1)
+    .max(256),
+})
+export type ResultsMessage = z.infer<typeof resultsMessageSchema>
+
+/** Writer → coordinator: tasks whose results are in its store. */
+export const writtenMessageSchema = z.strictObject({
+  type: z.literal('written'),
+  tasks: z.array(taskId).min(1).max(256),
+})
+export type WrittenMessage = z.infer<typeof writtenMessageSchema>
+
+const decode = <T>(schema: z.ZodType<T>, data: Uint8Array): T => {
+  if (data.length > meshDefaults.maxGossipBytes)
+    throw new MessageTooLargeError(data.length, meshDefaults.maxGossipBytes)
+  return parseControl(schema, data)
+}
+
+export const parseResultsMessage = (data: Uint8Array): ResultsMessage => decode(resultsMessageSchema, data)
+export const parseWrittenMessage = (data: Uint8Array): WrittenMessage => decode(writtenMessageSchema, data)
+
+/** The publisher's defaults. */
+export const resultsGossipDefaults = {
+  /** How often the outbox is read, ms. */
+  intervalMs: 500,
+  /** A result not acknowledged this long after it went out is published again, ms. */
+  resendMs: 5_000,
+  /** Outputs read from the outbox per pass. */
+  perPass: 256,
+} as const
+
+/** What the publisher did. */
+export interface ResultsGossipStats {
+  published: number
+  acknowledged: number
+  /** Results too large for one gossip message: kept in the outbox, reported. */
+  oversized: number
+}
+
+/** Options of the coordinator's result publisher. */
+export interface ResultsPublisherInit {
+  node: GossipNode
+  event: string
+  pool: TaskPool
+  /** Whether a peer may acknowledge results (admitted on the operator's link). */
+  isWriter: (peer: PeerId) => boolean
+  clock: Clock
+  log: Logger
+}
+
+/** The coordinator's side: the outbox on gossip, acknowledgements back into the pool. */
+export class ResultsPublisher {
+  readonly stats: ResultsGossipStats = { published: 0, acknowledged: 0, oversized: 0 }
+  private readonly init: ResultsPublisherInit
+  private readonly topics: ReturnType<typeof resultTopics>
+  /** When each result went out last. */
+  private readonly sent = new Map<string, number>()
+  private timer: unknown
+  private readonly onMessage = (event: CustomEvent<Message>) => {
+    if (event.detail.topic !== this.topics.written) return
+    try {
+      const { tasks } = parseWrittenMessage(event.detail.data)
+      this.stats.acknowledged += this.init.pool.acknowledge(tasks)
+      for (const task of tasks) this.sent.delete(task)
+    } catch (error) {
+      this.init.log(`dropped an acknowledgement: ${(error as Error).message}`)
+    }
+  }
+
+  constructor(init: ResultsPublisherInit) {
+    this.init = init
+    this.topics = resultTopics(init.event)
+  }
+
+  start(): void {
+    const gossip = this.init.node.services.gossip
+    const { isWriter } = this.init
+    // Only the coordinator publishes results; only writers acknowledge, signed, well formed.
+    gossip.topicValidators.set(this.topics.results, () => TopicValidatorResult.Reject)
+    gossip.topicValidators.set(this.topics.written, (peer, message) => {
+      try {
+        return isWriter(peer) &&
+          message.type === 'signed' &&
+          isWriter(message.from) &&
+          parseWrittenMessage(message.data) !== undefined
+          ? TopicValidatorResult.Accept
+          : TopicValidatorResult.Reject
+      } catch {
+        return TopicValidatorResult.Reject
+      }
+    })
+    gossip.subscribe(this.topics.results)
+    gossip.subscribe(this.topics.written)
+    gossip.addEventListener('message', this.onMessage)
+    const tick = () => {
+      this.publish()
+      this.timer = this.init.clock.setTimer(tick, resultsGossipDefaults.intervalMs)
+    }
+    tick()
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) this.init.clock.clearTimer(this.timer)
+    this.timer = undefined
+    const gossip = this.init.node.services.gossip
+    gossip.removeEventListener('message', this.onMessage)
+    gossip.topicValidators.delete(this.topics.results)
+    gossip.topicValidators.delete(this.topics.written)
+  }
+
+  /** One pass: results not out (or out too long without acknowledgement) go out, in messages of at most the gossip limit. */
+  private publish(): void {
+    const now = this.init.clock.now()
+    const room = meshDefaults.maxGossipBytes - 1024
+    let batch: ResultsMessage['results'] = []
+    let bytes = 0
+    const flush = () => {
+      if (batch.length === 0) return
+      const message: ResultsMessage = { type: 'results', results: batch }
+      const tasks = batch.map((r) => r.task)
+      batch = []
+      bytes = 0
+      for (const task of tasks) this.sent.set(task, now)
+      this.init.node.services.gossip
+        .publish(this.topics.results, new TextEncoder().encode(JSON.stringify(message)))
+        .then(() => {
+          this.stats.published += tasks.length
+        })
+        .catch((error: unknown) => {
+          // No writer yet (or none reachable): they go out again on a later pass.
+          for (const task of tasks) this.sent.delete(task)
+          this.init.log(`results not published: ${(error as Error).message}`)
+        })
+    }
+    for (const output of this.init.pool.outputs(resultsGossipDefaults.perPass)) {
+      const at = this.sent.get(output.task)
+      if (at !== undefined && now - at < resultsGossipDefaults.resendMs) continue
+      const { matches } = JSON.parse(output.body) as MatchOutput
+      const size = output.body.length + output.task.length + output.run.length + 64
+      if (size > room) {
+        this.stats.oversized++
+        continue
+      }
+      if (bytes + size > room || batch.length === 256) flush()
+      batch.push({ task: output.task, run: output.run, matches })
+      bytes += size
+    }
+    flush()
+  }
+}
+
+/** A results message as a writer stores it. */
+export function toTaskResults(message: ResultsMessage): TaskResult[] {
+  return message.results.map((r) => ({ task: r.task, run: r.run, matches: r.matches }))
+}
