@@ -63,6 +63,12 @@ export interface DashboardInit {
   logger?: Logger
 }
 
+/** The dashboard's defaults. */
+export const dashboardDefaults = {
+  /** How often each run's progress is sampled for its throughput, ms. */
+  sampleMs: 2_000,
+} as const
+
 const prioritySchema = z.strictObject({ priority: z.number().int().min(-1000).max(1000) })
 
 /** Starts the dashboard on 127.0.0.1; its URL carries the key. */
@@ -75,15 +81,26 @@ export async function startDashboard(init: DashboardInit): Promise<{ url: string
   /** Slices done per run, sampled each time the page asks (the pace over the last minute). */
   const samples = new Map<string, { at: number; done: number }[]>()
 
+  // Sampled every few seconds from the start, whether a page is open or not.
+  const sample = () => {
+    const now = Date.now()
+    for (const run of init.pool.progress()) {
+      const history = samples.get(run.run) ?? []
+      history.push({ at: now, done: run.matches.done + run.matches.failed })
+      while (history.length > 2 && now - history[1]!.at >= 60_000) history.shift()
+      samples.set(run.run, history)
+    }
+  }
+  sample()
+  const sampler = setInterval(sample, dashboardDefaults.sampleMs)
+  sampler.unref()
+
   const state = (): DashboardState => {
     const written = init.written()
     const now = Date.now()
     const runs = init.pool.progress().map((run): DashboardRun => {
       const done = run.matches.done + run.matches.failed
-      const history = samples.get(run.run) ?? []
-      history.push({ at: now, done })
-      while (history.length > 2 && now - history[1]!.at >= 60_000) history.shift()
-      samples.set(run.run, history)
+      const history = samples.get(run.run) ?? [{ at: now, done }]
       const first = history[0]!
       const minutes = (now - first.at) / 60_000
       const slicesPerMinute = minutes > 0 ? (done - first.done) / minutes : 0
@@ -154,6 +171,7 @@ export async function startDashboard(init: DashboardInit): Promise<{ url: string
     url: `http://127.0.0.1:${port}/?key=${key}`,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(sampler)
         server.closeAllConnections()
         server.close(() => resolve())
       }),

@@ -334,7 +334,10 @@ async function serve(args: string[], ending: ProcessEnding): Promise<void> {
       stores.push(results)
       dashboard = await startDashboard({
         pool: matchPool,
-        participants: () => running.coordinator.statistics().participants.filter((p) => p.present).length,
+        // Participants that compute: the result writers (on the operator's link) are not counted.
+        participants: () =>
+          running.coordinator.statistics().participants.filter((p) => p.present && !running.isOperator(p.id))
+            .length,
         written: () => results.byRun(),
         unwritten: () => pool.outputs(100_000).length,
         port: countOption(dashboardPort, 'dashboard', 0),

@@ -20,6 +20,12 @@
     for (const child of children) node.append(child)
     return node
   }
+  // Widths through the CSSOM: the page's policy refuses inline style attributes.
+  const segment = (name, width) => {
+    const node = el('div', { class: name })
+    node.style.width = width
+    return node
+  }
   const figure = (label, value) => el('div', {}, [el('span', { text: label }), el('b', { text: value })])
   const total = (c) => c.waiting + c.queued + c.leased + c.done + c.failed
   const duration = (s) => {
@@ -89,10 +95,7 @@
         }),
         form,
       ]),
-      el('div', { class: 'bar' }, [
-        el('div', { class: 'done', style: `width:${pct(done)}` }),
-        el('div', { class: 'leased', style: `width:${pct(leased)}` }),
-      ]),
+      el('div', { class: 'bar' }, [segment('done', pct(done)), segment('leased', pct(leased))]),
       el('div', { class: 'figures' }, [
         figure(
           'slices done / leased / queued',
@@ -120,7 +123,7 @@
       const response = await fetch(`api/runs?key=${encodeURIComponent(key)}`)
       if (!response.ok) throw new Error((await response.json()).error ?? response.statusText)
       const state = await response.json()
-      summaryEl.textContent = `${state.runs.length} runs · ${state.participants} participants · ${state.written} slices written, ${state.unwritten} waiting for a writer`
+      summaryEl.textContent = `${state.runs.length} runs · ${state.participants} participants computing · ${state.written} slices written, ${state.unwritten} waiting for a writer`
       const keep = new Map([...runsEl.querySelectorAll('section.run')].map((s) => [s.dataset.run, s]))
       runsEl.replaceChildren(
         ...state.runs.map((run) =>
