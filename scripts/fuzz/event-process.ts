@@ -13,6 +13,12 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { eventTopics } from '../../peer/mesh/gossip.ts'
+import { MatchPool } from '../../peer/pool/match-pool.ts'
+import { ResultsPublisher, resultTopics } from '../../peer/pool/results-gossip.ts'
+import { startDashboard } from '../../peer/pool/runs-dashboard.ts'
+import { SqliteTaskPool } from '../../peer/pool/task-pool.ts'
+import { systemClock } from '../../peer/protocol/clock.ts'
+import { logger } from '../../peer/protocol/logger.ts'
 import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { resolveDataset } from '../options.ts'
 
@@ -25,6 +31,9 @@ export interface FuzzEventReady {
   signaling: string
   frameStore: string
   recordings: string
+  /** The runs dashboard (its origin) and its key. */
+  dashboard: string
+  dashboardKey: string
   relayAddrs: string[]
   coordinatorPeerId: string
   topics: string[]
@@ -41,6 +50,8 @@ export interface FuzzDiagnostics {
   children: number
   framesCompleted: number
   participants: number
+  /** Match results waiting for a result writer's acknowledgement. */
+  outbox: number
 }
 
 /** Child processes of `pid` now, from /proc. */
@@ -74,6 +85,34 @@ if (process.argv[1] === import.meta.filename) {
     limits: { processingIdleMs: 5_000 },
   })
   await recordings.rtc?.registered()
+  // Match runs' parts that strangers can reach: the results topics (the coordinator publishes, only
+  // operator peers acknowledge) and the runs dashboard, over a pool of one queued run.
+  const pool = new SqliteTaskPool({ path: ':memory:' })
+  pool.add(
+    [
+      { id: 'fuzz/m/0', run: 'fuzz', kind: 'video-match', payload: '{}' },
+      { id: 'fuzz/fp/0', run: 'fuzz', kind: 'video-fingerprint', payload: '{}' },
+    ],
+    0,
+  )
+  // One result waits in the outbox for a writer that never comes: no stranger may acknowledge it.
+  pool.complete(pool.grant({ worker: 'fuzz', kinds: ['video-match'], now: 0 })!.lease, 0, '{"matches":[]}')
+  const matchPool = new MatchPool({ pool, root: init.root, publish: (url) => url, clock: systemClock })
+  const publisher = new ResultsPublisher({
+    node: event.node,
+    event: event.event,
+    pool,
+    isWriter: (peer) => event.isOperator(peer),
+    clock: systemClock,
+    log: logger('crowdmesh:fuzz:results'),
+  })
+  publisher.start()
+  const dashboard = await startDashboard({
+    pool: matchPool,
+    participants: () => event.host.participants,
+    written: () => new Map(),
+    unwritten: () => pool.outputs(10).length,
+  })
 
   // One frame at a time, a new one shortly after each completes, until the parent goes.
   let next = 0
@@ -89,8 +128,11 @@ if (process.argv[1] === import.meta.filename) {
   const stop = async () => {
     if (stopping) return
     stopping = true
+    await dashboard.close()
+    publisher.stop()
     await recordings.close()
     await event.stop()
+    pool.close()
     process.exit(0)
   }
   process.on('disconnect', () => void stop())
@@ -106,6 +148,7 @@ if (process.argv[1] === import.meta.filename) {
       children: childrenOf(process.pid).length,
       framesCompleted: stats.framesCompleted,
       participants: event.host.participants,
+      outbox: pool.outputs(100).length,
     }
     process.send?.(reply)
   })
@@ -117,9 +160,11 @@ if (process.argv[1] === import.meta.filename) {
     signaling: event.signaling.url,
     frameStore: event.frames.url,
     recordings: recordings.url,
+    dashboard: new URL(dashboard.url).origin,
+    dashboardKey: new URL(dashboard.url).searchParams.get('key')!,
     relayAddrs: event.relay.getMultiaddrs().map(String),
     coordinatorPeerId: event.node.peerId.toString(),
-    topics: Object.values(eventTopics(event.event)),
+    topics: [...Object.values(eventTopics(event.event)), ...Object.values(resultTopics(event.event))],
   }
   process.send?.(ready)
 }

@@ -125,8 +125,18 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
             ['http:signaling', event.ready.signaling],
             ['http:frames', event.ready.frameStore],
             ['http:recordings', event.ready.recordings],
+            ['http:dashboard', event.ready.dashboard],
           ] as const)
             record(name, await sendHttp(url, request), request)
+      // The dashboard's API past its key: hostile bodies and paths from someone who has the URL.
+      if (only === undefined || only === 'http')
+        for (const request of sample(hostileHttpRequest, 3)) {
+          const keyed = {
+            ...request,
+            target: `${request.target}${request.target.includes('?') ? '&' : '?'}key=${event.ready.dashboardKey}`,
+          }
+          record('http:dashboard-keyed', await sendHttp(event.ready.dashboard, keyed), keyed)
+        }
       for (const messages of sample(
         signalingMessages(() => []),
         4,
@@ -162,6 +172,12 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
     }
     const duringFuzz =
       crashes === 0 ? (await event.diagnostics()).framesCompleted - baseline.framesCompleted : 0
+    if (crashes === 0 && (await event.diagnostics()).outbox !== baseline.outbox)
+      failures.push({
+        target: 'libp2p:gossip',
+        why: 'a match result left the outbox with no writer',
+        input: '',
+      })
     const witnessRecording = await recorder.finish()
     await mesh.stop()
     mesh = undefined

@@ -67,6 +67,10 @@ const knownPaths = [
   '/v/AAAAAAAAAAAAAAAAAAAAAA/live.mp4',
   '/frames/x/y.png',
   '/sealed/x',
+  '/api/runs',
+  '/api/runs/fuzz/priority',
+  '/api/runs/../../x/priority',
+  '/dashboard.js',
   '*',
   'http://evil.example/',
 ]

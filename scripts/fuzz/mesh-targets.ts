@@ -19,7 +19,7 @@ export interface MeshFuzzer {
 
 /** One frame of a hostile work-protocol session, as bytes on the stream. */
 type WorkPiece =
-  | { hello: 'valid' | 'bad-token' | 'no-capability' }
+  | { hello: 'valid' | 'bad-token' | 'no-capability' | 'hostile-holds' }
   | { control: string }
   | { leaseRequest: number }
   | { binary: number }
@@ -33,7 +33,12 @@ const workSession: fc.Arbitrary<WorkPiece[]> = fc.array(
     {
       weight: 2,
       arbitrary: fc
-        .constantFrom<'valid' | 'bad-token' | 'no-capability'>('valid', 'bad-token', 'no-capability')
+        .constantFrom<'valid' | 'bad-token' | 'no-capability' | 'hostile-holds'>(
+          'valid',
+          'bad-token',
+          'no-capability',
+          'hostile-holds',
+        )
         .map((hello): WorkPiece => ({ hello })),
     },
     {
@@ -82,10 +87,18 @@ const admitSession: fc.Arbitrary<AdmitPiece[]> = fc.array(
 
 /** Gossip a stranger publishes on the event's topics. */
 const gossipMessage = fc.record({
-  topic: fc.nat(2),
+  topic: fc.nat(15),
   data: fc.oneof(
     hostileJsonText.map((t) => new TextEncoder().encode(t)),
     fc.uint8Array({ maxLength: 4096 }),
+    // Match results and their acknowledgement, well formed, as only the coordinator and result
+    // writers may publish them.
+    fc.constant(new TextEncoder().encode(JSON.stringify({ type: 'written', tasks: ['fuzz/m/0'] }))),
+    fc.constant(
+      new TextEncoder().encode(
+        JSON.stringify({ type: 'results', results: [{ task: 'x', run: 'x', matches: [] }] }),
+      ),
+    ),
     // An outcome in its envelope, as only the coordinator may publish one.
     fc
       .tuple(fc.string({ minLength: 1, maxLength: 64 }), fc.uint8Array({ maxLength: 2048 }))
@@ -108,6 +121,10 @@ function encodePiece(piece: WorkPiece, token: string): Uint8Array {
       type: 'hello',
       token: piece.hello === 'bad-token' ? `${token.slice(0, -2)}xx` : token,
       ...(piece.hello !== 'no-capability' && { capability }),
+      // Shards it claims to hold: more and longer than a participant may state.
+      ...(piece.hello === 'hostile-holds' && {
+        capability: { ...capability, holds: Array.from({ length: 100 }, (_, i) => `${i}`.repeat(200)) },
+      }),
       agent: 'fuzz',
     })
   if ('control' in piece) return frame(FrameKind.control, new TextEncoder().encode(piece.control))

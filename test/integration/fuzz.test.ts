@@ -17,6 +17,8 @@ describe('the fuzzer of our own protocols', () => {
       'http:signaling',
       'http:frames',
       'http:recordings',
+      'http:dashboard',
+      'http:dashboard-keyed',
       'ws:signaling',
       'ws:signaling-server-peer',
       'ws:upload',
