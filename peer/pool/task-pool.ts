@@ -124,6 +124,11 @@ export interface TaskPool {
   stateOf(id: string): TaskState | undefined
   /** The lease's task failed; it is queued again until `maxAttempts`. False for a stale lease. */
   fail(lease: string, reason: string, now: number): boolean
+  /**
+   * The lease's worker went away (its connection closed): the task is queued again at once, not
+   * counted as an attempt (it was not the task's fault). False for a stale lease.
+   */
+  release(lease: string, now: number): boolean
   /** Whether a lease is current: completing it now would count. */
   current(lease: string): boolean
   /** The timer: leases held past their task's timeout go back to the queue. Returns how many. */
@@ -288,6 +293,10 @@ export class SqliteTaskPool implements TaskPool {
         `UPDATE tasks SET state = ${state.queued}, lease = NULL, holder = NULL, attempts = attempts + 1, queued_at = ?, reason = ?
          WHERE lease = ? AND state = ${state.leased}`,
       ),
+      release: prepare(
+        `UPDATE tasks SET state = ${state.queued}, lease = NULL, holder = NULL, queued_at = ?
+         WHERE lease = ? AND state = ${state.leased}`,
+      ),
       failForGood: prepare(
         `UPDATE tasks SET state = ${state.failed}, lease = NULL, attempts = attempts + 1, reason = ? WHERE lease = ? AND state = ${state.leased}`,
       ),
@@ -403,6 +412,14 @@ export class SqliteTaskPool implements TaskPool {
     const text = reason.slice(0, 500)
     if (row.attempts + 1 >= this.limits.maxAttempts) return s.failForGood!.run(text, lease).changes > 0
     return s.requeue!.run(now, text, lease).changes > 0
+  }
+
+  release(lease: string, now: number): boolean {
+    let released = false
+    this.transaction(() => {
+      released = this.statements.release!.run(now, lease).changes > 0
+    })
+    return released
   }
 
   current(lease: string): boolean {

@@ -40,6 +40,14 @@ export function poolFigures(pool: PoolBench): Record<string, unknown> {
       grouped: locality.withLocality.tailSeconds,
       ungrouped: locality.ungrouped.tailSeconds,
     },
+    'locality.churn': {
+      seconds: locality.churn.seconds,
+      bytesCopied: locality.churn.bytesCopied,
+      departures: locality.churn.departures,
+      regranted: locality.churn.regranted,
+      slicesDone: locality.churn.tasksDone,
+      slices: locality.churn.slices,
+    },
     'locality.run': locality,
   }
 }
@@ -59,6 +67,9 @@ export function poolTable(pool: PoolBench): string {
     `reference shard hits ${locality.withLocality.referenceHits} against ${locality.without.referenceHits}); ` +
     `finished in ${locality.withLocality.seconds} s against ${locality.without.seconds} s ` +
     `(${meets(locality.bytesSavedRatio >= poolTargets['locality.bytesSavedRatio'])} ≥ 10×)\n` +
-    `  locality.tailSeconds                95 % to 100 % done: ${locality.withLocality.tailSeconds} s grouped by length, ${locality.ungrouped.tailSeconds} s not\n`
+    `  locality.tailSeconds                95 % to 100 % done: ${locality.withLocality.tailSeconds} s grouped by length, ${locality.ungrouped.tailSeconds} s not\n` +
+    `  locality.churn                      0.5 %/min of the crowd replaced, folders from disk: ${locality.churn.departures} left, ` +
+    `${locality.churn.regranted} slices granted again, ${locality.churn.tasksDone}/${locality.churn.slices} done once; ` +
+    `${gb(locality.churn.bytesCopied)} GB copied, finished in ${locality.churn.seconds} s\n`
   )
 }

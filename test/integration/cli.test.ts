@@ -44,9 +44,15 @@ describe('crowdmesh CLI', () => {
       'match',
       'match-eval',
       'matches',
+      'runs',
+      'runs create',
+      'runs serve',
+      'runs status',
+      'runs priority',
+      'runs simulate',
     ]) {
       expect(top.stdout).toContain(command)
-      const help = await crowdmesh([command, '--help'])
+      const help = await crowdmesh([...command.split(' '), '--help'])
       expect(help.code).toBe(0)
       expect(help.stdout).toMatch(new RegExp(`Usage: crowdmesh ${command}`))
     }

@@ -246,6 +246,20 @@ describe('the task pool', () => {
     after.close()
   })
 
+  it('takes a task back at once when its worker leaves, without counting an attempt', () => {
+    const pool = memory({ maxAttempts: 1 })
+    pool.add([task('a')], 0)
+    const first = pool.grant({ worker: 'w1', kinds: ['video-match'], now: 0 })!
+    expect(pool.release(first.lease, 5)).toBe(true)
+    expect(pool.release(first.lease, 6)).toBe(false)
+    const again = pool.grant({ worker: 'w2', kinds: ['video-match'], now: 7 })!
+    expect(again.task.id).toBe('a')
+    expect(again.task.attempts).toBe(0)
+    expect(pool.complete(first.lease, 8)).toBe(false)
+    expect(pool.complete(again.lease, 8)).toBe(true)
+    pool.close()
+  })
+
   it('with group commit, a crash forgets only the last group: its tasks are granted again, done stays done', () => {
     const path = join(dir, 'group.db')
     const before = new SqliteTaskPool({ path, groupCommit: 3 })
