@@ -7,7 +7,14 @@ import { releaseWebRTC } from '../mesh/node-webrtc.ts'
 import { sleep } from '../protocol/clock.ts'
 import { CrowdmeshError, InvalidOptionError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
-import { parseResultsMessage, resultTopics, toTaskResults, type WrittenMessage } from './results-gossip.ts'
+import { parseJoinLink } from '../mesh/bootstrap.ts'
+import {
+  parseResultsMessage,
+  resultsKey,
+  resultTopics,
+  toTaskResults,
+  type WrittenMessage,
+} from './results-gossip.ts'
 import { ResultsStore, type TaskResult } from './results-store.ts'
 
 /*
@@ -62,12 +69,13 @@ export async function runResultWriter(
   const pending: TaskResult[] = []
   let topics: ReturnType<typeof resultTopics> | undefined
   let coordinator: string | undefined
+  let key: Buffer | undefined
   let node: MeshNode | undefined
 
   const onMessage = (event: CustomEvent<Message>) => {
     if (event.detail.topic !== topics?.results) return
     try {
-      const results = toTaskResults(parseResultsMessage(event.detail.data))
+      const results = toTaskResults(parseResultsMessage(event.detail.data, key!))
       for (const result of results) {
         if (pending.length >= resultWriterDefaults.maxPending) break
         pending.push(result)
@@ -78,8 +86,9 @@ export async function runResultWriter(
   }
   const install = (mesh: MeshNode) => {
     node = mesh
-    if (topics === undefined || coordinator === undefined)
+    if (topics === undefined || coordinator === undefined || key === undefined)
       throw new CrowdmeshError('no bootstrap before the node')
+    const sealedWith = key
     const from = peerIdFromString(coordinator)
     const gossip = mesh.services.gossip
     // Results count only signed by the coordinator and forwarded by it; this peer forwards to nobody else.
@@ -88,7 +97,7 @@ export async function runResultWriter(
         return peer.equals(from) &&
           message.type === 'signed' &&
           message.from.equals(from) &&
-          parseResultsMessage(message.data) !== undefined
+          parseResultsMessage(message.data, sealedWith) !== undefined
           ? TopicValidatorResult.Accept
           : TopicValidatorResult.Reject
       } catch {
@@ -136,6 +145,7 @@ export async function runResultWriter(
             throw new InvalidOptionError('a result writer needs the operator link')
           topics = resultTopics(event.event)
           coordinator = event.coordinatorPeerId
+          key = resultsKey(parseJoinLink(init.link).token, event.event)
         }
         emit(event)
       },

@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { z } from 'zod'
@@ -5,7 +6,7 @@ import type { GossipNode } from '../mesh/coordinator-gossip.ts'
 import { parseControl } from '../mesh/work-protocol.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
-import { MessageTooLargeError } from '../protocol/errors.ts'
+import { InvalidMessageError, MessageTooLargeError } from '../protocol/errors.ts'
 import type { Logger } from '../protocol/logger.ts'
 import type { MatchOutput } from './match-pool.ts'
 import type { TaskResult } from './results-store.ts'
@@ -18,6 +19,10 @@ import type { TaskPool } from './task-pool.ts'
  * the `written` topic; an acknowledged task leaves the outbox. A result no writer acknowledged is
  * published again, so a writer that dies mid-batch loses nothing, and the store's key (the task id)
  * makes the copy count once.
+ *
+ * Every admitted peer may subscribe to a topic, and a participant has no business reading which
+ * user videos match which references: results are sealed (AES-256-GCM) with a key derived from the
+ * operator link's token, which the coordinator and the writers hold and participants do not.
  */
 
 /** The result topics of an event. */
@@ -37,7 +42,7 @@ const matchSchema = z.strictObject({
 })
 const taskId = z.string().min(1).max(256)
 
-/** Coordinator → writers: done tasks' match lists. */
+/** Coordinator → writers: done tasks' match lists (what a sealed message holds). */
 export const resultsMessageSchema = z.strictObject({
   type: z.literal('results'),
   results: z
@@ -66,7 +71,51 @@ const decode = <T>(schema: z.ZodType<T>, data: Uint8Array): T => {
   return parseControl(schema, data)
 }
 
-export const parseResultsMessage = (data: Uint8Array): ResultsMessage => decode(resultsMessageSchema, data)
+/** A results message as it travels: sealed. */
+const sealedSchema = z.strictObject({
+  type: z.literal('sealed-results'),
+  iv: z.string().regex(/^[A-Za-z0-9_-]{16}$/),
+  data: z.string().max(2 * meshDefaults.maxGossipBytes),
+})
+
+/** The key results are sealed with: from the operator link's token, for this event. */
+export function resultsKey(operatorToken: string, event: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', operatorToken, event, 'crowdmesh results 1', 32))
+}
+
+/** Seals a results message for the writers. */
+export function sealResults(message: ResultsMessage, key: Buffer): Uint8Array {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  const data = Buffer.concat([
+    cipher.update(JSON.stringify(message), 'utf8'),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ])
+  return new TextEncoder().encode(
+    JSON.stringify({
+      type: 'sealed-results',
+      iv: iv.toString('base64url'),
+      data: data.toString('base64url'),
+    }),
+  )
+}
+
+/** Opens and parses a sealed results message; throws for anything else (a wrong key included). */
+export function parseResultsMessage(bytes: Uint8Array, key: Buffer): ResultsMessage {
+  const sealed = decode(sealedSchema, bytes)
+  const data = Buffer.from(sealed.data, 'base64url')
+  if (data.length < 16) throw new InvalidMessageError('data', 'too short to be sealed')
+  let plain: Buffer
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64url'))
+    decipher.setAuthTag(data.subarray(data.length - 16))
+    plain = Buffer.concat([decipher.update(data.subarray(0, data.length - 16)), decipher.final()])
+  } catch {
+    throw new InvalidMessageError('data', 'not sealed with this event’s results key')
+  }
+  return decode(resultsMessageSchema, plain)
+}
 export const parseWrittenMessage = (data: Uint8Array): WrittenMessage => decode(writtenMessageSchema, data)
 
 /** The publisher's defaults. */
@@ -94,6 +143,8 @@ export interface ResultsPublisherInit {
   pool: TaskPool
   /** Whether a peer may acknowledge results (admitted on the operator's link). */
   isWriter: (peer: PeerId) => boolean
+  /** The key results are sealed with (`resultsKey`). */
+  key: Buffer
   clock: Clock
   log: Logger
 }
@@ -161,7 +212,8 @@ export class ResultsPublisher {
   /** One pass: results not out (or out too long without acknowledgement) go out, in messages of at most the gossip limit. */
   private publish(): void {
     const now = this.init.clock.now()
-    const room = meshDefaults.maxGossipBytes - 1024
+    // Sealing adds a third (base64) and a few bytes.
+    const room = Math.floor((meshDefaults.maxGossipBytes - 1024) * 0.74)
     let batch: ResultsMessage['results'] = []
     let bytes = 0
     const flush = () => {
@@ -172,7 +224,7 @@ export class ResultsPublisher {
       bytes = 0
       for (const task of tasks) this.sent.set(task, now)
       this.init.node.services.gossip
-        .publish(this.topics.results, new TextEncoder().encode(JSON.stringify(message)))
+        .publish(this.topics.results, sealResults(message, this.init.key))
         .then(() => {
           this.stats.published += tasks.length
         })

@@ -27,6 +27,7 @@ import {
   runBrowserFingerprintBench,
 } from '../bench/browser-fingerprint.ts'
 import { poolFigures, poolTable, poolTargets, runPoolBench } from '../bench/pool-figures.ts'
+import { runMatchRunsBench, runsFigures, runsTable } from '../bench/match-runs.ts'
 import { matchingTable } from '../bench/matching-table.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
@@ -92,10 +93,15 @@ and the durable task pool of match runs (SQLite, one core, 1 M tasks; about a mi
                                       references) leased through the pool with locality-aware grants
                                       and snapshot caches, against without: bytes copied (≥ 10×
                                       fewer) and time to finish; locality.tailSeconds, 95 % to 100 %
-                                      done, with and without length grouping
+                                      done, with and without length grouping; locality.churn, the
+                                      same run with 0.5 % of the crowd replaced a minute
+  runs.killedAndResumed               the shared set plus its edits as a pooled match run over the
+                                      real mesh, its coordinator SIGKILLed half-way and served again:
+                                      the same matches as an uninterrupted run, none twice
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
 --skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
 --skip-browser the browser figures, --skip-matching the matching figures, --skip-pool the pool's,
+--skip-runs the real match run killed and resumed (about five minutes),
 --skip-recording the recording figures (about twenty-five minutes).
 
 Options:
@@ -109,6 +115,7 @@ Options:
   --skip-browser  leave out the browser figures
   --skip-matching leave out the matching figures
   --skip-pool     leave out the task pool figures
+  --skip-runs     leave out the real match run, killed and resumed
   --skip-recording  leave out the recording figures
   --recording-minutes 1,10,60
                   the recording lengths to measure              [default: 1,10,60]
@@ -134,6 +141,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-browser': { type: 'boolean' },
       'skip-matching': { type: 'boolean' },
       'skip-pool': { type: 'boolean' },
+      'skip-runs': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
       'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
@@ -245,6 +253,12 @@ export async function benchCommand(args: string[]): Promise<void> {
   const poolBar = progressBar('task pool', { quiet: json })
   const pool = values['skip-pool'] === true ? undefined : await runPoolBench((d, t) => poolBar.update(d, t))
   poolBar.done()
+  const runsBar = progressBar('match runs', { quiet: json })
+  const runs =
+    values['skip-runs'] === true
+      ? undefined
+      : await runMatchRunsBench({ onProgress: (d, t) => runsBar.update(d, t) })
+  runsBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
   const recording =
     values['skip-recording'] === true
@@ -357,6 +371,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'matching.lsh.chosen': matching.chosen,
     }),
     ...(pool !== undefined && poolFigures(pool)),
+    ...(runs !== undefined && runsFigures(runs)),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -422,6 +437,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       `${keys.overheadPercent.perFrameWorstCase} % with a frame opened per block; AES-GCM ${keys.sealMBps} MB/s seal, ${keys.openMBps} MB/s open\n` +
       (matching === undefined ? '' : matchingTable(matching)) +
       (pool === undefined ? '' : poolTable(pool)) +
+      (runs === undefined ? '' : runsTable(runs)) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)

@@ -6,7 +6,8 @@ import { matchDefaults } from '../../peer/jobs/match/defaults.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { MatchPool, type RunProgress } from '../../peer/pool/match-pool.ts'
-import { ResultsPublisher } from '../../peer/pool/results-gossip.ts'
+import { parseJoinLink } from '../../peer/mesh/bootstrap.ts'
+import { ResultsPublisher, resultsKey } from '../../peer/pool/results-gossip.ts'
 import { ResultsStore } from '../../peer/pool/results-store.ts'
 import { defineRun, runDefaults } from '../../peer/pool/run-definition.ts'
 import { simulateMatchRun } from '../../peer/simulator/match-run.ts'
@@ -341,6 +342,7 @@ async function serve(args: string[], ending: ProcessEnding): Promise<void> {
       event: running.event,
       pool,
       isWriter: (peer) => running.isOperator(peer),
+      key: resultsKey(parseJoinLink(running.joinLinks.operator!).token, running.event),
       clock: systemClock,
       log,
     })

@@ -14,7 +14,8 @@ import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { eventTopics } from '../../peer/mesh/gossip.ts'
 import { MatchPool } from '../../peer/pool/match-pool.ts'
-import { ResultsPublisher, resultTopics } from '../../peer/pool/results-gossip.ts'
+import { parseJoinLink } from '../../peer/mesh/bootstrap.ts'
+import { ResultsPublisher, resultsKey, resultTopics } from '../../peer/pool/results-gossip.ts'
 import { startDashboard } from '../../peer/pool/runs-dashboard.ts'
 import { SqliteTaskPool } from '../../peer/pool/task-pool.ts'
 import { systemClock } from '../../peer/protocol/clock.ts'
@@ -103,6 +104,7 @@ if (process.argv[1] === import.meta.filename) {
     event: event.event,
     pool,
     isWriter: (peer) => event.isOperator(peer),
+    key: resultsKey(parseJoinLink(event.joinLinks.operator!).token, event.event),
     clock: systemClock,
     log: logger('crowdmesh:fuzz:results'),
   })
