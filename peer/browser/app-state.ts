@@ -31,6 +31,8 @@ export interface AppState {
   /** Points the viewer draws. */
   points: number
   framesDone: number
+  /** Keeping match data on the device: not asked, being asked, or the person's answer. */
+  storage: 'unasked' | 'asking' | 'granted' | 'declined'
 }
 
 /** The state before anything happened. */
@@ -57,5 +59,6 @@ export function initialState(): AppState {
     colouredTotal: 0,
     points: 0,
     framesDone: 0,
+    storage: 'unasked',
   }
 }

@@ -72,7 +72,8 @@ async function main(): Promise<void> {
     }
   }
   // Videos (fingerprint tasks) and files (match tasks): the page decodes and fetches them itself.
-  const { capabilities, env } = browserWorkerEnv({ gpu })
+  // Match data kept between tasks stays small unless the person agrees to more (asked once).
+  const { capabilities, env } = browserWorkerEnv({ gpu, askStorage: (bytes) => askStorage(view, bytes) })
   const workers: WorkerFactory = async (kind) => {
     let worker: AnyTaskWorker | undefined
     if (gpu && kind.workers.webgl !== undefined) {
@@ -220,6 +221,11 @@ function renderShell() {
       <div><b data-id="peers">0</b><span>peers connected</span></div>
     </section>
     <p class="notice" data-id="notice" hidden></p>
+    <form class="ask" data-id="ask" hidden>
+      <p data-id="askText"></p>
+      <button data-id="askYes" type="submit">Allow</button>
+      <button data-id="askNo" type="button">Not now</button>
+    </form>
     <nav>
       <button data-id="pause" type="button" disabled>Pause</button>
       <button data-id="leave" type="button">Leave</button>
@@ -238,6 +244,9 @@ function renderShell() {
     shareLabel: get('shareLabel'),
     peers: get('peers'),
     notice: get('notice'),
+    ask: get<HTMLFormElement>('ask'),
+    askText: get('askText'),
+    askNo: get<HTMLButtonElement>('askNo'),
     pause: get<HTMLButtonElement>('pause'),
     leave: get<HTMLButtonElement>('leave'),
   }
@@ -296,3 +305,26 @@ function update(): void {
 
 // Last, once every module-level constant above is initialised.
 main().catch((error: unknown) => fail(error))
+
+/**
+ * Asks, in the page, whether match data may be kept on this device: resolves with the answer. Until
+ * it comes, tasks go on keeping only a little.
+ */
+function askStorage(parts: ReturnType<typeof renderShell>, bytes: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    parts.askText.textContent =
+      `This event matches videos. May it keep up to ${Math.round(bytes / 2 ** 20)} MB of match data on ` +
+      'this device, so it downloads less? It is deleted when you next open the page.'
+    parts.ask.hidden = false
+    const answer = (yes: boolean) => {
+      parts.ask.hidden = true
+      state.storage = yes ? 'granted' : 'declined'
+      update()
+      resolve(yes)
+    }
+    state.storage = 'asking'
+    update()
+    parts.ask.addEventListener('submit', (event) => (event.preventDefault(), answer(true)), { once: true })
+    parts.askNo.addEventListener('click', () => answer(false), { once: true })
+  })
+}

@@ -1,7 +1,11 @@
 import type { FileSource, VideoFingerprinter, WorkerCapability, WorkerEnv } from '../jobs/kind.ts'
-import { readLimited } from '../participant/read-limited.ts'
-import { AbortError, FrameFetchError } from '../protocol/errors.ts'
 import { cachedFiles } from '../jobs/file-cache.ts'
+import {
+  browserSnapshotDefaults,
+  browserSnapshots,
+  fetchBounded,
+  type SnapshotAllowance,
+} from './snapshot-storage.ts'
 
 /*
  * What a browser participant offers its workers beyond frames: video fingerprinting (WebCodecs or
@@ -14,14 +18,39 @@ import { cachedFiles } from '../jobs/file-cache.ts'
 const fileCacheBytes = 32 * 1024 * 1024
 
 /** The capabilities and the environment of a browser participant. */
-export function browserWorkerEnv(init: { gpu: boolean; onVideoBackend?: (backend: string) => void }): {
+export function browserWorkerEnv(init: {
+  gpu: boolean
+  onVideoBackend?: (backend: string) => void
+  /**
+   * Asks the person whether match data may be kept on the device (`browserSnapshots`); without it,
+   * or without Cache Storage (a page outside a secure context), match tasks keep their last slice
+   * in memory only.
+   */
+  askStorage?: (bytes: number) => Promise<boolean>
+}): {
   capabilities: WorkerCapability[]
   env: Omit<WorkerEnv, 'frames'>
+  /** What the snapshot cache holds and may hold, when there is one. */
+  storage?: { bytes: () => number; allowance: () => SnapshotAllowance }
 } {
   const canPlay = typeof document !== 'undefined'
+  const files = browserFiles()
+  const snapshots =
+    init.askStorage !== undefined && typeof caches !== 'undefined'
+      ? browserSnapshots({
+          ask: init.askStorage,
+          // Through the file cache, which a prefetch has often filled already.
+          fetch: (url, signal) => files.bytes(url, browserSnapshotDefaults.maxFileBytes, signal),
+        })
+      : undefined
   return {
     capabilities: canPlay ? ['videos', 'files'] : ['files'],
-    env: { ...(canPlay && { videos: lazyVideos(init) }), files: browserFiles() },
+    env: {
+      ...(canPlay && { videos: lazyVideos(init) }),
+      files,
+      ...(snapshots !== undefined && { snapshots: snapshots.store }),
+    },
+    ...(snapshots !== undefined && { storage: { bytes: snapshots.bytes, allowance: snapshots.allowance } }),
   }
 }
 
@@ -52,15 +81,5 @@ function lazyVideos(init: { gpu: boolean; onVideoBackend?: (backend: string) => 
 
 /** Fetches bytes by URL, at most `maxBytes`, keeping recent ones. */
 export function browserFiles(): FileSource {
-  return cachedFiles(async (url, maxBytes, signal) => {
-    let response: Response
-    try {
-      response = await fetch(url, signal ? { signal } : {})
-    } catch (error) {
-      if (signal?.aborted) throw new AbortError()
-      throw new FrameFetchError(`cannot fetch ${url}: ${(error as Error).message}`)
-    }
-    if (!response.ok) throw new FrameFetchError(`cannot fetch ${url}: HTTP ${response.status}`)
-    return readLimited(response, url, maxBytes)
-  }, fileCacheBytes)
+  return cachedFiles(fetchBounded, fileCacheBytes)
 }

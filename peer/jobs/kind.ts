@@ -162,6 +162,12 @@ export interface TaskWorker<D, T extends TaskBase, R> {
   run(job: JobSpec<D>, task: T, signal?: AbortSignal): Promise<R>
   /** The shared inputs it holds (`Capability.holds`): a match worker's reference shards. */
   holds?(): readonly string[]
+  /**
+   * Fetches what `task` will read, while another task computes (the next lease arrives early): the
+   * copying for the next task overlaps the current one's computing. Best effort: a failure here is
+   * met again, and reported, when the task runs.
+   */
+  prefetch?(job: JobSpec<D>, task: T, signal?: AbortSignal): Promise<void>
   /** Releases what it holds (a WebGL context). */
   dispose?(): void
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { FrameFetchError, MessageTooLargeError } from '../protocol/errors.ts'
 import { fetchBytes } from '../participant/frame-source.ts'
 import { SnapshotCache, snapshotStore } from '../pool/snapshot-cache.ts'
+import { diskStorage } from '../pool/snapshot-disk.ts'
 import { cachedFiles } from './file-cache.ts'
 import type { FileSource, SnapshotStore, VideoFingerprinter, WorkerCapability, WorkerEnv } from './kind.ts'
 import { fingerprintFile } from './match/ffmpeg-frames.ts'
@@ -38,6 +39,8 @@ export interface NodeEnvInit {
   /** Where its snapshot folders live (default: a folder of its own under the temp folder, removed at exit). */
   snapshotRoot?: string
   snapshotFolders?: number
+  /** How snapshot folders fetch their files (default: bounded, uncached). */
+  fetch?: (url: string, signal?: AbortSignal) => Promise<Uint8Array>
 }
 
 /** The capabilities and the environment of a Node participant. */
@@ -45,9 +48,13 @@ export function nodeWorkerEnv(init: NodeEnvInit = {}): {
   capabilities: WorkerCapability[]
   env: Omit<WorkerEnv, 'frames'>
 } {
+  const files = nodeFiles()
+  // Snapshot folders copy through the file cache, which a prefetch has often filled already.
+  const fetch = (url: string, signal?: AbortSignal) =>
+    files.bytes(url, nodeEnvLimits.maxSnapshotFileBytes, signal)
   return {
     capabilities: ['videos', 'files'],
-    env: { videos: nodeVideos(), files: nodeFiles(), snapshots: nodeSnapshots(init) },
+    env: { videos: nodeVideos(), files, snapshots: nodeSnapshots({ ...init, fetch }) },
   }
 }
 
@@ -66,9 +73,9 @@ export function nodeSnapshots(init: NodeEnvInit = {}): SnapshotStore {
     ownRoots.push(root)
   }
   const cache = new SnapshotCache({
-    root,
+    storage: diskStorage(root),
     folders: init.snapshotFolders ?? nodeEnvLimits.snapshotFolders,
-    fetch: (url, signal) => fetchBytes(url, nodeEnvLimits.maxSnapshotFileBytes, signal),
+    fetch: init.fetch ?? ((url, signal) => fetchBytes(url, nodeEnvLimits.maxSnapshotFileBytes, signal)),
   })
   return snapshotStore(cache)
 }

@@ -112,6 +112,20 @@ export class JobDirectory {
     return worker
   }
 
+  /**
+   * Starts fetching what a lease's task will read (`TaskWorker.prefetch`), if its kind's worker is
+   * made and has a use for it; never throws.
+   */
+  prefetch(block: TaskBase, signal: AbortSignal): void {
+    try {
+      const { spec, kind, task } = this.task(block)
+      const worker = this.ready.get(`${kind.name}@${kind.version}`)
+      worker?.prefetch?.(spec, task, signal).catch(() => {})
+    } catch {
+      // A task its kind refuses is reported when it runs.
+    }
+  }
+
   /** The shared inputs its workers hold (`Capability.holds`), at most 64. */
   holds(): string[] {
     const held: string[] = []

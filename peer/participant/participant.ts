@@ -133,6 +133,10 @@ export async function runParticipant(
     }
     next = ask()
     prefetched = true
+    // The next task's inputs are fetched while this one computes.
+    next
+      .then((nextLease) => nextLease !== undefined && directory.prefetch(nextLease.block, signal))
+      .catch(() => {})
     const started = performance.now()
     try {
       const job = directory.task(lease.block)

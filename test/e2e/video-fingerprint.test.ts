@@ -211,4 +211,45 @@ describe('browser fingerprints against Node’s', () => {
       0,
     )
   }, 120_000)
+
+  it('keeps match data in Cache Storage, reads it back intact, and grows past a little only when the person agrees', async () => {
+    const url = (file: string) => page.dataUrl(`shared/${file}`)
+    const tasks = [
+      {
+        shard: 's1',
+        references: [url('tmk/chair-19-sd-bar.mp4'), url('tmk/chair-20-sd-bar.mp4')],
+        query: url('tmk/doorknob-hd-no-bar.mp4'),
+      },
+      {
+        shard: 's1',
+        references: [url('tmk/chair-19-sd-bar.mp4'), url('tmk/chair-20-sd-bar.mp4')],
+        query: url('distractors/asl-again.mkv'),
+      },
+      {
+        shard: 's2',
+        references: [url('distractors/asl-bird.mkv'), url('distractors/asl-book.mkv')],
+        query: url('tmk/chair-22-sd-grey-bar.mp4'),
+      },
+    ]
+    const size = async (file: string) => (await readFile(join(sharedDir, file))).length
+    const run = (answer: boolean) =>
+      page.page.evaluate((r) => window.snapshotTest!.run(r), { tasks, askAboveBytes: 256 * 1024, answer })
+
+    const declined = await run(false)
+    expect(declined.tasks.every((t) => t.intact)).toBe(true)
+    // The second task of a shard copies only its query.
+    expect(declined.tasks[1]!.copiedBytes).toBe(await size('distractors/asl-again.mkv'))
+    expect(declined.asked).toEqual([1024 ** 3])
+    expect(declined.allowance).toEqual({ bytes: 256 * 1024, state: 'declined' })
+    // Over the little it may keep unasked, only the folder in use stays.
+    expect(declined.labels).toEqual(['s2'])
+    expect(declined.caches.length).toBeLessThanOrEqual(3)
+
+    const granted = await run(true)
+    expect(granted.tasks.every((t) => t.intact)).toBe(true)
+    expect(granted.asked).toEqual([1024 ** 3])
+    expect(granted.allowance.state).toBe('granted')
+    expect(granted.allowance.bytes).toBeGreaterThan(256 * 1024)
+    expect(granted.labels).toEqual(['s2', 's1'])
+  }, 60_000)
 })

@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, join } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { type CachedFile, SnapshotCache, snapshotStore } from '../../peer/pool/snapshot-cache.ts'
+import { diskStorage } from '../../peer/pool/snapshot-disk.ts'
 
 /*
  * A Node participant's snapshot cache over real HTTP (a server on 127.0.0.1 that counts what it
@@ -45,7 +46,7 @@ describe('the snapshot cache', () => {
   it('copies only what a task lacks, reuses the folder whose classes agree, and wipes the oldest when none does', async () => {
     let clock = 0
     const cache = new SnapshotCache({
-      root: join(dir, 'cache'),
+      storage: diskStorage(join(dir, 'cache')),
       folders: 2,
       now: () => ++clock,
       fetch: async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer()),
@@ -56,8 +57,8 @@ describe('the snapshot cache', () => {
     const b = await cache.prepare([ref(1), ref(2), ugc(3), ugc(4)])
     expect(b).toMatchObject({ folder: a.folder, copied: 2, reused: 2, wiped: false })
     expect(served.slice(-2)).toEqual(['/v1/ugc3', '/v1/ugc4'])
-    expect((await cache.onDisk())[basename(a.folder)]!.length).toBe(4)
-    const bytes = await readFile(cache.pathOf(b.folder, 'v1/ugc3')!, 'utf8')
+    expect((await cache.stored())[a.folder]!.length).toBe(4)
+    const bytes = new TextDecoder().decode(await cache.read(b.folder, 'v1/ugc3', 1024))
     expect(bytes).toBe('bytes of /v1/ugc3')
     // The seed's example: ugc1 moved (a new location), the rest the same: one class agrees, so the
     // folder is reused and only the moved file is fetched.
@@ -83,6 +84,33 @@ describe('the snapshot cache', () => {
     ).toEqual(['v1/ref1', 'v1/ref2', 'v1/ref7', 'v1/ugc5', 'v1/ugc7'].sort())
   })
 
+  it('keeps within its byte allowance, wiping the least recently used folders, and grows when allowed', async () => {
+    let allowance = 60
+    const cache = new SnapshotCache({
+      storage: diskStorage(join(dir, 'allowance')),
+      folders: 3,
+      // 20 bytes a file.
+      fetch: (url) => Promise.resolve(new TextEncoder().encode(url.padEnd(20, '.').slice(0, 20))),
+      maxBytes: () => allowance,
+    })
+    const file = (n: number, kind: 'reference' | 'ugc' = 'reference'): CachedFile => ({
+      class: kind,
+      location: `f${n}`,
+      url: `f${n}`,
+      name: `f${n}`,
+    })
+    await cache.prepare([file(1), file(2)], undefined, 's1')
+    await cache.prepare([file(3), file(4)], undefined, 's2')
+    // 80 bytes over an allowance of 60: the older folder went.
+    expect(cache.bytes).toBe(40)
+    expect(cache.labels()).toEqual(['s2'])
+    allowance = 1000
+    await cache.prepare([file(5), file(6)], undefined, 's3')
+    await cache.prepare([file(7), file(8)], undefined, 's4')
+    expect(cache.bytes).toBe(120)
+    expect(cache.labels()).toEqual(['s4', 's3', 's2'])
+  })
+
   it('reads every file of every task as its own bytes, whatever the order of tasks (a video may be both a query and a reference)', async () => {
     // Found by a real match run: names reused after removals let one location's file overwrite another's.
     let round = 0
@@ -92,7 +120,7 @@ describe('the snapshot cache', () => {
         async (tasks) => {
           const store = snapshotStore(
             new SnapshotCache({
-              root: join(dir, `property-${round++}`),
+              storage: diskStorage(join(dir, `property-${round++}`)),
               folders: 2,
               fetch: (url) => Promise.resolve(new TextEncoder().encode(url)),
             }),

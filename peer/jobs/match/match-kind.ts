@@ -316,12 +316,22 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
       return Promise.resolve({
         backend: 'cpu',
         holds: () => snapshots?.labels() ?? (cache.slice?.shard === undefined ? [] : [cache.slice.shard]),
+        async prefetch(job, task, signal) {
+          // Into the file cache: the snapshot folder (or the task itself) then takes them from memory.
+          const bytes = await files.bytes(job.description.referencesUrl, maxListBytes, signal)
+          const list = parseJsonBytes(referenceListSchema, bytes, maxListBytes).references
+          for (const reference of list.slice(task.firstRef, task.firstRef + task.refCount))
+            await files.bytes(reference.url, maxFingerprintBytes, signal)
+          await files.bytes(task.fingerprintsUrl, maxFingerprintBytes, signal)
+        },
         async run(job, task, signal) {
           const { referencesUrl, rule, layout } = job.description
           if (cache.list?.url !== referencesUrl) {
-            const maxBytes = 64 * 1024 * 1024
-            const bytes = await files.bytes(referencesUrl, maxBytes, signal)
-            cache.list = { url: referencesUrl, list: parseJsonBytes(referenceListSchema, bytes, maxBytes) }
+            const bytes = await files.bytes(referencesUrl, maxListBytes, signal)
+            cache.list = {
+              url: referencesUrl,
+              list: parseJsonBytes(referenceListSchema, bytes, maxListBytes),
+            }
           }
           const list = cache.list.list.references
           if (list.length !== job.description.references)
@@ -416,6 +426,9 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
     }),
   },
 }
+
+/** Largest reference list fetched. */
+const maxListBytes = 64 * 1024 * 1024
 
 /** Largest fingerprint file fetched: an hour at every phase. */
 const maxFingerprintBytes = 20 + (3600 + 1) * fingerprintFormat.phases * (8 + fingerprintFormat.bytes)

@@ -99,3 +99,69 @@ window.videoFingerprintTest = {
     }
   },
 }
+
+/** The browser's snapshot cache (Cache Storage), driven from Node through `window.snapshotTest`. */
+export interface SnapshotTestApi {
+  /**
+   * Runs tasks of `shards` (each a list of file URLs as references, plus a query URL) through a
+   * fresh cache that may keep `askAboveBytes` without asking, answering the question with `answer`.
+   */
+  run(request: {
+    tasks: { shard: string; references: string[]; query: string }[]
+    askAboveBytes: number
+    answer: boolean
+  }): Promise<{
+    /** Each task: whether every file read back as the bytes fetched, and bytes copied. */
+    tasks: { intact: boolean; copiedBytes: number }[]
+    labels: string[]
+    bytes: number
+    asked: number[]
+    allowance: { bytes: number; state: string }
+    caches: string[]
+  }>
+}
+
+declare global {
+  interface Window {
+    snapshotTest?: SnapshotTestApi
+  }
+}
+
+window.snapshotTest = {
+  async run(request) {
+    const { browserSnapshots } = await import('../../browser/snapshot-storage.ts')
+    const asked: number[] = []
+    const cache = browserSnapshots({
+      askAboveBytes: request.askAboveBytes,
+      ask: (bytes) => {
+        asked.push(bytes)
+        return Promise.resolve(request.answer)
+      },
+    })
+    const tasks = []
+    for (const task of request.tasks) {
+      const files = [
+        ...task.references.map((url, i) => ({ class: 'reference', location: url, url, name: `ref-${i}` })),
+        { class: 'ugc', location: task.query, url: task.query, name: 'query' },
+      ]
+      const folder = await cache.store.prepare(files, task.shard)
+      let intact = true
+      for (const file of files) {
+        const stored = await folder.read(file.location, 64 * 2 ** 20)
+        const fetched = new Uint8Array(await (await fetch(file.url)).arrayBuffer())
+        intact &&= stored.length === fetched.length && stored.every((b, i) => b === fetched[i])
+      }
+      tasks.push({ intact, copiedBytes: folder.copiedBytes })
+      // Let the question's answer land between tasks, as it would between a person's clicks.
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return {
+      tasks,
+      labels: cache.store.labels(),
+      bytes: cache.bytes(),
+      asked,
+      allowance: cache.allowance(),
+      caches: (await caches.keys()).filter((name) => name.startsWith('crowdmesh-snapshots')),
+    }
+  },
+}

@@ -1,0 +1,113 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cachedFiles } from '../../peer/jobs/file-cache.ts'
+import type { JobSpec } from '../../peer/jobs/kind.ts'
+import { encodeFingerprints } from '../../peer/jobs/match/fingerprint-file.ts'
+import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
+import { type MatchJob, matchKind, type MatchTask } from '../../peer/jobs/match/match-kind.ts'
+import { defaultMatchRule } from '../../peer/jobs/match/matcher.ts'
+import { SnapshotCache, snapshotStore } from '../../peer/pool/snapshot-cache.ts'
+import { diskStorage } from '../../peer/pool/snapshot-disk.ts'
+import { frameSource } from '../../peer/participant/frame-source.ts'
+
+/*
+ * A match task's inputs are fetched while the task before it computes (issue 15: "caching for the
+ * next task overlaps computing the current one"): after `prefetch`, running the task fetches
+ * nothing more, through the snapshot folder or without one, and finds the same matches.
+ */
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'crowdmesh-prefetch-'))
+})
+afterAll(() => rm(dir, { recursive: true, force: true }))
+
+/** A video of `seconds` whose fingerprints are pseudo-random (seeded), at every phase. */
+function video(seed: number, seconds: number): Uint8Array {
+  let state = seed
+  const byte = () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 24) & 0xff
+  const fingerprints = []
+  for (let segment = 0; segment < seconds; segment++)
+    for (let phase = 0; phase < fingerprintFormat.phases; phase++)
+      fingerprints.push({
+        segment,
+        phase,
+        still: false,
+        bits: Uint8Array.from({ length: fingerprintFormat.bytes }, byte),
+      })
+  return encodeFingerprints({ duration: seconds, fingerprints })
+}
+
+describe('prefetching a match task', () => {
+  // Four references; the query is reference 2 itself, so it matches there.
+  const files = new Map<string, Uint8Array>([
+    ['mem:ref0', video(1, 20)],
+    ['mem:ref1', video(2, 20)],
+    ['mem:ref2', video(3, 20)],
+    ['mem:ref3', video(4, 20)],
+  ])
+  files.set('mem:query', files.get('mem:ref2')!)
+  files.set(
+    'mem:list',
+    new TextEncoder().encode(
+      JSON.stringify({
+        references: [0, 1, 2, 3].map((i) => ({ id: `r${i}`, url: `mem:ref${i}`, duration: 20 })),
+      }),
+    ),
+  )
+  const job: JobSpec<MatchJob> = {
+    jobId: 'm',
+    kind: matchKind.name,
+    version: matchKind.version,
+    description: {
+      format: fingerprintFormat.version,
+      referencesUrl: 'mem:list',
+      references: 4,
+      rule: { ...defaultMatchRule },
+      layout: { bandBits: 16, probeRadius: 0 },
+    },
+  }
+  const task: MatchTask = {
+    jobId: 'm',
+    frameIndex: 0,
+    videoId: 'q',
+    fingerprintsUrl: 'mem:query',
+    duration: 20,
+    firstRef: 1,
+    refCount: 2,
+    shard: 'run/s0',
+  }
+
+  for (const withSnapshots of [false, true])
+    it(`leaves nothing to fetch when the task runs${withSnapshots ? ', through a snapshot folder' : ''}`, async () => {
+      const fetched: string[] = []
+      const source = cachedFiles(
+        (url) => {
+          fetched.push(url)
+          return Promise.resolve(files.get(url)!)
+        },
+        64 * 2 ** 20,
+      )
+      const snapshots = withSnapshots
+        ? snapshotStore(
+            new SnapshotCache({
+              storage: diskStorage(join(dir, 'snapshots')),
+              fetch: (url, signal) => source.bytes(url, 2 ** 26, signal),
+            }),
+          )
+        : undefined
+      const worker = await matchKind.workers.cpu({
+        frames: frameSource(),
+        files: source,
+        ...(snapshots !== undefined && { snapshots }),
+      })
+      await worker.prefetch!(job, task)
+      expect(fetched.sort()).toEqual(['mem:list', 'mem:query', 'mem:ref1', 'mem:ref2'])
+      const result = await worker.run(job, task)
+      expect(fetched).toHaveLength(4)
+      expect(result.matches.map((m) => m.ref)).toEqual([2])
+      expect(worker.holds!()).toEqual(['run/s0'])
+    })
+})
