@@ -269,6 +269,16 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     return task === undefined ? undefined : { slot: target, task }
   }
 
+  /**
+   * A job's round source has new rounds (a pool gained tasks): participants on standby are told to
+   * ask again (`workQueued`), and in push mode offered them.
+   */
+  roundsAvailable(): void {
+    if (this.stopped) return
+    this.emit('workQueued')
+    this.offerWork()
+  }
+
   /** How many backup copies idle participants could usefully take now (see `backupsWanted`). */
   get backupsWanted(): number {
     if (!this.options.speculation) return 0

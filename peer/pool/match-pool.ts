@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Coordinator, FrameReport, JobInit, RoundSource } from '../coordinator/coordinator.ts'
@@ -45,8 +45,12 @@ const matchTask = matchKind.name
 
 /** The coordinator job every run's fingerprinting goes through. */
 export const poolFingerprintJob = 'pool-fingerprints'
-/** A run's match job. */
-export const runMatchJob = (run: string): string => `${run}-matches`
+/** A run's match job (version 1), and the jobs of its extended reference lists. */
+export const runMatchJob = (run: string, version = 1): string =>
+  version === 1 ? `${run}-matches` : `${run}-matches-v${version}`
+
+/** How often the workspace is looked at for new runs and extended ones, ms. */
+const watchMs = 2_000
 
 /** A done match task's output, as it waits in the outbox for a result writer. */
 export interface MatchOutput {
@@ -91,9 +95,21 @@ interface LoadedRun {
   entries: RunEntry[]
   /** Fingerprint URLs of done entries, as participants fetch them now. */
   urls: Map<number, string>
-  /** The reference list once made: entries in list order, and the shards it is cut into. */
-  list?: { order: number[]; shards: { first: number; count: number }[] }
+  /**
+   * The reference list once made: entries in list order, and the shards it is cut into. An
+   * extension appends references and shards (a new version); what is there never moves.
+   */
+  list?: ReferenceShards
   failedVideos: number
+  /** When its run.json was last read (an extension rewrites it). */
+  readAt: number
+}
+
+/** A run's reference list as `list.json` keeps it. */
+interface ReferenceShards {
+  order: number[]
+  shards: { first: number; count: number }[]
+  version: number
 }
 
 /** Options of a match pool. */
@@ -126,6 +142,8 @@ export class MatchPool {
   private readonly changed = new Set<() => void>()
   /** Per run, per participant: slices drawn and shards held (the dashboard's cache hit rates). */
   private readonly workersByRun = new Map<string, Map<string, RunWorker>>()
+  private watcher: unknown
+  private watching: Promise<void> = Promise.resolve()
   /** The rounds of the fingerprint job come from here. */
   private readonly fingerprints: RoundSource
   /** The rounds of every run's match job come from here (one source: the pool orders the runs). */
@@ -169,46 +187,99 @@ export class MatchPool {
     if (reclaimed > 0) this.log(`took back ${reclaimed} leases of the coordinator before this one`)
     coordinator.on('frameComplete', this.listeners.complete)
     coordinator.on('frameDropped', this.listeners.dropped)
+    await this.scan()
+    // Runs created, and runs extended, while this coordinator serves are picked up as they come.
+    const watch = () => {
+      this.watching = this.watching
+        .then(() => this.scan())
+        .catch((error: unknown) =>
+          this.log.error(`the workspace could not be read: ${(error as Error).message}`),
+        )
+        .finally(() => {
+          if (this.coordinator !== undefined) this.watcher = this.clock.setTimer(watch, watchMs)
+        })
+    }
+    this.watcher = this.clock.setTimer(watch, watchMs)
+  }
+
+  /** Loads every run of the workspace that is new or whose definition changed. */
+  private async scan(): Promise<void> {
     const folders = await readdir(join(this.root, 'runs')).catch(() => [] as string[])
-    for (const run of folders.sort()) await this.load(join(this.root, 'runs', run))
+    for (const name of folders.sort()) {
+      const folder = join(this.root, 'runs', name)
+      const changed = await stat(join(folder, 'run.json')).then(
+        (info) => info.mtimeMs,
+        () => undefined,
+      )
+      if (changed === undefined) continue
+      const known = [...this.runs.values()].find((r) => r.folder === folder)
+      if (known !== undefined && known.readAt >= changed) continue
+      try {
+        await this.load(folder)
+      } catch (error) {
+        this.log.error(`${folder}: ${(error as Error).message}`)
+      }
+    }
   }
 
   /** Stops listening to the coordinator. */
   detach(): void {
+    if (this.watcher !== undefined) this.clock.clearTimer(this.watcher)
+    this.watcher = undefined
     this.coordinator?.off('frameComplete', this.listeners.complete)
     this.coordinator?.off('frameDropped', this.listeners.dropped)
     this.coordinator = undefined
   }
 
-  /** Loads a run (new or resumed): its fingerprint tasks join the pool (again: the same ids add nothing). */
-  async load(folder: string): Promise<void> {
+  /**
+   * Loads a run (new, resumed, or extended): every video's fingerprint task joins the pool (again:
+   * the same ids add nothing), the reference list is restored from `list.json`, and what is ready
+   * to match gets its match tasks.
+   */
+  load(folder: string): Promise<void> {
+    // One change of a run's lists at a time: loads and recorded rounds go through one chain.
+    const loading = this.writing.then(() => this.loadNow(folder))
+    this.writing = loading.catch(() => {})
+    return loading
+  }
+
+  private async loadNow(folder: string): Promise<void> {
+    const readAt = Date.now()
     const definition = await loadRun(folder)
     const { run } = definition
     const entries = runEntries(definition)
-    const loaded: LoadedRun = {
+    const known = this.runs.get(run)
+    const loaded: LoadedRun = known ?? {
       definition,
       folder,
       entries,
       urls: new Map(),
-      failedVideos: definition.failed.length,
+      failedVideos: 0,
+      readAt,
     }
+    loaded.definition = definition
+    loaded.entries = entries
+    loaded.readAt = readAt
     this.runs.set(run, loaded)
     await mkdir(join(folder, 'fingerprints'), { recursive: true })
-    this.pool.add(
+    const priority = this.pool.runs().find((r) => r.run === run)?.priority ?? definition.priority
+    const added = this.pool.add(
       entries.map((entry) => ({
         id: taskIds.fingerprint(run, entry.index),
         run,
         kind: fingerprintTask,
-        priority: definition.priority,
+        priority,
         inputs: [entry.path],
         payload: JSON.stringify({ run, entry: entry.index }),
       })),
       this.clock.now(),
     )
+    if (added > 0) this.coordinator?.roundsAvailable()
+    loaded.failedVideos = definition.failed.length
     for (const entry of entries) {
       const state = this.pool.stateOf(taskIds.fingerprint(run, entry.index))
       if (state === 'failed') loaded.failedVideos++
-      if (state !== 'done') continue
+      if (state !== 'done' || loaded.urls.has(entry.index)) continue
       const path = this.fingerprintPath(loaded, entry.index)
       if (existsSync(path)) loaded.urls.set(entry.index, this.publish(pathToFileURL(path).href))
       else {
@@ -217,7 +288,21 @@ export class MatchPool {
         loaded.failedVideos++
       }
     }
+    if (known === undefined) {
+      // Resumed: the list as it was, so the shards of tasks in the pool mean what they meant.
+      const saved = await readFile(join(folder, 'list.json'), 'utf8').catch(() => undefined)
+      if (saved !== undefined) {
+        loaded.list = JSON.parse(saved) as ReferenceShards
+        await this.publishList(loaded)
+      }
+    }
     await this.referencesSettled(loaded)
+    // Every user video fingerprinted has its match tasks (added again: the same ids add nothing).
+    if (loaded.list !== undefined)
+      this.addMatchTasks(
+        loaded,
+        entries.filter((e) => e.queryId !== undefined && loaded.urls.has(e.index)),
+      )
     this.notify()
   }
 
@@ -332,7 +417,8 @@ export class MatchPool {
     if (holds.includes(shardId)) worker.held++
     worker.lastAt = now
     workers.set(participantId, worker)
-    const jobId = runMatchJob(run)
+    // The newest list holds every shard at the place it always had.
+    const jobId = runMatchJob(run, loaded.list!.version)
     const frameIndex = this.nextRound++
     this.drawn.set(`${jobId}#${frameIndex}`, { run, task: grant.task.id, lease: grant.lease, entry })
     const file = loaded.entries[entry]!
@@ -351,7 +437,7 @@ export class MatchPool {
     const round = this.drawn.get(`${jobId}#${frameIndex}`)
     if (round === undefined) return
     this.drawn.delete(`${jobId}#${frameIndex}`)
-    this.pool.fail(round.lease, reason, this.clock.now())
+    if (this.pool.fail(round.lease, reason, this.clock.now())) this.coordinator?.roundsAvailable()
     this.notify()
   }
 
@@ -380,7 +466,8 @@ export class MatchPool {
     const round = this.drawn.get(key)
     if (round === undefined) return
     this.drawn.delete(key)
-    this.pool.fail(round.lease, report.error ?? 'dropped', this.clock.now())
+    if (this.pool.fail(round.lease, report.error ?? 'dropped', this.clock.now()))
+      this.coordinator?.roundsAvailable()
     const loaded = this.runs.get(round.run)
     if (loaded !== undefined && this.pool.stateOf(round.task) === 'failed') {
       loaded.failedVideos += report.jobId === poolFingerprintJob ? 1 : 0
@@ -433,63 +520,88 @@ export class MatchPool {
   /**
    * Once every reference of a run is fingerprinted or failed for good: its reference list (shards of
    * `shardSize`, contiguous), its match job, and the match tasks of every user video fingerprinted.
+   * References added later (an extension) are appended as new shards in a new version of the list,
+   * with a job of its own; the shards before them stay as they were.
    */
   private async referencesSettled(loaded: LoadedRun): Promise<void> {
-    if (loaded.list !== undefined) return
-    const { run } = loaded.definition
+    const { run, shardSize } = loaded.definition
     const refs = loaded.entries.filter((e) => e.refId !== undefined)
     const settled = (e: RunEntry) => {
       const state = this.pool.stateOf(taskIds.fingerprint(run, e.index))
       return state === 'failed' || state === 'done'
     }
     if (!refs.every(settled)) return
-    const order = refs.filter((e) => loaded.urls.has(e.index)).map((e) => e.index)
-    const size = loaded.definition.shardSize
-    const shards: { first: number; count: number }[] = []
-    for (let first = 0; first < order.length; first += size)
-      shards.push({ first, count: Math.min(size, order.length - first) })
-    const list: ReferenceList = {
-      references: order.map((index) => ({
+    const listed = new Set(loaded.list?.order ?? [])
+    const added = refs.filter((e) => loaded.urls.has(e.index) && !listed.has(e.index)).map((e) => e.index)
+    if (loaded.list !== undefined && added.length === 0) return
+    const order = [...(loaded.list?.order ?? []), ...added]
+    const shards = [...(loaded.list?.shards ?? [])]
+    for (let first = order.length - added.length; first < order.length; first += shardSize)
+      shards.push({ first, count: Math.min(shardSize, order.length - first) })
+    const list: ReferenceShards = { order, shards, version: (loaded.list?.version ?? 0) + 1 }
+    if (order.length === 0) {
+      this.log(`run ${run}: no reference could be fingerprinted; nothing to match`)
+      loaded.list = list
+      return
+    }
+    // Kept before any task names its shards: a restart restores exactly this list.
+    const path = join(loaded.folder, 'list.json')
+    await writeFile(`${path}.tmp`, JSON.stringify(list))
+    await rename(`${path}.tmp`, path)
+    const before = loaded.list?.shards.length ?? 0
+    loaded.list = list
+    await this.publishList(loaded)
+    this.addMatchTasks(
+      loaded,
+      loaded.entries.filter((e) => e.queryId !== undefined && loaded.urls.has(e.index)),
+      list.shards.map((_, i) => i).slice(before),
+    )
+  }
+
+  /** Writes the list's references (with the URLs of this opening) and adds its match job. */
+  private async publishList(loaded: LoadedRun): Promise<void> {
+    const list = loaded.list!
+    if (list.order.length === 0) return
+    const { run } = loaded.definition
+    const jobId = runMatchJob(run, list.version)
+    const coordinator = this.coordinator
+    if (coordinator === undefined) throw new CrowdmeshError('the match pool is not attached to a coordinator')
+    if (coordinator.kindOf(jobId) !== undefined) return
+    const references: ReferenceList = {
+      references: list.order.map((index) => ({
         id: loaded.entries[index]!.refId!,
         url: loaded.urls.get(index)!,
         duration: loaded.entries[index]!.duration,
       })),
     }
-    loaded.list = { order, shards }
-    if (order.length === 0) {
-      this.log(`run ${run}: no reference could be fingerprinted; nothing to match`)
-      return
-    }
-    const path = join(loaded.folder, 'references.json')
-    await writeFile(path, JSON.stringify(list))
+    const path = join(loaded.folder, `references-v${list.version}.json`)
+    await writeFile(path, JSON.stringify(references))
     const description: MatchJob = {
       format: fingerprintFormat.version,
       referencesUrl: this.publish(pathToFileURL(path).href),
-      references: order.length,
+      references: list.order.length,
       rule: loaded.definition.rule,
       layout: loaded.definition.layout,
     }
-    const coordinator = this.coordinator
-    if (coordinator === undefined) throw new CrowdmeshError('the match pool is not attached to a coordinator')
     coordinator.addJob({
-      spec: { jobId: runMatchJob(run), kind: matchKind.name, version: matchKind.version, description },
+      spec: { jobId, kind: matchKind.name, version: matchKind.version, description },
       kind: matchKind as AnyJobKind,
       class: 'batch',
       weight: 1,
       source: this.matchRounds,
     })
-    this.addMatchTasks(
-      loaded,
-      loaded.entries.filter((e) => e.queryId !== undefined && loaded.urls.has(e.index)),
-    )
   }
 
-  /** A user video's match tasks, one per shard: after its fingerprints, near the shard's other tasks. */
-  private addMatchTasks(loaded: LoadedRun, queries: readonly RunEntry[]): void {
-    const { run, priority } = loaded.definition
+  /**
+   * User videos' match tasks, one per shard (`shards`: these only): after its fingerprints, near the
+   * shard's other tasks, at the run's priority.
+   */
+  private addMatchTasks(loaded: LoadedRun, queries: readonly RunEntry[], shards?: readonly number[]): void {
+    const { run } = loaded.definition
+    const priority = this.pool.runs().find((r) => r.run === run)?.priority ?? loaded.definition.priority
     const tasks: PoolTaskInit[] = []
     for (const query of queries)
-      loaded.list!.shards.forEach((_, shard) =>
+      for (const shard of shards ?? loaded.list!.shards.map((_, i) => i))
         tasks.push({
           id: taskIds.match(run, query.index, shard),
           run,
@@ -499,9 +611,8 @@ export class MatchPool {
           inputs: [taskIds.shard(run, shard), taskIds.fingerprint(run, query.index)],
           affinity: taskIds.shard(run, shard),
           payload: JSON.stringify({ run, entry: query.index, shard }),
-        }),
-      )
-    if (tasks.length > 0) this.pool.add(tasks, this.clock.now())
+        })
+    if (tasks.length > 0 && this.pool.add(tasks, this.clock.now()) > 0) this.coordinator?.roundsAvailable()
   }
 
   private fingerprintPath(loaded: LoadedRun, entry: number): string {

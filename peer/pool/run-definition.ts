@@ -3,30 +3,28 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { probeVideo } from '../jobs/match/ffmpeg-frames.ts'
 import { defaultLayout } from '../jobs/match/lsh-index.ts'
-import { defaultMatchRule, type MatchRule } from '../jobs/match/matcher.ts'
 import type { RunVideo } from '../jobs/match/match-run.ts'
+import { defaultMatchRule, type MatchRule } from '../jobs/match/matcher.ts'
 import { AbortError, CrowdmeshError, InvalidOptionError } from '../protocol/errors.ts'
 import { parseMessage } from '../protocol/schemas.ts'
 
 /*
- * A pooled match run's definition (issue 15): which user videos and references it matches, how, and
- * in what shards, written once to `run.json` in the run's folder when the run is created. Everything
- * a coordinator restarted after a crash needs to resume the run is here or in the task pool: the
- * tasks' ids are positions in this file, so they come out the same every time.
+ * A pooled match run's definition (issue 15): which user videos and references it matches, and how,
+ * written to `run.json` in the run's folder when the run is created, and appended to when it is
+ * extended. Everything a coordinator restarted after a crash needs to resume the run is here or in
+ * the task pool: a task's id is its video's position in the entries, so every restart and every
+ * extension makes the same ones.
  */
 
-/** A video of a run, probed. */
-export interface RunFile {
-  id: string
-  path: string
-  duration: number
-}
-
 const runId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,47}$/)
-const video = z.strictObject({
-  id: z.string().min(1).max(256),
+const id = z.string().min(1).max(256)
+
+/** A distinct file of the run, in the order added (its position names its tasks). */
+const entrySchema = z.strictObject({
   path: z.string().min(1),
   duration: z.number().gt(0),
+  queryId: id.optional(),
+  refId: id.optional(),
 })
 
 const definitionSchema = z.strictObject({
@@ -34,8 +32,8 @@ const definitionSchema = z.strictObject({
   run: runId,
   priority: z.number().int().min(-1000).max(1000),
   createdAt: z.number(),
-  queries: z.array(video),
-  references: z.array(video),
+  /** Every distinct file, in the order added: an extension appends. */
+  entries: z.array(entrySchema),
   failed: z.array(
     z.strictObject({ id: z.string(), role: z.enum(['query', 'reference']), error: z.string() }),
   ),
@@ -86,56 +84,63 @@ export async function defineRun(init: DefineRunInit): Promise<RunDefinition> {
     throw new InvalidOptionError(
       `run ${init.run.slice(0, 64)}: use lower-case letters, digits and dashes (at most 48)`,
     )
-  const failed: RunDefinition['failed'] = []
-  const probed = new Map<string, number | Error>()
-  const all = [...init.references, ...init.queries]
-  let done = 0
-  for (const v of all) {
-    if (isAborted(init.signal)) throw new AbortError()
-    if (!probed.has(v.path)) {
-      try {
-        const { duration } = await probeVideo(v.path, init.signal)
-        if (!(duration > 0)) throw new CrowdmeshError(`${v.path}: its duration is unknown`)
-        probed.set(v.path, duration)
-      } catch (error) {
-        if (error instanceof AbortError || isAborted(init.signal)) throw error
-        probed.set(v.path, error as Error)
-      }
-    }
-    init.onProbe?.(++done, all.length)
-  }
-  const keep = (videos: readonly RunVideo[], role: 'query' | 'reference'): RunFile[] =>
-    videos.flatMap((v) => {
-      const duration = probed.get(v.path)!
-      if (duration instanceof Error) {
-        failed.push({ id: v.id, role, error: duration.message })
-        return []
-      }
-      return [{ id: v.id, path: v.path, duration }]
-    })
+  const probed = await probeAll([...init.references, ...init.queries], init.signal, init.onProbe)
   const definition: RunDefinition = {
     version: 1,
     run: init.run,
     priority: init.priority ?? runDefaults.priority,
     createdAt: Date.now(),
-    queries: keep(init.queries, 'query'),
-    references: keep(init.references, 'reference'),
-    failed,
+    entries: [],
+    failed: [],
     shardSize: init.shardSize ?? runDefaults.shardSize,
     rule: { ...defaultMatchRule, ...init.rule },
     layout: { bandBits: defaultLayout.bandBits, probeRadius: defaultLayout.probeRadius === 0 ? 0 : 1 },
     skipSelf: init.skipSelf ?? false,
   }
-  parseMessage(definitionSchema, definition)
+  appendEntries(definition, init.references, init.queries, probed)
   await mkdir(init.folder, { recursive: true })
-  // Written whole or not at all: a crash while creating a run leaves no half a definition.
-  const path = join(init.folder, 'run.json')
-  await writeFile(`${path}.tmp`, JSON.stringify(definition, null, 1))
-  await rename(`${path}.tmp`, path)
+  await saveRun(init.folder, definition)
   return definition
 }
 
-const isAborted = (signal: AbortSignal | undefined): boolean => signal?.aborted === true
+/** Options of an extension: videos to add to a run (those it has are skipped). */
+export interface ExtendRunInit {
+  folder: string
+  queries: readonly RunVideo[]
+  references: readonly RunVideo[]
+  signal?: AbortSignal
+  onProbe?: (done: number, total: number) => void
+}
+
+/**
+ * Adds videos to a run, served or not: they are probed and appended to its definition, and a
+ * coordinator serving it picks them up. A file the run has in another role only is refused (it was
+ * fingerprinted for that role). Returns the definition and how many files were added.
+ */
+export async function extendRun(init: ExtendRunInit): Promise<{ definition: RunDefinition; added: number }> {
+  const definition = await loadRun(init.folder)
+  const known = new Map(definition.entries.map((e) => [e.path, e]))
+  const roles = [
+    [init.queries, 'queryId', 'user video'],
+    [init.references, 'refId', 'reference'],
+  ] as const
+  for (const [videos, role, name] of roles)
+    for (const v of videos) {
+      const held = known.get(v.path)
+      if (held !== undefined && held[role] === undefined)
+        throw new InvalidOptionError(
+          `${v.path} is in run ${definition.run} but not as a ${name}: add a copy of the file instead`,
+        )
+    }
+  const isNew = (v: RunVideo) => !known.has(v.path)
+  const queries = init.queries.filter(isNew)
+  const references = init.references.filter(isNew)
+  const probed = await probeAll([...references, ...queries], init.signal, init.onProbe)
+  const before = definition.entries.length
+  appendEntries(definition, references, queries, probed)
+  await saveRun(init.folder, definition)
+  return { definition, added: definition.entries.length - before }
+}
 
 /** Reads a run's definition from its folder. */
 export async function loadRun(folder: string): Promise<RunDefinition> {
@@ -160,18 +165,15 @@ export interface RunEntry {
   refId?: string
 }
 
-/** The run's distinct files, references first (in the definition's order, so stable). */
+/** The run's distinct files, in the order added (stable across restarts and extensions). */
 export function runEntries(definition: RunDefinition): RunEntry[] {
-  const byPath = new Map<string, RunEntry>()
-  for (const v of definition.references)
-    if (!byPath.has(v.path))
-      byPath.set(v.path, { index: byPath.size, path: v.path, duration: v.duration, refId: v.id })
-  for (const v of definition.queries) {
-    const known = byPath.get(v.path)
-    if (known !== undefined) known.queryId ??= v.id
-    else byPath.set(v.path, { index: byPath.size, path: v.path, duration: v.duration, queryId: v.id })
-  }
-  return [...byPath.values()]
+  return definition.entries.map((e, index) => ({
+    index,
+    path: e.path,
+    duration: e.duration,
+    ...(e.queryId !== undefined && { queryId: e.queryId }),
+    ...(e.refId !== undefined && { refId: e.refId }),
+  }))
 }
 
 /** Pool task ids of a run. */
@@ -180,4 +182,70 @@ export const taskIds = {
   match: (run: string, entry: number, shard: number) => `${run}/m/${entry}/${shard}`,
   /** A shard's affinity: what a participant holding it states. */
   shard: (run: string, shard: number) => `${run}/s${shard}`,
+}
+
+const isAborted = (signal: AbortSignal | undefined): boolean => signal?.aborted === true
+
+/** Each distinct file's duration, or why it is not a video. */
+async function probeAll(
+  videos: readonly RunVideo[],
+  signal: AbortSignal | undefined,
+  onProbe: ((done: number, total: number) => void) | undefined,
+): Promise<Map<string, number | Error>> {
+  const probed = new Map<string, number | Error>()
+  let done = 0
+  for (const v of videos) {
+    if (isAborted(signal)) throw new AbortError()
+    if (!probed.has(v.path)) {
+      try {
+        const { duration } = await probeVideo(v.path, signal)
+        if (!(duration > 0)) throw new CrowdmeshError(`${v.path}: its duration is unknown`)
+        probed.set(v.path, duration)
+      } catch (error) {
+        if (error instanceof AbortError || isAborted(signal)) throw error
+        probed.set(v.path, error as Error)
+      }
+    }
+    onProbe?.(++done, videos.length)
+  }
+  return probed
+}
+
+/** Appends the probed videos as entries (references first); a video that failed goes to `failed`. */
+function appendEntries(
+  definition: RunDefinition,
+  references: readonly RunVideo[],
+  queries: readonly RunVideo[],
+  probed: ReadonlyMap<string, number | Error>,
+): void {
+  const byPath = new Map(definition.entries.map((e) => [e.path, e]))
+  const roles = [
+    [references, 'refId', 'reference'],
+    [queries, 'queryId', 'query'],
+  ] as const
+  for (const [videos, role, name] of roles)
+    for (const v of videos) {
+      const duration = probed.get(v.path)!
+      if (duration instanceof Error) {
+        if (!definition.failed.some((f) => f.id === v.id && f.role === name))
+          definition.failed.push({ id: v.id, role: name, error: duration.message })
+        continue
+      }
+      const known = byPath.get(v.path)
+      if (known !== undefined) {
+        known[role] ??= v.id
+        continue
+      }
+      const added = { path: v.path, duration, [role]: v.id }
+      definition.entries.push(added)
+      byPath.set(v.path, added)
+    }
+  parseMessage(definitionSchema, definition)
+}
+
+/** Writes a run's definition whole or not at all: a crash while writing leaves the one before. */
+async function saveRun(folder: string, definition: RunDefinition): Promise<void> {
+  const path = join(folder, 'run.json')
+  await writeFile(`${path}.tmp`, JSON.stringify(definition, null, 1))
+  await rename(`${path}.tmp`, path)
 }

@@ -9,7 +9,7 @@ import { MatchPool, type RunProgress } from '../../peer/pool/match-pool.ts'
 import { parseJoinLink } from '../../peer/mesh/bootstrap.ts'
 import { ResultsPublisher, resultsKey } from '../../peer/pool/results-gossip.ts'
 import { ResultsStore } from '../../peer/pool/results-store.ts'
-import { defineRun, runDefaults } from '../../peer/pool/run-definition.ts'
+import { defineRun, extendRun, runDefaults } from '../../peer/pool/run-definition.ts'
 import { simulateMatchRun } from '../../peer/simulator/match-run.ts'
 import { SqliteTaskPool } from '../../peer/pool/task-pool.ts'
 import { systemClock } from '../../peer/protocol/clock.ts'
@@ -45,6 +45,8 @@ results written by result-writer processes into a results store.
 
 Commands:
   create NAME --ugc DIR --refs DIR   define a run (its videos are probed now)
+  extend NAME [--ugc DIR] [--refs DIR]
+                                     add videos to a run, served or not
   serve                              run the event: every run of the workspace, to the end
   status                             every run's progress
   priority NAME N                    change a run's priority (higher first)
@@ -67,6 +69,21 @@ Options:
   --shard-size N     references per shard (a participant's snapshot)                [default: ${runDefaults.shardSize}]
   --threshold BITS   most differing bits (of 800) for two fingerprints to agree     [default: ${matchDefaults.maxHammingBits}]
   --json             print the run's definition as JSON
+  -h, --help         show this help
+`
+
+const extendHelp = `Usage: crowdmesh runs extend NAME [--ugc DIR] [--refs DIR] [options]
+
+Adds videos to a run, while it is served or not: the new ones (by path) are probed and appended to
+its definition; a coordinator serving the workspace picks them up within seconds. New user videos
+are matched against every reference; new references form new shards, matched against every user
+video. What the run has done stays done.
+
+Options:
+  --ugc DIR          user videos to add
+  --refs DIR         references to add
+  --workspace DIR    the workspace                                     [default: out/match-runs]
+  --json             print { added, entries } as JSON
   -h, --help         show this help
 `
 
@@ -138,6 +155,7 @@ export async function runsCommand(args: string[]): Promise<void> {
     return
   }
   if (sub === 'create') return createRun(rest)
+  if (sub === 'extend') return extend(rest)
   if (sub === 'status') return status(rest)
   if (sub === 'priority') return priority(rest)
   if (sub === 'simulate') return simulateRun(rest)
@@ -154,7 +172,7 @@ export async function runsCommand(args: string[]): Promise<void> {
     ending.settle()
     return
   }
-  throw new UsageError(`unknown runs command ${sub}: create, serve, status, priority or simulate`)
+  throw new UsageError(`unknown runs command ${sub}: create, extend, serve, status, priority or simulate`)
 }
 
 const workspaceOf = (values: Record<string, string | boolean | undefined>) =>
@@ -204,13 +222,50 @@ async function createRun(args: string[]): Promise<void> {
     skipSelf: resolve(ugc) === resolve(refs),
     onProbe: (done, total) => bar.update(done, total),
   })
-  bar.done(`${definition.queries.length} user videos, ${definition.references.length} references`)
+  const count = (role: 'queryId' | 'refId') => definition.entries.filter((e) => e[role] !== undefined).length
+  bar.done(`${count('queryId')} user videos, ${count('refId')} references`)
   if (json) {
     process.stdout.write(`${JSON.stringify(definition)}\n`)
     return
   }
   for (const f of definition.failed) process.stdout.write(`  left out: ${f.id} (${f.role}): ${f.error}\n`)
   process.stdout.write(`run ${name} created in ${folder}; serve it with: npx crowdmesh runs serve\n`)
+}
+
+async function extend(args: string[]): Promise<void> {
+  const parsed = parseCommandWithPositionals(
+    args,
+    {
+      ugc: { type: 'string' },
+      refs: { type: 'string' },
+      workspace: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    extendHelp,
+    1,
+  )
+  if (parsed === undefined) return
+  const { values, positionals } = parsed
+  const ugc = stringOption(values, 'ugc')
+  const refs = stringOption(values, 'refs')
+  if (ugc === undefined && refs === undefined) throw new UsageError('give --ugc DIR, --refs DIR or both')
+  const folder = join(workspaceOf(values), 'runs', positionals[0]!)
+  if (!existsSync(join(folder, 'run.json')))
+    throw new CrowdmeshError(`no run ${positionals[0]!} in ${folder}`)
+  const json = values.json === true
+  const bar = progressBar('probing', { quiet: json })
+  const { definition, added } = await extendRun({
+    folder,
+    queries: ugc === undefined ? [] : await videosIn(resolve(ugc), 'ugc'),
+    references: refs === undefined ? [] : await videosIn(resolve(refs), 'refs'),
+    onProbe: (done, total) => bar.update(done, total),
+  })
+  bar.done(`${added} videos added`)
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ added, entries: definition.entries.length })}\n`)
+    return
+  }
+  process.stdout.write(`run ${definition.run}: ${added} videos added, ${definition.entries.length} in all\n`)
 }
 
 function openPool(workspace: string): SqliteTaskPool {

@@ -251,6 +251,49 @@ describe('match runs served from the pool', () => {
     expect(found.map((m) => m.refId).sort()).toEqual(
       dataset.videos.filter((v) => v.startsWith('tmk/chair') && v !== 'tmk/chair-orig-22-sd-bar.mp4').sort(),
     )
+    // Two more videos while it serves, as user videos and as references: a new shard, matched
+    // against every user video, and the new user videos against every shard. Nothing is redone.
+    const more = join(scratch, 'more', 'distractors')
+    await mkdir(more, { recursive: true })
+    for (const name of ['asl-book.mkv', 'asl-bird.mkv'])
+      await symlink(join(datasetDir, 'distractors', name), join(more, name))
+    const extended = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'runs',
+        'extend',
+        'demo',
+        '--ugc',
+        join(scratch, 'more'),
+        '--refs',
+        join(scratch, 'more'),
+        '--workspace',
+        workspace,
+        '--json',
+      ],
+      { cwd: repoRoot, encoding: 'utf8' },
+    )
+    expect(extended.status, extended.stderr).toBe(0)
+    expect(JSON.parse(extended.stdout)).toEqual({ added: 2, entries: 14 })
+    const allSlices = 14 * 7
+    await until(
+      'the extension to be matched and written',
+      () =>
+        matchTasks(3) === allSlices &&
+        (poolQuery<{ n: number }>(`SELECT COUNT(*) AS n FROM outbox`)[0]?.n ?? 1) === 0
+          ? true
+          : undefined,
+      180_000,
+      250,
+    )
+    const after = new DatabaseSync(join(workspace, 'results.db'), { readOnly: true })
+    expect((after.prepare(`SELECT COUNT(*) AS n FROM results`).get() as { n: number }).n).toBe(allSlices)
+    expect((after.prepare(`SELECT COUNT(*) AS n FROM matches`).get() as { n: number }).n).toBe(42)
+    after.close()
+    // Every slice was granted once: the extension redid nothing.
+    expect(poolQuery<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE attempts > 0`)[0]?.n).toBe(0)
+
     // It stops in order and ends by the signal it was asked to end by (a shell sees 143).
     second.child.kill('SIGTERM')
     await second.exited

@@ -46,6 +46,7 @@ describe('crowdmesh CLI', () => {
       'matches',
       'runs',
       'runs create',
+      'runs extend',
       'runs serve',
       'runs status',
       'runs priority',
