@@ -62,8 +62,8 @@
       'data-run': run.run,
     })
     input.value = String(run.priority)
-    input.addEventListener('focus', () => editing.add(run.run))
-    input.addEventListener('blur', () => editing.delete(run.run))
+    // Once the operator types, the run is not redrawn until the new priority is sent.
+    input.addEventListener('input', () => editing.add(run.run))
     const message = el('span', { class: 'error' })
     const form = el('form', { class: 'priority' }, [
       el('label', { text: 'priority' }),
@@ -73,9 +73,11 @@
     ])
     form.addEventListener('submit', (event) => {
       event.preventDefault()
-      editing.delete(run.run)
       setPriority(run.run, input.value).then(
-        () => (message.textContent = ''),
+        () => {
+          message.textContent = ''
+          editing.delete(run.run)
+        },
         (error) => (message.textContent = error.message),
       )
     })
