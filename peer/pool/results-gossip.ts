@@ -2,9 +2,11 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
 import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { z } from 'zod'
+import { parseJoinLink } from '../mesh/bootstrap.ts'
 import type { GossipNode } from '../mesh/coordinator-gossip.ts'
+import type { RunningEvent } from '../mesh/event.ts'
 import { parseControl } from '../mesh/work-protocol.ts'
-import type { Clock } from '../protocol/clock.ts'
+import { type Clock, systemClock } from '../protocol/clock.ts'
 import { meshDefaults } from '../protocol/defaults.ts'
 import { InvalidMessageError, MessageTooLargeError } from '../protocol/errors.ts'
 import type { Logger } from '../protocol/logger.ts'
@@ -249,6 +251,23 @@ export class ResultsPublisher {
     }
     flush()
   }
+}
+
+/** The publisher of an event run on this machine: writers are its operator link's peers. */
+export function eventResultsPublisher(
+  event: Pick<RunningEvent, 'node' | 'event' | 'isOperator' | 'joinLinks'>,
+  pool: TaskPool,
+  log: Logger,
+): ResultsPublisher {
+  return new ResultsPublisher({
+    node: event.node,
+    event: event.event,
+    pool,
+    isWriter: (peer) => event.isOperator(peer),
+    key: resultsKey(parseJoinLink(event.joinLinks.operator!).token, event.event),
+    clock: systemClock,
+    log,
+  })
 }
 
 /** A results message as a writer stores it. */

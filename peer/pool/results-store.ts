@@ -141,3 +141,23 @@ export class ResultsStore {
     if (this.db.isOpen) this.db.close()
   }
 }
+
+/**
+ * Every match of a results store and how many tasks it holds, read without taking a write lock (the
+ * writers may be writing it): for checks and benchmarks.
+ */
+export function readResults(path: string): { matches: Match[]; tasks: number } {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    const matches = db
+      .prepare(
+        `SELECT ugc_id AS ugcId, ref_id AS refId, ugc_start AS ugcStart, ugc_end AS ugcEnd,
+           ref_start AS refStart, ref_end AS refEnd, score FROM matches`,
+      )
+      .all() as unknown as Match[]
+    const tasks = (db.prepare(`SELECT COUNT(*) AS n FROM results`).get() as { n: number }).n
+    return { matches, tasks }
+  } finally {
+    db.close()
+  }
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { generateEditedDataset } from '../../peer/jobs/match/edit-generator.ts'
 import { loadMatchingDataset, scoreMatches } from '../../peer/jobs/match/ground-truth.ts'
-import type { Match } from '../../peer/jobs/match/matcher.ts'
+import { readResults } from '../../peer/pool/results-store.ts'
 import { CrowdmeshError } from '../../peer/protocol/errors.ts'
 import { repoRoot } from '../options.ts'
 
@@ -121,14 +121,7 @@ export async function runMatchRunsBench(init: {
       }
       await crowdmesh(serveArgs).exited
       const seconds = (performance.now() - started) / 1000
-      const store = new DatabaseSync(join(workspace, 'results.db'), { readOnly: true })
-      const matches = store
-        .prepare(
-          `SELECT ugc_id AS ugcId, ref_id AS refId, ugc_start AS ugcStart, ugc_end AS ugcEnd,
-             ref_start AS refStart, ref_end AS refEnd, score FROM matches`,
-        )
-        .all() as unknown as Match[]
-      store.close()
+      const { matches } = readResults(join(workspace, 'results.db'))
       const set = matches.map((m) => `${m.ugcId}|${m.refId}|${m.ugcStart.toFixed(3)}`).sort()
       const score = scoreMatches(dataset, matches)
       outcomes[way] = {

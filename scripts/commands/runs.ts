@@ -6,8 +6,7 @@ import { matchDefaults } from '../../peer/jobs/match/defaults.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { MatchPool, type RunProgress } from '../../peer/pool/match-pool.ts'
-import { parseJoinLink } from '../../peer/mesh/bootstrap.ts'
-import { ResultsPublisher, resultsKey } from '../../peer/pool/results-gossip.ts'
+import { eventResultsPublisher, type ResultsPublisher } from '../../peer/pool/results-gossip.ts'
 import { ResultsStore } from '../../peer/pool/results-store.ts'
 import { defineRun, extendRun, runDefaults } from '../../peer/pool/run-definition.ts'
 import { simulateMatchRun } from '../../peer/simulator/match-run.ts'
@@ -392,15 +391,7 @@ async function serve(args: string[], ending: ProcessEnding): Promise<void> {
     holder.event = event
     const running = event
     await matchPool.attach(running.coordinator)
-    publisher = new ResultsPublisher({
-      node: running.node,
-      event: running.event,
-      pool,
-      isWriter: (peer) => running.isOperator(peer),
-      key: resultsKey(parseJoinLink(running.joinLinks.operator!).token, running.event),
-      clock: systemClock,
-      log,
-    })
+    publisher = eventResultsPublisher(running, pool, log)
     publisher.start()
     const storePath = join(workspace, 'results.db')
     for (let i = 0; i < writers; i++)

@@ -14,8 +14,7 @@ import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { eventTopics } from '../../peer/mesh/gossip.ts'
 import { MatchPool } from '../../peer/pool/match-pool.ts'
-import { parseJoinLink } from '../../peer/mesh/bootstrap.ts'
-import { ResultsPublisher, resultsKey, resultTopics } from '../../peer/pool/results-gossip.ts'
+import { eventResultsPublisher, resultTopics } from '../../peer/pool/results-gossip.ts'
 import { startDashboard } from '../../peer/pool/runs-dashboard.ts'
 import { SqliteTaskPool } from '../../peer/pool/task-pool.ts'
 import { systemClock } from '../../peer/protocol/clock.ts'
@@ -99,15 +98,7 @@ if (process.argv[1] === import.meta.filename) {
   // One result waits in the outbox for a writer that never comes: no stranger may acknowledge it.
   pool.complete(pool.grant({ worker: 'fuzz', kinds: ['video-match'], now: 0 })!.lease, 0, '{"matches":[]}')
   const matchPool = new MatchPool({ pool, root: init.root, publish: (url) => url, clock: systemClock })
-  const publisher = new ResultsPublisher({
-    node: event.node,
-    event: event.event,
-    pool,
-    isWriter: (peer) => event.isOperator(peer),
-    key: resultsKey(parseJoinLink(event.joinLinks.operator!).token, event.event),
-    clock: systemClock,
-    log: logger('crowdmesh:fuzz:results'),
-  })
+  const publisher = eventResultsPublisher(event, pool, logger('crowdmesh:fuzz:results'))
   publisher.start()
   const dashboard = await startDashboard({
     pool: matchPool,

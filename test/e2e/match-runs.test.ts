@@ -12,6 +12,7 @@ import {
   scoreMatches,
 } from '../../peer/jobs/match/ground-truth.ts'
 import type { Match } from '../../peer/jobs/match/matcher.ts'
+import { readResults } from '../../peer/pool/results-store.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { repoRoot } from '../support/fixtures.ts'
 
@@ -205,15 +206,7 @@ describe('match runs served from the pool', () => {
       180_000,
       250,
     )
-    const store = new DatabaseSync(join(workspace, 'results.db'), { readOnly: true })
-    const matches = store
-      .prepare(
-        `SELECT ugc_id AS ugcId, ref_id AS refId, ugc_start AS ugcStart, ugc_end AS ugcEnd,
-           ref_start AS refStart, ref_end AS refEnd, score FROM matches`,
-      )
-      .all() as unknown as Match[]
-    const tasks = (store.prepare(`SELECT COUNT(*) AS n FROM results`).get() as { n: number }).n
-    store.close()
+    const { matches, tasks } = readResults(join(workspace, 'results.db'))
     expect(tasks).toBe(slices)
     const score = scoreMatches(dataset, matches)
     expect(score.falsePositives).toEqual([])
@@ -288,10 +281,9 @@ describe('match runs served from the pool', () => {
       180_000,
       250,
     )
-    const after = new DatabaseSync(join(workspace, 'results.db'), { readOnly: true })
-    expect((after.prepare(`SELECT COUNT(*) AS n FROM results`).get() as { n: number }).n).toBe(allSlices)
-    expect((after.prepare(`SELECT COUNT(*) AS n FROM matches`).get() as { n: number }).n).toBe(42)
-    after.close()
+    const after = readResults(join(workspace, 'results.db'))
+    expect(after.tasks).toBe(allSlices)
+    expect(after.matches).toHaveLength(42)
     // Every slice was granted once: the extension redid nothing.
     expect(poolQuery<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE attempts > 0`)[0]?.n).toBe(0)
 
