@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Coordinator, FrameReport, JobInit, RoundSource } from '../coordinator/coordinator.ts'
@@ -23,6 +23,7 @@ import type { Match } from '../jobs/match/matcher.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { extendList, loadList, type ReferenceShards, saveList } from './reference-list.ts'
 import { loadRun, type RunDefinition, type RunEntry, runEntries, taskIds } from './run-definition.ts'
 import type { PoolCounts, PoolTaskInit, TaskPool } from './task-pool.ts'
 
@@ -103,13 +104,6 @@ interface LoadedRun {
   failedVideos: number
   /** When its run.json was last read (an extension rewrites it). */
   readAt: number
-}
-
-/** A run's reference list as `list.json` keeps it. */
-interface ReferenceShards {
-  order: number[]
-  shards: { first: number; count: number }[]
-  version: number
 }
 
 /** Options of a match pool. */
@@ -290,9 +284,9 @@ export class MatchPool {
     }
     if (known === undefined) {
       // Resumed: the list as it was, so the shards of tasks in the pool mean what they meant.
-      const saved = await readFile(join(folder, 'list.json'), 'utf8').catch(() => undefined)
+      const saved = await loadList(folder)
       if (saved !== undefined) {
-        loaded.list = JSON.parse(saved) as ReferenceShards
+        loaded.list = saved
         await this.publishList(loaded)
       }
     }
@@ -534,20 +528,14 @@ export class MatchPool {
     const listed = new Set(loaded.list?.order ?? [])
     const added = refs.filter((e) => loaded.urls.has(e.index) && !listed.has(e.index)).map((e) => e.index)
     if (loaded.list !== undefined && added.length === 0) return
-    const order = [...(loaded.list?.order ?? []), ...added]
-    const shards = [...(loaded.list?.shards ?? [])]
-    for (let first = order.length - added.length; first < order.length; first += shardSize)
-      shards.push({ first, count: Math.min(shardSize, order.length - first) })
-    const list: ReferenceShards = { order, shards, version: (loaded.list?.version ?? 0) + 1 }
-    if (order.length === 0) {
+    const list = extendList(loaded.list, added, shardSize)
+    if (list.order.length === 0) {
       this.log(`run ${run}: no reference could be fingerprinted; nothing to match`)
       loaded.list = list
       return
     }
     // Kept before any task names its shards: a restart restores exactly this list.
-    const path = join(loaded.folder, 'list.json')
-    await writeFile(`${path}.tmp`, JSON.stringify(list))
-    await rename(`${path}.tmp`, path)
+    await saveList(loaded.folder, list)
     const before = loaded.list?.shards.length ?? 0
     loaded.list = list
     await this.publishList(loaded)
