@@ -158,6 +158,8 @@ export class ResultsPublisher {
   private readonly topics: ReturnType<typeof resultTopics>
   /** When each result went out last. */
   private readonly sent = new Map<string, number>()
+  /** Results too large for a message, counted once each. */
+  private readonly tooLarge = new Set<string>()
   private timer: unknown
   private readonly onMessage = (event: CustomEvent<Message>) => {
     if (event.detail.topic !== this.topics.written) return
@@ -242,7 +244,9 @@ export class ResultsPublisher {
       const { matches } = JSON.parse(output.body) as MatchOutput
       const size = output.body.length + output.task.length + output.run.length + 64
       if (size > room) {
-        this.stats.oversized++
+        // Read again on every pass while it waits in the outbox: counted once.
+        this.tooLarge.add(output.task)
+        this.stats.oversized = this.tooLarge.size
         continue
       }
       if (bytes + size > room || batch.length === 256) flush()

@@ -114,6 +114,8 @@ export interface TaskPool {
   complete(lease: string, now: number, output?: string): boolean
   /** Outputs no writer has acknowledged yet, oldest first. */
   outputs(limit: number): PoolOutput[]
+  /** How many outputs wait for a writer (a count: no output is read). */
+  unwritten(): number
   /** A writer stored these tasks' outputs: they leave the outbox. Returns how many did. */
   acknowledge(tasks: readonly string[]): number
   /** Takes back every lease of an earlier opening (not counted as an attempt). Returns how many. */
@@ -270,6 +272,7 @@ export class SqliteTaskPool implements TaskPool {
       output: prepare(`INSERT OR IGNORE INTO outbox (task, run, body) VALUES (?, ?, ?)`),
       outputs: prepare(`SELECT task, run, body FROM outbox ORDER BY seq LIMIT ?`),
       acknowledge: prepare(`DELETE FROM outbox WHERE task = ?`),
+      unwritten: prepare(`SELECT COUNT(*) AS n FROM outbox`),
       reclaim: prepare(
         `UPDATE tasks SET state = ${state.queued}, lease = NULL, holder = NULL, queued_at = ?
          WHERE state = ${state.leased} AND substr(lease, 1, 9) != ?`,
@@ -444,6 +447,10 @@ export class SqliteTaskPool implements TaskPool {
   outputs(limit: number): PoolOutput[] {
     this.flush()
     return this.statements.outputs!.all(limit) as unknown as PoolOutput[]
+  }
+
+  unwritten(): number {
+    return (this.statements.unwritten!.get() as { n: number }).n
   }
 
   acknowledge(tasks: readonly string[]): number {

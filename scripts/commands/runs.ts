@@ -281,7 +281,7 @@ function status(args: string[]): Promise<void> {
       results = store.totals()
       store.close()
     }
-    const unwritten = pool.outputs(100_000).length
+    const unwritten = pool.unwritten()
     if (values.json === true) {
       process.stdout.write(`${JSON.stringify({ runs, results: { ...results, unwritten } })}\n`)
       return Promise.resolve()
@@ -390,7 +390,7 @@ async function serve(args: string[], ending: ProcessEnding): Promise<void> {
           running.coordinator.statistics().participants.filter((p) => p.present && !running.isOperator(p.id))
             .length,
         written: () => results.byRun(),
-        unwritten: () => pool.outputs(100_000).length,
+        unwritten: () => pool.unwritten(),
         port: countOption(dashboardPort, 'dashboard', 0),
       })
       say(`  dashboard: ${dashboard.url}`)
@@ -407,13 +407,13 @@ async function serve(args: string[], ending: ProcessEnding): Promise<void> {
       bar.update(done, Math.max(all, 1))
       if (json)
         process.stdout.write(
-          `${JSON.stringify({ type: 'progress', runs: progress, unwritten: pool.outputs(100_000).length })}\n`,
+          `${JSON.stringify({ type: 'progress', runs: progress, unwritten: pool.unwritten() })}\n`,
         )
     }, 1000)
     try {
       await matchPool.finished(ending.signal)
       // Every result written: the outbox drains as writers acknowledge.
-      while (pool.outputs(1).length > 0) {
+      while (pool.unwritten() > 0) {
         ending.signal.throwIfAborted()
         if (writers === 0) break
         await new Promise((r) => setTimeout(r, 200))
@@ -434,7 +434,7 @@ async function serve(args: string[], ending: ProcessEnding): Promise<void> {
       type: 'summary',
       runs: progress,
       results,
-      unwritten: pool.outputs(100_000).length,
+      unwritten: pool.unwritten(),
       published: publisher.stats,
     }
     if (json) process.stdout.write(`${JSON.stringify(summary)}\n`)

@@ -104,7 +104,7 @@ if (process.argv[1] === import.meta.filename) {
     pool: matchPool,
     participants: () => event.host.participants,
     written: () => new Map(),
-    unwritten: () => pool.outputs(10).length,
+    unwritten: () => pool.unwritten(),
   })
 
   // One frame at a time, a new one shortly after each completes, until the parent goes.
@@ -141,7 +141,7 @@ if (process.argv[1] === import.meta.filename) {
       children: childrenOf(process.pid).length,
       framesCompleted: stats.framesCompleted,
       participants: event.host.participants,
-      outbox: pool.outputs(100).length,
+      outbox: pool.unwritten(),
     }
     process.send?.(reply)
   })

@@ -214,6 +214,7 @@ describe('the task pool', () => {
       { task: 'a', run: 'r1', body: '{"matches":[1]}' },
       { task: 'b', run: 'r2', body: '{"matches":[]}' },
     ])
+    expect(after.unwritten()).toBe(2)
     expect(after.acknowledge(['a', 'unknown'])).toBe(1)
     expect(after.outputs(10).map((o) => o.task)).toEqual(['b'])
     expect(after.runs()).toEqual([
