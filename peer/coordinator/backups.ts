@@ -43,6 +43,8 @@ export function chooseBackup(
     for (const record of leases.activeInFrame(work.round)) {
       if (++looked > speculationScan) break
       if (record.participantId === participantId) continue
+      // A replica's copy could land with the identity it checks: replicas get no backups.
+      if (record.replica) continue
       if (leases.copies(record.key) >= maxCopies) continue
       if (held.some((h) => h.key === record.key)) continue
       const finishThere = holderFinish(record, now)
@@ -65,7 +67,8 @@ export function backupsWanted(queue: WorkQueue, leases: LeaseBook, maxCopies: nu
   for (const work of queue.inOrder()) {
     if (leases.activeCountInFrame(work.round) === 0) continue
     let wanted = 0
-    for (const r of leases.activeInFrame(work.round)) if (leases.copies(r.key) < maxCopies) wanted++
+    for (const r of leases.activeInFrame(work.round))
+      if (!r.replica && leases.copies(r.key) < maxCopies) wanted++
     return wanted
   }
   return 0

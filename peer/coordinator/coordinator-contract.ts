@@ -1,10 +1,13 @@
 import type { Clock } from '../protocol/clock.ts'
 import type { CrowdmeshError } from '../protocol/errors.ts'
-import type { AnyJobKind, JobSpec, PriorityClass, TaskBase } from '../jobs/kind.ts'
+import type { AnyJobKind, JobSpec, PriorityClass, ResultValidator, TaskBase } from '../jobs/kind.ts'
+import type { ValidationPolicy } from '../protocol/defaults.ts'
 import type { Lease } from '../protocol/job.ts'
 import type { Logger } from '../protocol/logger.ts'
 import type { RoundSinkFactory } from './frame-sink.ts'
 import type { ParticipantRow } from './participant-book.ts'
+import type { TrustRow } from './trust-book.ts'
+import type { ValidationCounters } from './validation.ts'
 
 /*
  * The coordinator's contract with its callers: its options, its events and the reports it gives.
@@ -57,6 +60,11 @@ export interface JobInit<T = unknown> {
    * will compute it (one that holds its inputs).
    */
   source?: RoundSource
+  /**
+   * How its results are validated against lying and broken participants (`kindValidator` builds one
+   * from its kind). Absent: every well-formed result is taken as it comes.
+   */
+  validator?: ResultValidator
 }
 
 /** Rounds drawn on demand for the participant asking (see `JobInit.source`). */
@@ -91,12 +99,19 @@ export interface CoordinatorInit<T = unknown> {
    * pace itself; push saves a round trip per task where round trips are long.
    */
   mode?: 'pull' | 'push'
+  /** The validation policy (`validationDefaults`); it applies to jobs with a `validator`. */
+  validation?: Partial<ValidationPolicy>
 }
 
 /** Injected dependencies. */
 export interface CoordinatorComponents {
   clock: Clock
   logger?: Logger
+  /**
+   * Uniform in [0, 1): which results are checked and which of their units (default: the operating
+   * system's cryptographic source, which no participant can predict; the simulator seeds its own).
+   */
+  random?: () => number
 }
 
 /** A result that was refused: why, for statistics and logs. */
@@ -154,6 +169,14 @@ export interface CoordinatorEvents<T, K extends TaskBase = TaskBase> {
   jobAdded: [JobSpec]
   /** A job ended: its open rounds were dropped and its leases cancelled. */
   jobEnded: [jobId: string]
+  /**
+   * A check proved one of a participant's results wrong: its identity is quarantined (it gets no more
+   * work; the transport closes its connection with `reason`), and its results in open rounds were
+   * withdrawn (`resultWithdrawn` for each).
+   */
+  participantQuarantined: [{ participantId: string; reason: string; withdrawn: number }]
+  /** A counted result was taken back from its open round (its participant was caught): its task is queued again. */
+  resultWithdrawn: [{ participantId: string; jobId: string; frameIndex: number; units: number }]
 }
 
 /** The coordinator's books checked against each other: what the invariants tests and the simulator read. */
@@ -179,4 +202,8 @@ export interface CoordinatorStatistics {
   threadsWasted: number
   /** Completed frames per second over the span from the first arrival to the last completion. */
   outcomeFps: number
+  /** Result validation: checks, replicas, withdrawals (README, "Trust"). */
+  validation: ValidationCounters
+  /** Every identity met: its trust, and its checks passed and failed. */
+  trust: TrustRow[]
 }

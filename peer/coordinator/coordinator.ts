@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events'
 import type { AnyJobKind, JobSpec, RoundSink, TaskBase } from '../jobs/kind.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
-import { schedulingDefaults } from '../protocol/defaults.ts'
-import { BlockMismatchError, CrowdmeshError, UnknownJobError } from '../protocol/errors.ts'
+import { randomInt } from 'node:crypto'
+import { schedulingDefaults, validationDefaults, type ValidationPolicy } from '../protocol/defaults.ts'
+import { BlockMismatchError, CrowdmeshError, QuarantinedError, UnknownJobError } from '../protocol/errors.ts'
 import type { Lease } from '../protocol/job.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { backupsWanted, chooseBackup } from './backups.ts'
@@ -27,6 +28,16 @@ import type {
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
 import { ParticipantBook, type ParticipantRecord } from './participant-book.ts'
 import { type JobSlot, openSlot, pickSlot } from './job-slots.ts'
+import { TrustBook } from './trust-book.ts'
+import {
+  type CheckOutcome,
+  type Contribution,
+  decide,
+  emptyCounters,
+  maxCopiesCompared,
+  sampleUnits,
+  type ValidationCounters,
+} from './validation.ts'
 import type { RoundWork } from './work-queue.ts'
 
 export type * from './coordinator-contract.ts'
@@ -64,6 +75,12 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private threadsWasted = 0
   private stopped = false
   private started = false
+  private readonly policy: ValidationPolicy
+  private readonly trust: TrustBook
+  private readonly random: () => number
+  private readonly counters: ValidationCounters = emptyCounters()
+  /** Counted results of validated jobs in open rounds, by the identity they came from. */
+  private readonly contributionsOf = new Map<string, Set<Contribution>>()
 
   constructor(init: CoordinatorInit<T>, components: CoordinatorComponents) {
     super()
@@ -73,6 +90,9 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.push = init.mode === 'push'
     this.leases = new LeaseBook(this.clock, (record) => this.expire(record))
     this.participants = new ParticipantBook(this.options.rateSmoothing)
+    this.policy = { ...validationDefaults, ...init.validation }
+    this.trust = new TrustBook(this.policy)
+    this.random = components.random ?? cryptoRandom
     const { jobs } = init
     if (jobs.length === 0) throw new CrowdmeshError('a coordinator needs at least one job')
     for (const job of jobs) this.addJob(job)
@@ -99,7 +119,10 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   /** Units waiting to be leased (new and to redo), over every job. */
   get queuedUnits(): number {
     let total = 0
-    for (const slot of this.slotList) total += slot.queue.queuedUnits
+    for (const slot of this.slotList) {
+      total += slot.queue.queuedUnits
+      for (const c of slot.replicas) total += c.units
+    }
     return total
   }
 
@@ -198,7 +221,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
    * may.
    */
   handleLeaseRequest(participantId: string, capability?: Capability): Lease<K> | undefined {
-    if (this.stopped) return undefined
+    if (this.stopped || this.trust.quarantined(participantId)) return undefined
     const now = this.clock.now()
     const participant = this.participants.touch(participantId, now, capability)
     const held = this.leases.activeOf(participantId)
@@ -230,6 +253,9 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
           : slot?.limits
     }
     if (slot !== undefined) {
+      const replica = this.replicaFor(slot, participant)
+      if (replica !== undefined)
+        return this.grant(participant, slot, replica.task, held, false, true).lease as Lease<K>
       const units = taskUnits(this.speedOf(participant, slot), slot.cost, limits!)
       const queued = slot.queue.next(units)
       const next = queued !== undefined ? { slot, task: queued } : this.draw(slot, participant, units)
@@ -315,6 +341,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       sink: RoundSink<TaskBase, unknown, T>
     }
     try {
+      if (this.trust.quarantined(participantId))
+        throw new QuarantinedError(`participant ${participantId} is quarantined: its results are refused`)
       if (record === undefined)
         throw new BlockMismatchError(`lease ${leaseId} is not known (or its frame ended)`)
       if (record.participantId !== participantId) {
@@ -328,6 +356,10 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       }
       const work = slot.queue.frame(block.frameIndex)!
       const participant = this.participants.touch(participantId, this.clock.now())
+      if (record.replica) {
+        this.replicaReturned(slot, work, record, participant, result)
+        return true
+      }
       if (work.done.has(record.key)) {
         this.wasted(slot, participant, record)
         this.leases.close(record, 'settled')
@@ -343,11 +375,362 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       this.emit('resultRejected', { participantId, leaseId, error })
       return false
     }
-    const { slot, work, participant, sink } = accepted
+    const { slot, work, participant } = accepted
     this.count(slot, participant, accepted.record, work)
-    if (sink.complete) this.completeFrame(slot, work, sink)
+    this.validate(slot, work, accepted.record, participant.id, result)
+    this.maybeComplete(slot, work)
     this.offerWork(participant)
-    return true
+    return !this.trust.quarantined(participantId)
+  }
+
+  /**
+   * Admits a participant's identity through the join link it showed (the transport calls this at
+   * its hello): a link holds `identitiesPerLink` identities, quarantined ones included. Throws
+   * `LinkExhaustedError` for one too many, `QuarantinedError` for a quarantined identity.
+   */
+  admit(participantId: string, link: string): void {
+    const record = this.trust.admit(participantId, link)
+    if (record.state === 'quarantined')
+      throw new QuarantinedError(
+        `this participant was quarantined: ${record.reason ?? 'a proven wrong result'}`,
+      )
+  }
+
+  /** Whether an identity is quarantined. */
+  quarantined(participantId: string): boolean {
+    return this.trust.quarantined(participantId)
+  }
+
+  /**
+   * A counted result of a validated job: checked, replicated or taken on trust, as the policy decides
+   * for its identity (`decide`). A check that runs in this thread settles before this returns.
+   */
+  private validate(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    record: LeaseRecord,
+    participantId: string,
+    result: unknown,
+  ): void {
+    const validator = slot.validator
+    if (validator === undefined || this.policy.mode === 'off') return
+    const contribution: Contribution = {
+      key: record.key,
+      slot: slot.id,
+      frameIndex: work.index,
+      task: record.lease.block,
+      units: record.units,
+      participantId,
+      result,
+      state: 'accepted',
+      computedBy: new Set([participantId]),
+      copies: new Map(),
+      replicasOut: 0,
+    }
+    work.contributions.set(record.key, contribution)
+    this.remember(contribution)
+    const decision = decide(this.policy, this.trust.of(participantId), validator, this.random)
+    if ('replicate' in decision) this.replicate(slot, work, contribution)
+    else if ('check' in decision) {
+      contribution.state = 'checking'
+      work.pending++
+      this.check(slot, contribution, sampleUnits(record.units, decision.check, this.random), (outcome) =>
+        this.checked(slot, work, contribution, outcome),
+      )
+    }
+  }
+
+  private remember(contribution: Contribution): void {
+    let set = this.contributionsOf.get(contribution.participantId)
+    if (set === undefined) {
+      set = new Set()
+      this.contributionsOf.set(contribution.participantId, set)
+    }
+    set.add(contribution)
+  }
+
+  /** Whether a contribution is still its round's counted result (not withdrawn, round not ended). */
+  private current(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): boolean {
+    return (
+      this.slots.get(slot.id) === slot &&
+      slot.queue.frame(work.index) === work &&
+      work.contributions.get(contribution.key) === contribution
+    )
+  }
+
+  /**
+   * Runs the job's checker on `units` of a contribution's result, and hands the outcome to `then`
+   * (at once when the checker answers in this thread, later when it must fetch an input).
+   */
+  private check(
+    slot: JobSlot<T>,
+    contribution: Contribution,
+    units: number[],
+    then: (outcome: CheckOutcome) => void,
+    result = contribution.result,
+  ): void {
+    const checker = slot.validator?.checker
+    if (checker === undefined) {
+      then({ ok: 'unavailable', reason: 'the job has no checker' })
+      return
+    }
+    this.counters.checks++
+    this.counters.unitsChecked += units.length
+    const started = performance.now()
+    let verdict: ReturnType<typeof checker.check>
+    try {
+      verdict = checker.check(contribution.task, result, units)
+    } catch (error) {
+      then({ ok: 'unavailable', reason: (error as Error).message })
+      return
+    } finally {
+      this.counters.checkMs += performance.now() - started
+    }
+    if (verdict instanceof Promise) {
+      verdict.then(then, (error: unknown) => then({ ok: 'unavailable', reason: (error as Error).message }))
+    } else then(verdict)
+  }
+
+  /** A spot check's outcome: verified, refuted (the identity is caught), or replicated instead. */
+  private checked(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    contribution: Contribution,
+    outcome: CheckOutcome,
+  ): void {
+    if (this.stopped || !this.current(slot, work, contribution) || contribution.state !== 'checking') return
+    if (outcome.ok === true) {
+      contribution.state = 'verified'
+      work.pending--
+      this.trust.passed(this.trust.of(contribution.participantId))
+      this.maybeComplete(slot, work)
+    } else if (outcome.ok === false) {
+      this.convict(contribution.participantId, `task ${contribution.key}: ${outcome.reason}`)
+    } else {
+      this.log(`task ${contribution.key} could not be checked (${outcome.reason}): replicated instead`)
+      work.pending--
+      this.replicate(slot, work, contribution)
+    }
+  }
+
+  /** Queues a contribution for a replica on another identity; its round waits for the comparison. */
+  private replicate(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): void {
+    if (contribution.state !== 'replicating') {
+      contribution.state = 'replicating'
+      work.pending++
+    }
+    slot.replicas.push(contribution)
+    this.emit('workQueued')
+    this.offerWork()
+  }
+
+  /**
+   * The oldest replica this participant may compute: of a task it has not computed, given by an
+   * identity of another join link (two identities of one link may be one person).
+   */
+  private replicaFor(slot: JobSlot<T>, participant: ParticipantRecord): Contribution | undefined {
+    if (slot.replicas.length === 0) return undefined
+    const link = this.trust.of(participant.id).link
+    for (let i = 0; i < slot.replicas.length; i++) {
+      const c = slot.replicas[i]!
+      if (c.computedBy.has(participant.id)) continue
+      if (link !== undefined && [...c.computedBy].some((id) => this.trust.of(id).link === link)) continue
+      slot.replicas.splice(i, 1)
+      c.computedBy.add(participant.id)
+      c.replicasOut++
+      this.counters.replicas++
+      return c
+    }
+    return undefined
+  }
+
+  /**
+   * A replica's result: agreeing, both identities earn a verified result; disagreeing, the checker
+   * recomputes the disputed units of both and the one it refutes is caught. A kind without a checker
+   * takes the first result two identities agree on (a quorum), and accuses nobody.
+   */
+  private replicaReturned(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    record: LeaseRecord,
+    participant: ParticipantRecord,
+    result: unknown,
+  ): void {
+    const now = this.clock.now()
+    this.leases.close(record, 'settled')
+    this.counters.replicaUnits += record.units
+    this.participants.observe(
+      participant,
+      record.units * slot.cost.relativeCost,
+      now - Math.max(record.grantedAt, participant.lastResultAt),
+      now,
+      this.slotList.length > 1 ? { tag: slot.tag, units: record.units } : undefined,
+    )
+    const contribution = work.contributions.get(record.key)
+    if (contribution === undefined || contribution.state !== 'replicating') {
+      this.wasted(slot, participant, record)
+      this.offerWork(participant)
+      return
+    }
+    contribution.replicasOut--
+    const validator = slot.validator!
+    const { task } = contribution
+    if (validator.agree(task, contribution.result, result)) {
+      contribution.state = 'verified'
+      work.pending--
+      this.trust.passed(this.trust.of(contribution.participantId))
+      this.trust.passed(this.trust.of(participant.id))
+      this.maybeComplete(slot, work)
+    } else if (validator.checker !== undefined) {
+      this.counters.disputes++
+      const disputed = validator.disputed(task, contribution.result, result, this.policy.maxDisputedUnits)
+      const units =
+        disputed.length > 0 ? disputed : sampleUnits(record.units, this.policy.sampleUnits, this.random)
+      const replicaId = participant.id
+      this.check(slot, contribution, units, (original) => {
+        this.check(
+          slot,
+          contribution,
+          units,
+          (copy) => this.disputeSettled(slot, work, contribution, replicaId, original, copy),
+          result,
+        )
+      })
+    } else this.quorum(slot, work, contribution, participant.id, result)
+    this.offerWork(participant)
+  }
+
+  /** Both copies of a disputed task checked on the units they disagree on: whichever is refuted is caught. */
+  private disputeSettled(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    contribution: Contribution,
+    replicaId: string,
+    original: CheckOutcome,
+    copy: CheckOutcome,
+  ): void {
+    if (this.stopped) return
+    if (copy.ok === false) this.convict(replicaId, `replica of task ${contribution.key}: ${copy.reason}`)
+    if (original.ok === false)
+      this.convict(contribution.participantId, `task ${contribution.key}: ${original.reason}`)
+    if (!this.current(slot, work, contribution) || contribution.state !== 'replicating') return
+    if (original.ok === true) {
+      contribution.state = 'verified'
+      work.pending--
+      this.trust.passed(this.trust.of(contribution.participantId))
+      this.maybeComplete(slot, work)
+    } else this.replicate(slot, work, contribution)
+  }
+
+  /**
+   * A kind without a checker: copies are compared until two identities agree; the agreed result is
+   * the counted one (swapped into the sink if need be). Disagreeing identities lose their run of
+   * verified results, but nothing proves which lied, so nobody is quarantined.
+   */
+  private quorum(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    contribution: Contribution,
+    copyId: string,
+    copy: unknown,
+  ): void {
+    const validator = slot.validator!
+    const { task } = contribution
+    for (const [id, earlier] of contribution.copies) {
+      if (!validator.agree(task, earlier, copy)) continue
+      const sink = slot.roundSinks.get(work.index)!
+      sink.withdraw(task)
+      sink.add(task, copy)
+      this.trust.disputed(this.trust.of(contribution.participantId))
+      this.forget(contribution)
+      contribution.participantId = copyId
+      contribution.result = copy
+      this.remember(contribution)
+      contribution.state = 'verified'
+      work.pending--
+      this.trust.passed(this.trust.of(id))
+      this.trust.passed(this.trust.of(copyId))
+      this.maybeComplete(slot, work)
+      return
+    }
+    this.counters.disputes++
+    this.trust.disputed(this.trust.of(copyId))
+    contribution.copies.set(copyId, copy)
+    if (contribution.copies.size + 1 >= maxCopiesCompared) {
+      this.log(`task ${contribution.key}: ${maxCopiesCompared} copies and no two agree; computed afresh`)
+      this.withdraw(slot, work, contribution)
+      return
+    }
+    this.replicate(slot, work, contribution)
+  }
+
+  private forget(contribution: Contribution): void {
+    const set = this.contributionsOf.get(contribution.participantId)
+    set?.delete(contribution)
+    if (set?.size === 0) this.contributionsOf.delete(contribution.participantId)
+  }
+
+  /**
+   * A check proved one of a participant's results wrong: its identity is quarantined, everything it
+   * gave to open rounds is withdrawn and queued again, and its leases are taken back. The transport
+   * closes its connection (`participantQuarantined`).
+   */
+  private convict(participantId: string, reason: string): void {
+    const record = this.trust.of(participantId)
+    if (record.state === 'quarantined') return
+    this.trust.refuted(record, reason, this.clock.now())
+    this.counters.quarantined++
+    this.log(`participant ${participantId} quarantined: ${reason}`)
+    let withdrawn = 0
+    for (const contribution of [...(this.contributionsOf.get(participantId) ?? [])]) {
+      const slot = this.slots.get(contribution.slot)
+      const work = slot?.queue.frame(contribution.frameIndex)
+      if (slot === undefined || work === undefined || !this.current(slot, work, contribution)) continue
+      this.withdraw(slot, work, contribution)
+      withdrawn++
+    }
+    this.contributionsOf.delete(participantId)
+    for (const lease of this.leases.activeOf(participantId)) {
+      this.leases.close(lease, 'abandoned')
+      this.emit('leaseCancelled', { participantId, leaseId: lease.lease.leaseId })
+      this.requeue(lease)
+    }
+    this.emit('participantQuarantined', { participantId, reason, withdrawn })
+  }
+
+  /** Takes a counted result back out of its open round and queues its task again. */
+  private withdraw(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): void {
+    const { key, task, units } = contribution
+    work.contributions.delete(key)
+    this.forget(contribution)
+    if (contribution.state === 'checking' || contribution.state === 'replicating') work.pending--
+    slot.replicas = slot.replicas.filter((c) => c !== contribution)
+    for (const copy of this.leases.activeOn(key)) {
+      this.leases.close(copy, 'cancelled')
+      this.emit('leaseCancelled', { participantId: copy.participantId, leaseId: copy.lease.leaseId })
+    }
+    slot.roundSinks.get(work.index)?.withdraw(task)
+    work.done.delete(key)
+    work.threadsDone -= units
+    this.threadsCounted -= units
+    this.counters.resultsWithdrawn++
+    this.counters.unitsWithdrawn += units
+    slot.queue.requeue(task, key, units)
+    this.emit('resultWithdrawn', {
+      participantId: contribution.participantId,
+      jobId: slot.spec.jobId,
+      frameIndex: work.index,
+      units,
+    })
+    this.emit('workQueued')
+    this.offerWork()
+  }
+
+  /** Publishes a round once every unit is counted and no counted result is still being validated. */
+  private maybeComplete(slot: JobSlot<T>, work: RoundWork): void {
+    if (work.pending > 0 || slot.queue.frame(work.index) !== work) return
+    const sink = slot.roundSinks.get(work.index)
+    if (sink?.complete === true) this.completeFrame(slot, work, sink)
   }
 
   /**
@@ -382,7 +765,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
 
   /** Whether any job has a task waiting to be granted. */
   private hasQueuedWork(): boolean {
-    for (const slot of this.slotList) if (slot.queue.firstWithWork() !== undefined) return true
+    for (const slot of this.slotList)
+      if (slot.queue.firstWithWork() !== undefined || slot.replicas.length > 0) return true
     return false
   }
 
@@ -438,6 +822,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       threadsCounted: this.threadsCounted,
       threadsWasted: this.threadsWasted,
       outcomeFps: completed.length > 0 && last > first ? (completed.length * 1000) / (last - first) : 0,
+      validation: { ...this.counters },
+      trust: this.trust.rows(),
     }
   }
 
@@ -452,6 +838,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
         open++
         const leased = new Map<string, number>()
         for (const record of this.leases.activeInFrame(work.round)) {
+          // A replica recomputes a task already counted: its units are counted once, as done.
+          if (record.replica) continue
           leased.set(record.key, record.units)
           if (record.lease.deadline < now) overdue++
         }
@@ -485,6 +873,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     task: TaskBase,
     held: LeaseRecord[],
     speculative: boolean,
+    replica = false,
   ): LeaseRecord {
     const now = this.clock.now()
     const speed = this.speedOf(participant, slot)
@@ -511,7 +900,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       participant.id,
       task,
       { key, units, job: slot.id, round: slot.queue.roundOf(task.frameIndex) },
-      { deadline, expectedAt, speculative },
+      { deadline, expectedAt, speculative, replica },
     )
   }
 
@@ -634,6 +1023,10 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     }
     slot.queue.remove(work.index)
     slot.roundSinks.delete(work.index)
+    if (work.contributions.size > 0) {
+      for (const contribution of work.contributions.values()) this.forget(contribution)
+      slot.replicas = slot.replicas.filter((c) => c.frameIndex !== work.index)
+    }
     const report: FrameReport = {
       jobId: slot.spec.jobId,
       frameIndex: work.index,
@@ -694,8 +1087,28 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.requeue(record)
   }
 
+  /** A replica lease expired, failed or was given back: its task waits for another replica. */
+  private replicaLost(record: LeaseRecord): void {
+    const slot = this.slots.get(record.job)
+    const work = slot?.queue.frame(record.lease.block.frameIndex)
+    const contribution = work?.contributions.get(record.key)
+    if (slot === undefined || contribution === undefined || contribution.state !== 'replicating') return
+    contribution.replicasOut--
+    // The identity that let it go may take it again later: it never returned a copy.
+    contribution.computedBy.delete(record.participantId)
+    if (contribution.replicasOut === 0 && !slot.replicas.includes(contribution)) {
+      slot.replicas.push(contribution)
+      this.emit('workQueued')
+      this.offerWork()
+    }
+  }
+
   /** Queues a task again unless another copy of it is still out (a backup that may yet win). */
   private requeue(record: LeaseRecord): void {
+    if (record.replica) {
+      this.replicaLost(record)
+      return
+    }
     const { block } = record.lease
     if (this.leases.copies(record.key) > 0) return
     const slot = this.slots.get(record.job)
@@ -706,6 +1119,11 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.emit('workQueued')
     this.offerWork()
   }
+}
+
+/** Uniform in [0, 1) from the operating system's cryptographic source (48 bits). */
+function cryptoRandom(): number {
+  return randomInt(2 ** 47) / 2 ** 47
 }
 
 /** The reference unit's cost, for a lease whose job has ended. */

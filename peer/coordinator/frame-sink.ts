@@ -23,40 +23,102 @@ export interface LedgerSummary {
   threads: number
   /** Units counted more than once: must be 0 (the simulator reports it). */
   doubleCounted: number
+  /** Units whose counted result is wrong (`LedgerInit.wrong`; 0 without it). */
+  wrongUnits: number
+  /** Items (a unit offset across lanes: a vertex seen from every camera) with any wrong unit. */
+  wrongItems: number
+  /** Items of the round (offsets present in any lane). */
+  items: number
+}
+
+/** What a ledger may know of results beyond their spans (the simulator's adversaries). */
+export interface LedgerInit {
+  /** Whether unit `unit` (offset in the task's span) of `result` is wrong; absent: none is. */
+  wrong?: (result: unknown) => ((unit: number) => boolean) | undefined
 }
 
 /**
  * A sink that only counts which units arrived, by each task's span, for the simulator: a round of
  * virtual participants has no pixels, but its exactly-once accounting is checked unit by unit all the
- * same, whatever the kind.
+ * same, whatever the kind; and, where results can be wrong, which counted units are.
  */
-export function ledgerSinks(): RoundSinkFactory<LedgerSummary> {
+export function ledgerSinks(init: LedgerInit = {}): RoundSinkFactory<LedgerSummary> {
   return ({ kind, plan }) => {
-    const lanes = new Map<number, Uint8Array>()
+    const lanes = new Map<number, { counts: Uint8Array; wrong: Uint8Array }>()
     let received = 0
     let doubleCounted = 0
+    let wrongUnits = 0
+    const laneOf = (lane: number, end: number) => {
+      let entry = lanes.get(lane)
+      if (entry === undefined || entry.counts.length < end) {
+        const size = Math.max(end, 2 * (entry?.counts.length ?? 0), 1024)
+        const grown = { counts: new Uint8Array(size), wrong: new Uint8Array(size) }
+        if (entry !== undefined) {
+          grown.counts.set(entry.counts)
+          grown.wrong.set(entry.wrong)
+        }
+        entry = grown
+        lanes.set(lane, entry)
+      }
+      return entry
+    }
     return {
-      add(task) {
+      add(task, result) {
         const { lane, first, count } = kind.taskSpan(task)
         if (!(first >= 0 && count >= 1)) throw new BlockMismatchError(`task span ${first}+${count} is empty`)
-        let counts = lanes.get(lane)
-        if (counts === undefined || counts.length < first + count) {
-          const grown = new Uint8Array(Math.max(first + count, 2 * (counts?.length ?? 0), 1024))
-          if (counts !== undefined) grown.set(counts)
-          counts = grown
-          lanes.set(lane, counts)
-        }
+        const { counts, wrong } = laneOf(lane, first + count)
+        const wrongAt = init.wrong?.(result)
         for (let i = first; i < first + count; i++) {
           if (counts[i]! > 0) doubleCounted++
           else received++
           counts[i] = Math.min(255, counts[i]! + 1)
+          if (wrongAt?.(i - first) === true && wrong[i] === 0) {
+            wrong[i] = 1
+            wrongUnits++
+          }
         }
         return 'added'
+      },
+      withdraw(task) {
+        const { lane, first, count } = kind.taskSpan(task)
+        const entry = lanes.get(lane)
+        if (entry === undefined || entry.counts.length < first + count) return
+        const { counts, wrong } = entry
+        for (let i = first; i < first + count; i++) if (counts[i] === 0) return
+        for (let i = first; i < first + count; i++) {
+          if (--counts[i]! === 0) received--
+          wrongUnits -= wrong[i]!
+          wrong[i] = 0
+        }
       },
       get complete() {
         return plan.inputsComplete && received === plan.totalUnits
       },
-      finish: () => ({ frameIndex: plan.frameIndex, threads: plan.totalUnits, doubleCounted }),
+      finish() {
+        let length = 0
+        for (const { counts } of lanes.values()) length = Math.max(length, counts.length)
+        const present = new Uint8Array(length)
+        const bad = new Uint8Array(length)
+        for (const { counts, wrong } of lanes.values())
+          for (let i = 0; i < counts.length; i++) {
+            if (counts[i]! > 0) present[i] = 1
+            if (wrong[i]! > 0) bad[i] = 1
+          }
+        let items = 0
+        let wrongItems = 0
+        for (let i = 0; i < length; i++) {
+          items += present[i]!
+          wrongItems += bad[i]!
+        }
+        return {
+          frameIndex: plan.frameIndex,
+          threads: plan.totalUnits,
+          doubleCounted,
+          wrongUnits,
+          wrongItems,
+          items,
+        }
+      },
     }
   }
 }

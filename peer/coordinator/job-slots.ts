@@ -1,9 +1,17 @@
-import type { AnyJobKind, JobSpec, PriorityClass, RoundSink, TaskBase } from '../jobs/kind.ts'
+import type {
+  AnyJobKind,
+  JobSpec,
+  PriorityClass,
+  ResultValidator,
+  RoundSink,
+  TaskBase,
+} from '../jobs/kind.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { parseMessage } from '../protocol/schemas.ts'
 import type { SizerLimits, TaskCost } from './block-sizer.ts'
 import type { JobInit, LiveMode, RoundSource } from './coordinator-contract.ts'
 import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
+import type { Contribution } from './validation.ts'
 import { WorkQueue } from './work-queue.ts'
 
 /*
@@ -36,6 +44,10 @@ export interface JobSlot<T> {
   /** Rounds whose tail was announced (`backupsWanted`), so it is announced once. */
   readonly tails: Set<number>
   readonly duplicateThreads: Map<number, number>
+  /** How its results are validated (`JobInit.validator`); undefined: taken as they come. */
+  readonly validator: ResultValidator | undefined
+  /** Counted results waiting for a replica lease, oldest first. */
+  replicas: Contribution[]
   /** Reference units granted (units × relative cost): its stride pass is this ÷ weight. */
   granted: number
 }
@@ -83,6 +95,8 @@ export function openSlot<T>(
     ended: new Set(),
     tails: new Set(),
     duplicateThreads: new Map(),
+    validator: init.validator,
+    replicas: [],
     granted: peers.length === 0 ? 0 : Math.min(...peers.map((s) => s.granted / s.weight)) * weight,
   }
 }
@@ -102,7 +116,8 @@ export function pickSlot<T>(
   for (const slot of slots) {
     if (slot.class === 'batch' && best?.class === 'live') continue
     if (!runs(slot.tag)) continue
-    if (slot.queue.firstWithWork() === undefined && slot.source?.ready !== true) continue
+    if (slot.queue.firstWithWork() === undefined && slot.replicas.length === 0 && slot.source?.ready !== true)
+      continue
     const pass = slot.granted / slot.weight
     if (best === undefined || (slot.class === 'live' && best.class === 'batch') || pass < bestPass) {
       best = slot

@@ -22,6 +22,8 @@ export interface LeaseRecord {
   readonly expectedAt: number
   /** A backup copy of a block another participant also holds. */
   readonly speculative: boolean
+  /** A replica of a task already counted: its result is compared with the counted one, never counted. */
+  readonly replica: boolean
   state: LeaseState
 }
 
@@ -59,7 +61,7 @@ export class LeaseBook {
     participantId: string,
     block: TaskBase,
     task: { key: string; units: number; job: number; round: number },
-    timing: { deadline: number; expectedAt: number; speculative: boolean },
+    timing: { deadline: number; expectedAt: number; speculative: boolean; replica?: boolean },
   ): LeaseRecord {
     const now = this.clock.now()
     const deadline = Math.ceil(timing.deadline / this.tickMs) * this.tickMs
@@ -75,6 +77,7 @@ export class LeaseBook {
       grantedAt: now,
       expectedAt: timing.expectedAt,
       speculative: timing.speculative,
+      replica: timing.replica ?? false,
       state: 'active',
     }
     this.records.set(lease.leaseId, record)

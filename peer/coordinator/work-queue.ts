@@ -1,4 +1,5 @@
 import type { RoundPlan, TaskBase } from '../jobs/kind.ts'
+import type { Contribution } from './validation.ts'
 
 /** The work of one round of a job (a frame index): its plan cuts new tasks; tasks to redo wait here. */
 export interface RoundWork {
@@ -25,6 +26,10 @@ export interface RoundWork {
   reassignments: number
   /** Failures participants reported, by task key (a task that fails everywhere ends its round). */
   readonly failures: Map<string, number>
+  /** Counted results of validated jobs, by key, while the round is open (see `validation.ts`). */
+  readonly contributions: Map<string, Contribution>
+  /** Those still being checked or replicated: the round is not published while any is. */
+  pending: number
 }
 
 /**
@@ -76,6 +81,8 @@ export class WorkQueue {
       threadsDone: 0,
       reassignments: 0,
       failures: new Map(),
+      contributions: new Map(),
+      pending: 0,
     }
     this.rounds.set(index, work)
     let at = this.order.length

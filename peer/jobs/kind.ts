@@ -84,6 +84,11 @@ export type AddOutcome = 'added' | 'duplicate'
  */
 export interface RoundSink<T extends TaskBase, R, O> {
   add(task: T, result: R): AddOutcome
+  /**
+   * Takes back a counted task's result (its participant was caught lying): the round is no longer
+   * complete until the task is counted again. A task not counted is ignored.
+   */
+  withdraw(task: T): void
   readonly complete: boolean
   /** Called once, when complete: the round's outcome. May throw; the round is then dropped. */
   finish(): O
@@ -172,6 +177,53 @@ export interface TaskWorker<D, T extends TaskBase, R> {
   dispose?(): void
 }
 
+/** What a check found: the result agrees on every unit checked, or the first unit it does not. */
+export type CheckVerdict =
+  { readonly ok: true } | { readonly ok: false; readonly unit: number; readonly reason: string }
+
+/**
+ * The coordinator's own computation of a job's tasks, a few units at a time: the root of trust. Only
+ * a check proves a lie (two participants disagreeing prove nothing about which of them lied).
+ */
+export interface ResultChecker<T extends TaskBase, R> {
+  /**
+   * Recomputes units `units` (offsets from 0 to the task's units, in its span's order) of `task`
+   * and compares them with `result`'s within the kind's tolerance. May throw (an input it cannot
+   * fetch): the result is then replicated instead, and nobody is accused.
+   */
+  check(
+    task: T,
+    result: R,
+    units: readonly number[],
+    signal?: AbortSignal,
+  ): CheckVerdict | Promise<CheckVerdict>
+  dispose?(): void
+}
+
+/** How a job's results are validated (JobInit.validator): compared, and checked where possible. */
+export interface ResultValidator<T extends TaskBase = TaskBase, R = unknown> {
+  /** Whether two results of `task` agree within the kind's tolerance (vertex: every channel ±1). */
+  agree(task: T, a: R, b: R): boolean
+  /** Units where two results of `task` disagree, at most `max` (where a check looks first). */
+  disputed(task: T, a: R, b: R, max: number): number[]
+  /** The coordinator's checker; absent: results are replicated and decided by a quorum. */
+  readonly checker?: ResultChecker<T, R>
+  /**
+   * Units a check so cheap that every result of a trusted identity gets one (vertex: 32 threads
+   * beside blocks of thousands); absent: trusted results are checked at `trustedCheckShare` only.
+   */
+  readonly cheapCheckUnits?: number
+}
+
+/** How a kind validates its results: what a coordinator's `ResultValidator` is built from. */
+export interface KindValidation<D, T extends TaskBase, R> {
+  agree(task: T, a: R, b: R): boolean
+  disputed(task: T, a: R, b: R, max: number): number[]
+  /** The coordinator's checker of a job, over the environment a worker would have. */
+  checker?(job: JobSpec<D>, env: WorkerEnv): ResultChecker<T, R>
+  readonly cheapCheckUnits?: number
+}
+
 /** A kind's cost model: what the scheduler's sizer and the simulator know of a unit. */
 export interface UnitCost {
   /** CPU time of one unit relative to one vertex seen from one camera (the reference unit). */
@@ -252,6 +304,8 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
     webgl?(env: WorkerEnv & { canvas?: HTMLCanvasElement | OffscreenCanvas }): Promise<TaskWorker<D, T, R>>
   }
   readonly cost: UnitCost
+  /** How its results are validated against lying or broken participants (README, "Trust"). */
+  readonly validation?: KindValidation<D, T, R>
   /** For the simulator: a job of about `unitsPerRound` units a round, and a round's inputs. */
   readonly simulation: {
     job(jobId: string, unitsPerRound: number): D

@@ -114,6 +114,47 @@ export const schedulingDefaults = {
   dutyCycle: 0.25,
 } as const
 
+/**
+ * How results are validated against lying, lazy and broken participants (README, "Trust"). An
+ * identity starts untrusted: every result it returns is spot-checked by the coordinator (or, for a
+ * kind the coordinator cannot check, replicated to another participant and decided by a quorum).
+ * After `trustAfter` results in a row verified it is trusted: one result in `trustAfter` is checked
+ * in full (BOINC's adaptive replication), the others get the kind's cheap check where it has one.
+ * A check that proves a result wrong quarantines its identity and withdraws everything it gave to
+ * rounds still open.
+ */
+export const validationDefaults = {
+  /**
+   * `adaptive`: trust by evidence, check at random (above). `replicate-all`: trust nobody, every
+   * task computed twice and a disagreement decided by the coordinator's check. `off`: results are
+   * taken as they come (a private event of known devices).
+   */
+  mode: 'adaptive' as 'adaptive' | 'replicate-all' | 'off',
+  /** Results in a row verified before an identity is trusted (BOINC's threshold). */
+  trustAfter: 10,
+  /**
+   * Share of a trusted identity's results checked in full or replicated (BOINC: about 1/N). A
+   * participant that behaves and then lies is met by one of these, or by the cheap check.
+   */
+  trustedCheckShare: 0.1,
+  /**
+   * Units the coordinator recomputes in a full spot check: a result wrong on 1 % of its units
+   * passes 256 random ones with probability 0.99^256 ≈ 8 %, so such a liar rarely passes
+   * `trustAfter` checks in a row.
+   */
+  sampleUnits: 256,
+  /** Identities one join link may hold, quarantined ones included (a caught liar rejoins at most this often). */
+  identitiesPerLink: 4,
+  /**
+   * Units compared where two copies disagree, at most: the coordinator recomputes those units of
+   * both copies to find the one that lies (a disagreement alone proves nothing).
+   */
+  maxDisputedUnits: 64,
+}
+
+/** The validation policy as a coordinator runs it (`validationDefaults`, overridden per event). */
+export type ValidationPolicy = typeof validationDefaults
+
 /** How a recorder records and uploads (the recordings issue). */
 export const recorderDefaults = {
   /**

@@ -83,3 +83,12 @@ export class MessageTooDeepError extends CrowdmeshError {
     super(`message nests deeper than ${limit} levels`)
   }
 }
+
+/** The coordinator's own computation disagrees with a result beyond the kind's tolerance: the participant lied (or its device is broken). */
+export class ResultRefutedError extends CrowdmeshError {}
+
+/** An identity was quarantined after a proven wrong result: it gets no more work and its results are refused. */
+export class QuarantinedError extends CrowdmeshError {}
+
+/** A join link already holds as many identities as it may (`validationDefaults.identitiesPerLink`). */
+export class LinkExhaustedError extends CrowdmeshError {}

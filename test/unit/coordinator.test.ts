@@ -334,6 +334,7 @@ describe('Coordinator', () => {
             added++
             return 'added'
           },
+          withdraw: () => added--,
           get complete() {
             return added === 8
           },

@@ -51,6 +51,17 @@ export class StitchingSink implements RoundSink<ImageTask, ImageTaskResult, Filt
     return 'added'
   }
 
+  withdraw(task: ImageTask): void {
+    const image = this.plan.image
+    if (image === undefined || this.covered === undefined || !this.counted.delete(tileKey(task))) return
+    const { x, y, w, h } = task
+    for (let j = 0; j < h; j++) {
+      const start = (y + j) * image.width + x
+      this.covered.fill(0, start, start + w)
+    }
+    this.pixels -= w * h
+  }
+
   finish(): FilteredImage {
     const image = this.plan.image
     if (image === undefined || this.rgba === undefined || !this.complete) {

@@ -169,6 +169,11 @@ export class FingerprintSink implements RoundSink<FingerprintTask, FingerprintFi
     return 'added'
   }
 
+  withdraw(task: FingerprintTask): void {
+    if (!this.counted.delete(task.first)) return
+    this.segments -= task.count
+  }
+
   finish(): VideoFingerprintOutcome {
     const video = this.plan.input
     if (video === undefined || !this.complete)

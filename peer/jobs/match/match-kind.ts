@@ -234,6 +234,13 @@ export class MatchSink implements RoundSink<MatchTask, MatchTaskResult, QueryMat
     return 'added'
   }
 
+  withdraw(task: MatchTask): void {
+    const slice = this.counted.get(task.firstRef)
+    if (slice === undefined) return
+    this.counted.delete(task.firstRef)
+    this.covered -= slice.count
+  }
+
   finish(): QueryMatches {
     const query = this.plan.input
     if (query === undefined || !this.complete)

@@ -51,7 +51,9 @@ export class FrameAggregation {
     this.frameIndex = init.frameIndex
     this.totalVertices = init.totalVertices
     this.cameraIds = init.cameraIds
-    this.minCoverageAlpha = init.minCoverageAlpha
+    // The plane keeps a coverage alpha of 1 as 2, so a threshold of exactly 2 could not be undone by
+    // `withdraw` (was it 1, background, or 2, counted?): it becomes 3, a coverage of 1/127 either way.
+    this.minCoverageAlpha = init.minCoverageAlpha === 2 ? 3 : init.minCoverageAlpha
     for (const [slot, id] of init.cameraIds.entries()) this.slotOf.set(id, slot)
     this.planes = init.cameraIds.map(() => new Uint8Array(init.totalVertices * 4))
     this.seen = new Uint8Array(init.totalVertices)
@@ -124,6 +126,39 @@ export class FrameAggregation {
     }
     this.receivedThreads += vertexCount
     return 'added'
+  }
+
+  /**
+   * Takes back a block counted earlier (its participant was caught lying): its threads are no longer
+   * received, and leave the counts and sums they entered. A block not (wholly) received is ignored.
+   */
+  withdraw(block: { cameraId: number; firstVertex: number; vertexCount: number }): void {
+    const slot = this.slotOf.get(block.cameraId)
+    if (slot === undefined) return
+    const plane = this.planes[slot]!
+    const { firstVertex, vertexCount } = block
+    if (firstVertex < 0 || firstVertex + vertexCount > this.totalVertices) return
+    if (countReceived(plane, firstVertex, vertexCount) !== vertexCount) return
+    const { seen, background, sums, sumSquares, minCoverageAlpha } = this
+    for (let v = firstVertex, o = firstVertex * 4; v < firstVertex + vertexCount; v++, o += 4) {
+      const alpha = plane[o + 3]!
+      if (alpha >= 2) {
+        seen[v]!--
+        // The plane keeps alpha 1 as 2: both are below any coverage that counts (see `add`).
+        if (alpha < minCoverageAlpha) background[v]!--
+        else {
+          const r = plane[o]!
+          const g = plane[o + 1]!
+          const b = plane[o + 2]!
+          sums[v * 3]! -= r
+          sums[v * 3 + 1]! -= g
+          sums[v * 3 + 2]! -= b
+          sumSquares[v]! -= r * r + g * g + b * b
+        }
+      }
+      plane.fill(0, o, o + 4)
+    }
+    this.receivedThreads -= vertexCount
   }
 
   private checkHeader(result: BlockResult): number {

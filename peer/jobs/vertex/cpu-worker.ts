@@ -96,6 +96,26 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
   return blockResult(block, out)
 }
 
+/**
+ * The threads `units` (offsets in the block) of a block, as RGBA bytes in that order: the
+ * coordinator's spot check recomputes a few hundred threads of a result this way. Each is a block
+ * of one vertex: the frame's summed-area table is kept with its image, so a thread costs the
+ * block's set-up (a projection matrix) beside its own few reads, and `colourBlock` keeps its tight loop.
+ */
+export function colourThreads(
+  job: VertexJob,
+  block: Block,
+  image: FrameImage,
+  units: readonly number[],
+): Uint8Array {
+  const out = new Uint8Array(units.length * 4)
+  units.forEach((unit, i) => {
+    const one = colourBlock(job, { ...block, firstVertex: block.firstVertex + unit, vertexCount: 1 }, image)
+    out.set(one.colours, i * 4)
+  })
+  return out
+}
+
 /** A participant's CPU worker: fetches the block's frame (cached) and colours it. */
 export interface CpuWorker {
   run(job: VertexJob, block: Block, signal?: AbortSignal): Promise<BlockResult>

@@ -9,6 +9,7 @@ import { colouredVertices, decideFrame, type FrameOutcome, type OutcomeRule } fr
 import { decodeOutcome, encodeOutcome, type OutcomeSnapshot } from './outcome-codec.ts'
 import { VertexRoundPlan } from './round-plan.ts'
 import { alphaForCoverage } from './sampling.ts'
+import { vertexValidation } from './validation.ts'
 import { levelSpace, targetSpace, type TargetSpace, vertexCount } from './target-space.ts'
 
 /*
@@ -74,6 +75,7 @@ export function createVertexKind(
       })
       return {
         add: (_task, result) => aggregation.add(result),
+        withdraw: (task) => aggregation.withdraw(task),
         get complete() {
           return aggregation.complete
         },
@@ -120,6 +122,7 @@ export function createVertexKind(
         return taskWorker
       },
     },
+    validation: vertexValidation,
     cost: {
       relativeCost: 1,
       inputBytesPerUnit: 0,

@@ -1,0 +1,114 @@
+import type { CheckVerdict, ResultValidator, TaskBase } from '../jobs/kind.ts'
+import type { ValidationPolicy } from '../protocol/defaults.ts'
+import type { TrustRecord } from './trust-book.ts'
+
+/*
+ * The bookkeeping of result validation (README, "Trust"): what the coordinator decides to do with a
+ * counted result (check it, replicate it, or take it on trust), and the results still open to being
+ * withdrawn. The coordinator acts on the decisions (`coordinator.ts`): it runs the checks, grants
+ * the replicas, and withdraws a caught liar's results from their rounds.
+ */
+
+/** Where a counted result stands. `checking` and `replicating` hold its round back from publishing. */
+export type ContributionState = 'checking' | 'replicating' | 'verified' | 'accepted'
+
+/** A task's counted result in an open round, and how far it is verified. */
+export interface Contribution {
+  /** Its lease key (job-scoped task key): the round's `done` set holds it. */
+  readonly key: string
+  readonly slot: number
+  readonly frameIndex: number
+  readonly task: TaskBase
+  readonly units: number
+  /** The identity whose result is counted (a quorum may swap in another's). */
+  participantId: string
+  result: unknown
+  state: ContributionState
+  /** Identities that computed this task: none of them gets a replica of it. */
+  readonly computedBy: Set<string>
+  /** Copies that disagreed with the counted result, by identity (a kind without a checker: a quorum decides). */
+  readonly copies: Map<string, unknown>
+  /** Replica leases out on it. */
+  replicasOut: number
+}
+
+/** What to do with a newly counted result. */
+export type Decision = { readonly check: number } | { readonly replicate: true } | { readonly accept: true }
+
+/**
+ * The policy's decision for a result of an identity, of a job validated by `validator`:
+ * - `off`: accepted;
+ * - `replicate-all`: replicated (a disagreement is decided by the checker where there is one);
+ * - `adaptive`, untrusted: a full spot check, or replicated where the kind has no checker;
+ * - `adaptive`, trusted: the same with probability `trustedCheckShare`, else the cheap check where
+ *   the kind has one, else accepted.
+ */
+export function decide(
+  policy: ValidationPolicy,
+  trust: TrustRecord,
+  validator: ResultValidator,
+  random: () => number,
+): Decision {
+  if (policy.mode === 'off') return { accept: true }
+  if (policy.mode === 'replicate-all') return { replicate: true }
+  const full: Decision = validator.checker !== undefined ? { check: policy.sampleUnits } : { replicate: true }
+  if (trust.state !== 'trusted' || random() < policy.trustedCheckShare) return full
+  if (validator.checker !== undefined && validator.cheapCheckUnits !== undefined)
+    return { check: validator.cheapCheckUnits }
+  return { accept: true }
+}
+
+/**
+ * `n` distinct unit offsets of a task of `units` units, drawn uniformly (all of them when `n` ≥
+ * `units`), in ascending order. A liar cannot tell which units will be checked: the coordinator's
+ * random source is not the participant's to see.
+ */
+export function sampleUnits(units: number, n: number, random: () => number): number[] {
+  if (n >= units) return Array.from({ length: units }, (_, i) => i)
+  // Floyd's algorithm: n draws, no rejection loop, whatever n is beside units.
+  const chosen = new Set<number>()
+  for (let j = units - n; j < units; j++) {
+    const t = Math.floor(random() * (j + 1))
+    chosen.add(chosen.has(t) ? j : t)
+  }
+  return [...chosen].sort((a, b) => a - b)
+}
+
+/** A check's verdict, or `unavailable` when the checker could not run (an input it could not fetch). */
+export type CheckOutcome = CheckVerdict | { readonly ok: 'unavailable'; readonly reason: string }
+
+/** Figures of validation, for statistics and the simulator's report. */
+export interface ValidationCounters {
+  /** Results checked by the coordinator, and units it recomputed for them. */
+  checks: number
+  unitsChecked: number
+  /** Wall time the coordinator spent in checks that ran in its thread, ms. */
+  checkMs: number
+  /** Replica tasks granted, and units of replicas computed (work beyond one copy). */
+  replicas: number
+  replicaUnits: number
+  /** Results taken back from open rounds (their identity was caught), and their units. */
+  resultsWithdrawn: number
+  unitsWithdrawn: number
+  /** Identities quarantined. */
+  quarantined: number
+  /** Disagreements between copies that no check could settle (a kind without a checker). */
+  disputes: number
+}
+
+export function emptyCounters(): ValidationCounters {
+  return {
+    checks: 0,
+    unitsChecked: 0,
+    checkMs: 0,
+    replicas: 0,
+    replicaUnits: 0,
+    resultsWithdrawn: 0,
+    unitsWithdrawn: 0,
+    quarantined: 0,
+    disputes: 0,
+  }
+}
+
+/** Most copies of one task compared before the task is started over (a kind without a checker). */
+export const maxCopiesCompared = 5
