@@ -426,6 +426,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       computedBy: new Set([participantId]),
       copies: new Map(),
       replicasOut: 0,
+      checkedWhole: false,
+      vouchedBy: new Set(),
     }
     work.contributions.set(record.key, contribution)
     this.remember(contribution)
@@ -434,17 +436,20 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     else if ('check' in decision) {
       contribution.state = 'checking'
       work.pending++
-      this.check(slot, contribution, sampleUnits(record.units, decision.check, this.random), (outcome) =>
-        this.checked(slot, work, contribution, outcome),
-      )
+      const units = sampleUnits(record.units, decision.check, this.random)
+      this.check(slot, contribution, units, (outcome) => {
+        if (outcome.ok === true) contribution.checkedWhole = units.length === record.units
+        this.checked(slot, work, contribution, outcome)
+      })
     }
   }
 
-  private remember(contribution: Contribution): void {
-    let set = this.contributionsOf.get(contribution.participantId)
+  /** Indexes a contribution under `identity` (its owner, or an identity that vouched for it). */
+  private remember(contribution: Contribution, identity = contribution.participantId): void {
+    let set = this.contributionsOf.get(identity)
     if (set === undefined) {
       set = new Set()
-      this.contributionsOf.set(contribution.participantId, set)
+      this.contributionsOf.set(identity, set)
     }
     set.add(contribution)
   }
@@ -557,6 +562,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     result: unknown,
   ): void {
     const now = this.clock.now()
+    // A replica that comes back after its lease expired was already given up (`replicaLost`).
+    const outstanding = record.state === 'active'
     this.leases.close(record, 'settled')
     this.counters.replicaUnits += record.units
     this.participants.observe(
@@ -572,27 +579,28 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       this.offerWork(participant)
       return
     }
-    contribution.replicasOut--
+    if (outstanding) contribution.replicasOut--
+    contribution.computedBy.add(participant.id)
     const validator = slot.validator!
     const { task } = contribution
-    if (validator.agree(task, contribution.result, result)) {
-      contribution.state = 'verified'
-      work.pending--
-      this.trust.passed(this.trust.of(contribution.participantId))
-      this.trust.passed(this.trust.of(participant.id))
-      this.maybeComplete(slot, work)
+    const agreed = validator.agree(task, contribution.result, result)
+    // Trusting nobody, two copies that agree are checked all the same where checks are cheap: two
+    // colluders agree with each other.
+    const checkAgreement = this.policy.mode === 'replicate-all' && validator.cheapCheckUnits !== undefined
+    if (agreed && !(checkAgreement && validator.checker !== undefined)) {
+      this.vouched(slot, work, contribution, participant.id)
     } else if (validator.checker !== undefined) {
-      this.counters.disputes++
-      const disputed = validator.disputed(task, contribution.result, result, this.policy.maxDisputedUnits)
-      const units =
-        disputed.length > 0 ? disputed : sampleUnits(record.units, this.policy.sampleUnits, this.random)
+      if (!agreed) this.counters.disputes++
+      const units = agreed
+        ? sampleUnits(record.units, validator.cheapCheckUnits ?? this.policy.sampleUnits, this.random)
+        : this.disputedUnits(validator, contribution, result, record.units)
       const replicaId = participant.id
       this.check(slot, contribution, units, (original) => {
         this.check(
           slot,
           contribution,
           units,
-          (copy) => this.disputeSettled(slot, work, contribution, replicaId, original, copy),
+          (copy) => this.disputeSettled(slot, work, contribution, replicaId, agreed, original, copy),
           result,
         )
       })
@@ -600,12 +608,44 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.offerWork(participant)
   }
 
-  /** Both copies of a disputed task checked on the units they disagree on: whichever is refuted is caught. */
+  /** The units two disagreeing copies differ on (where a check looks), or a sample where none is named. */
+  private disputedUnits(
+    validator: NonNullable<JobSlot<T>['validator']>,
+    contribution: Contribution,
+    copy: unknown,
+    units: number,
+  ): number[] {
+    const disputed = validator.disputed(
+      contribution.task,
+      contribution.result,
+      copy,
+      this.policy.maxDisputedUnits,
+    )
+    return disputed.length > 0 ? disputed : sampleUnits(units, this.policy.sampleUnits, this.random)
+  }
+
+  /** Another identity's copy agreed with a contribution: verified, and both earn a verified result. */
+  private vouched(slot: JobSlot<T>, work: RoundWork, contribution: Contribution, voucher: string): void {
+    contribution.state = 'verified'
+    if (slot.replicas.includes(contribution)) slot.replicas = slot.replicas.filter((c) => c !== contribution)
+    contribution.vouchedBy.add(voucher)
+    this.remember(contribution, voucher)
+    work.pending--
+    this.trust.passed(this.trust.of(contribution.participantId))
+    this.trust.passed(this.trust.of(voucher))
+    this.maybeComplete(slot, work)
+  }
+
+  /**
+   * Both copies of a task checked on the same units (those they disagree on, or a cheap sample of two
+   * that agree): whichever is refuted is caught; an original that passes is verified.
+   */
   private disputeSettled(
     slot: JobSlot<T>,
     work: RoundWork,
     contribution: Contribution,
     replicaId: string,
+    agreed: boolean,
     original: CheckOutcome,
     copy: CheckOutcome,
   ): void {
@@ -614,9 +654,13 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     if (original.ok === false)
       this.convict(contribution.participantId, `task ${contribution.key}: ${original.reason}`)
     if (!this.current(slot, work, contribution) || contribution.state !== 'replicating') return
-    if (original.ok === true) {
+    if (original.ok === true && agreed && copy.ok === true) this.vouched(slot, work, contribution, replicaId)
+    else if (original.ok === true) {
       contribution.state = 'verified'
+      if (slot.replicas.includes(contribution))
+        slot.replicas = slot.replicas.filter((c) => c !== contribution)
       work.pending--
+      if (copy.ok !== false) this.trust.disputed(this.trust.of(replicaId))
       this.trust.passed(this.trust.of(contribution.participantId))
       this.maybeComplete(slot, work)
     } else this.replicate(slot, work, contribution)
@@ -637,7 +681,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     const validator = slot.validator!
     const { task } = contribution
     for (const [id, earlier] of contribution.copies) {
-      if (!validator.agree(task, earlier, copy)) continue
+      if (id === copyId || !validator.agree(task, earlier, copy)) continue
       const sink = slot.roundSinks.get(work.index)!
       sink.withdraw(task)
       sink.add(task, copy)
@@ -646,11 +690,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       contribution.participantId = copyId
       contribution.result = copy
       this.remember(contribution)
-      contribution.state = 'verified'
-      work.pending--
-      this.trust.passed(this.trust.of(id))
-      this.trust.passed(this.trust.of(copyId))
-      this.maybeComplete(slot, work)
+      this.vouched(slot, work, contribution, id)
       return
     }
     this.counters.disputes++
@@ -664,10 +704,13 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.replicate(slot, work, contribution)
   }
 
+  /** Drops a contribution from the index of its owner and of every identity that vouched for it. */
   private forget(contribution: Contribution): void {
-    const set = this.contributionsOf.get(contribution.participantId)
-    set?.delete(contribution)
-    if (set?.size === 0) this.contributionsOf.delete(contribution.participantId)
+    for (const identity of [contribution.participantId, ...contribution.vouchedBy]) {
+      const set = this.contributionsOf.get(identity)
+      set?.delete(contribution)
+      if (set?.size === 0) this.contributionsOf.delete(identity)
+    }
   }
 
   /**
@@ -686,6 +729,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       const slot = this.slots.get(contribution.slot)
       const work = slot?.queue.frame(contribution.frameIndex)
       if (slot === undefined || work === undefined || !this.current(slot, work, contribution)) continue
+      if (contribution.state === 'verified' && contribution.checkedWhole) continue
       this.withdraw(slot, work, contribution)
       withdrawn++
     }

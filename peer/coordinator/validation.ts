@@ -30,6 +30,14 @@ export interface Contribution {
   readonly copies: Map<string, unknown>
   /** Replica leases out on it. */
   replicasOut: number
+  /**
+   * The coordinator's check covered every unit: a caught liar's result checked whole stays counted.
+   * Anything else it gave (checked on a sample, which proves little about a result wrong on 1 % of
+   * its units; or agreed by a replica, which may be a fellow colluder) is withdrawn.
+   */
+  checkedWhole: boolean
+  /** Identities whose copies agreed with it: if one of them is caught, it is withdrawn too. */
+  readonly vouchedBy: Set<string>
 }
 
 /** What to do with a newly counted result. */

@@ -3,6 +3,7 @@ import type { JobRun } from './simulated-jobs.ts'
 import type {
   LatencyPercentiles,
   SimulatedJobRow,
+  SimulatedValidation,
   SimulationInit,
   SimulationReport,
   VirtualParticipant,
@@ -22,6 +23,65 @@ export interface RunCounters {
   /** The span busy and capacity figures are measured over (the event, up to where the run ended), ms. */
   window: { start: number; end: number }
   participants: Map<string, VirtualParticipant>
+  trust: TrustCounters
+}
+
+/** What the simulation counted of adversaries and validation. */
+export interface TrustCounters {
+  adversariesJoined: number
+  honestJoined: number
+  /** Identities a join link turned away (it held all the identities it may). */
+  turnedAway: number
+  falseAccusations: number
+  liarsUncaught: number
+  /** Identities quarantined. */
+  readonly caught: Set<string>
+  /** First lie to quarantine, per caught adversary, ms. */
+  readonly quarantineMs: number[]
+  wrongUnits: number
+  wrongItems: number
+  items: number
+}
+
+export function trustCounters(): TrustCounters {
+  return {
+    adversariesJoined: 0,
+    honestJoined: 0,
+    turnedAway: 0,
+    falseAccusations: 0,
+    liarsUncaught: 0,
+    caught: new Set(),
+    quarantineMs: [],
+    wrongUnits: 0,
+    wrongItems: 0,
+    items: 0,
+  }
+}
+
+/** The report's validation section (a simulation with `validation`). */
+function validationReport(
+  init: SimulationInit,
+  stats: CoordinatorStatistics,
+  trust: TrustCounters,
+): SimulatedValidation {
+  const counted = Math.max(1, stats.threadsCounted)
+  const v = stats.validation
+  return {
+    adversaries: init.adversaries?.name ?? 'none',
+    adversariesJoined: trust.adversariesJoined,
+    honestJoined: trust.honestJoined,
+    quarantined: trust.caught.size,
+    falseAccusations: trust.falseAccusations,
+    liarsUncaught: trust.liarsUncaught,
+    quarantineMs: latencies(trust.quarantineMs),
+    wrongUnitsPublished: trust.wrongUnits,
+    wrongItemsPublished: trust.wrongItems,
+    itemsPublished: trust.items,
+    wrongItemShare: trust.items > 0 ? trust.wrongItems / trust.items : 0,
+    extraWorkShare: share((v.replicaUnits + v.unitsWithdrawn) / counted),
+    checkedUnitsShare: share(v.unitsChecked / counted),
+    counters: v,
+  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -121,6 +181,7 @@ export function report(
     jobs,
     capacityParticipantSeconds: tenth(capacity / 1000),
     idleShare: capacity > 0 ? share(1 - busyMs / capacity) : 0,
+    ...(init.validation !== undefined && { validation: validationReport(init, stats, run.trust) }),
   }
 }
 

@@ -3,6 +3,7 @@ import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
 import type { AnyJobKind, JobSpec, PriorityClass, RoundPlan, TaskBase } from '../jobs/kind.ts'
 import { defaultJob, jobKinds } from '../jobs/registry.ts'
 import { InvalidOptionError, UnknownJobKindError } from '../protocol/errors.ts'
+import { resultLies, simulatedValidator, wrongAt } from './adversaries.ts'
 import type { CrowdProfile } from './profile.ts'
 import type { SimulatedJob, SimulationInit } from './simulation-types.ts'
 
@@ -178,6 +179,12 @@ export function coordinatorInit(
   const common = {
     ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
     ...(init.mode !== undefined && { mode: init.mode }),
+    ...(init.validation !== undefined && { validation: init.validation }),
+  }
+  // Results carry their lies (`resultLies`): the ledger counts the wrong units that get published.
+  const wrong = (result: unknown) => {
+    const lie = resultLies.get(result as object)
+    return lie === undefined ? undefined : (unit: number) => wrongAt(lie, unit)
   }
   const jobs = runs.map((run): JobInit<LedgerSummary> => ({
     spec: run.spec,
@@ -186,7 +193,14 @@ export function coordinatorInit(
     weight: run.weight,
     ...(run.class === 'live' && init.live !== undefined && { live: init.live }),
     // The default job keeps its kind's own task sizes; `jobs` take theirs from their cost model too.
-    sinks: ledgerSinks(),
+    sinks: ledgerSinks({ wrong }),
+    ...(init.validation !== undefined && {
+      validator: simulatedValidator(
+        (task) => run.kind.taskUnits(task),
+        init.checkers ?? run.kind.validation?.checker !== undefined,
+        run.kind.validation?.cheapCheckUnits,
+      ),
+    }),
   }))
   return { jobs, ...common }
 }

@@ -2,6 +2,9 @@ import type { LiveMode, SchedulingOptions } from '../coordinator/coordinator.ts'
 import type { PriorityClass, TaskBase } from '../jobs/kind.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Lease } from '../protocol/job.ts'
+import type { ValidationCounters } from '../coordinator/validation.ts'
+import type { ValidationPolicy } from '../protocol/defaults.ts'
+import type { AdversaryMix, Behaviour } from './adversaries.ts'
 import type { CrowdProfile, DeviceClass } from './profile.ts'
 import type { JobRun } from './simulated-jobs.ts'
 
@@ -90,6 +93,44 @@ export interface SimulationInit {
   drainMs: number
   /** Called now and then with the virtual time reached. */
   onProgress?: (virtualMs: number, totalMs: number) => void
+  /**
+   * Result validation (README, "Trust"), with this policy over `validationDefaults`. Absent: results
+   * are taken as they come, as the simulator did before validation (its seeded reports stay the same).
+   */
+  validation?: Partial<ValidationPolicy>
+  /** Adversaries among the crowd (each newcomer is one with the mix's share); needs `validation`. */
+  adversaries?: AdversaryMix
+  /**
+   * Whether the coordinator can check its jobs' results: default, where the kind has a checker;
+   * false simulates kinds validated by replication and a quorum alone.
+   */
+  checkers?: boolean
+}
+
+/** What validation did in a simulation with `validation` (README, "Trust"). */
+export interface SimulatedValidation {
+  /** The adversaries (`MODEL:SHARE`), or `none`. */
+  adversaries: string
+  /** Identities that joined: adversaries (a rejoiner counts each identity) and honest ones. */
+  adversariesJoined: number
+  honestJoined: number
+  quarantined: number
+  /** Honest identities quarantined: must be 0. */
+  falseAccusations: number
+  /** Adversaries that told at least one lie and were never caught. */
+  liarsUncaught: number
+  /** From an adversary's first lie to its quarantine, virtual ms. */
+  quarantineMs: LatencyPercentiles & { max: number }
+  /** Units and items (a vertex across cameras) wrong in published outcomes, and items published. */
+  wrongUnitsPublished: number
+  wrongItemsPublished: number
+  itemsPublished: number
+  wrongItemShare: number
+  /** Units computed beyond one copy for validation (replicas, and results withdrawn and computed again) ÷ units counted. */
+  extraWorkShare: number
+  /** Units the coordinator recomputed in its checks ÷ units counted. */
+  checkedUnitsShare: number
+  counters: ValidationCounters
 }
 
 /** One row of the report's management table. */
@@ -196,6 +237,8 @@ export interface SimulationReport {
   capacityParticipantSeconds: number
   /** Share of `capacityParticipantSeconds` no task kept busy (1 − the jobs' busy time ÷ capacity). */
   idleShare: number
+  /** With `validation`: what it did. */
+  validation?: SimulatedValidation
 }
 
 /** A task being computed: its lease, its job, when it started and how long it takes unslowed. */
@@ -230,4 +273,11 @@ export interface VirtualParticipant {
   /** Leases received and not finished, in order. */
   readonly queue: Lease<TaskBase>[]
   computing: Computation | undefined
+  /** The join link it came through (a rejoiner comes back through the same one). */
+  readonly link: string
+  /** An adversary's behaviour; undefined: honest. */
+  readonly behaviour: Behaviour | undefined
+  /** Results it returned, and when it first lied. */
+  returned: number
+  firstLieAt: number | undefined
 }

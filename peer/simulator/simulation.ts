@@ -4,8 +4,10 @@ import type { TaskBase } from '../jobs/kind.ts'
 import { jobKinds } from '../jobs/registry.ts'
 import type { Lease } from '../protocol/job.ts'
 import type { DeviceClass } from './profile.ts'
+import { LinkExhaustedError } from '../protocol/errors.ts'
+import { type Behaviour, behaviour, resultLies, wrongAt } from './adversaries.ts'
 import { Random } from './random.ts'
-import { report } from './report.ts'
+import { report, trustCounters } from './report.ts'
 import {
   coordinatorInit,
   type JobRun,
@@ -62,7 +64,16 @@ export function simulate(init: SimulationInit): SimulationReport {
   const byJob = new Map(runs.map((run) => [run.jobId, run]))
   const runOf = (lease: Lease<TaskBase>) => byJob.get(lease.block.jobId)!
   const kindsOf = statedKinds(init)
-  const coordinator = new Coordinator<LedgerSummary, TaskBase>(coordinatorInit(init, runs), { clock })
+  // Adversaries and the coordinator's checks draw from their own streams: the crowd's devices are
+  // drawn as in a run without them.
+  const adversaryRandom = new Random(init.seed * 7919 + 17)
+  const checkRandom = new Random(init.seed * 104729 + 3)
+  const coordinator = new Coordinator<LedgerSummary, TaskBase>(coordinatorInit(init, runs), {
+    clock,
+    random: () => checkRandom.next(),
+  })
+  const trust = trustCounters()
+  let nextLink = 0
   const participants = new Map<string, VirtualParticipant>()
   /** Participants present, for drawing who leaves (order is irrelevant; removal swaps with the last). */
   const present: VirtualParticipant[] = []
@@ -96,11 +107,16 @@ export function simulate(init: SimulationInit): SimulationReport {
     const run = byJob.get(frame.jobId)!
     run.latencies.push(frame.latencyMs)
     run.doubleCounted += summary.doubleCounted
+    trust.wrongUnits += summary.wrongUnits
+    trust.wrongItems += summary.wrongItems
+    trust.items += summary.items
     run.open.delete(frame.frameIndex)
   })
   coordinator.on('frameDropped', (frame) => byJob.get(frame.jobId)!.open.delete(frame.frameIndex))
   coordinator.on('frameDowngraded', ({ jobId }) => byJob.get(jobId)!.downgraded++)
   coordinator.on('blockDone', ({ block, threads }) => (byJob.get(block.jobId)!.unitsCounted += threads))
+  coordinator.on('resultWithdrawn', ({ jobId, units }) => (byJob.get(jobId)!.unitsCounted -= units))
+  coordinator.on('participantQuarantined', ({ participantId }) => caught(participants.get(participantId)!))
   coordinator.on('leaseCancelled', ({ participantId, leaseId }) => {
     const p = participants.get(participantId)
     if (p === undefined) return
@@ -148,14 +164,39 @@ export function simulate(init: SimulationInit): SimulationReport {
     }
   }
 
-  function join(): void {
+  /**
+   * A participant walks in: a newcomer (an adversary with the mix's share, through a link of its own),
+   * or `as`, a caught rejoiner under a new peer id through its old link. A link with no identity left
+   * turns it away, and a newcomer takes its place.
+   */
+  function join(as?: { link: string; behaviour: Behaviour }): void {
+    const mix = init.adversaries
+    const adversary =
+      as?.behaviour ??
+      (mix !== undefined && mix.models.length > 0 && adversaryRandom.chance(mix.share)
+        ? behaviour(mix.models[Math.floor(adversaryRandom.next() * mix.models.length)]!, adversaryRandom)
+        : undefined)
+    const link = as?.link ?? `l${nextLink++}`
+    const id = `p${nextId++}`
+    if (init.validation !== undefined) {
+      try {
+        coordinator.admit(id, link)
+      } catch (error) {
+        if (!(error instanceof LinkExhaustedError)) throw error
+        trust.turnedAway++
+        join()
+        return
+      }
+    }
+    if (adversary !== undefined) trust.adversariesJoined++
+    else trust.honestJoined++
     const device = random.weighted(init.profile.classes)
     const msPerThread = random.between(device.msPerThread[0], device.msPerThread[1])
     const rate = ((device.cores * 1000) / msPerThread) * device.dutyCycle
     const bandwidth = (random.between(device.bandwidthMbps[0], device.bandwidthMbps[1]) * 1e6) / 8
     const rtt = random.between(device.rttMs[0], device.rttMs[1])
     const p: VirtualParticipant = {
-      id: `p${nextId++}`,
+      id,
       device,
       // What it states: measured on its calibration block, so it is its true rate (the coordinator checks it anyway).
       capability: {
@@ -178,6 +219,10 @@ export function simulate(init: SimulationInit): SimulationReport {
       askOnDelivery: false,
       queue: [],
       computing: undefined,
+      link,
+      behaviour: adversary,
+      returned: 0,
+      firstLieAt: undefined,
     }
     participants.set(p.id, p)
     present.push(p)
@@ -226,7 +271,8 @@ export function simulate(init: SimulationInit): SimulationReport {
     }
     const slow = random.chance(p.device.stragglerChance) ? p.device.stragglerSlowdown : 1
     const job = runOf(lease)
-    const ms = computeMs(p, job, lease)
+    // A lazy device returns at once what it did not compute.
+    const ms = computeMs(p, job, lease) * (p.behaviour?.lazy === true ? 0.05 : 1)
     const computation: Computation = {
       lease,
       job,
@@ -250,7 +296,7 @@ export function simulate(init: SimulationInit): SimulationReport {
     clock.setTimer(() => {
       p.resultsInFlight--
       if (!p.alive) return
-      coordinator.handleBlockResult(p.id, lease.leaseId, kind.simulation.fakeResult(lease.block))
+      coordinator.handleBlockResult(p.id, lease.leaseId, resultOf(p, run, lease))
       if (p.askOnDelivery && p.resultsInFlight === 0) {
         p.askOnDelivery = false
         ask(p)
@@ -258,6 +304,49 @@ export function simulate(init: SimulationInit): SimulationReport {
     }, transferMs)
     startNext(p)
     ask(p)
+  }
+
+  /** What `p` returns for a lease: a result of the right shape, carrying its lie if it tells one. */
+  function resultOf(p: VirtualParticipant, run: JobRun, lease: Lease<TaskBase>): unknown {
+    const result = run.kind.simulation.fakeResult(lease.block) as object
+    const lie = p.behaviour?.lie(run.kind.taskKey(lease.block), p.returned, adversaryRandom)
+    p.returned++
+    if (lie === undefined) return result
+    // A lie over a share of units may miss every unit of a small task: it counts once one is wrong.
+    if (p.firstLieAt === undefined) {
+      const units = run.kind.taskUnits(lease.block)
+      for (let unit = 0; unit < units; unit++)
+        if (wrongAt(lie, unit)) {
+          p.firstLieAt = clock.now()
+          break
+        }
+    }
+    const told = { ...result }
+    resultLies.set(told, lie)
+    return told
+  }
+
+  /**
+   * The coordinator quarantined `p`: its connection is closed (it is gone at once, its work lost). A
+   * rejoiner comes back under a new id through the same link; anyone else is replaced by a newcomer.
+   */
+  function caught(p: VirtualParticipant): void {
+    const now = clock.now()
+    if (p.behaviour === undefined) trust.falseAccusations++
+    else if (p.firstLieAt !== undefined) trust.quarantineMs.push(now - p.firstLieAt)
+    trust.caught.add(p.id)
+    if (!p.alive) return
+    const at = present.indexOf(p)
+    if (at >= 0) {
+      present[at] = present[present.length - 1]!
+      present.pop()
+    }
+    p.alive = false
+    p.leftAt = now
+    if (p.computing !== undefined) abort(p, p.computing)
+    clock.setTimer(() => coordinator.handleParticipantGone(p.id), p.rtt / 2)
+    const again = p.behaviour?.model === 'rejoiner' ? { link: p.link, behaviour: p.behaviour } : undefined
+    clock.setTimer(() => join(again), random.exponential(5_000))
   }
 
   /** Stops the task `p` computes: the part already computed is wasted work. */
@@ -307,7 +396,7 @@ export function simulate(init: SimulationInit): SimulationReport {
       crashes++
       clock.setTimer(() => coordinator.handleParticipantGone(p.id), init.disconnectDetectMs)
     }
-    clock.setTimer(join, random.exponential(5_000))
+    clock.setTimer(() => join(), random.exponential(5_000))
   }
 
   /** A Poisson process of departures at `perMinute` of the crowd, during the event. */
@@ -345,7 +434,7 @@ export function simulate(init: SimulationInit): SimulationReport {
   }
 
   // The crowd arrives over the first second; then each job's rounds arrive, streamed or queued.
-  for (let i = 0; i < init.peers; i++) clock.setTimer(join, random.next() * 1000)
+  for (let i = 0; i < init.peers; i++) clock.setTimer(() => join(), random.next() * 1000)
   departures('leave', init.churnPerMinute)
   departures('crash', init.failRate)
   for (const run of runs) {
@@ -380,7 +469,10 @@ export function simulate(init: SimulationInit): SimulationReport {
   for (const p of present)
     if (p.computing !== undefined) busy(p.computing.job, p.computing.startedAt, clock.now())
   const wallSeconds = (performance.now() - started) / 1000
+  for (const p of participants.values())
+    if (p.firstLieAt !== undefined && !trust.caught.has(p.id)) trust.liarsUncaught++
   return report(init, stats, {
+    trust,
     audit,
     runs,
     threadsComputed,

@@ -1,5 +1,7 @@
 import { jobKinds } from '../../peer/jobs/registry.ts'
 import { InvalidOptionError } from '../../peer/protocol/errors.ts'
+import { validationDefaults } from '../../peer/protocol/defaults.ts'
+import { parseAdversaries } from '../../peer/simulator/adversaries.ts'
 import { loadProfile } from '../../peer/simulator/profile.ts'
 import {
   type SimulatedJob,
@@ -55,6 +57,20 @@ Options:
                          Every participant runs every kind; live jobs get --latency-budget.
                          The frame and latency lines are then the first live job's, the thread
                          lines totals over every job; the job table has each job's figures.
+  --adversaries MODEL[:SHARE]
+                         lying participants among the crowd (turns --validation on): MODEL one of
+                         random, constant, partial (wrong on 1–5 % of units), lazy (stale or empty
+                         results at once), colluder (the same wrong answer as other colluders),
+                         sleeper (honest for 100 results, then lies), rejoiner (rejoins under a
+                         new id through its link once caught), broken-gpu (wrong on a quarter of
+                         its units), mix (all of them) or none; SHARE of the crowd, 0.2 or 20%
+                                                                               [default share: 0.2]
+  --validation MODE      result validation: adaptive (spot checks, trust earned by results in a
+                         row verified), replicate-all (trust nobody: every task computed twice),
+                         off; given, the report has a validation section  [default: adaptive with
+                                                                          --adversaries, else none]
+  --no-checks            the coordinator cannot check results: validated by replication and a
+                         quorum alone (what a kind without a checker gets)
   --rows N               rows of the management table to print                         [default: 10]
   --real N               instead of virtual time: start an event on loopback and N Node
                          participants as separate processes (crowdmesh join) over real WebRTC;
@@ -114,6 +130,9 @@ export async function simulateCommand(args: string[]): Promise<void> {
       frames: { type: 'string' },
       dataset: { type: 'string' },
       jobs: { type: 'string' },
+      adversaries: { type: 'string' },
+      validation: { type: 'string' },
+      'no-checks': { type: 'boolean' },
     },
     help,
   )
@@ -149,7 +168,9 @@ export async function simulateCommand(args: string[]): Promise<void> {
   const jobsText = stringOption(values, 'jobs')
   const bar = progressBar('simulating', { quiet: json && !process.stderr.isTTY })
   const jobs = jobsText === undefined ? undefined : parseJobs(jobsText)
+  const trust = validationOptions(values)
   const report = simulateOrUsage({
+    ...trust,
     ...simulationDefaults,
     peers: positiveInt(stringOption(values, 'peers'), 'peers', simulationDefaults.peers),
     profile,
@@ -171,6 +192,30 @@ export async function simulateCommand(args: string[]): Promise<void> {
     return
   }
   process.stdout.write(table(report, positiveInt(stringOption(values, 'rows'), 'rows', 10)))
+}
+
+/** `--adversaries`, `--validation` and `--no-checks` as simulation options. */
+function validationOptions(
+  values: Record<string, string | boolean | undefined>,
+): Pick<Parameters<typeof simulate>[0], 'validation' | 'adversaries' | 'checkers'> {
+  const adversariesText = stringOption(values, 'adversaries')
+  const modeText = stringOption(values, 'validation')
+  if (modeText === undefined && adversariesText === undefined) return {}
+  let adversaries
+  try {
+    adversaries = adversariesText === undefined ? undefined : parseAdversaries(adversariesText)
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new UsageError(error.message)
+    throw error
+  }
+  const mode = modeText ?? validationDefaults.mode
+  if (mode !== 'adaptive' && mode !== 'replicate-all' && mode !== 'off')
+    throw new UsageError(`--validation must be adaptive, replicate-all or off, got "${mode}"`)
+  return {
+    validation: { mode },
+    ...(adversaries !== undefined && { adversaries }),
+    ...(values['no-checks'] === true && { checkers: false }),
+  }
 }
 
 /** `simulate`, with a refused option (a job's bad field) as a usage error. */
@@ -252,8 +297,26 @@ function table(r: SimulationReport, rows: number): string {
     `  wall          ${r.wallSeconds} s (${r.participantSecondsPerWallSecond} participant-seconds per second, ${r.events} events)`,
     '',
     ...jobTable(r),
+    ...validationTable(r),
   ]
   return lines.join('\n')
+}
+
+/** What validation did: adversaries caught, wrong items published, extra work. */
+function validationTable(r: SimulationReport): string[] {
+  const v = r.validation
+  if (v === undefined) return []
+  const percent = (x: number) => `${(x * 100).toFixed(x > 0 && x < 0.001 ? 4 : 2)} %`
+  return [
+    `  validation    adversaries ${v.adversaries}: ${v.adversariesJoined} adversary and ${v.honestJoined} honest identities`,
+    `  caught        ${v.quarantined} quarantined (${v.falseAccusations} honest: false accusations), ${v.liarsUncaught} liars never caught; ` +
+      `first lie to quarantine p50 ${v.quarantineMs.p50} ms, p95 ${v.quarantineMs.p95} ms, max ${v.quarantineMs.max} ms`,
+    `  published     ${v.wrongItemsPublished} wrong items of ${v.itemsPublished} (${percent(v.wrongItemShare)}), ${v.wrongUnitsPublished} wrong units`,
+    `  extra work    ${percent(v.extraWorkShare)} of counted units computed again (${v.counters.replicaUnits} in ${v.counters.replicas} replicas, ` +
+      `${v.counters.unitsWithdrawn} withdrawn in ${v.counters.resultsWithdrawn} results); the coordinator checked ${percent(v.checkedUnitsShare)} ` +
+      `(${v.counters.checks} checks)`,
+    '',
+  ]
 }
 
 /** One row per job: rounds, latency, units and the share of the crowd's capacity it used. */

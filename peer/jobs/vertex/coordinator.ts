@@ -7,7 +7,7 @@ import type {
   SchedulingOptions,
 } from '../../coordinator/coordinator-contract.ts'
 import type { RoundSinkFactory } from '../../coordinator/frame-sink.ts'
-import type { PriorityClass } from '../kind.ts'
+import type { PriorityClass, ResultValidator } from '../kind.ts'
 import type { Block, Frame, VertexJob } from './block.ts'
 import { vertexBlockDefaults } from './defaults.ts'
 import { createVertexKind, vertexJobSpec } from './index.ts'
@@ -39,6 +39,8 @@ export interface VertexJobOptions<T = FrameOutcome> {
   outcomeRule?: Partial<OutcomeRule>
   /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
   frameSinks?: RoundSinkFactory<T>
+  /** How its results are validated (`JobInit.validator`; `kindValidator` builds the kind's own). */
+  validator?: ResultValidator
 }
 
 /** A vertex job as a job of a coordinator (`CoordinatorInit.jobs`), deciding frames with `options`. */
@@ -63,6 +65,7 @@ export function vertexJobInit<T = FrameOutcome>(
       calibration: fixed ?? blocks.calibrationVertices,
     },
     ...(options.frameSinks !== undefined && { sinks: options.frameSinks }),
+    ...(options.validator !== undefined && { validator: options.validator }),
   }
 }
 
@@ -82,7 +85,7 @@ export interface VertexCoordinatorInit<T = FrameOutcome>
 /** A coordinator running one vertex job (and any jobs beside it). */
 export class VertexCoordinator<T = FrameOutcome> extends Coordinator<T, Block> {
   constructor(init: VertexCoordinatorInit<T>, components: CoordinatorComponents) {
-    const { job, jobs = [], scheduling = {}, mode, ...options } = init
+    const { job, jobs = [], scheduling = {}, mode, validation, ...options } = init
     const { minBlockVertices, maxBlockVertices, calibrationVertices, ...rest } = scheduling
     const blocks: Partial<VertexBlockLimits> = {
       ...(minBlockVertices !== undefined && { minBlockVertices }),
@@ -94,6 +97,7 @@ export class VertexCoordinator<T = FrameOutcome> extends Coordinator<T, Block> {
         jobs: [vertexJobInit(job, { ...options, blocks }), ...jobs],
         scheduling: rest,
         ...(mode !== undefined && { mode }),
+        ...(validation !== undefined && { validation }),
       },
       components,
     )
