@@ -1,6 +1,13 @@
 import type { Clock } from '../protocol/clock.ts'
 import type { CrowdmeshError } from '../protocol/errors.ts'
-import type { AnyJobKind, JobSpec, PriorityClass, ResultValidator, TaskBase } from '../jobs/kind.ts'
+import type {
+  AnyJobKind,
+  JobSpec,
+  PriorityClass,
+  ResultValidator,
+  TaskBase,
+  WorkerEnv,
+} from '../jobs/kind.ts'
 import type { ValidationPolicy } from '../protocol/defaults.ts'
 import type { Lease } from '../protocol/job.ts'
 import type { Logger } from '../protocol/logger.ts'
@@ -112,6 +119,12 @@ export interface CoordinatorComponents {
    * system's cryptographic source, which no participant can predict; the simulator seeds its own).
    */
   random?: () => number
+  /**
+   * What the coordinator's checkers read inputs through (the frames, files and videos a worker would):
+   * a job added without a `validator` gets its kind's (`kindValidator`). Absent: such a job's results
+   * are taken as they come.
+   */
+  checkerEnv?: WorkerEnv
 }
 
 /** A result that was refused: why, for statistics and logs. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import type { AnyJobKind, JobSpec, RoundSink, TaskBase } from '../jobs/kind.ts'
+import type { AnyJobKind, JobSpec, RoundSink, TaskBase, WorkerEnv } from '../jobs/kind.ts'
+import { kindValidator } from '../jobs/validator.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { randomInt } from 'node:crypto'
@@ -78,6 +79,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private readonly policy: ValidationPolicy
   private readonly trust: TrustBook
   private readonly random: () => number
+  private readonly checkerEnv: WorkerEnv | undefined
   private readonly counters: ValidationCounters = emptyCounters()
   /** Counted results of validated jobs in open rounds, by the identity they came from. */
   private readonly contributionsOf = new Map<string, Set<Contribution>>()
@@ -93,6 +95,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.policy = { ...validationDefaults, ...init.validation }
     this.trust = new TrustBook(this.policy)
     this.random = components.random ?? cryptoRandom
+    this.checkerEnv = components.checkerEnv
     const { jobs } = init
     if (jobs.length === 0) throw new CrowdmeshError('a coordinator needs at least one job')
     for (const job of jobs) this.addJob(job)
@@ -151,7 +154,13 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     if (this.stopped) throw new CrowdmeshError('the coordinator is stopped')
     const { spec } = init
     if (this.slotsByJob.has(spec.jobId)) throw new CrowdmeshError(`job ${spec.jobId} is already running`)
-    const slot = openSlot(this.nextSlot++, init, this.slotList, this.options.targetBlockMs)
+    const validator = init.validator ?? (this.checkerEnv && kindValidator(init.kind, spec, this.checkerEnv))
+    const slot = openSlot(
+      this.nextSlot++,
+      validator === undefined ? init : { ...init, validator },
+      this.slotList,
+      this.options.targetBlockMs,
+    )
     this.slots.set(slot.id, slot)
     this.slotsByJob.set(spec.jobId, slot)
     this.slotList.push(slot)
@@ -523,10 +532,38 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     if (contribution.state !== 'replicating') {
       contribution.state = 'replicating'
       work.pending++
+      this.awaitReplica(slot, work, contribution)
     }
     slot.replicas.push(contribution)
     this.emit('workQueued')
     this.offerWork()
+  }
+
+  /**
+   * Every `replicaPatienceMs` while a contribution waits for a replica: with no other identity
+   * present that could compute one, it is taken unverified (counted) rather than holding its round.
+   */
+  private awaitReplica(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): void {
+    this.clock.setTimer(() => {
+      if (this.stopped || !this.current(slot, work, contribution) || contribution.state !== 'replicating')
+        return
+      const someone = [...this.participants.present()].some(
+        (p) =>
+          !contribution.computedBy.has(p.id) &&
+          !this.trust.quarantined(p.id) &&
+          this.participants.runs(p, slot.tag),
+      )
+      if (someone || contribution.replicasOut > 0) {
+        this.awaitReplica(slot, work, contribution)
+        return
+      }
+      this.log(`task ${contribution.key}: no other participant to replicate it; taken unverified`)
+      this.counters.unverifiedAccepted++
+      contribution.state = 'accepted'
+      slot.replicas = slot.replicas.filter((c) => c !== contribution)
+      work.pending--
+      this.maybeComplete(slot, work)
+    }, this.policy.replicaPatienceMs)
   }
 
   /**

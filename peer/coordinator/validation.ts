@@ -102,6 +102,8 @@ export interface ValidationCounters {
   quarantined: number
   /** Disagreements between copies that no check could settle (a kind without a checker). */
   disputes: number
+  /** Results taken unverified: no other identity was there to compute a replica (`replicaPatienceMs`). */
+  unverifiedAccepted: number
 }
 
 export function emptyCounters(): ValidationCounters {
@@ -115,6 +117,7 @@ export function emptyCounters(): ValidationCounters {
     unitsWithdrawn: 0,
     quarantined: 0,
     disputes: 0,
+    unverifiedAccepted: 0,
   }
 }
 

@@ -8,10 +8,13 @@ import type { FrameKey } from '../protocol/frame-keys.ts'
 import {
   CrowdmeshError,
   InvalidMessageError,
+  LinkExhaustedError,
+  QuarantinedError,
   MessageTooLargeError,
   ProtocolError,
 } from '../protocol/errors.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { LinkFullError } from './admission.ts'
 import { AdmissionGate } from './admission-gate.ts'
 import {
@@ -219,7 +222,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         | 'frameDropped'
         | 'resultRejected'
         | 'jobAdded'
-        | 'jobEnded',
+        | 'jobEnded'
+        | 'participantQuarantined',
     >(
       name: K,
       listener: (...args: never[]) => void,
@@ -257,6 +261,17 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         if (session.label !== undefined) this.send(session, message)
     }
     on('jobAdded', (job: JobSpec) => tellAll({ type: 'job-added', job }))
+    // A caught liar is told why, and disconnected: its link's slot stays taken.
+    on('participantQuarantined', ({ participantId, reason }: { participantId: string; reason: string }) => {
+      const session = this.sessions.get(participantId)
+      const error = new ProtocolError(
+        'quarantined',
+        `a check proved a result of yours wrong: ${reason.slice(0, 500)}`,
+      )
+      const hangUp = () => this.gate.refuse(peerIdFromString(participantId), error)
+      if (session !== undefined) void this.refuse(session, error).then(hangUp)
+      else hangUp()
+    })
     on('jobEnded', (jobId: string) => {
       this.gossip.jobEnded(jobId)
       tellAll({ type: 'job-ended', jobId })
@@ -397,8 +412,13 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       }
       try {
         this.gate.admit(session.participantId, label)
+        // The link's identities are counted for good (a caught liar rejoins under a new peer id at
+        // most a few times), and a quarantined identity is refused.
+        this.coordinator.admit(session.participantId, label)
       } catch (error) {
-        if (error instanceof LinkFullError) throw new ProtocolError('link-full', error.message)
+        if (error instanceof LinkFullError || error instanceof LinkExhaustedError)
+          throw new ProtocolError('link-full', error.message)
+        if (error instanceof QuarantinedError) throw new ProtocolError('quarantined', error.message)
         throw error
       }
       session.label = label

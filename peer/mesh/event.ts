@@ -10,6 +10,7 @@ import { webAppDir } from '../../signaling/web-app.ts'
 import { createRelayNode } from '../../relay/circuit-relay.ts'
 import { CoturnSupervisor, findTurnserver, privateRanges } from '../../relay/coturn.ts'
 import { Coordinator, type CoordinatorInit, type FrameReport } from '../coordinator/coordinator.ts'
+import { frameSource } from '../participant/frame-source.ts'
 import { systemClock } from '../protocol/clock.ts'
 import { turnDefaults } from '../protocol/defaults.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
@@ -206,7 +207,21 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
     })
     stops.push(['coordinator node', () => node.stop() as Promise<void>])
     await reserved(node)
-    const coordinator = new Coordinator<T>(init.coordinator, { clock: systemClock })
+    // The coordinator's spot checks read frames the way a Node participant does (README, "Trust"); a
+    // sealed frame (per-frame keys) from the file it was sealed from.
+    const sealedFrom = new Map<string, string>()
+    const checkFrames = frameSource()
+    const coordinator = new Coordinator<T>(init.coordinator, {
+      clock: systemClock,
+      checkerEnv: {
+        frames: {
+          get: (url, signal) => checkFrames.get(sealedFrom.get(url) ?? url, signal),
+          get size() {
+            return checkFrames.size
+          },
+        },
+      },
+    })
     stops.push(['coordinator', () => Promise.resolve(coordinator.stop())])
     const coordinatorHost = new CoordinatorHost(
       {
@@ -226,7 +241,9 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
 
     const firstJob = init.coordinator.jobs[0]!.spec.jobId
     const addFrame =
-      init.frameKeys === true ? keyedFrames(coordinator, firstJob, coordinatorHost, frames, log) : undefined
+      init.frameKeys === true
+        ? keyedFrames(coordinator, firstJob, coordinatorHost, frames, sealedFrom, log)
+        : undefined
     let stopped = false
     return {
       event,
@@ -322,6 +339,7 @@ function keyedFrames<T>(
   firstJob: string,
   host: CoordinatorHost,
   frames: FrameStore,
+  sealedFrom: Map<string, string>,
   log: Logger,
 ): (frame: ImageInput) => void {
   const keys = new Map<number, Promise<FrameKey>>()
@@ -329,7 +347,10 @@ function keyedFrames<T>(
   const release = ({ jobId, frameIndex }: FrameReport) => {
     if (jobId !== firstJob) return
     keys.delete(frameIndex)
-    for (const url of sealedUrls.get(frameIndex) ?? []) frames.release(url)
+    for (const url of sealedUrls.get(frameIndex) ?? []) {
+      frames.release(url)
+      sealedFrom.delete(url)
+    }
     sealedUrls.delete(frameIndex)
   }
   coordinator.on('frameComplete', (_outcome, report) => release(report))
@@ -347,6 +368,7 @@ function keyedFrames<T>(
         const frameKey = await pending
         const sealed = await frames.publishSealed(frame, frameKey)
         sealedUrls.set(frame.index, [...(sealedUrls.get(frame.index) ?? []), sealed.imageUrl])
+        sealedFrom.set(sealed.imageUrl, frame.imageUrl)
         host.setFrameKey(frame.index, frameKey)
         coordinator.addInput(firstJob, sealed.index, sealed)
       })

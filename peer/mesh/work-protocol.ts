@@ -87,6 +87,8 @@ export const errorCodes = [
   'shutting-down',
   'busy',
   'link-full',
+  /** A check proved one of its results wrong: its identity gets no more work (README, "Trust"). */
+  'quarantined',
 ] as const
 
 /** The codes a participant retries after (with back-off) rather than giving up. */

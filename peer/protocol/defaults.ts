@@ -143,13 +143,24 @@ export const validationDefaults = {
    * `trustAfter` checks in a row.
    */
   sampleUnits: 256,
-  /** Identities one join link may hold, quarantined ones included (a caught liar rejoins at most this often). */
-  identitiesPerLink: 4,
+  /**
+   * Identities one join link may ever hold, quarantined ones included: a caught liar rejoins under
+   * a new peer id at most this often through its link. Everyone at an event may share one participant
+   * link (`meshDefaults.maxPeersPerLink` at once), so the default bounds a leaked link; a link handed
+   * to one person (the simulator's, the operator's personal links) is held to a few.
+   */
+  identitiesPerLink: 2_000,
   /**
    * Units compared where two copies disagree, at most: the coordinator recomputes those units of
    * both copies to find the one that lies (a disagreement alone proves nothing).
    */
   maxDisputedUnits: 64,
+  /**
+   * A result waiting this long for a replica while no other identity that could compute it is
+   * present (a lone participant, a kind the coordinator cannot check) is taken unverified, and
+   * counted as such, rather than holding its round for ever, ms.
+   */
+  replicaPatienceMs: 10_000,
 }
 
 /** The validation policy as a coordinator runs it (`validationDefaults`, overridden per event). */

@@ -19,6 +19,9 @@ export const autoGridLoad = 0.5
 /** A queued batch job's automatic round: what the whole crowd computes in this long at its nominal capacity, s. */
 export const autoBatchRoundSeconds = 10
 
+/** Identities a simulated person's own join link holds (a caught rejoiner comes back at most 3 times). */
+export const personalLinkIdentities = 4
+
 /** Rounds a topped-up batch job keeps open at least. */
 const minOpenRounds = 2
 
@@ -179,7 +182,10 @@ export function coordinatorInit(
   const common = {
     ...(init.scheduling !== undefined && { scheduling: init.scheduling }),
     ...(init.mode !== undefined && { mode: init.mode }),
-    ...(init.validation !== undefined && { validation: init.validation }),
+    // Each simulated person joins through a link of their own, which holds a few identities.
+    ...(init.validation !== undefined && {
+      validation: { identitiesPerLink: personalLinkIdentities, ...init.validation },
+    }),
   }
   // Results carry their lies (`resultLies`): the ledger counts the wrong units that get published.
   const wrong = (result: unknown) => {

@@ -131,7 +131,13 @@ describe('trust invariants under random adversaries', () => {
           const coordinator = new VertexCoordinator<LedgerSummary>(
             {
               job,
-              validation: { mode, trustAfter: 3, sampleUnits: 3, trustedCheckShare: 0.3 },
+              validation: {
+                mode,
+                trustAfter: 3,
+                sampleUnits: 3,
+                trustedCheckShare: 0.3,
+                replicaPatienceMs: Infinity,
+              },
               validator: validator(verified, checkedWhole, withChecker),
               frameSinks: (init) => {
                 const inner = ledger(init)
