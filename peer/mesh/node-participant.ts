@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os'
 import { joinEvent, type JoinResult, type ParticipantEvent } from './join.ts'
 import { releaseWebRTC } from './node-webrtc.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
-import { cpuWorkers } from '../participant/job-directory.ts'
+import { cpuWorkers, type WorkerFactory } from '../participant/job-directory.ts'
 import { frameSource } from '../participant/frame-source.ts'
 
 /** Options of a Node participant; each defaults as documented. */
@@ -18,6 +18,8 @@ export interface NodeParticipantInit {
   relayOnly?: boolean
   signal: AbortSignal
   onEvent: (event: ParticipantEvent) => void
+  /** Wraps its workers (tests: `lyingWorkers`); not an option of `crowdmesh join`. */
+  workers?: (base: WorkerFactory) => WorkerFactory
 }
 
 /**
@@ -31,7 +33,7 @@ export function runNodeParticipant(init: NodeParticipantInit): Promise<JoinResul
     link: init.link,
     ...(init.dutyCycle !== undefined && { dutyCycle: init.dutyCycle }),
     cores: init.cores ?? availableParallelism(),
-    workers: cpuWorkers(frameSource(), env),
+    workers: (init.workers ?? ((base) => base))(cpuWorkers(frameSource(), env)),
     capabilities,
     agent: `crowdmesh-node/${process.version}`,
     ...(init.relayOnly === true && { relayOnly: true }),
