@@ -188,6 +188,11 @@ export interface CoordinatorEvents<T, K extends TaskBase = TaskBase> {
    * withdrawn (`resultWithdrawn` for each).
    */
   participantQuarantined: [{ participantId: string; reason: string; withdrawn: number }]
+  /**
+   * A result was taken unverified: it waited `replicaPatienceMs` for a replica with no other identity
+   * here to compute one, and the coordinator cannot check it (README, "Trust").
+   */
+  resultUnverified: [{ participantId: string; jobId: string; frameIndex: number; task: TaskBase }]
   /** A counted result was taken back from its open round (its participant was caught): its task is queued again. */
   resultWithdrawn: [{ participantId: string; jobId: string; frameIndex: number; units: number }]
 }

@@ -80,6 +80,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private readonly trust: TrustBook
   private readonly random: () => number
   private readonly checkerEnv: WorkerEnv | undefined
+  /** Whether a trusted identity is present, by kind tag, and when that was worked out (`trustedPresent`). */
+  private readonly trustedHere = new Map<string, { at: number; present: boolean }>()
   private readonly counters: ValidationCounters = emptyCounters()
   /** Counted results of validated jobs in open rounds, by the identity they came from. */
   private readonly contributionsOf = new Map<string, Set<Contribution>>()
@@ -233,6 +235,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     if (this.stopped || this.trust.quarantined(participantId)) return undefined
     const now = this.clock.now()
     const participant = this.participants.touch(participantId, now, capability)
+    participant.lastAskedAt = now
     const held = this.leases.activeOf(participantId)
     if (held.length >= this.options.maxLeasesPerParticipant) return undefined
     const speed = this.participants.speed(participant)
@@ -547,9 +550,11 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.clock.setTimer(() => {
       if (this.stopped || !this.current(slot, work, contribution) || contribution.state !== 'replicating')
         return
+      const now = this.clock.now()
       const someone = [...this.participants.present()].some(
         (p) =>
           !contribution.computedBy.has(p.id) &&
+          now - p.lastAskedAt < this.policy.replicaPatienceMs &&
           !this.trust.quarantined(p.id) &&
           this.participants.runs(p, slot.tag),
       )
@@ -557,11 +562,27 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
         this.awaitReplica(slot, work, contribution)
         return
       }
+      slot.replicas = slot.replicas.filter((c) => c !== contribution)
+      if (slot.validator?.checker !== undefined) {
+        // Nobody to replicate it (trusting nobody, alone): the coordinator checks it instead.
+        contribution.state = 'checking'
+        const units = sampleUnits(contribution.units, this.policy.sampleUnits, this.random)
+        this.check(slot, contribution, units, (outcome) => {
+          if (outcome.ok === true) contribution.checkedWhole = units.length === contribution.units
+          this.checked(slot, work, contribution, outcome)
+        })
+        return
+      }
       this.log(`task ${contribution.key}: no other participant to replicate it; taken unverified`)
       this.counters.unverifiedAccepted++
       contribution.state = 'accepted'
-      slot.replicas = slot.replicas.filter((c) => c !== contribution)
       work.pending--
+      this.emit('resultUnverified', {
+        participantId: contribution.participantId,
+        jobId: slot.spec.jobId,
+        frameIndex: work.index,
+        task: contribution.task,
+      })
       this.maybeComplete(slot, work)
     }, this.policy.replicaPatienceMs)
   }
@@ -573,9 +594,13 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private replicaFor(slot: JobSlot<T>, participant: ParticipantRecord): Contribution | undefined {
     if (slot.replicas.length === 0) return undefined
     const link = this.trust.of(participant.id).link
+    // While trusted identities are here, an untrusted result is replicated by one of them: two
+    // untrusted identities agreeing may be two colluders.
+    const untrusted = this.trust.of(participant.id).state !== 'trusted' && this.trustedPresent(slot.tag)
     for (let i = 0; i < slot.replicas.length; i++) {
       const c = slot.replicas[i]!
       if (c.computedBy.has(participant.id)) continue
+      if (untrusted && this.trust.of(c.participantId).state !== 'trusted') continue
       if (link !== undefined && [...c.computedBy].some((id) => this.trust.of(id).link === link)) continue
       slot.replicas.splice(i, 1)
       c.computedBy.add(participant.id)
@@ -624,9 +649,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     // Trusting nobody, two copies that agree are checked all the same where checks are cheap: two
     // colluders agree with each other.
     const checkAgreement = this.policy.mode === 'replicate-all' && validator.cheapCheckUnits !== undefined
-    if (agreed && !(checkAgreement && validator.checker !== undefined)) {
-      this.vouched(slot, work, contribution, participant.id)
-    } else if (validator.checker !== undefined) {
+    if (validator.checker !== undefined && (!agreed || checkAgreement)) {
       if (!agreed) this.counters.disputes++
       const units = agreed
         ? sampleUnits(record.units, validator.cheapCheckUnits ?? this.policy.sampleUnits, this.random)
@@ -643,6 +666,38 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       })
     } else this.quorum(slot, work, contribution, participant.id, result)
     this.offerWork(participant)
+  }
+
+  /**
+   * Whether a trusted identity that runs `tag` is here and working: present, and asked for work within
+   * `replicaPatienceMs` (a paused one stays present). Recomputed at most once a second: it is read on
+   * lease requests. Until one is, two untrusted identities agreeing is all there is.
+   */
+  private trustedPresent(tag: string): boolean {
+    const now = this.clock.now()
+    const cached = this.trustedHere.get(tag)
+    if (cached !== undefined && now - cached.at < 1000) return cached.present
+    let present = false
+    for (const p of this.participants.present())
+      if (
+        this.participants.runs(p, tag) &&
+        now - p.lastAskedAt < this.policy.replicaPatienceMs &&
+        this.trust.of(p.id).state === 'trusted'
+      ) {
+        present = true
+        break
+      }
+    this.trustedHere.set(tag, { at: now, present })
+    return present
+  }
+
+  /** Whether two identities agreeing decides a task: one of them is trusted, or nobody trusted is here. */
+  private agreementCounts(a: string, b: string, tag: string): boolean {
+    return (
+      this.trust.of(a).state === 'trusted' ||
+      this.trust.of(b).state === 'trusted' ||
+      !this.trustedPresent(tag)
+    )
   }
 
   /** The units two disagreeing copies differ on (where a check looks), or a sample where none is named. */
@@ -704,9 +759,10 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   }
 
   /**
-   * A kind without a checker: copies are compared until two identities agree; the agreed result is
-   * the counted one (swapped into the sink if need be). Disagreeing identities lose their run of
-   * verified results, but nothing proves which lied, so nobody is quarantined.
+   * Copies are compared until two identities agree (a quorum; one of them trusted while trusted
+   * identities are here): the agreed result is the counted one (swapped into the sink if need be),
+   * and the identities whose copies disagree with it lose their run of verified results. Nothing
+   * proves which lied, so nobody is quarantined: a kind the coordinator cannot check relies on this.
    */
   private quorum(
     slot: JobSlot<T>,
@@ -717,24 +773,32 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   ): void {
     const validator = slot.validator!
     const { task } = contribution
-    for (const [id, earlier] of contribution.copies) {
-      if (id === copyId || !validator.agree(task, earlier, copy)) continue
-      const sink = slot.roundSinks.get(work.index)!
-      sink.withdraw(task)
-      sink.add(task, copy)
-      this.trust.disputed(this.trust.of(contribution.participantId))
-      this.forget(contribution)
-      contribution.participantId = copyId
-      contribution.result = copy
-      this.remember(contribution)
-      this.vouched(slot, work, contribution, id)
+    const earlier: [string, unknown][] = [
+      [contribution.participantId, contribution.result],
+      ...contribution.copies,
+    ]
+    for (const [id, value] of earlier) {
+      if (id === copyId || !validator.agree(task, value, copy) || !this.agreementCounts(id, copyId, slot.tag))
+        continue
+      for (const [other, theirs] of earlier)
+        if (other !== id && !validator.agree(task, theirs, copy)) this.trust.disputed(this.trust.of(other))
+      if (id !== contribution.participantId) {
+        const sink = slot.roundSinks.get(work.index)!
+        sink.withdraw(task)
+        sink.add(task, copy)
+        this.forget(contribution)
+        contribution.participantId = copyId
+        contribution.result = copy
+        this.remember(contribution)
+        contribution.copies.delete(id)
+        this.vouched(slot, work, contribution, id)
+      } else this.vouched(slot, work, contribution, copyId)
       return
     }
-    this.counters.disputes++
-    this.trust.disputed(this.trust.of(copyId))
+    if (!validator.agree(task, contribution.result, copy)) this.counters.disputes++
     contribution.copies.set(copyId, copy)
     if (contribution.copies.size + 1 >= maxCopiesCompared) {
-      this.log(`task ${contribution.key}: ${maxCopiesCompared} copies and no two agree; computed afresh`)
+      this.log(`task ${contribution.key}: ${maxCopiesCompared} copies and no quorum; computed afresh`)
       this.withdraw(slot, work, contribution)
       return
     }

@@ -28,6 +28,8 @@ export interface ParticipantRecord {
   /** Time its counted blocks took, as the coordinator saw it, ms. */
   busyMs: number
   lastResultAt: number
+  /** When it last asked for work (a paused participant stays present but stops asking). */
+  lastAskedAt: number
 }
 
 /** One row of the seed's management table. */
@@ -92,6 +94,7 @@ export class ParticipantBook {
         leasesExpired: 0,
         busyMs: 0,
         lastResultAt: now,
+        lastAskedAt: now,
       }
       this.records.set(id, record)
     } else if (capability !== undefined) {

@@ -29,6 +29,7 @@ import {
 import { poolFigures, poolTable, poolTargets, runPoolBench } from '../bench/pool-figures.ts'
 import { runMatchRunsBench, runsFigures, runsTable } from '../bench/match-runs.ts'
 import { matchingTable } from '../bench/matching-table.ts'
+import { runTrustBench, trustTable } from '../bench/trust.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { type ProgressBar, progressBar } from '../progress.ts'
@@ -98,10 +99,20 @@ and the durable task pool of match runs (SQLite, one core, 1 M tasks; about a mi
   runs.killedAndResumed               the shared set plus its edits as a pooled match run over the
                                       real mesh, its coordinator SIGKILLed half-way and served again:
                                       the same matches as an uninterrupted run, none twice
+and result validation against liars (a simulated live vertex job, 1,000 participants of the event
+crowd for 2 minutes; about three minutes):
+  trust.vertex                        for no adversaries, then 5 %, 20 % and 40 % of each adversary
+                                      model and of their mix: wrong vertices published (≤ 0.1 % at
+                                      20 %), work computed beyond one copy (≤ 15 % at 20 %, ≤ 5 % at
+                                      0 %), the coordinator's checks (its cost per thread measured on
+                                      the real checker), time to quarantine, false accusations (0),
+                                      latency against no adversaries (≤ 1.3×); at 20 % of the mix,
+                                      trusting nobody and validating without checks beside them
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
 --skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
 --skip-browser the browser figures, --skip-matching the matching figures, --skip-pool the pool's,
---skip-runs the real match run killed and resumed (about five minutes),
+--skip-runs the real match run killed and resumed (about five minutes), --skip-trust the
+validation figures,
 --skip-recording the recording figures (about twenty-five minutes).
 
 Options:
@@ -117,6 +128,9 @@ Options:
   --skip-pool     leave out the task pool figures
   --skip-runs     leave out the real match run, killed and resumed
   --skip-recording  leave out the recording figures
+  --skip-trust    leave out the validation figures
+  --only LIST     only these sections (and the core figures), comma-separated: simulation, mesh,
+                  jobs, browser, matching, pool, runs, trust, recording
   --recording-minutes 1,10,60
                   the recording lengths to measure              [default: 1,10,60]
   --chromium-flags "FLAGS"
@@ -125,6 +139,19 @@ Options:
                   --enable-gpu --ignore-gpu-blocklist")
   -h, --help      show this help
 `
+
+/** The sections `--skip-NAME` leaves out and `--only` keeps (the core figures always run). */
+const sections = [
+  'simulation',
+  'mesh',
+  'jobs',
+  'browser',
+  'matching',
+  'pool',
+  'runs',
+  'trust',
+  'recording',
+] as const
 
 /** `crowdmesh bench`. */
 export async function benchCommand(args: string[]): Promise<void> {
@@ -143,12 +170,22 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-pool': { type: 'boolean' },
       'skip-runs': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
+      'skip-trust': { type: 'boolean' },
+      only: { type: 'string' },
       'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
     },
     help,
   )
   if (values === undefined) return
+  const only = stringOption(values, 'only')
+    ?.split(',')
+    .map((name) => name.trim())
+  for (const name of only ?? [])
+    if (!(sections as readonly string[]).includes(name))
+      throw new UsageError(`--only: "${name}" is not a section (${sections.join(', ')})`)
+  const skip = (name: (typeof sections)[number]) =>
+    values[`skip-${name}`] === true || (only !== undefined && !only.includes(name))
   const dir = stringOption(values, 'dataset') ?? defaultDataset()
   if (dir === undefined) throw new InvalidOptionError('templeSparseRing not found: pass --dataset DIR')
   const grid = positiveInt(stringOption(values, 'grid'), 'grid', 128)
@@ -215,29 +252,27 @@ export async function benchCommand(args: string[]): Promise<void> {
 
   const scheduler1000 = schedulerOpsPerSec(1000)
   const scheduler10000 = schedulerOpsPerSec(10_000)
-  const simulation = values['skip-simulation'] === true ? undefined : simulationFigures(json)
-  const mesh = values['skip-mesh'] === true ? undefined : await meshFigures(dataset, json)
+  const simulation = skip('simulation') ? undefined : simulationFigures(json)
+  const mesh = skip('mesh') ? undefined : await meshFigures(dataset, json)
   const jobsBar = progressBar('two jobs', { quiet: json })
-  const jobs =
-    values['skip-jobs'] === true
-      ? undefined
-      : await runJobsBench({ dataset, onProgress: (d, t) => jobsBar.update(d, t) })
+  const jobs = skip('jobs')
+    ? undefined
+    : await runJobsBench({ dataset, onProgress: (d, t) => jobsBar.update(d, t) })
   jobsBar.done()
   const chromiumFlags = stringOption(values, 'chromium-flags')
     ?.split(/\s+/)
     .filter((f) => f !== '')
   const browserBar = progressBar('browser', { quiet: json })
-  const browser =
-    values['skip-browser'] === true
-      ? undefined
-      : await runBrowserBench({
-          dataset,
-          ...(chromiumFlags !== undefined && { chromiumFlags }),
-          onProgress: (d, t) => browserBar.update(d, t),
-        })
+  const browser = skip('browser')
+    ? undefined
+    : await runBrowserBench({
+        dataset,
+        ...(chromiumFlags !== undefined && { chromiumFlags }),
+        onProgress: (d, t) => browserBar.update(d, t),
+      })
   const videoDir = defaultVideoMatchingDir()
   const browserFingerprint =
-    values['skip-browser'] === true || videoDir === undefined
+    skip('browser') || videoDir === undefined
       ? undefined
       : await runBrowserFingerprintBench({
           dataDir: videoDir,
@@ -247,26 +282,28 @@ export async function benchCommand(args: string[]): Promise<void> {
   browserBar.done()
   const keys = await frameKeyCost(dataset, job)
   const matchingBar = stagedProgress('matching', json)
-  const matching =
-    values['skip-matching'] === true ? undefined : await runMatchingBench({ onProgress: matchingBar.update })
+  const matching = skip('matching') ? undefined : await runMatchingBench({ onProgress: matchingBar.update })
   matchingBar.done()
   const poolBar = progressBar('task pool', { quiet: json })
-  const pool = values['skip-pool'] === true ? undefined : await runPoolBench((d, t) => poolBar.update(d, t))
+  const pool = skip('pool') ? undefined : await runPoolBench((d, t) => poolBar.update(d, t))
   poolBar.done()
   const runsBar = progressBar('match runs', { quiet: json })
-  const runs =
-    values['skip-runs'] === true
-      ? undefined
-      : await runMatchRunsBench({ onProgress: (d, t) => runsBar.update(d, t) })
+  const runs = skip('runs')
+    ? undefined
+    : await runMatchRunsBench({ onProgress: (d, t) => runsBar.update(d, t) })
   runsBar.done()
+  const trustBar = progressBar('trust', { quiet: json })
+  const trust = skip('trust')
+    ? undefined
+    : await runTrustBench({ dataset, onProgress: (d, t) => trustBar.update(d, t) })
+  trustBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
-  const recording =
-    values['skip-recording'] === true
-      ? undefined
-      : await runRecordingBench({
-          minutes: recordingMinutes(stringOption(values, 'recording-minutes')),
-          onProgress: (d, t) => recordingBar.update(d, t),
-        })
+  const recording = skip('recording')
+    ? undefined
+    : await runRecordingBench({
+        minutes: recordingMinutes(stringOption(values, 'recording-minutes')),
+        onProgress: (d, t) => recordingBar.update(d, t),
+      })
   recordingBar.done()
   const publish = recording === undefined ? {} : publishPercentiles(recording.runs)
   // Targets are at p95.
@@ -372,6 +409,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     }),
     ...(pool !== undefined && poolFigures(pool)),
     ...(runs !== undefined && runsFigures(runs)),
+    ...(trust !== undefined && { 'trust.vertex': trust }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -438,6 +476,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       (matching === undefined ? '' : matchingTable(matching)) +
       (pool === undefined ? '' : poolTable(pool)) +
       (runs === undefined ? '' : runsTable(runs)) +
+      (trust === undefined ? '' : `${trustTable(trust).join('\n')}\n`) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)

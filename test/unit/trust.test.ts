@@ -185,17 +185,21 @@ describe('the vertex checker', () => {
 
 describe('the coordinator', () => {
   /** A job of two 64-thread cameras, leased in blocks of 16, with a validator whose checker refutes results marked as lies. */
-  function setup(validation = {}) {
+  function setup(validation = {}, withChecker = true) {
     const time = manualClock()
     const lies = new WeakSet<object>()
     const validator: ResultValidator = {
       agree: (_t, a, b) => lies.has(a as object) === lies.has(b as object),
       disputed: () => [0],
-      checker: {
-        check: (_t, result) =>
-          lies.has(result as object) ? { ok: false, unit: 0, reason: 'a lie' } : { ok: true },
-      },
-      cheapCheckUnits: 2,
+      ...(withChecker && {
+        checker: {
+          check: (_t: unknown, result: unknown) =>
+            lies.has(result as object)
+              ? { ok: false as const, unit: 0, reason: 'a lie' }
+              : { ok: true as const },
+        },
+        cheapCheckUnits: 2,
+      }),
     }
     const job = testJob(4, [testCamera(0), { ...testCamera(1), t: [0.1, 0, 2] }])
     const coordinator = new Coordinator<LedgerSummary>(
@@ -274,7 +278,7 @@ describe('the coordinator', () => {
     expect(coordinator.statistics().validation).toMatchObject({ replicas: 8, replicaUnits: 128 })
   })
 
-  it('takes a result unverified after replicaPatienceMs when nobody else could replicate it', () => {
+  it('alone and trusting nobody: after replicaPatienceMs the coordinator checks a result itself, or (no checker) takes it unverified', () => {
     const { coordinator, time, addFrame, answer } = setup({ mode: 'replicate-all', replicaPatienceMs: 5000 })
     const completed: LedgerSummary[] = []
     coordinator.on('frameComplete', (s) => completed.push(s))
@@ -284,7 +288,16 @@ describe('the coordinator', () => {
     expect(completed).toHaveLength(0)
     time.advance(1)
     expect(completed).toHaveLength(1)
-    expect(coordinator.statistics().validation.unverifiedAccepted).toBe(8)
+    expect(coordinator.statistics().validation).toMatchObject({ unverifiedAccepted: 0, checks: 8 })
+
+    const bare = setup({ mode: 'replicate-all', replicaPatienceMs: 5000 }, false)
+    const unverified: number[] = []
+    bare.coordinator.on('resultUnverified', ({ frameIndex }) => unverified.push(frameIndex))
+    bare.addFrame(0)
+    for (let i = 0; i < 8; i++) bare.answer('alone')
+    bare.time.advance(5000)
+    expect(unverified).toEqual([0, 0, 0, 0, 0, 0, 0, 0])
+    expect(bare.coordinator.idle).toBe(true)
   })
 })
 
