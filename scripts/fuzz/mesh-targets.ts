@@ -5,7 +5,17 @@ import fc from 'fast-check'
 import { FrameDecoder, FrameKind } from '../../peer/mesh/framing.ts'
 import { createMeshNode, type MeshNode } from '../../peer/mesh/node.ts'
 import { admitAnswerSchema, admitProtocol } from '../../peer/mesh/admission.ts'
-import { errorCodes, parseControl, toParticipantSchema, workProtocol } from '../../peer/mesh/work-protocol.ts'
+import {
+  encodeResultFrame,
+  errorCodes,
+  parseControl,
+  type ToParticipant,
+  toParticipantSchema,
+  workProtocol,
+} from '../../peer/mesh/work-protocol.ts'
+import { type Block, blockResult } from '../../peer/jobs/vertex/block.ts'
+import { vertexKind } from '../../peer/jobs/vertex/index.ts'
+import { importFrameKey } from '../../peer/protocol/frame-keys.ts'
 import type { FuzzEventReady } from './event-process.ts'
 import { hostileJsonText } from './inputs.ts'
 import type { Verdict } from './targets.ts'
@@ -17,6 +27,51 @@ export interface MeshFuzzer {
   stop(): Promise<void>
 }
 
+/** Control messages read off a work stream as they come, to be waited for in turn. */
+function controlMessages(stream: Stream): {
+  next(timeoutMs: number): Promise<ToParticipant | undefined>
+  until(match: (m: ToParticipant) => boolean, timeoutMs: number): Promise<ToParticipant | undefined>
+} {
+  const queue: ToParticipant[] = []
+  let wake: (() => void) | undefined
+  const decoder = new FrameDecoder()
+  void (async () => {
+    try {
+      for await (const chunk of stream) {
+        const parts = chunk instanceof Uint8Array ? [chunk] : [...chunk]
+        for (const part of parts)
+          for (const answer of decoder.push(part))
+            if (answer.kind === FrameKind.control) {
+              queue.push(parseControl(toParticipantSchema, answer.payload))
+              wake?.()
+            }
+      }
+    } catch {
+      // closed or reset: whatever came is in the queue
+    }
+    wake?.()
+  })()
+  const next = async (timeoutMs: number): Promise<ToParticipant | undefined> => {
+    const deadline = Date.now() + timeoutMs
+    while (queue.length === 0 && Date.now() < deadline)
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        setTimeout(resolve, Math.max(1, deadline - Date.now()))
+      })
+    return queue.shift()
+  }
+  return {
+    next,
+    async until(match, timeoutMs) {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const message = await next(Math.max(1, deadline - Date.now()))
+        if (message === undefined || match(message)) return message
+      }
+    },
+  }
+}
+
 /** One frame of a hostile work-protocol session, as bytes on the stream. */
 type WorkPiece =
   | { hello: 'valid' | 'bad-token' | 'no-capability' | 'hostile-holds' }
@@ -25,7 +80,8 @@ type WorkPiece =
   | { binary: number }
   | { header: { kind: number; length: number } }
 
-const capability = { cores: 1, threadsPerSec: 10_000, dutyCycle: 1, backend: 'cpu' }
+// Complete, so that a valid hello is welcomed and the paths after it are reached.
+const capability = { cores: 1, threadsPerSec: 10_000, bandwidthBytesPerSec: 1e6, rttMs: 20, dutyCycle: 1 }
 
 /** Sessions: hello or not, requests before hello, garbage, oversized and truncated frames. */
 const workSession: fc.Arbitrary<WorkPiece[]> = fc.array(
@@ -241,6 +297,58 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
     return ['libp2p:admit', problem === undefined ? { ok: true } : { ok: false, why: problem }]
   }
 
+  /**
+   * A peer that lies (README, "Trust"): a fresh identity with the link joins, takes a vertex lease,
+   * and returns a well-formed result with every colour wrong. The coordinator must check it,
+   * quarantine the identity and say so (`quarantined`), while the witness participant carries on.
+   * No lease within a few tries (the witness holds the work) ends the case clearly too.
+   */
+  async function liarCase(): Promise<[string, Verdict]> {
+    const liar = await createMeshNode({ relayAddrs: ready.relayAddrs, admission: { token } })
+    try {
+      const opened = await liar
+        .dialProtocol(coordinator, workProtocol, { signal: AbortSignal.timeout(20_000) })
+        .catch((error: Error) => error.message)
+      if (typeof opened === 'string') return ['libp2p:liar', { ok: false, why: `no work stream: ${opened}` }]
+      const inbox = controlMessages(opened)
+      const say = (value: unknown) =>
+        opened.send(frame(FrameKind.control, new TextEncoder().encode(JSON.stringify(value))))
+      say({ type: 'hello', token, capability: { ...capability, kinds: ['vertex@1'] }, agent: 'fuzz-liar' })
+      const welcome = await inbox.next(10_000)
+      if (welcome?.type !== 'welcome')
+        return [
+          'libp2p:liar',
+          { ok: false, why: `no welcome after a valid hello: ${JSON.stringify(welcome)}` },
+        ]
+      for (let requestId = 1; requestId <= 5; requestId++) {
+        say({ type: 'lease-request', requestId, capability: { ...capability, kinds: ['vertex@1'] } })
+        const answer = await inbox.until((m) => m.type === 'lease' || m.type === 'error', 10_000)
+        if (answer?.type !== 'lease')
+          return ['libp2p:liar', { ok: false, why: `no lease answer: ${JSON.stringify(answer)}` }]
+        if (answer.lease === null) {
+          await new Promise((r) => setTimeout(r, 500))
+          continue
+        }
+        const block = answer.lease.block as unknown as Block
+        const colours = new Uint8Array(block.vertexCount * 4)
+        for (let i = 0; i < colours.length; i += 4) colours.set([211, 17, 99, 255], i)
+        const bytes = vertexKind.result.encode(blockResult(block, colours))
+        const key = answer.frameKey === undefined ? undefined : await importFrameKey(answer.frameKey)
+        const result = await encodeResultFrame(100 + requestId, answer.lease.leaseId, bytes, key)
+        opened.send(frame(FrameKind.binary, result))
+        const told = await inbox.until((m) => m.type === 'error', 15_000)
+        opened.abort(new Error('fuzz case over'))
+        return told?.type === 'error' && told.code === 'quarantined'
+          ? ['libp2p:liar', { ok: true }]
+          : ['libp2p:liar', { ok: false, why: `a lie was not caught: ${JSON.stringify(told)}` }]
+      }
+      opened.abort(new Error('fuzz case over'))
+      return ['libp2p:liar-no-work', { ok: true }]
+    } finally {
+      await liar.stop()
+    }
+  }
+
   async function workCase(pieces: WorkPiece[]): Promise<Verdict> {
     const stream = await openStream()
     if (typeof stream === 'string') return { ok: false, why: `could not open a work stream: ${stream}` }
@@ -265,6 +373,8 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
         cases.push(['libp2p:work', await workCase(pieces), pieces])
       for (const pieces of fc.sample(admitSession, { numRuns: 2, seed }))
         cases.push([...(await admitCase(pieces)), pieces])
+      // A new identity each time (a caught one stays caught): one batch in three.
+      if (seed % 3 === 0) cases.push([...(await liarCase()), 'liar'])
       for (const message of fc.sample(gossipMessage, { numRuns: 3, seed })) {
         // Publishing may find no subscribed peer yet; what matters is that the event survives it.
         await node.services.gossip

@@ -27,6 +27,8 @@ describe('the fuzzer of our own protocols', () => {
       'libp2p:gossip',
     ])
       expect(report.casesByTarget[target] ?? 0, target).toBeGreaterThan(5)
+    // Peers that lie (a fresh identity each, one batch in three): each caught and told, quarantined.
+    expect(report.casesByTarget['libp2p:liar'] ?? 0, summary).toBeGreaterThan(0)
     expect(report.framesDuringFuzz).toBeGreaterThan(0)
     // The witness participant kept its link to the coordinator throughout (before the server peer
     // held its WebRTC keep-alive, the last recorder to leave cut every participant off).
