@@ -131,6 +131,7 @@ export class ResultValidation<T> {
       replicasOut: 0,
       checkedWhole: false,
       vouchedBy: new Set(),
+      uncheckable: false,
     }
     work.contributions.set(record.key, contribution)
     this.remember(contribution)
@@ -142,6 +143,18 @@ export class ResultValidation<T> {
       const units = sampleUnits(record.units, decision.check, this.random)
       this.check(slot, contribution, units, (outcome) => {
         if (outcome.ok === true) contribution.checkedWhole = units.length === record.units
+        if (
+          outcome.ok === true &&
+          decision.thenReplicate === true &&
+          contribution.state === 'checking' &&
+          this.current(slot, work, contribution) &&
+          this.someoneToReplicate(slot, contribution)
+        ) {
+          // Checked where it could be; a replica looks at the rest (a hidden match). Alone, the
+          // check is all there is.
+          this.replicate(slot, work, contribution)
+          return
+        }
         this.checked(slot, work, contribution, outcome)
       })
     }
@@ -217,7 +230,7 @@ export class ResultValidation<T> {
       this.convict(contribution.participantId, `task ${contribution.key}: ${outcome.reason}`)
     } else {
       this.host.log(`task ${contribution.key} could not be checked (${outcome.reason}): replicated instead`)
-      work.pending--
+      contribution.uncheckable = true
       this.replicate(slot, work, contribution)
     }
   }
@@ -225,8 +238,13 @@ export class ResultValidation<T> {
   /** Queues a contribution for a replica on another identity; its round waits for the comparison. */
   private replicate(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): void {
     if (contribution.state !== 'replicating') {
+      // A result being checked already holds its round.
+      if (contribution.state !== 'checking') work.pending++
       contribution.state = 'replicating'
-      work.pending++
+      if (contribution.replicasOut === 0 && !this.someoneToReplicate(slot, contribution)) {
+        this.noReplica(slot, work, contribution)
+        return
+      }
       this.awaitReplica(slot, work, contribution)
     }
     slot.replicas.push(contribution)
@@ -234,9 +252,23 @@ export class ResultValidation<T> {
     this.host.offerWork()
   }
 
+  /** Whether another identity here and at work (asked within `replicaPatienceMs`) could replicate it. */
+  private someoneToReplicate(slot: JobSlot<T>, contribution: Contribution): boolean {
+    const now = this.host.clock.now()
+    for (const p of this.host.participants.present())
+      if (
+        !contribution.computedBy.has(p.id) &&
+        now - p.lastAskedAt < this.policy.replicaPatienceMs &&
+        !this.trust.quarantined(p.id) &&
+        this.host.participants.runs(p, slot.tag)
+      )
+        return true
+    return false
+  }
+
   /**
-   * Every `replicaPatienceMs` while a contribution waits for a replica: with no other identity
-   * present that could compute one, it is taken unverified (counted) rather than holding its round.
+   * Every `replicaPatienceMs` while a contribution waits for a replica: once nobody else could compute
+   * one, it is settled without (`noReplica`) rather than holding its round.
    */
   private awaitReplica(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): void {
     this.host.clock.setTimer(() => {
@@ -246,41 +278,43 @@ export class ResultValidation<T> {
         contribution.state !== 'replicating'
       )
         return
-      const now = this.host.clock.now()
-      const someone = [...this.host.participants.present()].some(
-        (p) =>
-          !contribution.computedBy.has(p.id) &&
-          now - p.lastAskedAt < this.policy.replicaPatienceMs &&
-          !this.trust.quarantined(p.id) &&
-          this.host.participants.runs(p, slot.tag),
-      )
-      if (someone || contribution.replicasOut > 0) {
+      if (contribution.replicasOut > 0 || this.someoneToReplicate(slot, contribution))
         this.awaitReplica(slot, work, contribution)
-        return
-      }
-      slot.replicas = slot.replicas.filter((c) => c !== contribution)
-      if (slot.validator?.checker !== undefined) {
-        // Nobody to replicate it (trusting nobody, alone): the coordinator checks it instead.
-        contribution.state = 'checking'
-        const units = sampleUnits(contribution.units, this.policy.sampleUnits, this.random)
-        this.check(slot, contribution, units, (outcome) => {
-          if (outcome.ok === true) contribution.checkedWhole = units.length === contribution.units
-          this.checked(slot, work, contribution, outcome)
-        })
-        return
-      }
-      this.host.log(`task ${contribution.key}: no other participant to replicate it; taken unverified`)
-      this.counters.unverifiedAccepted++
-      contribution.state = 'accepted'
-      work.pending--
-      this.host.events.emit('resultUnverified', {
-        participantId: contribution.participantId,
-        jobId: slot.spec.jobId,
-        frameIndex: work.index,
-        task: contribution.task,
-      })
-      this.host.settle(slot, work)
+      else this.noReplica(slot, work, contribution)
     }, this.policy.replicaPatienceMs)
+  }
+
+  /**
+   * Nobody here could replicate a contribution (an event of one participant, trusting nobody): the
+   * coordinator checks it itself if it can, or else takes it unverified and says so
+   * (`resultUnverified`).
+   */
+  private noReplica(slot: JobSlot<T>, work: RoundWork, contribution: Contribution): void {
+    slot.replicas = slot.replicas.filter((c) => c !== contribution)
+    if (slot.validator?.checker !== undefined && !contribution.uncheckable) {
+      contribution.state = 'checking'
+      const units = sampleUnits(
+        contribution.units,
+        slot.validator.fullCheckUnits ?? this.policy.sampleUnits,
+        this.random,
+      )
+      this.check(slot, contribution, units, (outcome) => {
+        if (outcome.ok === true) contribution.checkedWhole = units.length === contribution.units
+        this.checked(slot, work, contribution, outcome)
+      })
+      return
+    }
+    this.host.log(`task ${contribution.key}: no other participant to replicate it; taken unverified`)
+    this.counters.unverifiedAccepted++
+    contribution.state = 'accepted'
+    work.pending--
+    this.host.events.emit('resultUnverified', {
+      participantId: contribution.participantId,
+      jobId: slot.spec.jobId,
+      frameIndex: work.index,
+      task: contribution.task,
+    })
+    this.host.settle(slot, work)
   }
 
   /**

@@ -38,16 +38,22 @@ export interface Contribution {
   checkedWhole: boolean
   /** Identities whose copies agreed with it: if one of them is caught, it is withdrawn too. */
   readonly vouchedBy: Set<string>
+  /** A check of it could not run (an input the coordinator could not fetch): replicas alone decide. */
+  uncheckable: boolean
 }
 
 /** What to do with a newly counted result. */
-export type Decision = { readonly check: number } | { readonly replicate: true } | { readonly accept: true }
+export type Decision =
+  | { readonly check: number; readonly thenReplicate?: boolean }
+  | { readonly replicate: true }
+  | { readonly accept: true }
 
 /**
  * The policy's decision for a result of an identity, of a job validated by `validator`:
  * - `off`: accepted;
  * - `replicate-all`: replicated (a disagreement is decided by the checker where there is one);
- * - `adaptive`, untrusted: a full spot check, or replicated where the kind has no checker;
+ * - `adaptive`, untrusted: a full spot check (and a replica too where lies are sparse), or
+ *   replicated where the kind has no checker;
  * - `adaptive`, trusted: the same with probability `trustedCheckShare`, else the cheap check where
  *   the kind has one, else accepted.
  */
@@ -59,7 +65,13 @@ export function decide(
 ): Decision {
   if (policy.mode === 'off') return { accept: true }
   if (policy.mode === 'replicate-all') return { replicate: true }
-  const full: Decision = validator.checker !== undefined ? { check: policy.sampleUnits } : { replicate: true }
+  const full: Decision =
+    validator.checker === undefined
+      ? { replicate: true }
+      : {
+          check: validator.fullCheckUnits ?? policy.sampleUnits,
+          ...(validator.sparseLies === true && { thenReplicate: true }),
+        }
   if (trust.state !== 'trusted' || random() < policy.trustedCheckShare) return full
   if (validator.checker !== undefined && validator.cheapCheckUnits !== undefined)
     return { check: validator.cheapCheckUnits }

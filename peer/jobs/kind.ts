@@ -210,18 +210,28 @@ export interface ResultValidator<T extends TaskBase = TaskBase, R = unknown> {
   readonly checker?: ResultChecker<T, R>
   /**
    * Units a check so cheap that every result of a trusted identity gets one (vertex: 32 threads
-   * beside blocks of thousands); absent: trusted results are checked at `trustedCheckShare` only.
+   * beside blocks of thousands; matching: 0, the references a result reports and no others);
+   * absent: trusted results are checked at `trustedCheckShare` only.
    */
   readonly cheapCheckUnits?: number
+  /** Units a full check samples (default: the policy's `sampleUnits`). */
+  readonly fullCheckUnits?: number
+  /**
+   * A wrong result is wrong on few units (a hidden match is one reference in thousands), so a sample
+   * rarely meets the lie: a full check is followed by a replica on another identity.
+   */
+  readonly sparseLies?: boolean
 }
 
 /** How a kind validates its results: what a coordinator's `ResultValidator` is built from. */
 export interface KindValidation<D, T extends TaskBase, R> {
   agree(task: T, a: R, b: R): boolean
   disputed(task: T, a: R, b: R, max: number): number[]
-  /** The coordinator's checker of a job, over the environment a worker would have. */
-  checker?(job: JobSpec<D>, env: WorkerEnv): ResultChecker<T, R>
+  /** The coordinator's checker of a job, over the environment a worker would have (undefined: it lacks what the checker reads). */
+  checker?(job: JobSpec<D>, env: WorkerEnv): ResultChecker<T, R> | undefined
   readonly cheapCheckUnits?: number
+  readonly fullCheckUnits?: number
+  readonly sparseLies?: boolean
 }
 
 /** A kind's cost model: what the scheduler's sizer and the simulator know of a unit. */

@@ -18,5 +18,7 @@ export function kindValidator(
     disputed: (task, a, b, max) => validation.disputed(task, a, b, max),
     ...(checker !== undefined && { checker }),
     ...(validation.cheapCheckUnits !== undefined && { cheapCheckUnits: validation.cheapCheckUnits }),
+    ...(validation.fullCheckUnits !== undefined && { fullCheckUnits: validation.fullCheckUnits }),
+    ...(validation.sparseLies === true && { sparseLies: true }),
   }
 }

@@ -269,6 +269,7 @@ describe('the coordinator', () => {
     const completed: LedgerSummary[] = []
     coordinator.on('frameComplete', (s) => completed.push(s))
     addFrame(0)
+    coordinator.handleParticipantJoined('b')
     for (let i = 0; i < 8; i++) expect(answer('a')).toBe(true)
     expect(completed).toHaveLength(0)
     // `a` gets none of its own replicas; `b` computes them all.
@@ -278,24 +279,30 @@ describe('the coordinator', () => {
     expect(coordinator.statistics().validation).toMatchObject({ replicas: 8, replicaUnits: 128 })
   })
 
-  it('alone and trusting nobody: after replicaPatienceMs the coordinator checks a result itself, or (no checker) takes it unverified', () => {
+  it('trusting nobody, with nobody else at work: the coordinator checks a result itself, or (no checker) takes it unverified', () => {
+    // `b` is here but never asks: after replicaPatienceMs it no longer counts.
     const { coordinator, time, addFrame, answer } = setup({ mode: 'replicate-all', replicaPatienceMs: 5000 })
     const completed: LedgerSummary[] = []
     coordinator.on('frameComplete', (s) => completed.push(s))
     addFrame(0)
-    for (let i = 0; i < 8; i++) answer('alone')
+    coordinator.handleParticipantJoined('b')
+    for (let i = 0; i < 8; i++) answer('a')
     time.advance(4999)
     expect(completed).toHaveLength(0)
     time.advance(1)
     expect(completed).toHaveLength(1)
-    expect(coordinator.statistics().validation).toMatchObject({ unverifiedAccepted: 0, checks: 8 })
+    expect(coordinator.statistics().validation).toMatchObject({
+      unverifiedAccepted: 0,
+      checks: 8,
+      replicas: 0,
+    })
 
+    // Alone from the start, without a checker: each result is taken unverified at once, and said so.
     const bare = setup({ mode: 'replicate-all', replicaPatienceMs: 5000 }, false)
     const unverified: number[] = []
     bare.coordinator.on('resultUnverified', ({ frameIndex }) => unverified.push(frameIndex))
     bare.addFrame(0)
     for (let i = 0; i < 8; i++) bare.answer('alone')
-    bare.time.advance(5000)
     expect(unverified).toEqual([0, 0, 0, 0, 0, 0, 0, 0])
     expect(bare.coordinator.idle).toBe(true)
   })

@@ -7,6 +7,7 @@ import { decodeFingerprints } from './fingerprint-file.ts'
 import { fingerprintFormat } from './format.ts'
 import { defaultLayout } from './lsh-index.ts'
 import { defaultMatchRule, matchVideo, ReferenceSet } from './matcher.ts'
+import { matchValidation } from './match-validation.ts'
 
 /*
  * Matching as a job kind: a round is one UGC video (its fingerprints already computed), a task a
@@ -397,6 +398,7 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
       })
     },
   },
+  validation: matchValidation,
   cost: {
     // Measured on the shared samples: a 20 s query against one 20 s reference, some 0.4 ms.
     relativeCost: 2_000,
@@ -435,7 +437,7 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
 }
 
 /** Largest reference list fetched. */
-const maxListBytes = 64 * 1024 * 1024
+export const maxListBytes = 64 * 1024 * 1024
 
 /** Largest fingerprint file fetched: an hour at every phase. */
-const maxFingerprintBytes = 20 + (3600 + 1) * fingerprintFormat.phases * (8 + fingerprintFormat.bytes)
+export const maxFingerprintBytes = 20 + (3600 + 1) * fingerprintFormat.phases * (8 + fingerprintFormat.bytes)

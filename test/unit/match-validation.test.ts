@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest'
+import { cachedFiles } from '../../peer/jobs/file-cache.ts'
+import type { JobSpec } from '../../peer/jobs/kind.ts'
+import { encodeFingerprints } from '../../peer/jobs/match/fingerprint-file.ts'
+import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
+import {
+  type MatchJob,
+  matchKind,
+  type MatchTask,
+  type MatchTaskResult,
+} from '../../peer/jobs/match/match-kind.ts'
+import { defaultMatchRule } from '../../peer/jobs/match/matcher.ts'
+import { kindValidator } from '../../peer/jobs/validator.ts'
+import { frameSource } from '../../peer/participant/frame-source.ts'
+
+/*
+ * Validating match results (README, "Trust"): the coordinator reruns the matcher over the references
+ * a result reports and a few sampled ones, from the same fingerprint files. An invented match never
+ * passes; a hidden one passes a check that does not look at its reference, and is found where a
+ * replica disagrees.
+ */
+
+/** A video of `seconds` whose fingerprints are pseudo-random (seeded), at every phase. */
+function video(seed: number, seconds: number): Uint8Array {
+  let state = seed
+  const byte = () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 24) & 0xff
+  const fingerprints = []
+  for (let segment = 0; segment < seconds; segment++)
+    for (let phase = 0; phase < fingerprintFormat.phases; phase++)
+      fingerprints.push({
+        segment,
+        phase,
+        still: false,
+        bits: Uint8Array.from({ length: fingerprintFormat.bytes }, byte),
+      })
+  return encodeFingerprints({ duration: seconds, fingerprints })
+}
+
+// Twelve references; the query is reference 5, and reference 9 is a copy of it: two matches.
+const files = new Map<string, Uint8Array>()
+for (let i = 0; i < 12; i++) files.set(`mem:ref${i}`, video(i + 1, 20))
+files.set('mem:ref9', files.get('mem:ref5')!)
+files.set('mem:query', files.get('mem:ref5')!)
+files.set(
+  'mem:list',
+  new TextEncoder().encode(
+    JSON.stringify({
+      references: [...Array(12).keys()].map((i) => ({ id: `r${i}`, url: `mem:ref${i}`, duration: 20 })),
+    }),
+  ),
+)
+const source = cachedFiles((url) => Promise.resolve(files.get(url)!), 64 * 2 ** 20)
+const job: JobSpec<MatchJob> = {
+  jobId: 'm',
+  kind: matchKind.name,
+  version: matchKind.version,
+  description: {
+    format: fingerprintFormat.version,
+    referencesUrl: 'mem:list',
+    references: 12,
+    rule: { ...defaultMatchRule },
+    layout: { bandBits: 16, probeRadius: 0 },
+  },
+}
+const task: MatchTask = {
+  jobId: 'm',
+  frameIndex: 0,
+  videoId: 'q',
+  fingerprintsUrl: 'mem:query',
+  duration: 20,
+  firstRef: 2,
+  refCount: 10,
+}
+
+describe('validating match results', () => {
+  it('passes the honest result, refuses an invented match, finds a hidden one where a replica disagrees', async () => {
+    const worker = await matchKind.workers.cpu({ frames: frameSource(), files: source })
+    const honest = await worker.run(job, task)
+    expect(honest.matches.map((m) => m.ref).sort()).toEqual([5, 9])
+    const validator = kindValidator(matchKind, job, { frames: frameSource(), files: source })!
+    const checker = validator.checker!
+    expect(validator.sparseLies).toBe(true)
+    const all = [...Array(10).keys()]
+    expect(await checker.check(task, honest, all)).toEqual({ ok: true })
+
+    // An invented match is refused even by the cheap check (no reference sampled).
+    const invented: MatchTaskResult = {
+      ...honest,
+      matches: [...honest.matches, { ...honest.matches[0]!, ref: 3 }],
+    }
+    const refused = await checker.check(task, invented, [])
+    expect(refused).toMatchObject({ ok: false, unit: 1 })
+    expect(refused.ok === false && refused.reason).toMatch(
+      /reference r3 against q: recomputed no match, the result says 0\.00/,
+    )
+
+    // A hidden match passes a check that does not look at its reference…
+    const hidden: MatchTaskResult = { ...honest, matches: honest.matches.filter((m) => m.ref !== 9) }
+    expect(await checker.check(task, hidden, [0, 1])).toEqual({ ok: true })
+    // …but not a replica's comparison: the disputed reference, checked, shows who hid it.
+    expect(validator.agree(task, honest, hidden)).toBe(false)
+    expect(validator.disputed(task, honest, hidden, 10)).toEqual([7])
+    expect(await checker.check(task, hidden, [7])).toMatchObject({ ok: false, unit: 7 })
+    expect(await checker.check(task, honest, [7])).toEqual({ ok: true })
+    // The same matches listed in another order agree.
+    expect(validator.agree(task, honest, { ...honest, matches: [...honest.matches].reverse() })).toBe(true)
+  })
+})
