@@ -10,7 +10,7 @@ import { webAppDir } from '../../signaling/web-app.ts'
 import { createRelayNode } from '../../relay/circuit-relay.ts'
 import { CoturnSupervisor, findTurnserver, privateRanges } from '../../relay/coturn.ts'
 import { Coordinator, type CoordinatorInit, type FrameReport } from '../coordinator/coordinator.ts'
-import { nodeFiles } from '../jobs/node-env.ts'
+import { nodeFiles, nodeVideos } from '../jobs/node-env.ts'
 import { frameSource } from '../participant/frame-source.ts'
 import { systemClock } from '../protocol/clock.ts'
 import { turnDefaults } from '../protocol/defaults.ts'
@@ -222,6 +222,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
           },
         },
         files: nodeFiles(),
+        videos: nodeVideos(),
       },
     })
     stops.push(['coordinator', () => Promise.resolve(coordinator.stop())])

@@ -1,7 +1,16 @@
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { cachedFiles } from '../../peer/jobs/file-cache.ts'
 import type { JobSpec } from '../../peer/jobs/kind.ts'
-import { encodeFingerprints } from '../../peer/jobs/match/fingerprint-file.ts'
+import { encodeFingerprints, type FingerprintFile } from '../../peer/jobs/match/fingerprint-file.ts'
+import {
+  type FingerprintJob,
+  fingerprintKind,
+  type FingerprintTask,
+} from '../../peer/jobs/match/fingerprint-kind.ts'
+import { nodeVideos } from '../../peer/jobs/node-env.ts'
+import { repoRoot } from '../support/fixtures.ts'
 import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
 import {
   type MatchJob,
@@ -104,5 +113,55 @@ describe('validating match results', () => {
     expect(await checker.check(task, honest, [7])).toEqual({ ok: true })
     // The same matches listed in another order agree.
     expect(validator.agree(task, honest, { ...honest, matches: [...honest.matches].reverse() })).toBe(true)
+  })
+})
+
+describe('validating fingerprint results', () => {
+  it('passes ffmpeg’s own fingerprints and ones a decoder’s few bits away, refuses made-up ones', async () => {
+    const videoUrl = pathToFileURL(
+      join(repoRoot, '..', 'shared', 'data', 'video-matching', 'tmk', 'chair-19-sd-bar.mp4'),
+    ).href
+    const spec: JobSpec<FingerprintJob> = {
+      jobId: 'f',
+      kind: fingerprintKind.name,
+      version: fingerprintKind.version,
+      description: { format: fingerprintFormat.version },
+    }
+    const fingerprintTask: FingerprintTask = {
+      jobId: 'f',
+      frameIndex: 0,
+      videoId: 'chair',
+      videoUrl,
+      duration: 19,
+      first: 4,
+      count: 3,
+      phases: [0, 1],
+    }
+    const videos = nodeVideos()
+    const worker = await fingerprintKind.workers.cpu({ frames: frameSource(), videos })
+    const honest = await worker.run(spec, fingerprintTask)
+    const validator = kindValidator(fingerprintKind, spec, { frames: frameSource(), videos })!
+    expect(await validator.checker!.check(fingerprintTask, honest, [0, 2])).toEqual({ ok: true })
+    const flip = (file: FingerprintFile, bits: number, segment: number): FingerprintFile => ({
+      ...file,
+      fingerprints: file.fingerprints.map((f) => {
+        if (f.segment !== segment) return f
+        const copy = f.bits.slice()
+        for (let i = 0; i < bits; i++) copy[i >> 3]! ^= 1 << (i & 7)
+        return { ...f, bits: copy }
+      }),
+    })
+    // Another decoder's few bits: the same result.
+    const near = flip(honest, 10, 5)
+    expect(validator.agree(fingerprintTask, honest, near)).toBe(true)
+    expect(await validator.checker!.check(fingerprintTask, near, [1])).toEqual({ ok: true })
+    // Made up: refused, and the segment named.
+    const lie = flip(honest, 300, 6)
+    expect(validator.disputed(fingerprintTask, honest, lie, 5)).toEqual([2])
+    const verdict = await validator.checker!.check(fingerprintTask, lie, [2])
+    expect(verdict).toMatchObject({ ok: false, unit: 2 })
+    expect(verdict.ok === false && verdict.reason).toMatch(
+      /segment 6 phase \d of chair: the result's fingerprint is \d+ bits away/,
+    )
   })
 })

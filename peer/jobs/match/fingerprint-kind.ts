@@ -6,6 +6,7 @@ import { matchDefaults } from './defaults.ts'
 import { decodeFingerprints, encodeFingerprints, type FingerprintFile } from './fingerprint-file.ts'
 import { allPhases, fingerprintsIn } from './fingerprint.ts'
 import { fingerprintFormat } from './format.ts'
+import { fingerprintValidation } from './fingerprint-validation.ts'
 
 /*
  * Fingerprinting as a job kind: a round is one video, a task a range of its segments, a unit one
@@ -253,6 +254,7 @@ export const fingerprintKind: JobKind<
     decode: (bytes) => parseJsonBytes(snapshotSchema, bytes, 1024),
     summary: (snapshot) => ({ frameIndex: snapshot.frameIndex, items: snapshot.fingerprints }),
   },
+  validation: fingerprintValidation,
   workers: {
     cpu(env) {
       const videos = env.videos
