@@ -39,6 +39,8 @@ beforeAll(async () => {
         { spec: vertexJobSpec(datasetJob(dataset, 32)), kind: vertexKind, class: 'live' },
         fingerprintJobInit('web'),
       ],
+      // A short run: trusted after 3 results in a row (README, "Trust"; its own tests keep the defaults).
+      validation: { trustAfter: 3 },
     },
     turn: 'off',
   })

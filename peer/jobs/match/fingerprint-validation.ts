@@ -9,15 +9,15 @@ import { hamming, toWords } from './hamming.ts'
  * same fingerprints: WebCodecs and the <video> element differ from ffmpeg by at most 15 bits of 800
  * (measured, `test/e2e/video-fingerprint.test.ts`), so two fingerprints agree within 48 bits, and a
  * still segment must be still in both. A made-up fingerprint is some 400 bits away. The coordinator's
- * checker fingerprints a few sampled segments itself with ffmpeg (each its own decode, so only a
- * few): a participant lying about every segment is caught at its first result.
+ * checker fingerprints one sampled segment itself with ffmpeg (its own decode, so only one): a
+ * participant lying about every segment is caught at its first result.
  */
 
 /** Bits two fingerprints of one segment and phase may differ by and still agree (3× the worst decoder). */
 export const fingerprintToleranceBits = 48
 
-/** Segments a full check fingerprints again (each one is an ffmpeg run on the coordinator). */
-const sampleSegments = 2
+/** Segments a full check fingerprints again: one, since each is an ffmpeg run on the coordinator. */
+const sampleSegments = 1
 
 const keyOf = (f: Fingerprint) => `${f.segment}/${f.phase}`
 
