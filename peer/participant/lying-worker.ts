@@ -4,9 +4,9 @@ import type { AnyTaskWorker, WorkerFactory } from './job-directory.ts'
 /*
  * Workers that lie, for tests of validation over the real mesh (README, "Trust"): library code a test
  * composes into a participant (`runNodeParticipant`'s `workers`), never an option of `crowdmesh
- * join`. They lie about vertex results (RGBA per thread) in the issue's ways, always in a
- * well-formed result, so that only the coordinator's checks can tell; other kinds' results pass
- * through untouched.
+ * join`. They lie about vertex results (RGBA per thread) and match results (matches hidden or
+ * invented) in the issue's ways, always in a well-formed result, so that only the coordinator's
+ * checks can tell; other kinds' results pass through untouched.
  */
 
 export const liarModels = [
@@ -31,6 +31,51 @@ interface ColourResult {
   readonly cameraId: number
   readonly firstVertex: number
   readonly colours: Uint8Array
+}
+
+/** A match-shaped result: a slice of references and the matches found in it. */
+interface MatchesResult {
+  readonly videoId: string
+  readonly firstRef: number
+  readonly refCount: number
+  readonly matches: readonly {
+    ref: number
+    ugcStart: number
+    ugcEnd: number
+    refStart: number
+    refEnd: number
+    score: number
+  }[]
+}
+
+function isMatchesResult(result: unknown): result is MatchesResult {
+  return typeof result === 'object' && result !== null && Array.isArray((result as MatchesResult).matches)
+}
+
+/**
+ * The lie `model` tells about a match result: random and sleepers hide every match and invent one,
+ * constant ones always report the slice's first reference, lazy ones and colluders report nothing,
+ * partial ones hide one match. A broken GPU does not match (matching runs on the CPU).
+ */
+function lieAboutMatches(
+  model: LiarModel,
+  result: MatchesResult,
+  returned: number,
+  honestFirst: number,
+): MatchesResult {
+  if ((model === 'sleeper' && returned < honestFirst) || model === 'broken-gpu') return result
+  const invented = (ref: number) => ({ ref, ugcStart: 0, ugcEnd: 4, refStart: 0, refEnd: 4, score: 0.9 })
+  switch (model) {
+    case 'random':
+    case 'sleeper':
+      return { ...result, matches: [invented(result.firstRef + Math.floor(Math.random() * result.refCount))] }
+    case 'constant':
+      return { ...result, matches: [invented(result.firstRef)] }
+    case 'partial':
+      return { ...result, matches: result.matches.slice(1) }
+    default:
+      return { ...result, matches: [] }
+  }
 }
 
 function isColourResult(result: unknown): result is ColourResult {
@@ -106,9 +151,12 @@ export function lyingWorkers(
         if (model === 'lazy') {
           const empty = kind.simulation.fakeResult(task) as unknown
           if (isColourResult(empty)) return lie(model, empty, returned++, honestFirst)
+          if (isMatchesResult(empty)) return lieAboutMatches(model, empty, returned++, honestFirst)
         }
         const result = await worker.run(job, task, signal)
-        return isColourResult(result) ? lie(model, result, returned++, honestFirst) : result
+        if (isColourResult(result)) return lie(model, result, returned++, honestFirst)
+        if (isMatchesResult(result)) return lieAboutMatches(model, result, returned++, honestFirst)
+        return result
       },
     }
     return liar

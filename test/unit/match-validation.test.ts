@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { cachedFiles } from '../../peer/jobs/file-cache.ts'
-import type { JobSpec } from '../../peer/jobs/kind.ts'
+import type { AnyJobKind, JobSpec } from '../../peer/jobs/kind.ts'
 import { encodeFingerprints, type FingerprintFile } from '../../peer/jobs/match/fingerprint-file.ts'
 import {
   type FingerprintJob,
@@ -20,6 +20,8 @@ import {
 } from '../../peer/jobs/match/match-kind.ts'
 import { defaultMatchRule } from '../../peer/jobs/match/matcher.ts'
 import { kindValidator } from '../../peer/jobs/validator.ts'
+import type { AnyTaskWorker, WorkerFactory } from '../../peer/participant/job-directory.ts'
+import { lyingWorkers } from '../../peer/participant/lying-worker.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 
 /*
@@ -163,5 +165,21 @@ describe('validating fingerprint results', () => {
     expect(verdict.ok === false && verdict.reason).toMatch(
       /segment 6 phase \d of chair: the result's fingerprint is \d+ bits away/,
     )
+  })
+})
+
+describe('a lying match worker', () => {
+  it('hides or invents matches in a well-formed result, and the checker refuses each lie', async () => {
+    const honestWorkers = (kind: typeof matchKind) =>
+      kind.workers.cpu({ frames: frameSource(), files: source }) as Promise<AnyTaskWorker>
+    const checker = kindValidator(matchKind, job, { frames: frameSource(), files: source })!.checker!
+    for (const model of ['random', 'constant', 'lazy', 'colluder', 'partial'] as const) {
+      const worker = await lyingWorkers(honestWorkers as WorkerFactory, model)(matchKind as AnyJobKind)
+      const lie = (await worker.run(job, task)) as MatchTaskResult
+      expect(matchKind.result.matches(task, lie), model).toBe(true)
+      // The references it reports, and the two with true matches, checked: the lie shows.
+      const verdict = await checker.check(task, lie, [3, 7])
+      expect(verdict.ok, model).toBe(false)
+    }
   })
 })
