@@ -4,13 +4,13 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cachedFiles } from '../../peer/jobs/file-cache.ts'
 import type { JobSpec } from '../../peer/jobs/kind.ts'
-import { encodeFingerprints } from '../../peer/jobs/match/fingerprint-file.ts'
 import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
 import { type MatchJob, matchKind, type MatchTask } from '../../peer/jobs/match/match-kind.ts'
 import { defaultMatchRule } from '../../peer/jobs/match/matcher.ts'
 import { SnapshotCache, snapshotStore } from '../../peer/pool/snapshot-cache.ts'
 import { diskStorage } from '../../peer/pool/snapshot-disk.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
+import { seededFingerprints } from '../support/fingerprints.ts'
 
 /*
  * A match task's inputs are fetched while the task before it computes (issue 15: "caching for the
@@ -24,21 +24,7 @@ beforeAll(async () => {
 })
 afterAll(() => rm(dir, { recursive: true, force: true }))
 
-/** A video of `seconds` whose fingerprints are pseudo-random (seeded), at every phase. */
-function video(seed: number, seconds: number): Uint8Array {
-  let state = seed
-  const byte = () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 24) & 0xff
-  const fingerprints = []
-  for (let segment = 0; segment < seconds; segment++)
-    for (let phase = 0; phase < fingerprintFormat.phases; phase++)
-      fingerprints.push({
-        segment,
-        phase,
-        still: false,
-        bits: Uint8Array.from({ length: fingerprintFormat.bytes }, byte),
-      })
-  return encodeFingerprints({ duration: seconds, fingerprints })
-}
+const video = seededFingerprints
 
 describe('prefetching a match task', () => {
   // Four references; the query is reference 2 itself, so it matches there.

@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { cachedFiles } from '../../peer/jobs/file-cache.ts'
 import type { AnyJobKind, JobSpec } from '../../peer/jobs/kind.ts'
-import { encodeFingerprints, type FingerprintFile } from '../../peer/jobs/match/fingerprint-file.ts'
+import type { FingerprintFile } from '../../peer/jobs/match/fingerprint-file.ts'
 import {
   type FingerprintJob,
   fingerprintKind,
@@ -11,6 +11,7 @@ import {
 } from '../../peer/jobs/match/fingerprint-kind.ts'
 import { nodeVideos } from '../../peer/jobs/node-env.ts'
 import { repoRoot } from '../support/fixtures.ts'
+import { seededFingerprints } from '../support/fingerprints.ts'
 import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
 import {
   type MatchJob,
@@ -31,21 +32,7 @@ import { frameSource } from '../../peer/participant/frame-source.ts'
  * replica disagrees.
  */
 
-/** A video of `seconds` whose fingerprints are pseudo-random (seeded), at every phase. */
-function video(seed: number, seconds: number): Uint8Array {
-  let state = seed
-  const byte = () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 24) & 0xff
-  const fingerprints = []
-  for (let segment = 0; segment < seconds; segment++)
-    for (let phase = 0; phase < fingerprintFormat.phases; phase++)
-      fingerprints.push({
-        segment,
-        phase,
-        still: false,
-        bits: Uint8Array.from({ length: fingerprintFormat.bytes }, byte),
-      })
-  return encodeFingerprints({ duration: seconds, fingerprints })
-}
+const video = seededFingerprints
 
 // Twelve references; the query is reference 5, and reference 9 is a copy of it: two matches.
 const files = new Map<string, Uint8Array>()

@@ -6,7 +6,7 @@ import { matchDefaults } from './defaults.ts'
 import { decodeFingerprints } from './fingerprint-file.ts'
 import { fingerprintFormat } from './format.ts'
 import { defaultLayout } from './lsh-index.ts'
-import { defaultMatchRule, matchVideo, ReferenceSet } from './matcher.ts'
+import { defaultMatchRule, type Match, matchVideo, ReferenceSet } from './matcher.ts'
 import { matchValidation } from './match-validation.ts'
 
 /*
@@ -253,6 +253,18 @@ export class MatchSink implements RoundSink<MatchTask, MatchTaskResult, QueryMat
   }
 }
 
+/** A match as a task reports it: its reference by index (a slice's references are named by theirs). */
+export function taskMatch(m: Match): TaskMatch {
+  return {
+    ref: Number(m.refId),
+    ugcStart: m.ugcStart,
+    ugcEnd: m.ugcEnd,
+    refStart: m.refStart,
+    refEnd: m.refEnd,
+    score: m.score,
+  }
+}
+
 /** Impossible matches are refused: outside the slice, outside the query, or backwards. */
 function checkMatches(task: MatchTask, result: MatchTaskResult): void {
   if (
@@ -385,14 +397,7 @@ export const matchKind: JobKind<MatchJob, MatchTask, MatchTaskResult, QueryMatch
             videoId: task.videoId,
             firstRef: task.firstRef,
             refCount: task.refCount,
-            matches: matches.slice(0, maxMatchesPerTask).map((m) => ({
-              ref: Number(m.refId),
-              ugcStart: m.ugcStart,
-              ugcEnd: m.ugcEnd,
-              refStart: m.refStart,
-              refEnd: m.refEnd,
-              score: m.score,
-            })),
+            matches: matches.slice(0, maxMatchesPerTask).map(taskMatch),
           }
         },
       })

@@ -10,6 +10,7 @@ import {
   type ReferenceList,
   referenceListSchema,
   type TaskMatch,
+  taskMatch,
 } from './match-kind.ts'
 import { matchVideo, ReferenceSet } from './matcher.ts'
 
@@ -116,14 +117,7 @@ export const matchValidation: KindValidation<MatchJob, MatchTask, MatchTaskResul
             { id: task.videoId, duration: task.duration, fingerprints: query.fingerprints },
             set,
             rule,
-          ).matches.map((m) => ({
-            ref: Number(m.refId),
-            ugcStart: m.ugcStart,
-            ugcEnd: m.ugcEnd,
-            refStart: m.refStart,
-            refEnd: m.refEnd,
-            score: m.score,
-          })),
+          ).matches.map(taskMatch),
         )
         const reported = byReference(result.matches)
         for (const ref of refs)
