@@ -151,6 +151,13 @@ export interface FrameReport {
   dropped: boolean
   /** Why a frame was dropped other than for its latency budget (its outcome could not be decided). */
   error?: string
+  /**
+   * Identities whose results (computed, or vouched for by an agreeing replica) stand in this outcome
+   * without a check that covered them whole: if one of them is caught lying later, the outcome is
+   * suspect. A consumer that keeps outcomes (a match run's pool) recomputes those rounds then
+   * (`participantQuarantined`). Absent where the job is not validated.
+   */
+  answerable?: string[]
 }
 
 /** Control events of a coordinator. */

@@ -704,7 +704,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     }
     slot.queue.remove(work.index)
     slot.roundSinks.delete(work.index)
-    this.validation.roundEnded(slot, work)
+    const answerable = this.validation.roundEnded(slot, work)
     const report: FrameReport = {
       jobId: slot.spec.jobId,
       frameIndex: work.index,
@@ -716,6 +716,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       duplicateThreads: slot.duplicateThreads.get(work.index) ?? 0,
       dropped,
       ...(error !== undefined && { error }),
+      ...(slot.validator !== undefined && !dropped && { answerable }),
     }
     slot.duplicateThreads.delete(work.index)
     this.reports.push(report)

@@ -29,12 +29,21 @@ export interface LedgerSummary {
   wrongItems: number
   /** Items of the round (offsets present in any lane). */
   items: number
+  /**
+   * A sparse kind's (`LedgerInit.truth`): units where the truth reports something (true matches),
+   * those of them a counted result hid, and units where a counted result reports what is not there.
+   */
+  trueUnits: number
+  missingUnits: number
+  inventedUnits: number
 }
 
 /** What a ledger may know of results beyond their spans (the simulator's adversaries). */
 export interface LedgerInit {
   /** Whether unit `unit` (offset in the task's span) of `result` is wrong; absent: none is. */
   wrong?: (result: unknown) => ((unit: number) => boolean) | undefined
+  /** A sparse kind's truth: whether unit `unit` of `task` has something to report; absent: dense. */
+  truth?: (task: TaskBase) => ((unit: number) => boolean) | undefined
 }
 
 /**
@@ -48,6 +57,9 @@ export function ledgerSinks(init: LedgerInit = {}): RoundSinkFactory<LedgerSumma
     let received = 0
     let doubleCounted = 0
     let wrongUnits = 0
+    // A sparse kind's figures, per counted task (a withdrawn one takes its own back).
+    const sparse = new Map<string, { trueUnits: number; missingUnits: number; inventedUnits: number }>()
+    const spanKey = (lane: number, first: number) => `${lane}:${first}`
     const laneOf = (lane: number, end: number) => {
       let entry = lanes.get(lane)
       if (entry === undefined || entry.counts.length < end) {
@@ -68,6 +80,16 @@ export function ledgerSinks(init: LedgerInit = {}): RoundSinkFactory<LedgerSumma
         if (!(first >= 0 && count >= 1)) throw new BlockMismatchError(`task span ${first}+${count} is empty`)
         const { counts, wrong } = laneOf(lane, first + count)
         const wrongAt = init.wrong?.(result)
+        const truthAt = init.truth?.(task)
+        if (truthAt !== undefined) {
+          const figures = { trueUnits: 0, missingUnits: 0, inventedUnits: 0 }
+          for (let unit = 0; unit < count; unit++) {
+            const truth = truthAt(unit)
+            if (truth) figures.trueUnits++
+            if (wrongAt?.(unit) === true) figures[truth ? 'missingUnits' : 'inventedUnits']++
+          }
+          sparse.set(spanKey(lane, first), figures)
+        }
         for (let i = first; i < first + count; i++) {
           if (counts[i]! > 0) doubleCounted++
           else received++
@@ -85,6 +107,7 @@ export function ledgerSinks(init: LedgerInit = {}): RoundSinkFactory<LedgerSumma
         if (entry === undefined || entry.counts.length < first + count) return
         const { counts, wrong } = entry
         for (let i = first; i < first + count; i++) if (counts[i] === 0) return
+        sparse.delete(spanKey(lane, first))
         for (let i = first; i < first + count; i++) {
           if (--counts[i]! === 0) received--
           wrongUnits -= wrong[i]!
@@ -110,6 +133,8 @@ export function ledgerSinks(init: LedgerInit = {}): RoundSinkFactory<LedgerSumma
           items += present[i]!
           wrongItems += bad[i]!
         }
+        const sum = (field: 'trueUnits' | 'missingUnits' | 'inventedUnits') =>
+          [...sparse.values()].reduce((a, f) => a + f[field], 0)
         return {
           frameIndex: plan.frameIndex,
           threads: plan.totalUnits,
@@ -117,6 +142,9 @@ export function ledgerSinks(init: LedgerInit = {}): RoundSinkFactory<LedgerSumma
           wrongUnits,
           wrongItems,
           items,
+          trueUnits: sum('trueUnits'),
+          missingUnits: sum('missingUnits'),
+          inventedUnits: sum('inventedUnits'),
         }
       },
     }

@@ -17,6 +17,7 @@ import {
   maxCopiesCompared,
   sampleUnits,
   type ValidationCounters,
+  withRinger,
 } from './validation.ts'
 import type { RoundWork } from './work-queue.ts'
 
@@ -79,11 +80,22 @@ export class ResultValidation<T> {
     return { validation: { ...this.counters }, trust: this.trust.rows() }
   }
 
-  /** A round ended (published or dropped): its results are no longer open to withdrawal. */
-  roundEnded(slot: JobSlot<T>, work: RoundWork): void {
-    if (work.contributions.size === 0) return
-    for (const contribution of work.contributions.values()) this.forget(contribution)
+  /**
+   * A round ended (published or dropped): its results are no longer open to withdrawal. Returns the
+   * identities answerable for its outcome (`FrameReport.answerable`): every one whose result, or
+   * agreeing copy, stands in it without a check that covered it whole.
+   */
+  roundEnded(slot: JobSlot<T>, work: RoundWork): string[] {
+    if (work.contributions.size === 0) return []
+    const answerable = new Set<string>()
+    for (const contribution of work.contributions.values()) {
+      this.forget(contribution)
+      if (contribution.state === 'verified' && contribution.checkedWhole) continue
+      answerable.add(contribution.participantId)
+      for (const voucher of contribution.vouchedBy) answerable.add(voucher)
+    }
     slot.replicas = slot.replicas.filter((c) => c.frameIndex !== work.index)
+    return [...answerable].sort()
   }
 
   /**
@@ -135,7 +147,12 @@ export class ResultValidation<T> {
     }
     work.contributions.set(record.key, contribution)
     this.remember(contribution)
-    const decision = decide(this.policy, this.trust.of(participantId), validator, this.random)
+    const decision = withRinger(
+      decide(this.policy, this.trust.of(participantId), validator, this.random),
+      () =>
+        validator.findings?.(record.lease.block, result) === true && this.random() < this.policy.ringerShare,
+      validator,
+    )
     if ('replicate' in decision) this.replicate(slot, work, contribution)
     else if ('check' in decision) {
       contribution.state = 'checking'

@@ -54,8 +54,8 @@ export type Decision =
  * - `replicate-all`: replicated (a disagreement is decided by the checker where there is one);
  * - `adaptive`, untrusted: a full spot check (and a replica too where lies are sparse), or
  *   replicated where the kind has no checker;
- * - `adaptive`, trusted: the same with probability `trustedCheckShare`, else the cheap check where
- *   the kind has one, else accepted.
+ * - `adaptive`, trusted: the same with probability `trustedCheckShare` (falling as its run of
+ *   verified results grows), else the cheap check where the kind has one, else accepted.
  */
 export function decide(
   policy: ValidationPolicy,
@@ -65,17 +65,46 @@ export function decide(
 ): Decision {
   if (policy.mode === 'off') return { accept: true }
   if (policy.mode === 'replicate-all') return { replicate: true }
+  const trusted = trust.state === 'trusted'
+  // A sparse kind's untrusted result is also replicated (a sample rarely meets a hidden match); a
+  // trusted one meets ringers instead (`withRinger`), which find one who hides far sooner.
   const full: Decision =
     validator.checker === undefined
       ? { replicate: true }
       : {
           check: validator.fullCheckUnits ?? policy.sampleUnits,
-          ...(validator.sparseLies === true && { thenReplicate: true }),
+          ...(validator.sparseLies === true && !trusted && { thenReplicate: true }),
         }
-  if (trust.state !== 'trusted' || random() < policy.trustedCheckShare) return full
+  if (!trusted || random() < trustedCheckShare(policy, trust.inARow)) return full
   if (validator.checker !== undefined && validator.cheapCheckUnits !== undefined)
     return { check: validator.cheapCheckUnits }
   return { accept: true }
+}
+
+/**
+ * A result that reports findings and is not replicated already is, when `ringer()` says so: checked
+ * (cheaply where the kind can) and then replicated, as a ringer for whoever computes the replica.
+ */
+export function withRinger(decision: Decision, ringer: () => boolean, validator: ResultValidator): Decision {
+  if ('replicate' in decision || ('check' in decision && decision.thenReplicate === true)) return decision
+  if (validator.checker === undefined || !ringer()) return decision
+  return {
+    check: 'check' in decision ? decision.check : (validator.cheapCheckUnits ?? 0),
+    thenReplicate: true,
+  }
+}
+
+/**
+ * The share of a trusted identity's results checked in full: `trustedCheckShare` when it has just
+ * earned trust, then `trustAfter / inARow` of it (the longer its honest run, the rarer the full
+ * check), never under `minTrustedCheckShare`.
+ */
+export function trustedCheckShare(
+  policy: Pick<ValidationPolicy, 'trustAfter' | 'trustedCheckShare' | 'minTrustedCheckShare'>,
+  inARow: number,
+): number {
+  const share = (policy.trustedCheckShare * policy.trustAfter) / Math.max(policy.trustAfter, inARow)
+  return Math.max(policy.minTrustedCheckShare, Math.min(policy.trustedCheckShare, share))
 }
 
 /**

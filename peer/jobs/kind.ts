@@ -218,9 +218,17 @@ export interface ResultValidator<T extends TaskBase = TaskBase, R = unknown> {
   readonly fullCheckUnits?: number
   /**
    * A wrong result is wrong on few units (a hidden match is one reference in thousands), so a sample
-   * rarely meets the lie: a full check is followed by a replica on another identity.
+   * rarely meets the lie: an untrusted identity's full check is followed by a replica on another
+   * identity (a trusted one meets ringers, `findings`).
    */
   readonly sparseLies?: boolean
+  /**
+   * Whether a result reports something (a sparse kind: a match). A trusted identity's result that
+   * does is replicated now and then all the same (`ValidationPolicy.ringerShare`): its task, with a
+   * finding the check confirmed, is a ringer for whoever computes the replica, and one that hides
+   * every finding disagrees with it.
+   */
+  findings?(task: T, result: R): boolean
 }
 
 /** How a kind validates its results: what a coordinator's `ResultValidator` is built from. */
@@ -232,6 +240,7 @@ export interface KindValidation<D, T extends TaskBase, R> {
   readonly cheapCheckUnits?: number
   readonly fullCheckUnits?: number
   readonly sparseLies?: boolean
+  findings?(task: T, result: R): boolean
 }
 
 /** A kind's cost model: what the scheduler's sizer and the simulator know of a unit. */

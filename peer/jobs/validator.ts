@@ -20,5 +20,6 @@ export function kindValidator(
     ...(validation.cheapCheckUnits !== undefined && { cheapCheckUnits: validation.cheapCheckUnits }),
     ...(validation.fullCheckUnits !== undefined && { fullCheckUnits: validation.fullCheckUnits }),
     ...(validation.sparseLies === true && { sparseLies: true }),
+    ...(validation.findings !== undefined && { findings: validation.findings.bind(validation) }),
   }
 }

@@ -133,10 +133,24 @@ export const validationDefaults = {
   /** Results in a row verified before an identity is trusted (BOINC's threshold). */
   trustAfter: 10,
   /**
-   * Share of a trusted identity's results checked in full or replicated (BOINC: about 1/N). A
-   * participant that behaves and then lies is met by one of these, or by the cheap check.
+   * Share of a trusted identity's results checked in full or replicated when it has just earned its
+   * trust (BOINC: about 1/N). It falls as the identity's run of verified results grows (1/N of the
+   * run, as BOINC's adaptive replication does), to `minTrustedCheckShare`. A participant that
+   * behaves and then lies is met by one of these, or by the cheap check.
    */
   trustedCheckShare: 0.1,
+  /**
+   * The share a long-trusted identity's results are still checked in full or replicated: what a
+   * lie no cheap check sees (a hidden match) waits for, on average 1 / this results.
+   */
+  minTrustedCheckShare: 0.01,
+  /**
+   * Share of a trusted identity's results that report findings (a sparse kind: matches) replicated
+   * all the same. Their findings are confirmed by the check, so each such replica is a ringer for
+   * the identity computing it: one that hides findings disagrees, and the dispute's check catches
+   * it. About one task in eight of a match run reports a match, so this costs some 3 % more work.
+   */
+  ringerShare: 0.2,
   /**
    * Units the coordinator recomputes in a full spot check: a result wrong on 1 % of its units
    * passes 256 random ones with probability 0.99^256 ≈ 8 %, so such a liar rarely passes

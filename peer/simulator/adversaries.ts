@@ -73,14 +73,42 @@ export function parseAdversaries(text: string): AdversaryMix {
 export interface Lie {
   readonly seed: number
   readonly share: number
+  /**
+   * A sparse kind's lie (matches: most units have nothing to report): the task it answers (a hash of
+   * its key), which fixes where the truth reports something (`truthAt`). A wrong unit there is a
+   * hidden match; anywhere else, an invented one.
+   */
+  readonly task?: number
+  /** The empty result of a sparse kind: wrong exactly where the truth reports something. */
+  readonly hides?: boolean
 }
+
+/**
+ * Share of a sparse kind's units where the truth reports something, in the simulator: a user video
+ * matches about one reference in five hundred.
+ */
+export const sparseTruthDensity = 0.002
+
+/** Whether the truth of task `task` (`taskHash`) reports something at unit `unit` (a sparse kind). */
+export function truthAt(task: number, unit: number): boolean {
+  return hash(task ^ 0x5bd1e995, unit) / 4294967296 < sparseTruthDensity
+}
+
+/** The hash of a task's key that a sparse lie carries. */
+export const taskHash = (key: string): number => hashText(key)
 
 /** The lies told in simulated results, by result object (an honest result has none). */
 export const resultLies = new WeakMap<object, Lie>()
 
 /** Whether unit `unit` of a result with this lie is wrong. */
 export function wrongAt(lie: Lie, unit: number): boolean {
+  if (lie.hides === true) return lie.task !== undefined && truthAt(lie.task, unit)
   return lie.share >= 1 || hash(lie.seed, unit) / 4294967296 < lie.share
+}
+
+/** A sparse lie's wrong unit where the truth has nothing: an invented match. */
+export function inventedAt(lie: Lie, unit: number): boolean {
+  return wrongAt(lie, unit) && !(lie.task !== undefined && truthAt(lie.task, unit))
 }
 
 /** Whether two results (their lies) agree on unit `unit`. */
@@ -94,8 +122,12 @@ function agreeAt(a: Lie | undefined, b: Lie | undefined, unit: number): boolean 
 /** A participant's behaviour: the lie it tells in its next result (undefined: an honest one). */
 export interface Behaviour {
   readonly model: AdversaryModel
-  /** The lie for a task (`key`), given how many results it has returned so far. */
-  lie(key: string, returned: number, random: Random): Lie | undefined
+  /**
+   * The lie for a task (`key`), given how many results it has returned so far. Of a sparse kind
+   * (`sparse`), the lazy device returns the empty result, and so does a sleeper once awake: hiding
+   * every match is the lie of a match run that a check finds least.
+   */
+  lie(key: string, returned: number, sparse: boolean): Lie | undefined
   /** Whether it skips the computing (its results come back at once). */
   readonly lazy: boolean
 }
@@ -108,17 +140,28 @@ export function behaviour(model: AdversaryModel, random: Random): Behaviour {
   const device = Math.floor(random.next() * 2 ** 31)
   const partialShare = random.between(0.01, 0.05)
   const fresh = () => 3 + Math.floor(random.next() * 2 ** 30)
+  const empty: Lie = { seed: emptySeed, share: 1 }
   const lies: Record<AdversaryModel, (key: string, returned: number) => Lie | undefined> = {
     random: () => ({ seed: fresh(), share: 1 }),
     constant: () => ({ seed: constantSeed, share: 1 }),
     partial: () => ({ seed: fresh(), share: partialShare }),
-    lazy: () => ({ seed: emptySeed, share: 1 }),
+    lazy: () => empty,
     colluder: (key) => ({ seed: 2 ** 30 + (hashText(key) % 2 ** 30), share: 1 }),
     sleeper: (_key, returned) => (returned < sleeperHonestResults ? undefined : { seed: fresh(), share: 1 }),
     rejoiner: () => ({ seed: fresh(), share: 1 }),
     'broken-gpu': (key) => ({ seed: (device ^ hashText(key)) >>> 0, share: 0.25 }),
   }
-  return { model, lie: lies[model], lazy: model === 'lazy' }
+  return {
+    model,
+    lie(key, returned, sparse) {
+      const lie = lies[model](key, returned)
+      if (!sparse || lie === undefined) return lie
+      const task = hashText(key)
+      const hides = model === 'lazy' || model === 'sleeper'
+      return hides ? { ...empty, task, hides } : { ...lie, task }
+    },
+    lazy: model === 'lazy',
+  }
 }
 
 /**
@@ -127,14 +170,22 @@ export function behaviour(model: AdversaryModel, random: Random): Behaviour {
  */
 export function simulatedValidator(
   taskUnits: (task: TaskBase) => number,
+  taskKey: (task: TaskBase) => string,
   withChecker: boolean,
-  cheapCheckUnits?: number,
+  validation: Pick<ResultValidator, 'cheapCheckUnits' | 'fullCheckUnits' | 'sparseLies'> = {},
 ): ResultValidator {
   const lieOf = (result: unknown) => resultLies.get(result as object)
+  const sparse = validation.sparseLies === true
   const checker: ResultChecker<TaskBase, unknown> = {
-    check(_task, result, checked) {
+    check(task, result, checked) {
       const lie = lieOf(result)
       if (lie === undefined) return { ok: true }
+      // A sparse kind's checker also recomputes every unit the result reports something at (the
+      // match checker reruns every reported reference): an invented match is always found.
+      if (sparse)
+        for (let unit = 0, units = taskUnits(task); unit < units; unit++)
+          if (inventedAt(lie, unit))
+            return { ok: false, unit, reason: `unit ${unit} reports what is not there (simulated lie)` }
       for (const unit of checked)
         if (wrongAt(lie, unit)) return { ok: false, unit, reason: `unit ${unit} is wrong (simulated lie)` }
       return { ok: true }
@@ -157,7 +208,21 @@ export function simulatedValidator(
       return out
     },
     ...(withChecker && { checker }),
-    ...(withChecker && cheapCheckUnits !== undefined && { cheapCheckUnits }),
+    ...(withChecker &&
+      validation.cheapCheckUnits !== undefined && { cheapCheckUnits: validation.cheapCheckUnits }),
+    ...(withChecker &&
+      validation.fullCheckUnits !== undefined && { fullCheckUnits: validation.fullCheckUnits }),
+    ...(sparse && {
+      sparseLies: true,
+      // What it reports where the truth has something, or where its lie says it does.
+      findings(task: TaskBase, result: unknown) {
+        const lie = lieOf(result)
+        const key = taskHash(taskKey(task))
+        for (let unit = 0, units = taskUnits(task); unit < units; unit++)
+          if (truthAt(key, unit) !== (lie !== undefined && wrongAt(lie, unit))) return true
+        return false
+      },
+    }),
   }
 }
 

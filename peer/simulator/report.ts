@@ -41,6 +41,15 @@ export interface TrustCounters {
   wrongUnits: number
   wrongItems: number
   items: number
+  /** A sparse kind's units in standing outcomes: true findings, hidden ones, invented ones. */
+  trueUnits: number
+  missingUnits: number
+  inventedUnits: number
+  /** Published batch rounds taken back (an identity answerable for them was caught) and computed again. */
+  roundsRecomputed: number
+  unitsRecomputed: number
+  /** When the last outcome was published, virtual ms. */
+  lastOutcomeMs: number
 }
 
 export function trustCounters(): TrustCounters {
@@ -55,6 +64,12 @@ export function trustCounters(): TrustCounters {
     wrongUnits: 0,
     wrongItems: 0,
     items: 0,
+    trueUnits: 0,
+    missingUnits: 0,
+    inventedUnits: 0,
+    roundsRecomputed: 0,
+    unitsRecomputed: 0,
+    lastOutcomeMs: 0,
   }
 }
 
@@ -64,7 +79,8 @@ function validationReport(
   stats: CoordinatorStatistics,
   trust: TrustCounters,
 ): SimulatedValidation {
-  const counted = Math.max(1, stats.threadsCounted)
+  // One copy of the work: a round computed again after it was taken back counts once.
+  const counted = Math.max(1, stats.threadsCounted - trust.unitsRecomputed)
   const v = stats.validation
   return {
     adversaries: init.adversaries?.name ?? 'none',
@@ -78,7 +94,17 @@ function validationReport(
     wrongItemsPublished: trust.wrongItems,
     itemsPublished: trust.items,
     wrongItemShare: trust.items > 0 ? trust.wrongItems / trust.items : 0,
-    extraWorkShare: share((v.replicaUnits + v.unitsWithdrawn) / counted),
+    ...(trust.trueUnits + trust.inventedUnits > 0 && {
+      findings: {
+        true: trust.trueUnits,
+        missing: trust.missingUnits,
+        invented: trust.inventedUnits,
+        foundShare: trust.trueUnits > 0 ? (trust.trueUnits - trust.missingUnits) / trust.trueUnits : 1,
+      },
+    }),
+    roundsRecomputed: trust.roundsRecomputed,
+    lastOutcomeMs: trust.lastOutcomeMs,
+    extraWorkShare: share((v.replicaUnits + v.unitsWithdrawn + trust.unitsRecomputed) / counted),
     checkedUnitsShare: share(v.unitsChecked / counted),
     counters: v,
   }

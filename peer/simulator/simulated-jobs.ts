@@ -3,7 +3,7 @@ import { type LedgerSummary, ledgerSinks } from '../coordinator/frame-sink.ts'
 import type { AnyJobKind, JobSpec, PriorityClass, RoundPlan, TaskBase } from '../jobs/kind.ts'
 import { defaultJob, jobKinds } from '../jobs/registry.ts'
 import { InvalidOptionError, UnknownJobKindError } from '../protocol/errors.ts'
-import { resultLies, simulatedValidator, wrongAt } from './adversaries.ts'
+import { resultLies, simulatedValidator, taskHash, truthAt, wrongAt } from './adversaries.ts'
 import type { CrowdProfile } from './profile.ts'
 import type { SimulatedJob, SimulationInit } from './simulation-types.ts'
 
@@ -37,6 +37,8 @@ export interface JobRun {
   readonly class: PriorityClass
   readonly weight: number
   readonly unitsPerRound: number
+  /** Each round leased whole (`SimulatedJob.wholeRounds`). */
+  readonly wholeRounds: boolean
   /** Rounds per second of a streamed job (they arrive through the event); undefined: queued. */
   readonly fps: number | undefined
   /** Rounds it gets: a streamed job's during the event, a queued job's `rounds`; undefined: topped up. */
@@ -86,9 +88,11 @@ function newRun(
   fields: Pick<
     JobRun,
     'jobId' | 'kind' | 'spec' | 'class' | 'weight' | 'unitsPerRound' | 'fps' | 'roundCount'
-  >,
+  > &
+    Partial<Pick<JobRun, 'wholeRounds'>>,
 ): JobRun {
   return {
+    wholeRounds: false,
     ...fields,
     open: new Map(),
     roundsAdded: 0,
@@ -146,6 +150,7 @@ export function jobRuns(init: SimulationInit): JobRun[] {
       unitsPerRound,
       fps,
       roundCount: fps !== undefined ? streamed(fps) : job.rounds,
+      wholeRounds: job.wholeRounds === true,
     })
   })
 }
@@ -192,24 +197,40 @@ export function coordinatorInit(
     const lie = resultLies.get(result as object)
     return lie === undefined ? undefined : (unit: number) => wrongAt(lie, unit)
   }
-  const jobs = runs.map((run): JobInit<LedgerSummary> => ({
-    spec: run.spec,
-    kind: observed(run),
-    class: run.class,
-    weight: run.weight,
-    ...(run.class === 'live' && init.live !== undefined && { live: init.live }),
-    // The default job keeps its kind's own task sizes; `jobs` take theirs from their cost model too.
-    sinks: ledgerSinks({ wrong }),
-    ...(init.validation !== undefined && {
-      validator: simulatedValidator(
-        (task) => run.kind.taskUnits(task),
-        init.checkers ?? run.kind.validation?.checker !== undefined,
-        run.kind.validation?.cheapCheckUnits,
-      ),
-    }),
-  }))
+  const jobs = runs.map((run): JobInit<LedgerSummary> => {
+    // A sparse kind's truth (where a match is): the ledger tells hidden from invented.
+    const truth = isSparse(run)
+      ? (task: TaskBase) => {
+          const key = taskHash(run.kind.taskKey(task))
+          return (unit: number) => truthAt(key, unit)
+        }
+      : undefined
+    return {
+      spec: run.spec,
+      kind: observed(run),
+      class: run.class,
+      weight: run.weight,
+      ...(run.class === 'live' && init.live !== undefined && { live: init.live }),
+      ...(run.wholeRounds && {
+        taskUnits: { min: run.unitsPerRound, max: run.unitsPerRound, calibration: run.unitsPerRound },
+      }),
+      // The default job keeps its kind's own task sizes; `jobs` take theirs from their cost model too.
+      sinks: ledgerSinks({ wrong, ...(truth !== undefined && { truth }) }),
+      ...(init.validation !== undefined && {
+        validator: simulatedValidator(
+          (task) => run.kind.taskUnits(task),
+          (task) => run.kind.taskKey(task),
+          init.checkers ?? run.kind.validation?.checker !== undefined,
+          run.kind.validation ?? {},
+        ),
+      }),
+    }
+  })
   return { jobs, ...common }
 }
+
+/** Whether a job's kind reports sparse findings (matches), whose lies hide or invent. */
+export const isSparse = (run: JobRun): boolean => run.kind.validation?.sparseLies === true
 
 /** The run's kind, noting the plan of each round it opens. */
 function observed(run: JobRun): AnyJobKind {

@@ -42,6 +42,11 @@ export interface SimulatedJob {
   rounds?: number
   /** Share among the jobs of its class (default 1). */
   weight?: number
+  /**
+   * Each round is leased whole, as one task (a match run's slice is), instead of cut into tasks the
+   * size of each participant's speed (default false).
+   */
+  wholeRounds?: boolean
 }
 
 /** What to simulate. */
@@ -126,7 +131,19 @@ export interface SimulatedValidation {
   wrongItemsPublished: number
   itemsPublished: number
   wrongItemShare: number
-  /** Units computed beyond one copy for validation (replicas, and results withdrawn and computed again) ÷ units counted. */
+  /**
+   * A sparse kind's (a match run's) findings in the outcomes that stand at the end: units where the
+   * truth has a match, those hidden, units reporting a match that is not there, and the share found.
+   */
+  findings?: { true: number; missing: number; invented: number; foundShare: number }
+  /** Published batch rounds taken back (an identity answerable for them was caught) and computed again. */
+  roundsRecomputed: number
+  /** When the last outcome was published, virtual ms. */
+  lastOutcomeMs: number
+  /**
+   * Units computed beyond one copy for validation (replicas, results withdrawn and computed again,
+   * published rounds computed again) ÷ units counted.
+   */
   extraWorkShare: number
   /** Units the coordinator recomputed in its checks ÷ units counted. */
   checkedUnitsShare: number

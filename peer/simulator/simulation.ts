@@ -10,6 +10,7 @@ import { Random } from './random.ts'
 import { report, trustCounters } from './report.ts'
 import {
   coordinatorInit,
+  isSparse,
   type JobRun,
   jobRuns,
   kindTag,
@@ -103,20 +104,45 @@ export function simulate(init: SimulationInit): SimulationReport {
     }, p.rtt / 2)
   })
 
+  /**
+   * Published rounds of batch jobs whose outcome an identity is answerable for (`FrameReport.answerable`),
+   * as a results store keeps them: if one of those identities is caught, the round is taken back and
+   * computed again (a live frame, shown and gone, is not).
+   */
+  const standing = new Map<string, { run: JobRun; summary: LedgerSummary; answerable: readonly string[] }>()
+  const standingOf = new Map<string, Set<string>>()
+  const tally = (summary: LedgerSummary, sign: 1 | -1) => {
+    trust.wrongUnits += sign * summary.wrongUnits
+    trust.wrongItems += sign * summary.wrongItems
+    trust.items += sign * summary.items
+    trust.trueUnits += sign * summary.trueUnits
+    trust.missingUnits += sign * summary.missingUnits
+    trust.inventedUnits += sign * summary.inventedUnits
+  }
   coordinator.on('frameComplete', (summary, frame) => {
     const run = byJob.get(frame.jobId)!
     run.latencies.push(frame.latencyMs)
     run.doubleCounted += summary.doubleCounted
-    trust.wrongUnits += summary.wrongUnits
-    trust.wrongItems += summary.wrongItems
-    trust.items += summary.items
+    tally(summary, 1)
     run.open.delete(frame.frameIndex)
+    trust.lastOutcomeMs = Math.max(trust.lastOutcomeMs, clock.now())
+    if (run.class !== 'batch' || frame.answerable === undefined || frame.answerable.length === 0) return
+    const key = `${frame.jobId}#${frame.frameIndex}`
+    standing.set(key, { run, summary, answerable: frame.answerable })
+    for (const id of frame.answerable) {
+      let rounds = standingOf.get(id)
+      if (rounds === undefined) standingOf.set(id, (rounds = new Set()))
+      rounds.add(key)
+    }
   })
   coordinator.on('frameDropped', (frame) => byJob.get(frame.jobId)!.open.delete(frame.frameIndex))
   coordinator.on('frameDowngraded', ({ jobId }) => byJob.get(jobId)!.downgraded++)
   coordinator.on('blockDone', ({ block, threads }) => (byJob.get(block.jobId)!.unitsCounted += threads))
   coordinator.on('resultWithdrawn', ({ jobId, units }) => (byJob.get(jobId)!.unitsCounted -= units))
-  coordinator.on('participantQuarantined', ({ participantId }) => caught(participants.get(participantId)!))
+  coordinator.on('participantQuarantined', ({ participantId }) => {
+    caught(participants.get(participantId)!)
+    recompute(participantId)
+  })
   coordinator.on('leaseCancelled', ({ participantId, leaseId }) => {
     const p = participants.get(participantId)
     if (p === undefined) return
@@ -306,21 +332,44 @@ export function simulate(init: SimulationInit): SimulationReport {
     ask(p)
   }
 
+  /**
+   * Published rounds `participantId` is answerable for are taken back (their figures with them) and
+   * computed again as new rounds: the identity was caught, so what it vouched for is suspect.
+   */
+  function recompute(participantId: string): void {
+    const keys = standingOf.get(participantId)
+    standingOf.delete(participantId)
+    for (const key of keys ?? []) {
+      const round = standing.get(key)
+      if (round === undefined) continue
+      standing.delete(key)
+      for (const id of round.answerable) standingOf.get(id)?.delete(key)
+      tally(round.summary, -1)
+      trust.roundsRecomputed++
+      trust.unitsRecomputed += round.summary.threads
+      round.run.unitsCounted -= round.summary.threads
+      // Not inside the coordinator's event: once this moment's events are done. The run waits for it.
+      awaitingInput++
+      clock.setTimer(() => {
+        addRound(round.run, round.run.roundsAdded)
+        awaitingInput--
+      }, 0)
+    }
+  }
+
   /** What `p` returns for a lease: a result of the right shape, carrying its lie if it tells one. */
   function resultOf(p: VirtualParticipant, run: JobRun, lease: Lease<TaskBase>): unknown {
     const result = run.kind.simulation.fakeResult(lease.block) as object
-    const lie = p.behaviour?.lie(run.kind.taskKey(lease.block), p.returned, adversaryRandom)
+    const lie = p.behaviour?.lie(run.kind.taskKey(lease.block), p.returned, isSparse(run))
     p.returned++
     if (lie === undefined) return result
-    // A lie over a share of units may miss every unit of a small task: it counts once one is wrong.
-    if (p.firstLieAt === undefined) {
-      const units = run.kind.taskUnits(lease.block)
-      for (let unit = 0; unit < units; unit++)
-        if (wrongAt(lie, unit)) {
-          p.firstLieAt = clock.now()
-          break
-        }
-    }
+    // A lie wrong at no unit (a share that misses every unit of a small task, an empty result where
+    // there is nothing to find) is the right result: it counts as a lie once a unit is wrong.
+    const units = run.kind.taskUnits(lease.block)
+    let wrong = false
+    for (let unit = 0; unit < units && !wrong; unit++) wrong = wrongAt(lie, unit)
+    if (!wrong) return result
+    p.firstLieAt ??= clock.now()
     const told = { ...result }
     resultLies.set(told, lie)
     return told

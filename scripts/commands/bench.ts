@@ -30,6 +30,7 @@ import { poolFigures, poolTable, poolTargets, runPoolBench } from '../bench/pool
 import { runMatchRunsBench, runsFigures, runsTable } from '../bench/match-runs.ts'
 import { matchingTable } from '../bench/matching-table.ts'
 import { runTrustBench, trustTable } from '../bench/trust.ts'
+import { matchTrustTable, runMatchTrustBench } from '../bench/trust-match.ts'
 import { schedulerOpsPerSec } from '../bench/scheduler.ts'
 import { defaultDataset, parseCommand, positiveInt, stringOption, UsageError } from '../options.ts'
 import { type ProgressBar, progressBar } from '../progress.ts'
@@ -108,11 +109,20 @@ crowd for 2 minutes; about three minutes):
                                       the real checker), time to quarantine, false accusations (0),
                                       latency against no adversaries (≤ 1.3×); at 20 % of the mix,
                                       trusting nobody and validating without checks beside them
+and result validation in a match run (simulated, 1,000 participants of the match-run crowd for 20
+minutes, slices of 64 references; about twenty-five minutes):
+  trust.match                         for no adversaries, then 5 %, 20 % and 40 % of each adversary
+                                      model and of their mix: true matches kept (≥ 99 % at 20 %) and
+                                      invented ones (0) in the slices standing at the end, work beyond
+                                      one copy (≤ 15 % at 20 %, ≤ 5 % at 0 %), slices computed again
+                                      once a liar answerable for them was caught, time to quarantine,
+                                      false accusations (0), latency and run time against no
+                                      adversaries (≤ 1.3×); at 20 % of the mix, trusting nobody
 and prints them, and writes them as JSON. --skip-simulation leaves out the two long simulations,
 --skip-mesh the mesh figures (about eight minutes), --skip-jobs the two-job figures,
 --skip-browser the browser figures, --skip-matching the matching figures, --skip-pool the pool's,
 --skip-runs the real match run killed and resumed (about five minutes), --skip-trust the
-validation figures,
+vertex job's validation figures, --skip-trust-match the match run's,
 --skip-recording the recording figures (about twenty-five minutes).
 
 Options:
@@ -128,9 +138,10 @@ Options:
   --skip-pool     leave out the task pool figures
   --skip-runs     leave out the real match run, killed and resumed
   --skip-recording  leave out the recording figures
-  --skip-trust    leave out the validation figures
+  --skip-trust    leave out the vertex job's validation figures
+  --skip-trust-match  leave out the match run's validation figures
   --only LIST     only these sections (and the core figures), comma-separated: simulation, mesh,
-                  jobs, browser, matching, pool, runs, trust, recording
+                  jobs, browser, matching, pool, runs, trust, trust-match, recording
   --recording-minutes 1,10,60
                   the recording lengths to measure              [default: 1,10,60]
   --chromium-flags "FLAGS"
@@ -150,6 +161,7 @@ const sections = [
   'pool',
   'runs',
   'trust',
+  'trust-match',
   'recording',
 ] as const
 
@@ -171,6 +183,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-runs': { type: 'boolean' },
       'skip-recording': { type: 'boolean' },
       'skip-trust': { type: 'boolean' },
+      'skip-trust-match': { type: 'boolean' },
       only: { type: 'string' },
       'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
@@ -297,6 +310,11 @@ export async function benchCommand(args: string[]): Promise<void> {
     ? undefined
     : await runTrustBench({ dataset, onProgress: (d, t) => trustBar.update(d, t) })
   trustBar.done()
+  const trustMatchBar = progressBar('trust in a match run', { quiet: json })
+  const trustMatch = skip('trust-match')
+    ? undefined
+    : runMatchTrustBench({ onProgress: (d, t) => trustMatchBar.update(d, t) })
+  trustMatchBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
   const recording = skip('recording')
     ? undefined
@@ -410,6 +428,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     ...(pool !== undefined && poolFigures(pool)),
     ...(runs !== undefined && runsFigures(runs)),
     ...(trust !== undefined && { 'trust.vertex': trust }),
+    ...(trustMatch !== undefined && { 'trust.match': trustMatch }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -477,6 +496,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       (pool === undefined ? '' : poolTable(pool)) +
       (runs === undefined ? '' : runsTable(runs)) +
       (trust === undefined ? '' : `${trustTable(trust).join('\n')}\n`) +
+      (trustMatch === undefined ? '' : `${matchTrustTable(trustMatch).join('\n')}\n`) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)

@@ -53,7 +53,10 @@ Options:
                            Nrounds | rounds=N   batch: rounds queued at the start (default: topped
                                                 up through the event so it never runs dry)
                            weight=W             share among the jobs of its class  [default: 1]
-                         e.g. --jobs vertex:live:2fps,image-filter:batch:64k
+                           whole                each round leased whole, as one task (a match
+                                                run's slice)
+                         e.g. --jobs vertex:live:2fps,image-filter:batch:64k,
+                              --jobs video-match:batch:64:whole --profile match-run
                          Every participant runs every kind; live jobs get --latency-budget.
                          The frame and latency lines are then the first live job's, the thread
                          lines totals over every job; the job table has each job's figures.
@@ -239,6 +242,10 @@ export function parseJobs(text: string): SimulatedJob[] {
       throw new UsageError(`${where}: CLASS must be live or batch, got "${jobClass}"`)
     const job: SimulatedJob = { kind, class: jobClass, units: 0 }
     for (const field of fields) {
+      if (field === 'whole') {
+        job.wholeRounds = true
+        continue
+      }
       const named = /^(units|fps|rounds|weight)=(.+)$/.exec(field)
       const [name, value] = named !== null ? [named[1]!, named[2]!] : shorthand(field)
       if (name === 'units') job.units = value === 'auto' ? 0 : count(value, where)
@@ -312,6 +319,12 @@ function validationTable(r: SimulationReport): string[] {
     `  caught        ${v.quarantined} quarantined (${v.falseAccusations} honest: false accusations), ${v.liarsUncaught} liars never caught; ` +
       `first lie to quarantine p50 ${v.quarantineMs.p50} ms, p95 ${v.quarantineMs.p95} ms, max ${v.quarantineMs.max} ms`,
     `  published     ${v.wrongItemsPublished} wrong items of ${v.itemsPublished} (${percent(v.wrongItemShare)}), ${v.wrongUnitsPublished} wrong units`,
+    ...(v.findings !== undefined
+      ? [
+          `  findings      ${v.findings.true - v.findings.missing} of ${v.findings.true} true findings kept (${percent(v.findings.foundShare)}), ` +
+            `${v.findings.invented} invented; ${v.roundsRecomputed} published rounds computed again (a liar answerable for them was caught)`,
+        ]
+      : []),
     `  extra work    ${percent(v.extraWorkShare)} of counted units computed again (${v.counters.replicaUnits} in ${v.counters.replicas} replicas, ` +
       `${v.counters.unitsWithdrawn} withdrawn in ${v.counters.resultsWithdrawn} results); the coordinator checked ${percent(v.checkedUnitsShare)} ` +
       `(${v.counters.checks} checks)`,

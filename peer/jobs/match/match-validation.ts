@@ -85,6 +85,7 @@ export const matchValidation: KindValidation<MatchJob, MatchTask, MatchTaskResul
   cheapCheckUnits: 0,
   fullCheckUnits: sampleReferences,
   sparseLies: true,
+  findings: (_task, result) => result.matches.length > 0,
   checker(job, env) {
     const files = env.files
     if (files === undefined) return undefined
