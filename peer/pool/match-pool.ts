@@ -130,6 +130,7 @@ export class MatchPool {
   private readonly listeners: {
     complete: (o: unknown, r: FrameReport) => void
     dropped: (r: FrameReport) => void
+    quarantined: (q: { participantId: string }) => void
   }
   /** Written fingerprint files and match lists, settled in order (a completion waits for its file). */
   private writing: Promise<void> = Promise.resolve()
@@ -156,6 +157,7 @@ export class MatchPool {
     this.listeners = {
       complete: (outcome, report) => this.roundComplete(outcome, report),
       dropped: (report) => this.roundDropped(report),
+      quarantined: ({ participantId }) => this.liarCaught(participantId),
     }
   }
 
@@ -181,6 +183,7 @@ export class MatchPool {
     if (reclaimed > 0) this.log(`took back ${reclaimed} leases of the coordinator before this one`)
     coordinator.on('frameComplete', this.listeners.complete)
     coordinator.on('frameDropped', this.listeners.dropped)
+    coordinator.on('participantQuarantined', this.listeners.quarantined)
     await this.scan()
     // Runs created, and runs extended, while this coordinator serves are picked up as they come.
     const watch = () => {
@@ -222,6 +225,7 @@ export class MatchPool {
     this.watcher = undefined
     this.coordinator?.off('frameComplete', this.listeners.complete)
     this.coordinator?.off('frameDropped', this.listeners.dropped)
+    this.coordinator?.off('participantQuarantined', this.listeners.quarantined)
     this.coordinator = undefined
   }
 
@@ -445,7 +449,7 @@ export class MatchPool {
     const settle =
       report.jobId === poolFingerprintJob
         ? () => this.fingerprinted(loaded, round, outcome as VideoFingerprintOutcome)
-        : () => Promise.resolve(this.matched(loaded, round, outcome as QueryMatches))
+        : () => Promise.resolve(this.matched(loaded, round, outcome as QueryMatches, report.answerable))
     this.writing = this.writing
       .then(settle)
       .catch((error: unknown) => {
@@ -488,8 +492,35 @@ export class MatchPool {
     if (entry.queryId !== undefined && loaded.list !== undefined) this.addMatchTasks(loaded, [entry])
   }
 
-  /** A slice's matches, by reference id, into the outbox with the task's completion. */
-  private matched(loaded: LoadedRun, round: DrawnRound, outcome: QueryMatches): void {
+  /**
+   * A participant was caught lying (README, "Trust"): every slice whose matches it is answerable
+   * for is matched again, its matches withdrawn from the results store meanwhile. Through the
+   * chain of writes, after any completion already on its way.
+   */
+  private liarCaught(participantId: string): void {
+    this.writing = this.writing
+      .then(() => {
+        const reopened = this.pool.reopen(participantId, this.clock.now())
+        if (reopened.length === 0) return
+        this.log(`${reopened.length} slices matched again: ${participantId} was answerable for them`)
+        this.coordinator?.roundsAvailable()
+      })
+      .catch((error: unknown) =>
+        this.log.error(`slices of ${participantId} could not be reopened: ${(error as Error).message}`),
+      )
+      .finally(() => this.notify())
+  }
+
+  /**
+   * A slice's matches, by reference id, into the outbox with the task's completion, with the
+   * identities answerable for them (a slice is matched again if one is caught later).
+   */
+  private matched(
+    loaded: LoadedRun,
+    round: DrawnRound,
+    outcome: QueryMatches,
+    answerable: readonly string[] = [],
+  ): void {
     const { list, entries, definition } = loaded
     const query = entries[round.entry]!
     const matches: Match[] = []
@@ -508,7 +539,7 @@ export class MatchPool {
       })
     }
     const output: MatchOutput = { matches }
-    this.pool.complete(round.lease, this.clock.now(), JSON.stringify(output))
+    this.pool.complete(round.lease, this.clock.now(), JSON.stringify(output), answerable)
   }
 
   /**

@@ -121,7 +121,11 @@ export async function runResultWriter(
         totals.tasks += batch.length
         totals.added += added
         emit({ type: 'batch', tasks: batch.length, added, pending: pending.length })
-        const ack: WrittenMessage = { type: 'written', tasks: [...new Set(batch.map((r) => r.task))] }
+        const written = new Map(batch.map((r) => [`${r.task}#${r.generation ?? 1}`, r]))
+        const ack: WrittenMessage = {
+          type: 'written',
+          tasks: [...written.values()].map((r) => ({ task: r.task, generation: r.generation ?? 1 })),
+        }
         // Unacknowledged results come again: a lost acknowledgement costs a second (skipped) write.
         await node.services.gossip
           .publish(topics.written, new TextEncoder().encode(JSON.stringify(ack)))

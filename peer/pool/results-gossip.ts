@@ -20,7 +20,9 @@ import type { TaskPool } from './task-pool.ts'
  * admitted on the operator's link) write them into their results store and publish the task ids on
  * the `written` topic; an acknowledged task leaves the outbox. A result no writer acknowledged is
  * published again, so a writer that dies mid-batch loses nothing, and the store's key (the task id)
- * makes the copy count once.
+ * makes the copy count once. A task reopened because an identity answerable for it was caught
+ * (README, "Trust") sends the withdrawal of its output, then its next generation's output: a writer
+ * keeps the newest generation of each, so the order they arrive in does not matter.
  *
  * Every admitted peer may subscribe to a topic, and a participant has no business reading which
  * user videos match which references: results are sealed (AES-256-GCM) with a key derived from the
@@ -52,6 +54,10 @@ export const resultsMessageSchema = z.strictObject({
       z.strictObject({
         task: taskId,
         run: z.string().min(1).max(64),
+        /** 1, and one more each time the task was reopened. */
+        generation: z.number().int().min(1).max(1_000_000),
+        /** This generation's output is withdrawn (its matches are empty). */
+        withdrawn: z.literal(true).optional(),
         matches: z.array(matchSchema).max(100_000),
       }),
     )
@@ -60,10 +66,13 @@ export const resultsMessageSchema = z.strictObject({
 })
 export type ResultsMessage = z.infer<typeof resultsMessageSchema>
 
-/** Writer → coordinator: tasks whose results are in its store. */
+/** Writer → coordinator: tasks whose results (of these generations) are in its store. */
 export const writtenMessageSchema = z.strictObject({
   type: z.literal('written'),
-  tasks: z.array(taskId).min(1).max(256),
+  tasks: z
+    .array(z.strictObject({ task: taskId, generation: z.number().int().min(1).max(1_000_000) }))
+    .min(1)
+    .max(256),
 })
 export type WrittenMessage = z.infer<typeof writtenMessageSchema>
 
@@ -166,7 +175,7 @@ export class ResultsPublisher {
     try {
       const { tasks } = parseWrittenMessage(event.detail.data)
       this.stats.acknowledged += this.init.pool.acknowledge(tasks)
-      for (const task of tasks) this.sent.delete(task)
+      for (const { task, generation } of tasks) this.sent.delete(`${task}#${generation}`)
     } catch (error) {
       this.init.log(`dropped an acknowledgement: ${(error as Error).message}`)
     }
@@ -223,7 +232,7 @@ export class ResultsPublisher {
     const flush = () => {
       if (batch.length === 0) return
       const message: ResultsMessage = { type: 'results', results: batch }
-      const tasks = batch.map((r) => r.task)
+      const tasks = batch.map((r) => `${r.task}#${r.generation}`)
       batch = []
       bytes = 0
       for (const task of tasks) this.sent.set(task, now)
@@ -239,18 +248,24 @@ export class ResultsPublisher {
         })
     }
     for (const output of this.init.pool.outputs(resultsGossipDefaults.perPass)) {
-      const at = this.sent.get(output.task)
+      const key = `${output.task}#${output.generation}`
+      const at = this.sent.get(key)
       if (at !== undefined && now - at < resultsGossipDefaults.resendMs) continue
-      const { matches } = JSON.parse(output.body) as MatchOutput
-      const size = output.body.length + output.task.length + output.run.length + 64
+      const body = JSON.parse(output.body) as MatchOutput | { withdrawn: true }
+      const size = output.body.length + output.task.length + output.run.length + 96
       if (size > room) {
         // Read again on every pass while it waits in the outbox: counted once.
-        this.tooLarge.add(output.task)
+        this.tooLarge.add(key)
         this.stats.oversized = this.tooLarge.size
         continue
       }
       if (bytes + size > room || batch.length === 256) flush()
-      batch.push({ task: output.task, run: output.run, matches })
+      const { task, run, generation } = output
+      batch.push(
+        'withdrawn' in body
+          ? { task, run, generation, withdrawn: true, matches: [] }
+          : { task, run, generation, matches: body.matches },
+      )
       bytes += size
     }
     flush()
@@ -276,5 +291,11 @@ export function eventResultsPublisher(
 
 /** A results message as a writer stores it. */
 export function toTaskResults(message: ResultsMessage): TaskResult[] {
-  return message.results.map((r) => ({ task: r.task, run: r.run, matches: r.matches }))
+  return message.results.map((r) => ({
+    task: r.task,
+    run: r.run,
+    generation: r.generation,
+    ...(r.withdrawn === true && { withdrawn: true }),
+    matches: r.matches,
+  }))
 }

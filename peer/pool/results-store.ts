@@ -7,6 +7,11 @@ import type { Match } from '../jobs/match/matcher.ts'
  * lease taken back, then both finished) or delivered again after a writer crashed mid-batch adds
  * nothing. A batch is one transaction: a writer killed in the middle of it leaves none of it, and
  * the batch is delivered again.
+ *
+ * A task reopened because an identity answerable for it was caught (README, "Trust") comes again:
+ * first the withdrawal of its output (`withdrawn`, its matches leave the store), then the output of
+ * its next generation. Each task keeps the newest it was sent, whatever order they arrive in: a
+ * later generation over an earlier one, a withdrawal over the result of its own generation.
  */
 
 /** One task's result, as a writer receives it. */
@@ -14,6 +19,10 @@ export interface TaskResult {
   /** The pool task it answers (its id is the key of exactly-once). */
   task: string
   run: string
+  /** 1 (the default), and one more each time the task was reopened. */
+  generation?: number
+  /** This generation's output is withdrawn: the task's matches leave the store. */
+  withdrawn?: boolean
   matches: readonly Match[]
   /** Owners, for queries by owner (optional). */
   ugcOwners?: Readonly<Record<string, string>>
@@ -34,7 +43,7 @@ export type MatchQuery = { ugc: string } | { ref: string } | { owner: string }
 export class ResultsStore {
   private readonly db: DatabaseSync
   private readonly statements: Record<
-    'task' | 'match' | 'byUgc' | 'byRef' | 'byOwner' | 'tasks' | 'runs',
+    'task' | 'stored' | 'forget' | 'match' | 'byUgc' | 'byRef' | 'byOwner' | 'tasks' | 'runs',
     StatementSync
   >
 
@@ -56,12 +65,22 @@ export class ResultsStore {
       CREATE INDEX IF NOT EXISTS by_ref ON matches (ref_id);
       CREATE INDEX IF NOT EXISTS by_ugc_owner ON matches (ugc_owner);
       CREATE INDEX IF NOT EXISTS by_ref_owner ON matches (ref_owner);
+      CREATE INDEX IF NOT EXISTS by_task ON matches (task);
     `)
+    // Stores made before outputs had generations gain them (every result so far is the first).
+    const known = this.db.prepare(`PRAGMA table_info(results)`).all() as unknown as { name: string }[]
+    if (!known.some((c) => c.name === 'generation'))
+      this.db.exec(`ALTER TABLE results ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE results ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;`)
     const columns = `task, run, ugc_id AS ugcId, ref_id AS refId, ugc_start AS ugcStart, ugc_end AS ugcEnd,
       ref_start AS refStart, ref_end AS refEnd, score, ugc_owner AS ugcOwner, ref_owner AS refOwner`
     const order = 'ORDER BY ugc_id, ref_id, ugc_start'
     this.statements = {
-      task: this.db.prepare(`INSERT OR IGNORE INTO results (task, run, matches) VALUES (?, ?, ?)`),
+      task: this.db.prepare(
+        `INSERT OR REPLACE INTO results (task, run, matches, generation, withdrawn) VALUES (?, ?, ?, ?, ?)`,
+      ),
+      stored: this.db.prepare(`SELECT generation, withdrawn FROM results WHERE task = ?`),
+      forget: this.db.prepare(`DELETE FROM matches WHERE task = ?`),
       match: this.db.prepare(
         `INSERT INTO matches (task, run, ugc_id, ref_id, ugc_start, ugc_end, ref_start, ref_end, score, ugc_owner, ref_owner)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -72,25 +91,40 @@ export class ResultsStore {
         `SELECT ${columns} FROM matches WHERE ugc_owner = ?1
          UNION SELECT ${columns} FROM matches WHERE ref_owner = ?1 ORDER BY ugcId, refId, ugcStart`,
       ),
-      tasks: this.db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(matches), 0) AS m FROM results`),
+      tasks: this.db.prepare(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(matches), 0) AS m FROM results WHERE withdrawn = 0`,
+      ),
       runs: this.db.prepare(
-        `SELECT run, COUNT(*) AS tasks, SUM(matches) AS matches FROM results GROUP BY run`,
+        `SELECT run, COUNT(*) AS tasks, SUM(matches) AS matches FROM results WHERE withdrawn = 0 GROUP BY run`,
       ),
     }
   }
 
   /**
-   * Writes a batch in one transaction; returns the tasks it added (those already written are
-   * skipped). `afterEach` is called after each task's rows, inside the transaction (tests crash
-   * a writer there).
+   * Writes a batch in one transaction; returns the results it took (those already written, or
+   * superseded by a newer generation or a withdrawal, are skipped). `afterEach` is called after each
+   * task's rows, inside the transaction (tests crash a writer there).
    */
   writeBatch(batch: readonly TaskResult[], afterEach?: (task: string) => void): number {
     let added = 0
     this.db.exec('BEGIN IMMEDIATE')
     try {
       for (const result of batch) {
-        if (this.statements.task.run(result.task, result.run, result.matches.length).changes === 0) continue
-        for (const m of result.matches)
+        const withdrawn = result.withdrawn === true
+        const generation = result.generation ?? 1
+        const stored = this.statements.stored.get(result.task) as
+          { generation: number; withdrawn: number } | undefined
+        // Newest first: a later generation, then a withdrawal over its own generation's result.
+        const rank = (generation: number, gone: boolean) => generation * 2 + (gone ? 1 : 0)
+        if (
+          stored !== undefined &&
+          rank(stored.generation, stored.withdrawn === 1) >= rank(generation, withdrawn)
+        )
+          continue
+        if (stored !== undefined) this.statements.forget.run(result.task)
+        const matches = withdrawn ? [] : result.matches
+        this.statements.task.run(result.task, result.run, matches.length, generation, withdrawn ? 1 : 0)
+        for (const m of matches)
           this.statements.match.run(
             result.task,
             result.run,
@@ -155,7 +189,8 @@ export function readResults(path: string): { matches: Match[]; tasks: number } {
            ref_start AS refStart, ref_end AS refEnd, score FROM matches`,
       )
       .all() as unknown as Match[]
-    const tasks = (db.prepare(`SELECT COUNT(*) AS n FROM results`).get() as { n: number }).n
+    const tasks = (db.prepare(`SELECT COUNT(*) AS n FROM results WHERE withdrawn = 0`).get() as { n: number })
+      .n
     return { matches, tasks }
   } finally {
     db.close()

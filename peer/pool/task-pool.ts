@@ -21,6 +21,10 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
  *   until a result writer acknowledges it: a crash between the two never loses a result.
  * - A coordinator reopening the pool after a crash takes back the leases of the earlier opening at
  *   once (`reclaim`): the participants that held them were the dead coordinator's.
+ * - A done task remembers the identities answerable for its output (README, "Trust"); once one of
+ *   them is caught lying, the task is queued again under its next generation (`reopen`), and a
+ *   withdrawal of its output takes the output's place in the outbox. Writers keep the newest
+ *   generation of each task's output, a withdrawal above a result of its own generation.
  */
 
 /** A task as a run adds it. */
@@ -86,11 +90,23 @@ export interface GrantRequest {
   holds?: readonly string[]
 }
 
-/** A done task's output waiting for a result writer. */
+/** A done task's output waiting for a result writer: its result, or the withdrawal of one. */
 export interface PoolOutput {
   task: string
   run: string
+  /** The output's generation: 1, and one more each time the task was reopened. */
+  generation: number
+  /** The output (`complete`'s), or `withdrawnOutput` once the task was reopened. */
   body: string
+}
+
+/** An outbox body saying the task's output of that generation is withdrawn. */
+export const withdrawnOutput = '{"withdrawn":true}'
+
+/** A writer's acknowledgement: it stored this generation of a task's output. */
+export interface OutputWritten {
+  task: string
+  generation: number
 }
 
 /** A run in the pool. */
@@ -108,16 +124,23 @@ export interface TaskPool {
   /** Whether a task of these kinds is queued (cheap). */
   hasQueued(kinds: readonly string[]): boolean
   /**
-   * The lease's task is done, and its `output` (if any) joins the outbox in the same transaction;
-   * false when the lease is no longer current (taken back, or done).
+   * The lease's task is done, and its `output` (if any) joins the outbox in the same transaction,
+   * with the identities `answerable` for it; false when the lease is no longer current (taken
+   * back, or done).
    */
-  complete(lease: string, now: number, output?: string): boolean
+  complete(lease: string, now: number, output?: string, answerable?: readonly string[]): boolean
+  /**
+   * `identity` was caught lying: every done task it is answerable for is queued again under its
+   * next generation, its output withdrawn. Only tasks nothing comes after are reopened (their
+   * dependents would have read what is now suspect). Returns the tasks reopened.
+   */
+  reopen(identity: string, now: number): string[]
   /** Outputs no writer has acknowledged yet, oldest first. */
   outputs(limit: number): PoolOutput[]
   /** How many outputs wait for a writer (a count: no output is read). */
   unwritten(): number
-  /** A writer stored these tasks' outputs: they leave the outbox. Returns how many did. */
-  acknowledge(tasks: readonly string[]): number
+  /** A writer stored these outputs: they leave the outbox (a newer generation stays). Returns how many did. */
+  acknowledge(written: readonly OutputWritten[]): number
   /** Takes back every lease of an earlier opening (not counted as an attempt). Returns how many. */
   reclaim(now: number): number
   /** The runs in the pool. */
@@ -256,7 +279,12 @@ export class SqliteTaskPool implements TaskPool {
       CREATE TABLE IF NOT EXISTS after (task TEXT NOT NULL, before TEXT NOT NULL, PRIMARY KEY (before, task)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS run_priorities (run TEXT PRIMARY KEY, priority INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL UNIQUE, run TEXT NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS answerable (identity TEXT NOT NULL, task TEXT NOT NULL, PRIMARY KEY (identity, task)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS answerable_task ON answerable (task);
     `)
+    // Pools made before outputs had generations gain the column (every output so far is the first).
+    addColumn(this.db, 'tasks', 'generation', 'INTEGER NOT NULL DEFAULT 1')
+    addColumn(this.db, 'outbox', 'generation', 'INTEGER NOT NULL DEFAULT 1')
     const prepare = (sql: string) => this.db.prepare(sql)
     this.statements = {
       insert: prepare(
@@ -269,9 +297,26 @@ export class SqliteTaskPool implements TaskPool {
         `UPDATE tasks SET state = ${state.leased}, lease = ?, holder = ?, leased_at = ? WHERE id = ? AND state = ${state.queued}`,
       ),
       byLease: prepare(`SELECT id, run, attempts, state FROM tasks WHERE lease = ?`),
-      output: prepare(`INSERT OR IGNORE INTO outbox (task, run, body) VALUES (?, ?, ?)`),
-      outputs: prepare(`SELECT task, run, body FROM outbox ORDER BY seq LIMIT ?`),
-      acknowledge: prepare(`DELETE FROM outbox WHERE task = ?`),
+      // A task's newest output replaces what the outbox held of it (a withdrawal, say).
+      output: prepare(
+        `INSERT OR REPLACE INTO outbox (task, run, body, generation) VALUES (?, ?, ?, (SELECT generation FROM tasks WHERE id = ?1))`,
+      ),
+      outputs: prepare(`SELECT task, run, generation, body FROM outbox ORDER BY seq LIMIT ?`),
+      acknowledge: prepare(`DELETE FROM outbox WHERE task = ? AND generation = ?`),
+      answer: prepare(`INSERT OR IGNORE INTO answerable (identity, task) VALUES (?, ?)`),
+      answerableFor: prepare(
+        `SELECT t.id AS id, t.run AS run, t.generation AS generation FROM answerable a JOIN tasks t ON t.id = a.task
+         WHERE a.identity = ? AND t.state = ${state.done} AND NOT EXISTS (SELECT 1 FROM after WHERE before = t.id)`,
+      ),
+      forgetAnswerable: prepare(`DELETE FROM answerable WHERE task = ?`),
+      forgetIdentity: prepare(`DELETE FROM answerable WHERE identity = ?`),
+      reopen: prepare(
+        `UPDATE tasks SET state = ${state.queued}, generation = generation + 1, attempts = 0, queued_at = ?, lease = NULL, holder = NULL
+         WHERE id = ? AND state = ${state.done}`,
+      ),
+      withdraw: prepare(
+        `INSERT OR REPLACE INTO outbox (task, run, body, generation) VALUES (?, ?, '${withdrawnOutput}', ?)`,
+      ),
       unwritten: prepare(`SELECT COUNT(*) AS n FROM outbox`),
       reclaim: prepare(
         `UPDATE tasks SET state = ${state.queued}, lease = NULL, holder = NULL, queued_at = ?
@@ -393,7 +438,7 @@ export class SqliteTaskPool implements TaskPool {
     return this.candidatesFor(kinds, 1).length > 0
   }
 
-  complete(lease: string, now: number, output?: string): boolean {
+  complete(lease: string, now: number, output?: string, answerable: readonly string[] = []): boolean {
     const s = this.statements
     const row = s.byLease!.get(lease) as { id: string; run: string; state: number } | undefined
     if (row === undefined) return false
@@ -402,6 +447,7 @@ export class SqliteTaskPool implements TaskPool {
       if (s.done!.run(lease).changes === 0) return
       completed = true
       if (output !== undefined) s.output!.run(row.id, row.run, output)
+      for (const identity of answerable) s.answer!.run(identity, row.id)
       for (const { task } of s.dependents!.all(row.id) as unknown as { task: string }[])
         s.unblock!.run(now, task)
     })
@@ -453,12 +499,33 @@ export class SqliteTaskPool implements TaskPool {
     return (this.statements.unwritten!.get() as { n: number }).n
   }
 
-  acknowledge(tasks: readonly string[]): number {
+  acknowledge(written: readonly OutputWritten[]): number {
     let removed = 0
     this.transaction(() => {
-      for (const task of tasks) removed += Number(this.statements.acknowledge!.run(task).changes)
+      for (const { task, generation } of written)
+        removed += Number(this.statements.acknowledge!.run(task, generation).changes)
     })
     return removed
+  }
+
+  reopen(identity: string, now: number): string[] {
+    const s = this.statements
+    const reopened: string[] = []
+    this.transaction(() => {
+      const rows = s.answerableFor!.all(identity) as unknown as {
+        id: string
+        run: string
+        generation: number
+      }[]
+      for (const row of rows) {
+        if (s.reopen!.run(now, row.id).changes === 0) continue
+        s.forgetAnswerable!.run(row.id)
+        s.withdraw!.run(row.id, row.run, row.generation)
+        reopened.push(row.id)
+      }
+      s.forgetIdentity!.run(identity)
+    })
+    return reopened
   }
 
   reclaim(now: number): number {
@@ -572,6 +639,13 @@ export class SqliteTaskPool implements TaskPool {
     if (++this.pending >= this.limits.groupCommit) this.flush()
   }
 }
+/** Adds a column to a table made before it existed. */
+function addColumn(db: DatabaseSync, table: string, column: string, definition: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as unknown as { name: string }[]
+  if (!columns.some((c) => c.name === column))
+    db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
+}
+
 function toTask(row: TaskRow): PoolTask {
   return {
     id: row.id,

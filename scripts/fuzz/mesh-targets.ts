@@ -149,10 +149,21 @@ const gossipMessage = fc.record({
     fc.uint8Array({ maxLength: 4096 }),
     // Match results and their acknowledgement, well formed, as only the coordinator and result
     // writers may publish them.
-    fc.constant(new TextEncoder().encode(JSON.stringify({ type: 'written', tasks: ['fuzz/m/0'] }))),
     fc.constant(
       new TextEncoder().encode(
-        JSON.stringify({ type: 'results', results: [{ task: 'x', run: 'x', matches: [] }] }),
+        JSON.stringify({ type: 'written', tasks: [{ task: 'fuzz/m/0', generation: 1 }] }),
+      ),
+    ),
+    // A withdrawal of a reopened task's output beside its next generation.
+    fc.constant(
+      new TextEncoder().encode(
+        JSON.stringify({
+          type: 'results',
+          results: [
+            { task: 'x', run: 'x', generation: 1, withdrawn: true, matches: [] },
+            { task: 'x', run: 'x', generation: 2, matches: [] },
+          ],
+        }),
       ),
     ),
     // An outcome in its envelope, as only the coordinator may publish one.

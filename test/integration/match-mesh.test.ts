@@ -16,9 +16,10 @@ import { repoRoot } from '../support/fixtures.ts'
 /*
  * A match run over the real mesh: the shared video set (the TMK chair video and its six copies, the
  * doorknob and 23 distractors) matched all against all by two Node participant processes that
- * fingerprint with ffmpeg and match over WebRTC. The matches must be exactly the ground truth's, and
- * broken inputs beside them (empty, corrupt, truncated, audio only, four hours long) each fail with a
- * clear error while the run goes on.
+ * fingerprint with ffmpeg and match over WebRTC, beside a third that lies about matches (it hides
+ * every match and invents one: README, "Trust"). The matches must be exactly the ground truth's, the
+ * liar quarantined, and broken inputs beside them (empty, corrupt, truncated, audio only, four hours
+ * long) each fail with a clear error while the run goes on.
  */
 
 const datasetDir = join(repoRoot, '..', 'shared', 'data', 'video-matching')
@@ -26,6 +27,9 @@ let dataset: MatchingDataset
 let event: RunningEvent
 let scratch: string
 const processes: ParticipantProcess[] = []
+let liar: ParticipantProcess
+let liarId: string
+const quarantined: { participantId: string; reason: string }[] = []
 let result: MatchRunResult
 const broken: Record<string, RegExp> = {
   'empty.mp4': /empty file/,
@@ -73,8 +77,14 @@ beforeAll(async () => {
     coordinator: { jobs: [fingerprintJobInit('run')], validation: { trustAfter: 3 } },
     turn: 'off',
   })
+  event.coordinator.on('participantQuarantined', (q) => quarantined.push(q))
   for (let i = 0; i < 2; i++)
     processes.push(new ParticipantProcess(event.joinLink, { dutyCycle: 1, cores: 1 }))
+  liar = new ParticipantProcess(event.joinLink, {
+    entry: join(repoRoot, 'test', 'support', 'lying-participant.ts'),
+    options: { model: 'random', dutyCycle: 1, cores: 1 },
+  })
+  liarId = ((await liar.waitFor('welcome')) as { participantId: string }).participantId
   const videos = dataset.videos.map((id) => ({ id, path: join(datasetDir, id) }))
   const bad = Object.keys(broken).map((id) => ({ id: `broken/${id}`, path: join(scratch, id) }))
   result = await runMatchRun(event, {
@@ -87,7 +97,7 @@ beforeAll(async () => {
 }, 300_000)
 
 afterAll(async () => {
-  await Promise.all(processes.map((p) => p.stop('SIGKILL')))
+  await Promise.all([...processes, liar].map((p) => p?.stop('SIGKILL')))
   await event?.stop()
   if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
 })
@@ -105,6 +115,19 @@ describe('a match run over the real mesh', () => {
     expect(result.matches).toHaveLength(42)
     // The participants computed it: both took tasks of both kinds.
     for (const p of processes) expect(p.events.some((e) => e.type === 'firstLease')).toBe(true)
+  })
+
+  it('quarantines the participant that lied about matches, and nobody else', async () => {
+    expect(quarantined.map((q) => q.participantId)).toEqual([liarId])
+    expect(quarantined[0]!.reason).toMatch(/match|reference/)
+    // Told why, and gone for good (an earlier connection attempt may have timed out and been retried).
+    expect(await liar.exited).toBe(1)
+    const reasons = liar.events.flatMap((e) => (e.type === 'disconnected' ? [String(e.reason)] : []))
+    expect(
+      reasons.some((r) => /a check proved a result of yours wrong/.test(r)),
+      reasons.join('; '),
+    ).toBe(true)
+    for (const p of processes) expect(p.child.exitCode).toBeNull()
   })
 
   it('fails each broken video with a clear reason, as query and as reference, and matches the rest', () => {

@@ -5,6 +5,7 @@ import {
   type ResultsMessage,
   resultsKey,
   sealResults,
+  toTaskResults,
 } from '../../peer/pool/results-gossip.ts'
 import { InvalidMessageError, MessageTooLargeError } from '../../peer/protocol/errors.ts'
 
@@ -20,6 +21,7 @@ const message: ResultsMessage = {
     {
       task: 'demo/m/3/0',
       run: 'demo',
+      generation: 1,
       matches: [
         { ugcId: 'a.mp4', refId: 'b.mp4', ugcStart: 0, ugcEnd: 12, refStart: 4, refEnd: 16, score: 0.93 },
       ],
@@ -62,13 +64,42 @@ describe('results on gossip', () => {
   })
 
   it('bounds acknowledgements', () => {
-    expect(parseWrittenMessage(bytes({ type: 'written', tasks: ['a', 'b'] })).tasks).toEqual(['a', 'b'])
+    const a = { task: 'a', generation: 1 }
+    const b = { task: 'b', generation: 2 }
+    expect(parseWrittenMessage(bytes({ type: 'written', tasks: [a, b] })).tasks).toEqual([a, b])
     expect(() => parseWrittenMessage(bytes({ type: 'written', tasks: [] }))).toThrow(InvalidMessageError)
-    expect(() => parseWrittenMessage(bytes({ type: 'written', tasks: Array(257).fill('x') }))).toThrow(
+    expect(() => parseWrittenMessage(bytes({ type: 'written', tasks: Array(257).fill(a) }))).toThrow(
       InvalidMessageError,
     )
-    expect(() => parseWrittenMessage(bytes({ type: 'written', tasks: ['x'.repeat(300)] }))).toThrow(
-      InvalidMessageError,
-    )
+    for (const bad of [
+      { task: 'x'.repeat(300), generation: 1 },
+      { task: 'a', generation: 0 },
+      { task: 'a' },
+      'a',
+    ])
+      expect(() => parseWrittenMessage(bytes({ type: 'written', tasks: [bad] }))).toThrow(InvalidMessageError)
+  })
+
+  it('carries a reopened task’s withdrawal and its next generation, and nothing else in their place', () => {
+    const withdrawal: ResultsMessage = {
+      type: 'results',
+      results: [
+        { task: 'demo/m/3/0', run: 'demo', generation: 1, withdrawn: true, matches: [] },
+        { ...message.results[0]!, generation: 2 },
+      ],
+    }
+    expect(toTaskResults(parseResultsMessage(sealResults(withdrawal, key), key))).toEqual([
+      { task: 'demo/m/3/0', run: 'demo', generation: 1, withdrawn: true, matches: [] },
+      { ...message.results[0]!, generation: 2 },
+    ])
+    for (const bad of [
+      { ...message.results[0]!, generation: 0 },
+      { ...message.results[0]!, generation: 1.5 },
+      { ...message.results[0]!, withdrawn: false },
+      { task: 'demo/m/3/0', run: 'demo', matches: [] },
+    ]) {
+      const sealed = sealResults({ type: 'results', results: [bad] } as ResultsMessage, key)
+      expect(() => parseResultsMessage(sealed, key)).toThrow(InvalidMessageError)
+    }
   })
 })

@@ -61,6 +61,31 @@ describe('the results store', () => {
     store.close()
   })
 
+  it('keeps the newest generation of a reopened task, whatever order the withdrawal and the new result arrive in', () => {
+    const lie = { ...batch[0]!, matches: [] }
+    const withdrawal: TaskResult = { ...lie, generation: 1, withdrawn: true }
+    const truth: TaskResult = { ...batch[0]!, generation: 2 }
+    for (const order of [
+      [lie, withdrawal, truth],
+      [lie, truth, withdrawal],
+      [truth, lie, withdrawal, lie],
+    ]) {
+      const store = new ResultsStore(':memory:')
+      for (const result of order) store.writeBatch([result])
+      expect(store.totals()).toEqual({ tasks: 1, matches: 2 })
+      expect(store.query({ ugc: 'ugc0' })).toHaveLength(2)
+      store.close()
+    }
+    // Withdrawn and not yet computed again: the task's matches are gone, and it is not counted.
+    const store = new ResultsStore(':memory:')
+    store.writeBatch([batch[1]!, batch[0]!])
+    expect(store.writeBatch([withdrawal])).toBe(1)
+    expect(store.writeBatch([batch[0]!])).toBe(0)
+    expect(store.totals()).toEqual({ tasks: 1, matches: 2 })
+    expect(store.query({ ugc: 'ugc0' })).toEqual([])
+    store.close()
+  })
+
   it('loses and duplicates nothing when a writer is SIGKILLed mid-batch and the batch is delivered again', () => {
     const path = join(dir, 'results.db')
     const first = writerProcess(path, batch.slice(0, 4))

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type PoolTaskInit, SqliteTaskPool } from '../../peer/pool/task-pool.ts'
+import { type PoolTaskInit, SqliteTaskPool, withdrawnOutput } from '../../peer/pool/task-pool.ts'
 
 /*
  * The durable task pool's rules (issue 15): priority then age, kinds, tasks that wait for others,
@@ -211,11 +211,17 @@ describe('the task pool', () => {
     // The process dies: the outputs are in the file with the completions.
     const after = new SqliteTaskPool({ path })
     expect(after.outputs(10)).toEqual([
-      { task: 'a', run: 'r1', body: '{"matches":[1]}' },
-      { task: 'b', run: 'r2', body: '{"matches":[]}' },
+      { task: 'a', run: 'r1', generation: 1, body: '{"matches":[1]}' },
+      { task: 'b', run: 'r2', generation: 1, body: '{"matches":[]}' },
     ])
     expect(after.unwritten()).toBe(2)
-    expect(after.acknowledge(['a', 'unknown'])).toBe(1)
+    expect(
+      after.acknowledge([
+        { task: 'a', generation: 1 },
+        { task: 'b', generation: 2 },
+        { task: 'unknown', generation: 1 },
+      ]),
+    ).toBe(1)
     expect(after.outputs(10).map((o) => o.task)).toEqual(['b'])
     expect(after.runs()).toEqual([
       { run: 'r1', priority: 0 },
@@ -223,6 +229,48 @@ describe('the task pool', () => {
     ])
     before.close()
     after.close()
+  })
+
+  it('reopens the done tasks a caught identity is answerable for: queued again under the next generation, their output withdrawn', () => {
+    const path = join(dir, 'reopen.db')
+    const pool = new SqliteTaskPool({ path })
+    pool.add(
+      [task('fp', { kind: 'video-fingerprint' }), task('a', { after: ['fp'] }), task('b'), task('c')],
+      0,
+    )
+    const fp = pool.grant({ worker: 'w', kinds: ['video-fingerprint'], now: 0 })!
+    expect(pool.complete(fp.lease, 1, undefined, ['liar'])).toBe(true)
+    const leases = ['a', 'b', 'c'].map(() => pool.grant({ worker: 'w', kinds: ['video-match'], now: 1 })!)
+    expect(pool.complete(leases[0]!.lease, 2, '{"matches":[]}', ['liar', 'voucher'])).toBe(true)
+    expect(pool.complete(leases[1]!.lease, 2, '{"matches":[1]}', ['honest'])).toBe(true)
+    // c is still being computed: nothing of it is done to reopen.
+    expect(pool.acknowledge([{ task: 'a', generation: 1 }])).toBe(1)
+    // The fingerprint task has a task after it: it stays done; a (written already) and nothing else reopens.
+    expect(pool.reopen('liar', 3)).toEqual(['a'])
+    expect(pool.stateOf('a')).toBe('queued')
+    expect(pool.stateOf('fp')).toBe('done')
+    expect(pool.outputs(10)).toEqual([
+      { task: 'b', run: 'r1', generation: 1, body: '{"matches":[1]}' },
+      { task: 'a', run: 'r1', generation: 1, body: withdrawnOutput },
+    ])
+    // Its voucher's being caught later reopens nothing more; a second catch of the liar neither.
+    expect(pool.reopen('voucher', 4)).toEqual([])
+    expect(pool.reopen('liar', 4)).toEqual([])
+    // A late acknowledgement of generation 1's result leaves the withdrawal in place.
+    const again = pool.grant({ worker: 'w2', kinds: ['video-match'], now: 5 })!
+    expect(again.task.id).toBe('a')
+    expect(pool.complete(again.lease, 6, '{"matches":[2]}', ['honest'])).toBe(true)
+    // Its next generation's output takes the withdrawal's place in the outbox, and survives a restart.
+    pool.close()
+    const reopened = new SqliteTaskPool({ path })
+    expect(reopened.outputs(10)).toEqual([
+      { task: 'b', run: 'r1', generation: 1, body: '{"matches":[1]}' },
+      { task: 'a', run: 'r1', generation: 2, body: '{"matches":[2]}' },
+    ])
+    expect(reopened.acknowledge([{ task: 'a', generation: 1 }])).toBe(0)
+    expect(reopened.acknowledge([{ task: 'a', generation: 2 }])).toBe(1)
+    expect(reopened.counts()).toEqual({ waiting: 0, queued: 0, leased: 1, done: 3, failed: 0 })
+    reopened.close()
   })
 
   it('reclaims at once the leases of an earlier opening (a restarted coordinator), not counting an attempt', () => {

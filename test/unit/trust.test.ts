@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import { type LedgerSummary, ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
 import { TrustBook } from '../../peer/coordinator/trust-book.ts'
-import { decide, sampleUnits } from '../../peer/coordinator/validation.ts'
+import { decide, sampleUnits, trustedCheckShare, withRinger } from '../../peer/coordinator/validation.ts'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import type { ResultValidator } from '../../peer/jobs/kind.ts'
 import { FrameAggregation } from '../../peer/jobs/vertex/aggregator.ts'
@@ -78,6 +78,38 @@ describe('the policy', () => {
       replicate: true,
     })
     expect(decide({ ...p, mode: 'off' }, fresh, withChecker, () => 0.5)).toEqual({ accept: true })
+  })
+
+  it('checks a long-trusted identity in full less often, never under minTrustedCheckShare', () => {
+    const p = validationDefaults
+    expect(trustedCheckShare(p, p.trustAfter)).toBeCloseTo(p.trustedCheckShare)
+    expect(trustedCheckShare(p, 2 * p.trustAfter)).toBeCloseTo(p.trustedCheckShare / 2)
+    expect(trustedCheckShare(p, 10_000)).toBe(p.minTrustedCheckShare)
+    const veteran = book.admit('veteran')
+    for (let i = 0; i < 10 * p.trustAfter; i++) book.passed(veteran)
+    // At 10 × trustAfter in a row, a draw of 0.05 no longer meets the full check.
+    expect(decide(p, veteran, withChecker, () => 0.05)).toEqual({ check: 8 })
+    expect(decide(p, veteran, withChecker, () => 0.005)).toEqual({ check: p.sampleUnits })
+  })
+
+  it('replicates an untrusted result of a sparse kind after its check; a trusted one with a finding is a ringer now and then', () => {
+    const p = validationDefaults
+    const sparse: ResultValidator = {
+      ...withChecker,
+      cheapCheckUnits: 0,
+      fullCheckUnits: 8,
+      sparseLies: true,
+    }
+    expect(decide(p, fresh, sparse, () => 0.99)).toEqual({ check: 8, thenReplicate: true })
+    // Trusted: a full check alone (ringers find who hides, not a replica of its own result).
+    expect(decide(p, trusted, sparse, () => 0.05)).toEqual({ check: 8 })
+    const cheap = decide(p, trusted, sparse, () => 0.5)
+    expect(cheap).toEqual({ check: 0 })
+    expect(withRinger(cheap, () => true, sparse)).toEqual({ check: 0, thenReplicate: true })
+    expect(withRinger(cheap, () => false, sparse)).toEqual({ check: 0 })
+    // A replicated result stays as it is; a kind without a checker has no confirmed finding to ring with.
+    expect(withRinger({ replicate: true }, () => true, sparse)).toEqual({ replicate: true })
+    expect(withRinger({ accept: true }, () => true, without)).toEqual({ accept: true })
   })
 
   it('samples distinct units in range, all of them when asked for more', () => {
@@ -264,6 +296,22 @@ describe('the coordinator', () => {
     })
   })
 
+  it('names in a published round the identities answerable for it: all whose result stands unchecked in whole', () => {
+    const { coordinator, addFrame, answer } = setup()
+    const reports: (string[] | undefined)[] = []
+    coordinator.on('frameComplete', (_s, report) => reports.push(report.answerable))
+    addFrame(0)
+    // Blocks of 16 of 64-thread cameras: a full check samples 256, so it covers a block whole.
+    for (const who of ['a', 'b', 'a', 'b', 'a', 'b', 'a', 'b']) expect(answer(who)).toBe(true)
+    expect(reports).toEqual([[]])
+    // Checked cheaply (2 of 16 threads) once trusted: answerable from then on.
+    for (let frame = 1; frame <= 3; frame++) {
+      addFrame(frame)
+      while (answer('a') === true);
+    }
+    expect(reports.at(-1)).toEqual(['a'])
+  })
+
   it('trusting nobody, publishes a round only once every task was computed twice and agreed', () => {
     const { coordinator, addFrame, answer } = setup({ mode: 'replicate-all' })
     const completed: LedgerSummary[] = []
@@ -337,6 +385,30 @@ describe('the simulator’s adversaries', () => {
     expect(report.lostThreads).toBe(0)
     expect(report.doubleCountedThreads).toBe(0)
     expect(v.extraWorkShare).toBeLessThan(0.15)
+  })
+
+  it('in a match run: no invented match published, a caught liar’s slices computed again, every true match kept once every liar is caught', () => {
+    const run = (adversaries: string) =>
+      simulate({
+        ...simulationDefaults,
+        profile: builtInProfiles['match-run']!,
+        peers: 60,
+        durationMs: 150_000,
+        jobs: [{ kind: 'video-match', class: 'batch', units: 64, wholeRounds: true }],
+        validation: {},
+        adversaries: parseAdversaries(adversaries),
+      }).validation!
+    // Lazy participants hide every match (the empty result); the others invent matches too.
+    for (const v of [run('lazy:0.3'), run('mix:0.3')]) {
+      expect(v.falseAccusations).toBe(0)
+      expect(v.quarantined).toBeGreaterThan(5)
+      expect(v.findings!.invented).toBe(0)
+      expect(v.findings!.true).toBeGreaterThan(100)
+      if (v.liarsUncaught === 0) expect(v.findings!.missing).toBe(0)
+    }
+    const lazy = run('lazy:0.3')
+    expect(lazy.liarsUncaught).toBe(0)
+    expect(lazy.roundsRecomputed).toBeGreaterThan(0)
   })
 
   it('without checks, replication decides: colluders get wrong results published now and then, and nobody is accused', () => {
