@@ -92,11 +92,11 @@ export function runMatchTrustBench(
     })
     const baseline = (honest ??= report)
     const v = report.validation!
-    const job = report.jobs![0]!
-    const baseJob = baseline.jobs![0]!
+    const job = report.jobs[0]!
+    const baseJob = baseline.jobs[0]!
     const findings = v.findings ?? { true: 0, missing: 0, invented: 0, foundShare: 1 }
     // Slices standing at the end: every completed one, less those taken back (each was completed again).
-    const standing = (r: SimulationReport) => r.jobs![0]!.roundsCompleted - r.validation!.roundsRecomputed
+    const standing = (r: SimulationReport) => r.jobs[0]!.roundsCompleted - r.validation!.roundsRecomputed
     rows.push({
       adversaries: way.adversaries,
       validation: way.name,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
-import type { AnyJobKind, TaskBase } from '../../peer/jobs/kind.ts'
+import type { AnyJobKind } from '../../peer/jobs/kind.ts'
 import type { AnyTaskWorker } from '../../peer/participant/job-directory.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { matchKind } from '../../peer/jobs/match/match-kind.ts'
@@ -100,7 +100,7 @@ describe('a pooled match run with a sleeper', () => {
     coordinator.on('participantQuarantined', ({ participantId }) => quarantined.push(participantId))
     await matchPool.attach(coordinator)
 
-    const honest = () => matchKind.workers.cpu!(env) as Promise<AnyTaskWorker>
+    const honest = () => matchKind.workers.cpu(env) as Promise<AnyTaskWorker>
     // Trusted after 3 results in a row; it lies from its 8th match result on.
     const sleeper = lyingWorkers(() => honest(), 'sleeper', { honestFirst: 7 })
     const workers = new Map<string, AnyTaskWorker>([
@@ -138,7 +138,7 @@ describe('a pooled match run with a sleeper', () => {
     }
     const deadline = performance.now() + 60_000
     while (!(matchPool.progress()[0]?.finished ?? false)) {
-      expect(performance.now() < deadline, "the run to finish").toBe(true)
+      expect(performance.now() < deadline, 'the run to finish').toBe(true)
       let leased = false
       for (const [who, worker] of workers) {
         if (coordinator.quarantined(who)) continue
@@ -146,7 +146,7 @@ describe('a pooled match run with a sleeper', () => {
         if (lease === undefined) continue
         leased = true
         const job = coordinator.jobs.find((j) => j.jobId === lease.block.jobId)!
-        const result = await worker.run(job, lease.block as TaskBase)
+        const result = await worker.run(job, lease.block)
         coordinator.handleBlockResult(who, lease.leaseId, result)
       }
       // Checks read their files, and the pool writes in order: let them settle.
