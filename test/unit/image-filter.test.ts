@@ -597,3 +597,34 @@ describe('the image-filter CPU filter on a temple image', () => {
     }
   })
 })
+
+describe('image-filter validation (README, "Trust")', () => {
+  const image = noiseImage(90, 60, 7)
+  const env = memoryFrames(new Map([['mem:image', image]]))
+  const validator = kind.validation!
+  for (const filter of [
+    gaussian(2, 1),
+    { type: 'bilateral', radius: 2, sigmaSpace: 2, sigmaRange: 30 } as const,
+  ]) {
+    it(`passes the CPU result and one off by 1 everywhere, refutes one pixel off by 2 and names it (${filter.type})`, async () => {
+      const job = spec({ filter, tile: 32 })
+      const task = cutAll(job, 90, 60, [700])[2]!
+      const honest = await (await kind.workers.cpu(env)).run(job, task)
+      const checker = validator.checker!(job, env)!
+      const every = Array.from({ length: task.w * task.h }, (_, i) => i)
+      expect(await checker.check(task, honest, every)).toEqual({ ok: true })
+      const nudged = { ...honest, rgba: honest.rgba.map((v) => (v === 255 ? 254 : v + 1)) }
+      expect(await checker.check(task, nudged, every)).toEqual({ ok: true })
+      expect(validator.agree(task, honest, nudged)).toBe(true)
+      const wrong = { ...honest, rgba: honest.rgba.slice() }
+      const at = task.w + 3
+      wrong.rgba[at * 4 + 1] = (wrong.rgba[at * 4 + 1]! + 2) % 256
+      const verdict = await checker.check(task, wrong, every)
+      expect(verdict).toMatchObject({ ok: false, unit: at })
+      expect(verdict.ok === false && verdict.reason).toMatch(new RegExp(`pixel ${task.x + 3},${task.y + 1} `))
+      // A sample that misses the pixel passes; the comparison with another copy finds it.
+      expect(await checker.check(task, wrong, [0, 1, 2])).toEqual({ ok: true })
+      expect(validator.disputed(task, honest, wrong, 8)).toEqual([at])
+    })
+  }
+})

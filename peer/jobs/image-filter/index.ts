@@ -15,6 +15,7 @@ import {
 import { StitchingSink } from './stitching-sink.ts'
 import { decodeThumbnail, encodeThumbnail, type FilteredThumbnail } from './thumbnail.ts'
 import { ImageRoundPlan, tileKey, tileSpan } from './tiling.ts'
+import { imageFilterValidation } from './validation.ts'
 
 /*
  * The image-filter kind: a batch of images, one per round, each filtered (Gaussian, box or bilateral
@@ -77,6 +78,7 @@ export const imageFilterKind: JobKind<
       })
     },
   },
+  validation: imageFilterValidation,
   /*
    * Per unit (output pixel) against one vertex view (a projection and sixteen summed-area reads,
    * about twenty operations). A separable filter of radius r costs 2·(2r+1) multiply-adds per
