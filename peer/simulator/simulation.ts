@@ -7,6 +7,7 @@ import type { DeviceClass } from './profile.ts'
 import { LinkExhaustedError } from '../protocol/errors.ts'
 import { type Behaviour, behaviour, resultLies, wrongAt } from './adversaries.ts'
 import { Random } from './random.ts'
+import { KeptOutcomes } from './kept-outcomes.ts'
 import { report, trustCounters } from './report.ts'
 import {
   coordinatorInit,
@@ -104,13 +105,8 @@ export function simulate(init: SimulationInit): SimulationReport {
     }, p.rtt / 2)
   })
 
-  /**
-   * Published rounds of batch jobs whose outcome an identity is answerable for (`FrameReport.answerable`),
-   * as a results store keeps them: if one of those identities is caught, the round is taken back and
-   * computed again (a live frame, shown and gone, is not).
-   */
-  const standing = new Map<string, { run: JobRun; summary: LedgerSummary; answerable: readonly string[] }>()
-  const standingOf = new Map<string, Set<string>>()
+  // Published batch rounds an identity answers for: taken back and computed again once it is caught.
+  const kept = new KeptOutcomes()
   const tally = (summary: LedgerSummary, sign: 1 | -1) => {
     trust.wrongUnits += sign * summary.wrongUnits
     trust.wrongItems += sign * summary.wrongItems
@@ -126,14 +122,7 @@ export function simulate(init: SimulationInit): SimulationReport {
     tally(summary, 1)
     run.open.delete(frame.frameIndex)
     trust.lastOutcomeMs = Math.max(trust.lastOutcomeMs, clock.now())
-    if (run.class !== 'batch' || frame.answerable === undefined || frame.answerable.length === 0) return
-    const key = `${frame.jobId}#${frame.frameIndex}`
-    standing.set(key, { run, summary, answerable: frame.answerable })
-    for (const id of frame.answerable) {
-      let rounds = standingOf.get(id)
-      if (rounds === undefined) standingOf.set(id, (rounds = new Set()))
-      rounds.add(key)
-    }
+    kept.keep(frame.jobId, frame.frameIndex, { run, summary, answerable: frame.answerable ?? [] })
   })
   coordinator.on('frameDropped', (frame) => byJob.get(frame.jobId)!.open.delete(frame.frameIndex))
   coordinator.on('frameDowngraded', ({ jobId }) => byJob.get(jobId)!.downgraded++)
@@ -337,13 +326,7 @@ export function simulate(init: SimulationInit): SimulationReport {
    * computed again as new rounds: the identity was caught, so what it vouched for is suspect.
    */
   function recompute(participantId: string): void {
-    const keys = standingOf.get(participantId)
-    standingOf.delete(participantId)
-    for (const key of keys ?? []) {
-      const round = standing.get(key)
-      if (round === undefined) continue
-      standing.delete(key)
-      for (const id of round.answerable) standingOf.get(id)?.delete(key)
+    for (const round of kept.takeBack(participantId)) {
       tally(round.summary, -1)
       trust.roundsRecomputed++
       trust.unitsRecomputed += round.summary.threads
