@@ -24,7 +24,9 @@ wasted on duplicates, and one row per job with the crowd's capacity each one use
 Options:
   --peers N              participants present at once                                [default: 100]
   --profile NAME|FILE    crowd profile: "seed" (the seed's table: 32, 32, 40, 16 and 4 cores at
-                         24–42 ms per thread), "event" (phones, laptops, desktops), or a JSON file
+                         24–42 ms per thread), "event" (phones, laptops, desktops), "match-run"
+                         (the event crowd 1000× faster per unit: slices of 64 references in
+                         0.4–7 s), or a JSON file
                          {name, classes: [{name, weight, cores, msPerThread: [min, max], dutyCycle,
                          bandwidthMbps: [min, max], rttMs: [min, max], stragglerChance,
                          stragglerSlowdown, kinds?: [names of the job kinds it runs]}]}
