@@ -2,10 +2,10 @@ import type { LedgerSummary } from '../coordinator/frame-sink.ts'
 import type { JobRun } from './simulated-jobs.ts'
 
 /*
- * Published rounds of batch jobs as a results store keeps them (README, "Trust"), for the simulator:
- * each with the identities answerable for it (`FrameReport.answerable`). Once one of them is caught,
- * its rounds are taken back, to be computed again, as a match run's pool reopens its slices. A live
- * frame, shown and gone, is not kept.
+ * Published rounds of jobs whose outcomes are kept (`JobRun.kept`: a match run's results store), for
+ * the simulator: each with the identities answerable for it (`FrameReport.answerable`). Once one of
+ * them is caught, its rounds are taken back, to be computed again, as a match run's pool reopens its
+ * slices. A show's frame, shown and gone, is not kept.
  */
 
 /** A kept round: its job, what its ledger counted, and who answers for it. */
@@ -21,7 +21,7 @@ export class KeptOutcomes {
 
   /** Keeps a published round of a batch job that some identity answers for. */
   keep(jobId: string, frameIndex: number, round: KeptRound): void {
-    if (round.run.class !== 'batch' || round.answerable.length === 0) return
+    if (!round.run.kept || round.answerable.length === 0) return
     const key = `${jobId}#${frameIndex}`
     this.rounds.set(key, round)
     for (const id of round.answerable) {

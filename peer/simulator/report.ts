@@ -45,7 +45,7 @@ export interface TrustCounters {
   trueUnits: number
   missingUnits: number
   inventedUnits: number
-  /** Published batch rounds taken back (an identity answerable for them was caught) and computed again. */
+  /** Kept rounds (`SimulatedJob.kept`) taken back (an identity answerable for them was caught) and computed again. */
   roundsRecomputed: number
   unitsRecomputed: number
   /** When the last outcome was published, virtual ms. */

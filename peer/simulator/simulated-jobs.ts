@@ -39,6 +39,8 @@ export interface JobRun {
   readonly unitsPerRound: number
   /** Each round leased whole (`SimulatedJob.wholeRounds`). */
   readonly wholeRounds: boolean
+  /** Its outcomes are kept and taken back once an identity answering for them is caught (`SimulatedJob.kept`). */
+  readonly kept: boolean
   /** Rounds per second of a streamed job (they arrive through the event); undefined: queued. */
   readonly fps: number | undefined
   /** Rounds it gets: a streamed job's during the event, a queued job's `rounds`; undefined: topped up. */
@@ -89,10 +91,11 @@ function newRun(
     JobRun,
     'jobId' | 'kind' | 'spec' | 'class' | 'weight' | 'unitsPerRound' | 'fps' | 'roundCount'
   > &
-    Partial<Pick<JobRun, 'wholeRounds'>>,
+    Partial<Pick<JobRun, 'wholeRounds' | 'kept'>>,
 ): JobRun {
   return {
     wholeRounds: false,
+    kept: false,
     ...fields,
     open: new Map(),
     roundsAdded: 0,
@@ -151,6 +154,7 @@ export function jobRuns(init: SimulationInit): JobRun[] {
       fps,
       roundCount: fps !== undefined ? streamed(fps) : job.rounds,
       wholeRounds: job.wholeRounds === true,
+      kept: job.kept ?? (job.class === 'batch' && kind.validation?.sparseLies === true),
     })
   })
 }

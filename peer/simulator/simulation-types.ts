@@ -47,6 +47,12 @@ export interface SimulatedJob {
    * size of each participant's speed (default false).
    */
   wholeRounds?: boolean
+  /**
+   * Its outcomes are kept (a match run's results store), so a round an identity answered for is
+   * computed again once that identity is caught (README, "Trust"). Default: a batch job of a kind
+   * whose findings are sparse (matches); a show's frames are shown and gone.
+   */
+  kept?: boolean
 }
 
 /** What to simulate. */
@@ -136,7 +142,7 @@ export interface SimulatedValidation {
    * truth has a match, those hidden, units reporting a match that is not there, and the share found.
    */
   findings?: { true: number; missing: number; invented: number; foundShare: number }
-  /** Published batch rounds taken back (an identity answerable for them was caught) and computed again. */
+  /** Kept rounds (`SimulatedJob.kept`) taken back (an identity answerable for them was caught) and computed again. */
   roundsRecomputed: number
   /** When the last outcome was published, virtual ms. */
   lastOutcomeMs: number

@@ -105,7 +105,7 @@ export function simulate(init: SimulationInit): SimulationReport {
     }, p.rtt / 2)
   })
 
-  // Published batch rounds an identity answers for: taken back and computed again once it is caught.
+  // Kept rounds an identity answers for: taken back and computed again once it is caught.
   const kept = new KeptOutcomes()
   const tally = (summary: LedgerSummary, sign: 1 | -1) => {
     trust.wrongUnits += sign * summary.wrongUnits
