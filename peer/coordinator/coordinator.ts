@@ -719,7 +719,9 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
       ...(slot.validator !== undefined && !dropped && { answerable }),
     }
     slot.duplicateThreads.delete(work.index)
-    this.reports.push(report)
+    // Kept for statistics without who answered for it: a long run keeps a report per round.
+    const { answerable: _answerable, ...kept } = report
+    this.reports.push(kept)
     slot.ended.add(work.index)
     slot.tails.delete(work.index)
     return report

@@ -88,6 +88,7 @@ export function nodeFiles(): FileSource {
 /** Fingerprints videos by URL with ffmpeg; an http(s) video is downloaded first (ffmpeg then seeks freely). */
 export function nodeVideos(): VideoFingerprinter {
   const downloads = new Map<string, Promise<string>>()
+  let downloadCount = 0
   let folder: Promise<string> | undefined
   const local = (url: string, signal?: AbortSignal): Promise<string> => {
     if (url.startsWith('file:')) return Promise.resolve(fileURLToPath(url))
@@ -96,7 +97,10 @@ export function nodeVideos(): VideoFingerprinter {
     let path = downloads.get(url)
     if (path === undefined) {
       folder ??= mkdtemp(join(tmpdir(), 'crowdmesh-videos-'))
-      path = folder.then((dir) => download(url, join(dir, `${downloads.size}-${Date.now()}`), signal))
+      // Named now, not when the folder is ready: two downloads begun in one tick once shared a name
+      // (the count and the clock read later were equal), and one video overwrote the other.
+      const name = `${++downloadCount}-${randomUUID().slice(0, 8)}`
+      path = folder.then((dir) => download(url, join(dir, name), signal))
       downloads.set(url, path)
       path.catch(() => downloads.delete(url))
       // Keep a few: the oldest download goes, file and all.

@@ -118,7 +118,10 @@ describe('a match run over the real mesh', () => {
   })
 
   it('quarantines the participant that lied about matches, and nobody else', async () => {
-    expect(quarantined.map((q) => q.participantId)).toEqual([liarId])
+    expect(
+      quarantined.map((q) => q.participantId),
+      JSON.stringify(quarantined),
+    ).toEqual([liarId])
     expect(quarantined[0]!.reason).toMatch(/match|reference/)
     // Told why, and gone for good (an earlier connection attempt may have timed out and been retried).
     expect(await liar.exited).toBe(1)
