@@ -10,6 +10,7 @@ import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { repoRoot, templeDir } from '../support/fixtures.ts'
 import { untilState } from '../support/participant-page.ts'
+import { expectQuarantined } from '../support/quarantine.ts'
 
 /*
  * Right answers from a crowd with liars in it, over the real mesh (README, "Trust"): three honest Node
@@ -102,15 +103,7 @@ describe('validation over the real mesh', () => {
     // Both liars caught, and only they; told why, and disconnected for good.
     expect(new Set(quarantined.map((q) => q.participantId))).toEqual(liars)
     for (const q of quarantined) expect(q.reason).toMatch(/vertex \d+ of camera \d+ is \(/)
-    for (const p of [random, sleeper]) {
-      // Gone for good, told why (an earlier connection attempt may have timed out and been retried).
-      expect(await p.exited).toBe(1)
-      const reasons = p.events.flatMap((e) => (e.type === 'disconnected' ? [String(e.reason)] : []))
-      expect(
-        reasons.some((r) => /a check proved a result of yours wrong/.test(r)),
-        reasons.join('; '),
-      ).toBe(true)
-    }
+    for (const p of [random, sleeper]) await expectQuarantined(p)
     // The sleeper behaved first: its honest results stayed, its lies were withdrawn or refused.
     const stats = event.coordinator.statistics()
     const rows = new Map(stats.trust.map((row) => [row.identity, row]))
