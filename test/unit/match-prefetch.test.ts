@@ -3,14 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cachedFiles } from '../../peer/jobs/file-cache.ts'
-import type { JobSpec } from '../../peer/jobs/kind.ts'
-import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
-import { type MatchJob, matchKind, type MatchTask } from '../../peer/jobs/match/match-kind.ts'
-import { defaultMatchRule } from '../../peer/jobs/match/matcher.ts'
+import { matchKind } from '../../peer/jobs/match/match-kind.ts'
 import { SnapshotCache, snapshotStore } from '../../peer/pool/snapshot-cache.ts'
 import { diskStorage } from '../../peer/pool/snapshot-disk.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
-import { seededFingerprints } from '../support/fingerprints.ts'
+import { memoryMatchJob, memoryMatchTask, seededFingerprints } from '../support/fingerprints.ts'
 
 /*
  * A match task's inputs are fetched while the task before it computes (issue 15: "caching for the
@@ -43,28 +40,8 @@ describe('prefetching a match task', () => {
       }),
     ),
   )
-  const job: JobSpec<MatchJob> = {
-    jobId: 'm',
-    kind: matchKind.name,
-    version: matchKind.version,
-    description: {
-      format: fingerprintFormat.version,
-      referencesUrl: 'mem:list',
-      references: 4,
-      rule: { ...defaultMatchRule },
-      layout: { bandBits: 16, probeRadius: 0 },
-    },
-  }
-  const task: MatchTask = {
-    jobId: 'm',
-    frameIndex: 0,
-    videoId: 'q',
-    fingerprintsUrl: 'mem:query',
-    duration: 20,
-    firstRef: 1,
-    refCount: 2,
-    shard: 'run/s0',
-  }
+  const job = memoryMatchJob(4)
+  const task = { ...memoryMatchTask(1, 2), shard: 'run/s0' }
 
   for (const withSnapshots of [false, true])
     it(`leaves nothing to fetch when the task runs${withSnapshots ? ', through a snapshot folder' : ''}`, async () => {

@@ -11,15 +11,9 @@ import {
 } from '../../peer/jobs/match/fingerprint-kind.ts'
 import { nodeVideos } from '../../peer/jobs/node-env.ts'
 import { repoRoot } from '../support/fixtures.ts'
-import { seededFingerprints } from '../support/fingerprints.ts'
+import { memoryMatchJob, memoryMatchTask, seededFingerprints } from '../support/fingerprints.ts'
 import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
-import {
-  type MatchJob,
-  matchKind,
-  type MatchTask,
-  type MatchTaskResult,
-} from '../../peer/jobs/match/match-kind.ts'
-import { defaultMatchRule } from '../../peer/jobs/match/matcher.ts'
+import { matchKind, type MatchTaskResult } from '../../peer/jobs/match/match-kind.ts'
 import { kindValidator } from '../../peer/jobs/validator.ts'
 import type { AnyTaskWorker, WorkerFactory } from '../../peer/participant/job-directory.ts'
 import { lyingWorkers } from '../../peer/participant/lying-worker.ts'
@@ -48,27 +42,8 @@ files.set(
   ),
 )
 const source = cachedFiles((url) => Promise.resolve(files.get(url)!), 64 * 2 ** 20)
-const job: JobSpec<MatchJob> = {
-  jobId: 'm',
-  kind: matchKind.name,
-  version: matchKind.version,
-  description: {
-    format: fingerprintFormat.version,
-    referencesUrl: 'mem:list',
-    references: 12,
-    rule: { ...defaultMatchRule },
-    layout: { bandBits: 16, probeRadius: 0 },
-  },
-}
-const task: MatchTask = {
-  jobId: 'm',
-  frameIndex: 0,
-  videoId: 'q',
-  fingerprintsUrl: 'mem:query',
-  duration: 20,
-  firstRef: 2,
-  refCount: 10,
-}
+const job = memoryMatchJob(12)
+const task = memoryMatchTask(2, 10)
 
 describe('validating match results', () => {
   it('passes the honest result, refuses an invented match, finds a hidden one where a replica disagrees', async () => {
