@@ -153,6 +153,12 @@ export class CoturnSupervisor extends EventEmitter<CoturnEvents> {
     return this.output.join('')
   }
 
+  /** Whether coturn runs now (false between an unexpected exit and its restart, and once given up). */
+  get running(): boolean {
+    const child = this.child
+    return child !== undefined && child.exitCode === null && child.signalCode === null
+  }
+
   /** The process id of the running coturn, if any. */
   get pid(): number | undefined {
     return this.child?.pid

@@ -1,22 +1,10 @@
 #!/usr/bin/env node
 /**
- * The `crowdmesh` command line. Each command lives in `commands/` and has its own `--help`.
+ * The `crowdmesh` command line. Each command lives in `commands/` and has its own `--help`; each is
+ * loaded only when run, so `crowdmesh join --help` does not load ffmpeg pipelines and libp2p.
  */
 import { releaseWebRTC } from '../peer/mesh/node-webrtc.ts'
 import { CrowdmeshError } from '../peer/protocol/errors.ts'
-import { benchCommand } from './commands/bench.ts'
-import { evalCommand } from './commands/eval.ts'
-import { fuzzCommand } from './commands/fuzz.ts'
-import { joinCommand } from './commands/join.ts'
-import { fingerprintCommand } from './commands/fingerprint.ts'
-import { matchCommand } from './commands/match.ts'
-import { matchEvalCommand } from './commands/match-eval.ts'
-import { matchesCommand } from './commands/matches.ts'
-import { runsCommand } from './commands/runs.ts'
-import { recordCommand } from './commands/record.ts'
-import { serveCommand } from './commands/serve.ts'
-import { simulateCommand } from './commands/simulate.ts'
-import { startCommand } from './commands/start.ts'
 import { UsageError } from './options.ts'
 
 interface Command {
@@ -27,49 +15,55 @@ interface Command {
 const commands: Record<string, Command> = {
   start: {
     summary: 'run the vertex-colouring job with local participants and write its outcome',
-    run: startCommand,
+    run: (args) => import('./commands/start.ts').then((m) => m.startCommand(args)),
   },
-  join: { summary: 'join a running event as a Node participant (CPU worker) by its link', run: joinCommand },
-  eval: { summary: 'score the job on a calibrated data set, leaving views out', run: evalCommand },
+  join: {
+    summary: 'join a running event as a Node participant (CPU worker) by its link',
+    run: (args) => import('./commands/join.ts').then((m) => m.joinCommand(args)),
+  },
+  eval: {
+    summary: 'score the job on a calibrated data set, leaving views out',
+    run: (args) => import('./commands/eval.ts').then((m) => m.evalCommand(args)),
+  },
   fingerprint: {
     summary: 'fingerprint videos on this machine (ffmpeg), one .cmfp file each',
-    run: fingerprintCommand,
+    run: (args) => import('./commands/fingerprint.ts').then((m) => m.fingerprintCommand(args)),
   },
   match: {
     summary: 'match user videos against references over the real mesh, with local participants',
-    run: matchCommand,
+    run: (args) => import('./commands/match.ts').then((m) => m.matchCommand(args)),
   },
   matches: {
     summary: 'look up match results by user video, reference or owner in a results store',
-    run: matchesCommand,
+    run: (args) => import('./commands/matches.ts').then((m) => m.matchesCommand(args)),
   },
   runs: {
     summary: 'match runs at scale: a durable task pool, restartable, results to writers, a dashboard',
-    run: runsCommand,
+    run: (args) => import('./commands/runs.ts').then((m) => m.runsCommand(args)),
   },
   'match-eval': {
     summary: 'score video matching on a data set with ground truth, and on edited copies (--edits)',
-    run: matchEvalCommand,
+    run: (args) => import('./commands/match-eval.ts').then((m) => m.matchEvalCommand(args)),
   },
   simulate: {
     summary: 'simulate a whole event in virtual time with the real coordinator and a virtual crowd',
-    run: simulateCommand,
+    run: (args) => import('./commands/simulate.ts').then((m) => m.simulateCommand(args)),
   },
   serve: {
     summary: 'run the server peer for recordings: uploads while recording, playable at publish',
-    run: serveCommand,
+    run: (args) => import('./commands/serve.ts').then((m) => m.serveCommand(args)),
   },
   record: {
     summary: 'upload a media file as a recorder does, publish it, and print its share link',
-    run: recordCommand,
+    run: (args) => import('./commands/record.ts').then((m) => m.recordCommand(args)),
   },
   fuzz: {
     summary: 'send hostile input to every listener of an event; check it stays up and leaks nothing',
-    run: fuzzCommand,
+    run: (args) => import('./commands/fuzz.ts').then((m) => m.fuzzCommand(args)),
   },
   bench: {
     summary: 'measure the worker, the aggregator and the whole job; write the figures as JSON',
-    run: benchCommand,
+    run: (args) => import('./commands/bench.ts').then((m) => m.benchCommand(args)),
   },
 }
 

@@ -75,12 +75,31 @@ interface EventRecord extends EventBootstrap {
   expiresAt: number
 }
 
+/**
+ * An event's operator console (`peer/console/`), served under its console link
+ * `/console/<event>/<operator token>/`: the signaling server checks the token, serves the page at the
+ * link itself, and hands everything under it to the console.
+ */
+export interface OperatorConsole {
+  serve(rest: string, request: IncomingMessage, response: ServerResponse): Promise<void>
+}
+
 /** A running signaling server. */
 export interface SignalingServer {
   readonly url: string
   readonly operatorKey: string
-  /** Creates an event and its join links (also reachable as `POST /api/events`). */
-  createEvent(name: string, ttlSeconds?: number): { event: string; joinLinks: Record<Role, string> }
+  /**
+   * Creates an event and its join links (also reachable as `POST /api/events`); `consoleLink` opens
+   * its operator console (the operator link's token: keep it as secret as the operator link).
+   */
+  createEvent(
+    name: string,
+    ttlSeconds?: number,
+  ): { event: string; joinLinks: Record<Role, string>; consoleLink: string }
+  /** A new join link of an event, valid for `ttlSeconds` (at most until the event expires). */
+  mintLink(event: string, role: Role, ttlSeconds: number): string
+  /** Serves an event's console at its console link until the returned function is called. */
+  attachConsole(event: string, console: OperatorConsole): () => void
   /** Records the coordinator's peer id and the relay's addresses for an event's joiners. */
   setBootstrap(event: string, bootstrap: EventBootstrap): void
   close(): Promise<void>
@@ -145,18 +164,29 @@ export async function startSignaling(
       recordingServer: undefined,
     }
     events.set(id, record)
-    const link = (role: Role) =>
-      `${baseUrl}/join/${id}/${signJoinToken({ event: id, role, exp: record.expiresAt, jti: randomUUID().slice(0, 12) }, tokenSecret)}`
     const joinLinks = {
-      participant: link('participant'),
-      viewer: link('viewer'),
-      recorder: link('recorder'),
-      operator: link('operator'),
+      participant: mintLink(id, 'participant'),
+      viewer: mintLink(id, 'viewer'),
+      recorder: mintLink(id, 'recorder'),
+      operator: mintLink(id, 'operator'),
     }
     metrics.count('crowdmesh_signaling_events_created_total')
     log(`event ${id} (${name}) created`)
-    return { event: id, joinLinks }
+    return { event: id, joinLinks, consoleLink: joinLinks.operator.replace('/join/', '/console/') }
   }
+
+  function mintLink(event: string, role: Role, ttlSeconds?: number): string {
+    const record = events.get(event)
+    if (record === undefined) throw new CrowdmeshError(`no event ${event}`)
+    const exp =
+      ttlSeconds === undefined
+        ? record.expiresAt
+        : Math.min(record.expiresAt, Math.floor(Date.now() / 1000) + ttlSeconds)
+    const token = signJoinToken({ event, role, exp, jti: randomUUID().slice(0, 12) }, tokenSecret)
+    return `${baseUrl}/join/${event}/${token}`
+  }
+
+  const consoles = new Map<string, OperatorConsole>()
 
   const server: Server = guardedServer(
     {
@@ -254,10 +284,39 @@ export async function startSignaling(
           ),
       )
     }
+    const consolePath = /^\/console\/([\w-]+)\/([\w.-]+)(?:\/(.*))?$/.exec(path)
+    if (consolePath !== null) return serveConsole(request, response, consolePath)
     if (request.method === 'GET' && path.startsWith('/app/') && webApp !== undefined) {
       if (await webApp.send(path.slice('/app/'.length), response)) return
     }
     throw new HttpError(404, `no such resource: ${request.method} ${path}`)
+  }
+
+  /** `/console/<event>/<token>[/rest]`: an operator link's token of that event, and its console. */
+  async function serveConsole(
+    request: IncomingMessage,
+    response: ServerResponse,
+    [, event, token, rest]: RegExpExecArray,
+  ): Promise<void> {
+    const claims = verify(token!, event)
+    if (claims.role !== 'operator') throw new HttpError(403, 'only an operator link opens the console')
+    const console = consoles.get(event!)
+    if (console === undefined) throw new HttpError(404, `event ${event} has no console running`)
+    if (rest !== undefined && rest !== '') return console.serve(rest, request, response)
+    if (request.method !== 'GET') throw new HttpError(405, 'the console page is read with GET')
+    const app = await webApp?.index('console.html')
+    response.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': appPagePolicy,
+    })
+    response.end(
+      app ??
+        page(
+          'crowdmesh console',
+          'This server has no web app built (the operator runs <code>npm run build:web</code>, or <code>crowdmesh start</code> builds it).',
+        ),
+    )
   }
 
   function verify(token: string, event: string | undefined): JoinClaims {
@@ -438,6 +497,13 @@ export async function startSignaling(
     url: baseUrl,
     operatorKey,
     createEvent,
+    mintLink,
+    attachConsole(event, console) {
+      consoles.set(event, console)
+      return () => {
+        if (consoles.get(event) === console) consoles.delete(event)
+      }
+    },
     setBootstrap(event, bootstrap) {
       const record = events.get(event)
       if (record !== undefined) Object.assign(record, bootstrap)

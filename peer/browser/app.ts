@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       capabilities,
       gate,
       relayOnly,
-      agent: `crowdmesh-web/${state.backend}`,
+      agent: `crowdmesh-web/${state.backend} ${browserName(navigator.userAgent)}`,
       signal: leaving.signal,
       onNode: (n) => (node = n),
       onEvent: onParticipantEvent,
@@ -327,4 +327,24 @@ function askStorage(parts: ReturnType<typeof renderShell>, bytes: number): Promi
     parts.ask.addEventListener('submit', (event) => (event.preventDefault(), answer(true)), { once: true })
     parts.askNo.addEventListener('click', () => answer(false), { once: true })
   })
+}
+
+/**
+ * The browser's name and major version from its user agent, for the operator's devices table
+ * (`Chrome 131`, `Firefox 133`, `Safari 18`); `browser` when unknown. Edge and Opera name
+ * themselves before the Chrome they are built on.
+ */
+export function browserName(userAgent: string): string {
+  for (const [name, pattern] of [
+    ['Edge', /Edg\/(\d+)/],
+    ['Opera', /OPR\/(\d+)/],
+    ['Firefox', /Firefox\/(\d+)/],
+    ['Samsung Internet', /SamsungBrowser\/(\d+)/],
+    ['Chrome', /(?:Chrome|CriOS)\/(\d+)/],
+    ['Safari', /Version\/(\d+).*Safari/],
+  ] as const) {
+    const match = pattern.exec(userAgent)
+    if (match !== null) return `${name} ${match[1]}`
+  }
+  return 'browser'
 }

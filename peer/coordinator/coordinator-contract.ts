@@ -189,6 +189,11 @@ export interface CoordinatorEvents<T, K extends TaskBase = TaskBase> {
   jobAdded: [JobSpec]
   /** A job ended: its open rounds were dropped and its leases cancelled. */
   jobEnded: [jobId: string]
+  /** The operator paused a job: none of its tasks is leased until it resumes. */
+  jobPaused: [jobId: string]
+  jobResumed: [jobId: string]
+  /** The operator changed a job's share among the jobs of its class. */
+  jobWeighted: [{ jobId: string; weight: number }]
   /**
    * A check proved one of a participant's results wrong: its identity is quarantined (it gets no more
    * work; the transport closes its connection with `reason`), and its results in open rounds were
@@ -202,6 +207,21 @@ export interface CoordinatorEvents<T, K extends TaskBase = TaskBase> {
   resultUnverified: [{ participantId: string; jobId: string; frameIndex: number; task: TaskBase }]
   /** A counted result was taken back from its open round (its participant was caught): its task is queued again. */
   resultWithdrawn: [{ participantId: string; jobId: string; frameIndex: number; units: number }]
+}
+
+/** A job as the operator's console shows it (`Coordinator.jobStates`). */
+export interface JobState {
+  jobId: string
+  /** `name@version`. */
+  kind: string
+  class: PriorityClass
+  weight: number
+  paused: boolean
+  live: boolean
+  /** Rounds neither complete nor dropped. */
+  openRounds: number
+  /** Units waiting to be leased. */
+  queuedUnits: number
 }
 
 /** The coordinator's books checked against each other: what the invariants tests and the simulator read. */

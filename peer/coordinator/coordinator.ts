@@ -24,10 +24,11 @@ import type {
   CoordinatorStatistics,
   FrameReport,
   JobInit,
+  JobState,
   SchedulingOptions,
 } from './coordinator-contract.ts'
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
-import { ParticipantBook, type ParticipantRecord } from './participant-book.ts'
+import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
 import { type JobSlot, openSlot, pickSlot } from './job-slots.ts'
 import { ResultValidation } from './result-validation.ts'
 import type { RoundWork } from './work-queue.ts'
@@ -188,6 +189,75 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   }
 
   /**
+   * Pauses a job (the operator's console): none of its tasks is leased until `resumeJob`; leases out
+   * now finish and count. A live job's rounds still arrive, and those that outlast their latency
+   * budget are dropped as late, as they would be with no crowd. Pausing a paused job does nothing.
+   */
+  pauseJob(jobId: string): void {
+    const slot = this.slotOf(jobId)
+    if (slot.paused) return
+    slot.paused = true
+    this.emit('jobPaused', jobId)
+  }
+
+  /** Resumes a paused job: participants on standby are told to ask again. */
+  resumeJob(jobId: string): void {
+    const slot = this.slotOf(jobId)
+    if (!slot.paused) return
+    slot.paused = false
+    // Its pass is taken to the least of its class, as a new job's: a long pause earns no flood.
+    const peers = this.slotList.filter((s) => s !== slot && s.class === slot.class && !s.paused)
+    if (peers.length > 0)
+      slot.granted = Math.max(slot.granted, Math.min(...peers.map((s) => s.granted / s.weight)) * slot.weight)
+    this.emit('jobResumed', jobId)
+    this.emit('workQueued')
+    this.offerWork()
+  }
+
+  /**
+   * Changes a job's share among the jobs of its class (its priority, on the console). Its stride
+   * pass is kept, so the change applies from now on rather than repaying the past.
+   */
+  setWeight(jobId: string, weight: number): void {
+    const slot = this.slotOf(jobId)
+    if (!(weight > 0) || !Number.isFinite(weight))
+      throw new CrowdmeshError(`job ${jobId}: weight must be a number above 0`)
+    slot.granted = (slot.granted / slot.weight) * weight
+    slot.weight = weight
+    this.emit('jobWeighted', { jobId, weight })
+  }
+
+  /** Every job running now, as the operator's console shows it. */
+  jobStates(): JobState[] {
+    return this.slotList.map((slot) => ({
+      jobId: slot.spec.jobId,
+      kind: slot.tag,
+      class: slot.class,
+      weight: slot.weight,
+      paused: slot.paused,
+      live: slot.live !== undefined,
+      openRounds: slot.queue.size,
+      queuedUnits: slot.queue.queuedUnits,
+    }))
+  }
+
+  /** The management table alone (`statistics().participants`, without copying the round reports). */
+  participantRows(): ParticipantRow[] {
+    return this.participants.rows()
+  }
+
+  /** Trust per identity and the validation counters (`statistics()` without the round reports). */
+  validationState(): Pick<CoordinatorStatistics, 'validation' | 'trust'> {
+    return this.validation.statistics()
+  }
+
+  private slotOf(jobId: string): JobSlot<T> {
+    const slot = this.slotsByJob.get(jobId)
+    if (slot === undefined) throw new UnknownJobError(`job ${jobId} is not running`)
+    return slot
+  }
+
+  /**
    * Adds an input of round `frameIndex` of a job (one image of a moment of a show, a photograph): the round
    * opens with its first input, and its tasks join the job's queue in round order. Throws for an
    * input its kind refuses, and for a job that is not running.
@@ -250,7 +320,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     let slot: JobSlot<T> | undefined
     let limits: SizerLimits | undefined
     if (this.slotList.length === 1) {
-      slot = this.participants.runs(participant, this.slotList[0]!.tag) ? this.slotList[0] : undefined
+      const only = this.slotList[0]!
+      slot = !only.paused && this.participants.runs(participant, only.tag) ? only : undefined
       limits = slot?.limits
     } else {
       // Beside a live job it runs, a participant gets short batch tasks, so a live round waits at
@@ -623,7 +694,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease<K> | undefined {
     for (const jobClass of ['live', 'batch'] as const)
       for (const slot of this.slotList) {
-        if (slot.class !== jobClass || !this.participants.runs(participant, slot.tag)) continue
+        if (slot.class !== jobClass || slot.paused || !this.participants.runs(participant, slot.tag))
+          continue
         const laggard = chooseBackup(slot.queue, this.leases, {
           participantId: participant.id,
           speed: this.speedOf(participant, slot),

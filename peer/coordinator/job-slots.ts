@@ -29,7 +29,10 @@ export interface JobSlot<T> {
   /** `name@version`, as participants state the kinds they run. */
   readonly tag: string
   readonly class: PriorityClass
-  readonly weight: number
+  /** Its share among the jobs of its class; the operator may change it (`Coordinator.setWeight`). */
+  weight: number
+  /** Paused by the operator: none of its tasks is leased until it resumes; its open rounds wait. */
+  paused: boolean
   readonly live: LiveMode | undefined
   readonly limits: SizerLimits
   readonly cost: TaskCost
@@ -79,6 +82,7 @@ export function openSlot<T>(
     tag: `${kind.name}@${kind.version}`,
     class: jobClass,
     weight,
+    paused: false,
     live: init.live,
     limits: {
       targetBlockMs,
@@ -102,8 +106,8 @@ export function openSlot<T>(
 }
 
 /**
- * The job a participant's next task comes from: of the jobs with queued work (or a round source
- * ready to draw) whose kind it runs,
+ * The job a participant's next task comes from: of the jobs not paused with queued work (or a round
+ * source ready to draw) whose kind it runs,
  * a live one before any batch one, then the least share granted for its weight (ties: the job
  * added first).
  */
@@ -115,7 +119,7 @@ export function pickSlot<T>(
   let bestPass = 0
   for (const slot of slots) {
     if (slot.class === 'batch' && best?.class === 'live') continue
-    if (!runs(slot.tag)) continue
+    if (slot.paused || !runs(slot.tag)) continue
     if (slot.queue.firstWithWork() === undefined && slot.replicas.length === 0 && slot.source?.ready !== true)
       continue
     const pass = slot.granted / slot.weight

@@ -45,6 +45,12 @@ export interface ParticipantRow {
   leasesExpired: number
   /** Observed threads per second. */
   threadsPerSec: number
+  /** Share of its processor it lends, (0, 1], and its round trip to the coordinator, ms (stated). */
+  dutyCycle: number
+  rttMs: number
+  /** The job kinds it runs (`name@version`); absent: the first kind alone. */
+  kinds: string[] | undefined
+  joinedAt: number
   present: boolean
 }
 
@@ -183,6 +189,10 @@ export class ParticipantBook {
           blocksFailed: r.blocksFailed,
           leasesExpired: r.leasesExpired,
           threadsPerSec: r.observedThreadsPerSec,
+          dutyCycle: share,
+          rttMs: r.capability?.rttMs ?? 0,
+          kinds: r.capability?.kinds,
+          joinedAt: r.joinedAt,
           present: r.leftAt === undefined,
         }
       })

@@ -87,8 +87,23 @@ export interface CoordinatorHostEvents {
   outcomePublished: [PublishedOutcome]
 }
 
+/** A participant connected to the host, as the operator's console shows it. */
+export interface ConnectedParticipant {
+  participantId: string
+  /** The label of the link it came through (`authorize`'s answer). */
+  label: string
+  /** What it said it is in its hello (`crowdmesh-web/webgl Chrome 131`, `crowdmesh-node/v24.9.0`). */
+  agent: string
+  /** The address its connection comes from (a multiaddr; a relayed one names the relay). */
+  address: string
+  connectedAt: number
+}
+
 interface Session {
   readonly participantId: string
+  readonly address: string
+  readonly connectedAt: number
+  agent: string
   readonly framed: FramedStream
   readonly bucket: TokenBucket
   label: string | undefined
@@ -111,6 +126,8 @@ interface Session {
 
 /** Leases a participant may leave unanswered before the oldest are forgotten (see `Session.leases`). */
 const maxUnansweredLeases = 64
+/** Removed peer ids remembered (the oldest forgotten first): a removal is an operator's act, rare. */
+const maxRemembered = 10_000
 
 /**
  * Serves the work protocol and the event's gossip for one coordinator: every participant stream's
@@ -143,6 +160,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
   private statusTimer: unknown
   private stopped = false
   private readonly unlisten: (() => void)[] = []
+  /** Peer ids the operator removed, with the reason they are shown if they come back (bounded). */
+  private readonly removed = new Map<string, string>()
 
   constructor(init: CoordinatorHostInit, components: { clock: Clock; logger?: Logger }) {
     super()
@@ -196,6 +215,37 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     let n = 0
     for (const session of this.sessions.values()) if (session.label !== undefined) n++
     return n
+  }
+
+  /** Every participant past hello, as the operator's console lists them. */
+  connected(): ConnectedParticipant[] {
+    const list: ConnectedParticipant[] = []
+    for (const s of this.sessions.values())
+      if (s.label !== undefined && !s.closing)
+        list.push({
+          participantId: s.participantId,
+          label: s.label,
+          agent: s.agent,
+          address: s.address,
+          connectedAt: s.connectedAt,
+        })
+    return list
+  }
+
+  /**
+   * Removes a participant (the operator's console): it is told `reason` (code `removed`), its stream
+   * and connection close, its leases go back to the queue, and it is refused with the same reason
+   * if it comes back under the same peer id. False when it is not connected.
+   */
+  remove(participantId: string, reason: string): boolean {
+    const session = this.sessions.get(participantId)
+    if (session === undefined || session.label === undefined || session.closing) return false
+    const message = `the operator removed you from the event: ${reason.slice(0, 500)}`
+    this.removed.set(participantId, message)
+    if (this.removed.size > maxRemembered) this.removed.delete(this.removed.keys().next().value!)
+    const error = new ProtocolError('removed', message)
+    void this.refuse(session, error).then(() => this.gate.refuse(peerIdFromString(participantId), error))
+    return true
   }
 
   /**
@@ -325,6 +375,9 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     if (this.stopped) return void stream.abort(new Error('shutting down'))
     const session: Session = {
       participantId,
+      address: connection.remoteAddr.toString(),
+      connectedAt: this.clock.now(),
+      agent: '',
       // Until hello: one small control frame. Every stream's unfinished frames share one budget.
       framed: new FramedStream(stream, {
         limits: helloFrameLimits,
@@ -410,6 +463,8 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
       } catch (error) {
         throw new ProtocolError('unauthorized', (error as Error).message)
       }
+      const removed = this.removed.get(session.participantId)
+      if (removed !== undefined) throw new ProtocolError('removed', removed)
       try {
         this.gate.admit(session.participantId, label)
         // The link's identities are counted for good (a caught liar rejoins under a new peer id at
@@ -422,6 +477,7 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
         throw error
       }
       session.label = label
+      session.agent = message.agent
       session.framed.setLimits(frameLimits)
       // Known from now on (push mode offers it work at once; pull mode waits for its request).
       this.coordinator.handleParticipantJoined(session.participantId, message.capability)

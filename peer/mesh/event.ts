@@ -18,6 +18,8 @@ import { CrowdmeshError } from '../protocol/errors.ts'
 import { type FrameKey, generateFrameKey } from '../protocol/frame-keys.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
+import { serveConsole } from '../console/console-routes.ts'
+import { EventConsole } from '../console/event-console.ts'
 import { type FrameStore, type ImageInput, startFrameStore } from './frame-store.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
 
@@ -73,6 +75,9 @@ export interface RunningEvent<T = unknown> {
   readonly joinLink: string
   readonly joinLinks: Record<string, string>
   readonly signaling: SignalingServer
+  /** The operator's console (a page at `consoleLink`, served by the signaling server). */
+  readonly console: EventConsole
+  readonly consoleLink: string
   readonly relay: Libp2p
   readonly node: MeshNode
   readonly coordinator: Coordinator<T>
@@ -168,7 +173,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
     stops.push(['signaling', () => signaling.close()])
     const frames = await startFrameStore({ host })
     stops.push(['frame store', () => frames.close()])
-    const { event, joinLinks } = signaling.createEvent(
+    const { event, joinLinks, consoleLink } = signaling.createEvent(
       init.name ?? init.coordinator.jobs[0]?.spec.jobId ?? 'event',
     )
     // One check for the relay's admission and the coordinator's hello: a link of this event that may
@@ -240,6 +245,32 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
     await coordinatorHost.start()
     stops.push(['host', () => coordinatorHost.stop()])
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
+    const eventConsole = new EventConsole({
+      event,
+      coordinator: coordinator as Coordinator,
+      host: coordinatorHost,
+      clock: systemClock,
+      mintLink: (role, ttlSeconds) => signaling.mintLink(event, role, ttlSeconds),
+      health: () => ({
+        turn: turn === undefined ? 'off' : turn.running ? 'up' : 'down',
+        relay:
+          relay.status === 'started' &&
+          node.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit/webrtc'))
+            ? 'up'
+            : 'down',
+      }),
+    })
+    const detachConsole = signaling.attachConsole(event, {
+      serve: (rest, request, response) => serveConsole(eventConsole, rest, request, response),
+    })
+    stops.push([
+      'console',
+      () => {
+        detachConsole()
+        eventConsole.close()
+        return Promise.resolve()
+      },
+    ])
     log(`event ${event} ready: ${joinLinks.participant}`)
 
     const firstJob = init.coordinator.jobs[0]!.spec.jobId
@@ -253,6 +284,8 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       joinLink: joinLinks.participant,
       joinLinks,
       signaling,
+      console: eventConsole,
+      consoleLink,
       get relay() {
         return relay
       },

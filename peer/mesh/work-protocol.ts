@@ -89,6 +89,8 @@ export const errorCodes = [
   'link-full',
   /** A check proved one of its results wrong: its identity gets no more work (README, "Trust"). */
   'quarantined',
+  /** The operator removed it from the event (the console), with a reason it is shown. */
+  'removed',
 ] as const
 
 /** The codes a participant retries after (with back-off) rather than giving up. */

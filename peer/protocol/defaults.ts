@@ -343,3 +343,30 @@ export const recordingLimits = {
   /** How long a data channel the server ends stays open so that its last answer arrives, ms. */
   closeGraceMs: 1_000,
 } as const
+
+/** The operator's console (`peer/console/`). README, "The operator's console". */
+export const consoleDefaults = {
+  /** How often the page gets a new snapshot, ms; a participant joining or leaving sends one sooner. */
+  tickMs: 1_000,
+  /** A join or a departure is sent after this long, so a crowd arriving at once costs one snapshot, ms. */
+  changeDebounceMs: 100,
+  /** How often each job's diagram gets a point, ms, and how many points it keeps (15 minutes). */
+  sampleMs: 1_000,
+  maxSeriesPoints: 900,
+  /** Rates (rounds and units per second) are over this window, ms. */
+  rateWindowMs: 10_000,
+  /** Latency percentiles are over a job's last this many rounds. */
+  latencyRounds: 200,
+  /** Consoles open at once per event (each is a stream of the whole table). */
+  maxViewers: 16,
+  /** A console's stream that has this many bytes unsent misses snapshots until it drains. */
+  maxStreamBacklogBytes: 1024 * 1024,
+  /** An alert of a participant quarantined stays this long, ms. */
+  quarantineAlertMs: 10 * 60_000,
+  /** Alerts when fewer participants than this are connected (0: never). */
+  minParticipants: 1,
+  /** Alerts when the recordings take at least this share of their quota. */
+  diskWarnShare: 0.9,
+  /** Recordings listed at most. */
+  maxRecordingsListed: 500,
+} as const
