@@ -4,7 +4,8 @@ import { defineConfig } from 'vite'
 const web = (file: string) => fileURLToPath(new URL(`./web/${file}`, import.meta.url))
 
 // The participant web app: built into dist/web and served by the signaling server under /app/, its
-// index.html at every join link. bench.html is the page the WebGL tests and benchmarks drive.
+// index.html at every join link, console.html at the operator's console link. bench.html is the page
+// the WebGL tests and benchmarks drive.
 export default defineConfig({
   root: web(''),
   base: '/app/',
@@ -23,7 +24,12 @@ export default defineConfig({
     sourcemap: true,
     chunkSizeWarningLimit: 2048,
     rollupOptions: {
-      input: { index: web('index.html'), record: web('record.html'), bench: web('bench.html') },
+      input: {
+        index: web('index.html'),
+        record: web('record.html'),
+        console: web('console.html'),
+        bench: web('bench.html'),
+      },
       // Error classes take their `name` from the class (protocol/errors.ts); minified names would
       // reach the coordinator and the tests as 's'.
       output: { keepNames: true },

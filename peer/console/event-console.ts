@@ -52,11 +52,19 @@ export interface EventConsoleInit {
   /** Mints a join link of the event (the signaling server's), valid for `ttlSeconds`. */
   mintLink(role: 'participant' | 'recorder', ttlSeconds: number): string
   health?: () => EventHealth
+  /**
+   * Where a participant connects from (`ip:port`), when something beside the host knows (the relay
+   * in this process sees each participant's own connection; the host's is relayed WebRTC).
+   */
+  addressOf?: (participantId: string) => string | undefined
   /** Alerts when fewer participants are connected (default `consoleDefaults.minParticipants`). */
   minParticipants?: number
 }
 
 type Listener = (snapshot: ConsoleSnapshot) => void
+
+/** Participants' addresses remembered at most (the oldest forgotten first). */
+const maxAddresses = 20_000
 
 /**
  * The operator's console behind its page: builds the live snapshot (devices, jobs, alerts, each
@@ -74,6 +82,7 @@ export class EventConsole {
   private readonly listeners = new Set<Listener>()
   private readonly quarantines = new Map<string, { text: string; at: number }>()
   private readonly unlisten: (() => void)[] = []
+  private readonly addresses = new Map<string, string>()
   private recordings: ConsoleRecordings | undefined
   private dedicated: ConsoleDedicated | undefined
   private tickTimer: unknown
@@ -100,13 +109,17 @@ export class EventConsole {
       this.tracks.units(block.jobId, threads),
     )
     on(coordinator, 'jobEnded', (jobId: string) => this.tracks.ended(jobId))
-    on(coordinator, 'participantQuarantined', ({ participantId, reason }: { participantId: string; reason: string }) => {
-      this.quarantines.set(participantId, {
-        text: `participant …${participantId.slice(-8)} quarantined: ${reason.slice(0, 200)}`,
-        at: this.clock.now(),
-      })
-      this.changed()
-    })
+    on(
+      coordinator,
+      'participantQuarantined',
+      ({ participantId, reason }: { participantId: string; reason: string }) => {
+        this.quarantines.set(participantId, {
+          text: `participant …${participantId.slice(-8)} quarantined: ${reason.slice(0, 200)}`,
+          at: this.clock.now(),
+        })
+        this.changed()
+      },
+    )
     on(host, 'participantJoined', () => this.changed())
     on(host, 'participantLeft', () => this.changed())
     this.sample()
@@ -157,7 +170,9 @@ export class EventConsole {
     const trust = new Map(coordinator.validationState().trust.map((t) => [t.identity, t.state]))
     const dedicated = this.dedicated?.participants() ?? new Set<string>()
     const floors = this.dedicated?.floors() ?? new Map<string, { needed: number; capacity: number }>()
-    const liveUnits = this.tracks.unitsPerRound(coordinator.jobStates().find((j) => j.live)?.jobId)
+    // A device's outcome FPS: the rounds of the live job (else the first) its speed alone would finish.
+    const states = coordinator.jobStates()
+    const liveUnits = this.tracks.unitsPerRound((states.find((j) => j.class === 'live') ?? states[0])?.jobId)
     const devices: DeviceRow[] = []
     let browsers = 0
     for (const row of coordinator.participantRows()) {
@@ -167,7 +182,7 @@ export class EventConsole {
       if (browser) browsers++
       devices.push([
         row.id,
-        link.address,
+        this.addressOf(row.id) ?? link.address,
         agentName(link.agent),
         /webgl/i.test(link.agent) ? 'WebGL' : 'CPU',
         row.cores,
@@ -282,7 +297,11 @@ export class EventConsole {
       alerts.push({ id, level, text, sinceS: since(this.tracks.conditionSince(id, now)) })
     const health = this.init.health?.()
     if (health?.turn === 'down')
-      raise('turn', 'error', 'coturn is down: participants behind strict NATs cannot connect until it restarts')
+      raise(
+        'turn',
+        'error',
+        'coturn is down: participants behind strict NATs cannot connect until it restarts',
+      )
     if (health?.relay === 'down')
       raise('relay', 'error', 'the circuit relay is down: nobody new can reach the coordinator')
     const min = this.init.minParticipants ?? consoleDefaults.minParticipants
@@ -308,6 +327,19 @@ export class EventConsole {
     }
     this.tracks.conditionsNow(alerts.map((a) => a.id))
     return alerts
+  }
+
+  /** A participant's address from `addressOf`, remembered while it is connected (bounded). */
+  private addressOf(participantId: string): string | undefined {
+    if (this.init.addressOf === undefined) return undefined
+    let address = this.addresses.get(participantId)
+    if (address === undefined) {
+      address = this.init.addressOf(participantId)
+      if (address === undefined) return undefined
+      if (this.addresses.size >= maxAddresses) this.addresses.delete(this.addresses.keys().next().value!)
+      this.addresses.set(participantId, address)
+    }
+    return address
   }
 
   private sample(): void {

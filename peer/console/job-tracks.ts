@@ -90,7 +90,14 @@ export class JobTracks {
   } {
     const track = this.tracks.get(jobId)
     if (track === undefined)
-      return { roundsCompleted: 0, roundsDropped: 0, rate: 0, latencyP50: null, latencyP95: null, unitsPerSec: 0 }
+      return {
+        roundsCompleted: 0,
+        roundsDropped: 0,
+        rate: 0,
+        latencyP50: null,
+        latencyP95: null,
+        unitsPerSec: 0,
+      }
     const { rounds, units } = rates(track)
     return {
       roundsCompleted: track.completed,

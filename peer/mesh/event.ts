@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Libp2p } from 'libp2p'
 import { verifyJoinToken } from '../../signaling/join-token.ts'
 import { type SignalingInit, type SignalingServer, startSignaling } from '../../signaling/server.ts'
@@ -251,6 +251,12 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       host: coordinatorHost,
       clock: systemClock,
       mintLink: (role, ttlSeconds) => signaling.mintLink(event, role, ttlSeconds),
+      // Every participant reaches the relay first, from its own address; the host sees relayed WebRTC.
+      addressOf: (participantId) => {
+        const remote = relay.getConnections(peerIdFromString(participantId))[0]?.remoteAddr.toString()
+        const ip = remote === undefined ? null : /^\/ip[46]\/([^/]+)\/(?:tcp|udp)\/(\d+)/.exec(remote)
+        return ip === null ? undefined : `${ip[1]}:${ip[2]}`
+      },
       health: () => ({
         turn: turn === undefined ? 'off' : turn.running ? 'up' : 'down',
         relay:
