@@ -24,7 +24,7 @@ export async function serveConsole(
   if (rest === 'api/actions' && request.method === 'POST') {
     const action = parseMessage(consoleActionSchema, await readJsonBody(request, maxActionBytes))
     try {
-      return sendJson(response, 200, await console.act(action))
+      return sendJson(response, 200, console.act(action))
     } catch (error) {
       if (error instanceof UnknownJobError || error instanceof UnknownParticipantError)
         throw new HttpError(404, error.message)

@@ -239,7 +239,7 @@ export class EventConsole {
   }
 
   /** Carries out an action of the page; answers what the page shows of it. */
-  async act(action: ConsoleAction): Promise<Record<string, unknown>> {
+  act(action: ConsoleAction): Record<string, unknown> {
     const { coordinator, host } = this.init
     switch (action.action) {
       case 'pause':

@@ -113,7 +113,7 @@ async function act(action: ConsoleAction): Promise<Record<string, unknown> | und
       cache: 'no-store',
     })
     const body = (await response.json()) as Record<string, unknown>
-    if (!response.ok) throw new Error(String(body.error ?? response.statusText))
+    if (!response.ok) throw new Error(typeof body.error === 'string' ? body.error : response.statusText)
     say(`${describe(action)}: done`)
     return body
   } catch (error) {
@@ -199,7 +199,8 @@ function linksPanel(): HTMLElement {
   expiry.value = String(6 * 3600)
   const create = el('button', 'link-create', 'create link') as HTMLButtonElement
   const shown = el('div', 'link-shown')
-  create.addEventListener('click', async () => {
+  create.addEventListener('click', () => void createLink())
+  async function createLink(): Promise<void> {
     const answer = await act({
       action: 'link',
       role: role.value as 'participant' | 'recorder',
@@ -217,7 +218,7 @@ function linksPanel(): HTMLElement {
       `${role.value} link, ${expiry.selectedOptions[0]!.text}: scan it to join`,
     )
     shown.replaceChildren(qrCanvas(link), hint, anchor)
-  })
+  }
   form.append(role, expiry, create)
   panel.append(form, shown)
   return panel
@@ -250,7 +251,8 @@ function recordingsPanel(): HTMLElement {
   const refresh = el('button', 'recordings-refresh', 'list recordings') as HTMLButtonElement
   head.append(el('h2', '', 'Recordings'), refresh)
   const list = el('ul', 'recordings-list')
-  refresh.addEventListener('click', async () => {
+  refresh.addEventListener('click', () => void listRecordings())
+  async function listRecordings(): Promise<void> {
     try {
       const response = await fetch(`${base}/api/recordings`, { cache: 'no-store' })
       const body = (await response.json()) as { recordings?: ConsoleRecording[]; error?: string }
@@ -276,7 +278,7 @@ function recordingsPanel(): HTMLElement {
     } catch (error) {
       say(`listing recordings: ${(error as Error).message}`, true)
     }
-  })
+  }
   panel.append(head, list)
   return panel
 }
