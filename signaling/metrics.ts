@@ -1,6 +1,8 @@
 /**
- * Counters and gauges rendered in the Prometheus text exposition format (version 0.0.4): enough for
- * an operator's Prometheus or Grafana agent to scrape `/metrics`, without a client library.
+ * The signaling server's counters and gauges in the Prometheus text exposition format (version
+ * 0.0.4), with HELP and TYPE lines as prom-client writes them. The signaling server runs alone too
+ * (a venue's front door for several coordinators), so it keeps this small counter of its own; the
+ * coordinator's and the server peer's metrics use prom-client (`EventMetrics`, `ServerMetrics`).
  */
 export class Metrics {
   private readonly counters = new Map<string, Map<string, number>>()
@@ -26,15 +28,29 @@ export class Metrics {
   render(): string {
     const lines: string[] = []
     for (const [name, series] of this.counters) {
+      lines.push(`# HELP ${name} ${help[name] ?? name.replace(/_/g, ' ')}`)
       lines.push(`# TYPE ${name} counter`)
       for (const [labels, value] of series) lines.push(`${name}${labels} ${value}`)
     }
     for (const [name, value] of this.gauges) {
+      lines.push(`# HELP ${name} ${help[name] ?? name.replace(/_/g, ' ')}`)
       lines.push(`# TYPE ${name} gauge`)
       lines.push(`${name} ${value}`)
     }
     return `${lines.join('\n')}\n`
   }
+}
+
+/** What each of the signaling server's series means (`# HELP`). */
+const help: Record<string, string> = {
+  crowdmesh_signaling_requests_total: 'HTTP requests answered, by status.',
+  crowdmesh_signaling_events_created_total: 'Events created.',
+  crowdmesh_signaling_bootstraps_total: 'Bootstraps handed to joining peers.',
+  crowdmesh_signaling_joins_total: 'Join links opened, by result (ok, refused).',
+  crowdmesh_signaling_signals_total: 'Signaling messages relayed between peers.',
+  crowdmesh_signaling_signals_refused_total: 'Signaling messages refused, by reason.',
+  crowdmesh_signaling_events: 'Events known.',
+  crowdmesh_signaling_peers: 'Signaling connections open.',
 }
 
 function labelText(labels: Record<string, string>): string {

@@ -98,6 +98,11 @@ export interface SignalingServer {
   ): { event: string; joinLinks: Record<Role, string>; consoleLink: string }
   /** A new join link of an event, valid for `ttlSeconds` (at most until the event expires). */
   mintLink(event: string, role: Role, ttlSeconds: number): string
+  /**
+   * Adds another part's metrics to `/metrics` (the coordinator's, in the same process) until the
+   * returned function is called: its exposition text follows the signaling server's own.
+   */
+  attachMetrics(render: () => Promise<string>): () => void
   /** Serves an event's console at its console link until the returned function is called. */
   attachConsole(event: string, console: OperatorConsole): () => void
   /** Records the coordinator's peer id and the relay's addresses for an event's joiners. */
@@ -187,6 +192,7 @@ export async function startSignaling(
   }
 
   const consoles = new Map<string, OperatorConsole>()
+  const attachedMetrics = new Set<() => Promise<string>>()
 
   const server: Server = guardedServer(
     {
@@ -208,8 +214,9 @@ export async function startSignaling(
     if (request.method === 'GET' && path === '/metrics') {
       metrics.set('crowdmesh_signaling_events', events.size)
       metrics.set('crowdmesh_signaling_peers', countPeers())
-      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
-      return void response.end(metrics.render())
+      const attached = await Promise.all([...attachedMetrics].map((render) => render()))
+      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+      return void response.end([metrics.render(), ...attached].join(''))
     }
     if (request.method === 'POST' && path === '/api/events') {
       requireOperator(request)
@@ -498,6 +505,10 @@ export async function startSignaling(
     operatorKey,
     createEvent,
     mintLink,
+    attachMetrics(render) {
+      attachedMetrics.add(render)
+      return () => void attachedMetrics.delete(render)
+    },
     attachConsole(event, console) {
       consoles.set(event, console)
       return () => {

@@ -170,6 +170,8 @@ export interface CoordinatorEvents<T, K extends TaskBase = TaskBase> {
   frameDowngraded: [{ jobId: string; frameIndex: number; level: number }]
   /** A task's result counted; `threads` is its size in its kind's units. */
   blockDone: [{ block: K; participantId: string; threads: number }]
+  /** A task was leased (`units` of its kind; a backup copy or a replica too). */
+  leaseGranted: [{ participantId: string; jobId: string; units: number }]
   /** A lease expired, failed or its participant left: the task is queued again. */
   leaseRequeued: [Lease<K>]
   /** A lease is no longer wanted (its block is done by another participant, or its frame ended): the transport may tell its holder to stop. */

@@ -648,6 +648,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     const reference = units * slot.cost.relativeCost
     participant.threadsAssigned += reference
     slot.granted += reference
+    this.emit('leaseGranted', { participantId: participant.id, jobId: slot.spec.jobId, units })
     return this.leases.grant(
       participant.id,
       task,
@@ -694,8 +695,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease<K> | undefined {
     for (const jobClass of ['live', 'batch'] as const)
       for (const slot of this.slotList) {
-        if (slot.class !== jobClass || slot.paused || !this.participants.runs(participant, slot.tag))
-          continue
+        if (slot.class !== jobClass || slot.paused || !this.participants.runs(participant, slot.tag)) continue
         const laggard = chooseBackup(slot.queue, this.leases, {
           participantId: participant.id,
           speed: this.speedOf(participant, slot),

@@ -20,6 +20,7 @@ import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
 import { serveConsole } from '../console/console-routes.ts'
 import { EventConsole } from '../console/event-console.ts'
+import { EventMetrics } from './event-metrics.ts'
 import { type FrameStore, type ImageInput, startFrameStore } from './frame-store.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
 
@@ -247,7 +248,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
     const eventConsole = new EventConsole({
       event,
-      coordinator: coordinator as Coordinator,
+      coordinator: coordinator,
       host: coordinatorHost,
       clock: systemClock,
       mintLink: (role, ttlSeconds) => signaling.mintLink(event, role, ttlSeconds),
@@ -266,6 +267,16 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
             : 'down',
       }),
     })
+    const eventMetrics = new EventMetrics(coordinator, coordinatorHost)
+    const detachMetrics = signaling.attachMetrics(() => eventMetrics.render())
+    stops.push([
+      'metrics',
+      () => {
+        detachMetrics()
+        eventMetrics.close()
+        return Promise.resolve()
+      },
+    ])
     const detachConsole = signaling.attachConsole(event, {
       serve: (rest, request, response) => serveConsole(eventConsole, rest, request, response),
     })

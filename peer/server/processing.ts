@@ -51,7 +51,7 @@ interface Pipeline {
 export class ProcessingPool {
   private readonly init: ProcessingInit
   private readonly components: ProcessingComponents
-  private readonly running = new Map<string, Pipeline>()
+  private readonly pipelines = new Map<string, Pipeline>()
   /** Stopped pipelines whose processes may not be gone yet: a restart waits for them. */
   private readonly ending = new Map<string, Promise<void>>()
 
@@ -60,14 +60,19 @@ export class ProcessingPool {
     this.components = components
   }
 
+  /** Pipelines running now. */
+  get running(): number {
+    return this.pipelines.size
+  }
+
   /** Whether the recording's processing runs now (live viewers follow its output while it does). */
   has(id: string): boolean {
-    return this.running.has(id)
+    return this.pipelines.has(id)
   }
 
   /** Whether publish is waiting for the recording's processing. */
   finishing(id: string): boolean {
-    return this.running.get(id)?.finishing !== undefined
+    return this.pipelines.get(id)?.finishing !== undefined
   }
 
   /**
@@ -101,7 +106,7 @@ export class ProcessingPool {
 
   /** Stops the recording's processing, if it runs, and waits for its processes to be gone. */
   async stop(id: string): Promise<void> {
-    const pipeline = this.running.get(id)
+    const pipeline = this.pipelines.get(id)
     if (pipeline !== undefined) {
       pipeline.controller.abort()
       this.retire(id, pipeline)
@@ -111,7 +116,7 @@ export class ProcessingPool {
 
   /** Stops every recording's processing (the server stops). */
   async close(): Promise<void> {
-    for (const [id, pipeline] of [...this.running]) {
+    for (const [id, pipeline] of [...this.pipelines]) {
       pipeline.controller.abort()
       this.retire(id, pipeline)
     }
@@ -120,7 +125,7 @@ export class ProcessingPool {
 
   private async pipeline(id: string, mimeType: string): Promise<Pipeline> {
     for (;;) {
-      const current = this.running.get(id)
+      const current = this.pipelines.get(id)
       if (current !== undefined) {
         if (current.finishing === undefined) current.idle.refresh()
         return current
@@ -130,9 +135,9 @@ export class ProcessingPool {
       // The stopped run's ffmpeg may still hold the outputs open: a new run rewrites them after it.
       await ending
     }
-    if (this.running.size >= this.init.maxProcessing)
+    if (this.pipelines.size >= this.init.maxProcessing)
       throw new ServerBusyError(
-        `the server is processing ${this.running.size} recordings, as many as it may: try again shortly`,
+        `the server is processing ${this.pipelines.size} recordings, as many as it may: try again shortly`,
       )
     return this.start(id, mimeType)
   }
@@ -166,13 +171,13 @@ export class ProcessingPool {
     pipeline.done.catch((error: unknown) => {
       if (!signal.aborted) log(`processing ${id}: ${(error as Error).message}`)
     })
-    this.running.set(id, pipeline)
+    this.pipelines.set(id, pipeline)
     return pipeline
   }
 
   /** No bytes came for a while: the recording's processes end (its stored bytes remain). */
   private idle(id: string, pipeline: Pipeline): void {
-    if (this.running.get(id) !== pipeline || pipeline.finishing !== undefined) return
+    if (this.pipelines.get(id) !== pipeline || pipeline.finishing !== undefined) return
     this.components.logger(`processing ${id}: no bytes for ${this.init.processingIdleMs} ms: stopped`)
     pipeline.controller.abort()
     this.retire(id, pipeline)
@@ -180,7 +185,7 @@ export class ProcessingPool {
 
   private retire(id: string, pipeline: Pipeline): void {
     clearTimeout(pipeline.idle)
-    if (this.running.get(id) === pipeline) this.running.delete(id)
+    if (this.pipelines.get(id) === pipeline) this.pipelines.delete(id)
     const gone = pipeline.settled.then(() => {
       if (this.ending.get(id) === gone) this.ending.delete(id)
     })

@@ -1,3 +1,5 @@
+import { ServerMetrics } from './server-metrics.ts'
+import type { RecordingMeta } from './recording-store.ts'
 import { randomBytes } from 'node:crypto'
 import { mkdir, stat } from 'node:fs/promises'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -90,6 +92,12 @@ export interface RecordingServer {
   readonly rtc: RtcUploads | undefined
   /** Takes a recorder's connection on another transport (a WebRTC data channel): feed it its messages. */
   accept(channel: UploadChannel): UploadSession
+  /** Its Prometheus metrics (also at `GET /metrics`). */
+  readonly metrics: ServerMetrics
+  /** The recordings, newest first (at most `max`), for the operator's console. */
+  list(max: number): Promise<RecordingMeta[]>
+  /** Bytes the recordings take, and their quota. */
+  storage(): { usedBytes: number; maxTotalBytes: number }
   close(): Promise<void>
 }
 
@@ -145,10 +153,16 @@ export async function startRecordingServer(
   /** Live viewers per recording. */
   const viewers = new Map<string, number>()
 
+  const metrics = new ServerMetrics({
+    uploading: () => connections.size,
+    pipelines: () => processing.running,
+    storage: () => ({ usedBytes: quota.usedBytes, maxTotalBytes: limits.maxTotalBytes }),
+  })
   const accept = uploadSessions(limits, {
     store,
     processing,
     quota,
+    metrics,
     logger: log,
     joined: (id) => connections.set(id, (connections.get(id) ?? 0) + 1),
     left: (id) => {
@@ -179,6 +193,10 @@ export async function startRecordingServer(
 
   async function handle(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname
+    if (path === '/metrics' && request.method === 'GET') {
+      response.writeHead(200, { 'content-type': metrics.registry.contentType })
+      return void response.end(await metrics.registry.metrics())
+    }
     if (path === '/api/recordings') {
       // The recorder's page comes from the signaling server, another origin: it may create a
       // recording with its link's token as the bearer.
@@ -301,6 +319,7 @@ export async function startRecordingServer(
         pause: () => ws.pause(),
         resume: () => ws.resume(),
         admit: () => raiseMaxPayload(ws, chunkHeaderBytes + maxChunkBytes),
+        transport: 'websocket',
       })
       ws.on('message', (data: Buffer, isBinary: boolean) =>
         session.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), isBinary),
@@ -350,6 +369,9 @@ export async function startRecordingServer(
     recorderKey,
     rtc,
     accept,
+    metrics,
+    list: (max) => store.list(max),
+    storage: () => ({ usedBytes: quota.usedBytes, maxTotalBytes: limits.maxTotalBytes }),
     close: () => (closed ??= stop()),
   }
 }

@@ -119,6 +119,20 @@ export class RecordingStore {
     return this.indexed
   }
 
+  /**
+   * The recordings, newest first, at most `max` (the operator's console lists them). Reads each
+   * one's meta: for a console's click, not for every request.
+   */
+  async list(max: number): Promise<RecordingMeta[]> {
+    await this.index()
+    const metas: RecordingMeta[] = []
+    for (const id of this.ids) {
+      const meta = this.loaded.get(id)?.meta ?? (await this.readMeta(id).catch(() => undefined))
+      if (meta !== undefined) metas.push(meta)
+    }
+    return metas.sort((a, b) => b.createdAt - a.createdAt).slice(0, max)
+  }
+
   /** How many recordings are created and not yet published. */
   get unpublishedCount(): number {
     return this.unpublished.size

@@ -162,6 +162,7 @@ export async function serveRtcUploads(init: RtcUploadsInit): Promise<RtcUploads>
         // A data channel cannot pause its sender: the recorder's window is the backpressure.
         pause: () => {},
         resume: () => {},
+        transport: 'webrtc',
       })
     })
     peer.on('data', (message) => {

@@ -1,3 +1,4 @@
+import type { ServerMetrics, UploadTransport } from './server-metrics.ts'
 import type { recordingLimits } from '../protocol/defaults.ts'
 import { CrowdmeshError } from '../protocol/errors.ts'
 import type { Logger } from '../protocol/logger.ts'
@@ -27,6 +28,8 @@ export interface UploadChannel {
    * takes only small frames before, refused at their header).
    */
   admit?(): void
+  /** What carries it (metrics count bytes by transport). */
+  readonly transport: UploadTransport
 }
 
 /** A connection taken by the server: the transport feeds it its messages, and says when it closed. */
@@ -59,6 +62,7 @@ export interface UploadSessionComponents {
   joined(id: string): void
   /** That connection is gone. */
   left(id: string): void
+  metrics?: ServerMetrics
 }
 
 /** Messages a connection may have waiting before it is cut off (a recorder ignoring its window). */
@@ -116,6 +120,7 @@ export function uploadSessions(
       if (closed) return
       recording = id
       components.joined(id)
+      components.metrics?.uploadStarted(channel.transport)
       clearTimeout(helloTimer)
       channel.admit?.()
       send({ type: 'ready', offset })
@@ -130,6 +135,7 @@ export function uploadSessions(
       // Every byte is here: let the pipeline finish its backlog, then the share link shows it.
       await processing.finish(id, meta.mimeType, bytes)
       const published = await store.publish(id, bytes)
+      components.metrics?.recordingPublished()
       send({ type: 'published', shareId: published.shareId, bytes: published.finalBytes ?? bytes })
     }
 
@@ -154,6 +160,7 @@ export function uploadSessions(
       await processing.feed(id, meta.mimeType)
       const stored = await store.append(id, offset, bytes)
       quota.add(bytes.length)
+      components.metrics?.received(channel.transport, bytes.length)
       send({ type: 'ack', seq, offset: stored })
     }
 
@@ -170,6 +177,7 @@ export function uploadSessions(
 
     const refuse = (error: unknown) => {
       const code = codeOf(error)
+      components.metrics?.uploadRefused(code)
       if (code === 'internal') log.error(`upload failed: ${(error as Error).stack ?? String(error)}`)
       send({
         type: 'error',
