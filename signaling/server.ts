@@ -96,8 +96,8 @@ export interface SignalingServer {
     name: string,
     ttlSeconds?: number,
   ): { event: string; joinLinks: Record<Role, string>; consoleLink: string }
-  /** A new join link of an event, valid for `ttlSeconds` (at most until the event expires). */
-  mintLink(event: string, role: Role, ttlSeconds: number): string
+  /** A new join link of an event, valid for `ttlSeconds` (default, and at most: until the event expires). */
+  mintLink(event: string, role: Role, ttlSeconds?: number): string
   /**
    * Adds another part's metrics to `/metrics` (the coordinator's, in the same process) until the
    * returned function is called: its exposition text follows the signaling server's own.

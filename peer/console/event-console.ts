@@ -43,11 +43,18 @@ export interface ConsoleDedicated {
   setFloor(jobId: string, unitsPerSec: number | null): void
 }
 
+/**
+ * The participants connected, as the coordinator's host knows them (`CoordinatorHost`; the console
+ * benchmark's simulated crowd): listed, removed, and `participantJoined`/`participantLeft` events.
+ */
+export type ParticipantDirectory = Pick<CoordinatorHost, 'connected' | 'remove'> &
+  Pick<EventEmitter, 'on' | 'off'>
+
 /** What the console reads and acts on. */
 export interface EventConsoleInit {
   event: string
   coordinator: Coordinator
-  host: CoordinatorHost
+  host: ParticipantDirectory
   clock: Clock
   /** Mints a join link of the event (the signaling server's), valid for `ttlSeconds`. */
   mintLink(role: 'participant' | 'recorder', ttlSeconds: number): string

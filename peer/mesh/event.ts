@@ -21,6 +21,8 @@ import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
 import { serveConsole } from '../console/console-routes.ts'
 import { EventConsole } from '../console/event-console.ts'
 import { EventMetrics } from './event-metrics.ts'
+import { DedicatedDevices, type DedicatedLauncher } from './dedicated-devices.ts'
+import { ParticipantProcess } from './participant-process.ts'
 import { type FrameStore, type ImageInput, startFrameStore } from './frame-store.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
 
@@ -61,6 +63,12 @@ export interface EventInit<T = unknown> {
    * alone, its leases carry the key, and results come back sealed with it (`protocol/frame-keys.ts`).
    */
   frameKeys?: boolean
+  /**
+   * Dedicated devices: at most `max` participants started (by `launch`, default a local Node
+   * participant process) while the crowd computes less than a live job's floor (`floors`, reference
+   * units per second by job; default each live job's own, from its rounds' rate and size).
+   */
+  dedicated?: { max: number; launch?: DedicatedLauncher; floors?: Record<string, number> }
   /** Folder of the built participant web app served at join links (default: `dist/web` when built). */
   webAppDir?: string
   logger?: Logger
@@ -79,6 +87,8 @@ export interface RunningEvent<T = unknown> {
   /** The operator's console (a page at `consoleLink`, served by the signaling server). */
   readonly console: EventConsole
   readonly consoleLink: string
+  /** The pool of dedicated devices, when `dedicated` was given. */
+  readonly dedicated: DedicatedDevices | undefined
   readonly relay: Libp2p
   readonly node: MeshNode
   readonly coordinator: Coordinator<T>
@@ -277,6 +287,28 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
         return Promise.resolve()
       },
     ])
+    let dedicated: DedicatedDevices | undefined
+    if (init.dedicated !== undefined && init.dedicated.max > 0) {
+      // Their own link: the host labels them by it, so they are shown as dedicated and never
+      // counted as crowd.
+      const link = signaling.mintLink(event, 'participant')
+      const label = verifyJoinToken(link.slice(link.lastIndexOf('/') + 1), tokenSecret, { event }).jti
+      const pool = new DedicatedDevices({
+        coordinator: coordinator as Coordinator,
+        connected: () => coordinatorHost.connected(),
+        clock: systemClock,
+        link,
+        label,
+        max: init.dedicated.max,
+        launch:
+          init.dedicated.launch ??
+          ((joinLink) => new ParticipantProcess(joinLink, { dutyCycle: 1, cores: 1 })),
+        ...(init.dedicated.floors !== undefined && { floors: init.dedicated.floors }),
+      })
+      dedicated = pool
+      eventConsole.attachDedicated(pool)
+      stops.push(['dedicated devices', () => pool.stop()])
+    }
     const detachConsole = signaling.attachConsole(event, {
       serve: (rest, request, response) => serveConsole(eventConsole, rest, request, response),
     })
@@ -303,6 +335,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       signaling,
       console: eventConsole,
       consoleLink,
+      dedicated,
       get relay() {
         return relay
       },

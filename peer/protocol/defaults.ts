@@ -370,3 +370,21 @@ export const consoleDefaults = {
   /** Recordings listed at most. */
   maxRecordingsListed: 500,
 } as const
+
+/** Dedicated devices (`peer/mesh/dedicated-devices.ts`). README, "The operator's console". */
+export const dedicatedDefaults = {
+  /** How often the crowd's capacity is compared with each live job's floor, ms. */
+  checkMs: 1_000,
+  /** The crowd must stay below a floor this long before a dedicated participant starts, ms. */
+  startAfterMs: 3_000,
+  /**
+   * The crowd must have the floor plus `hysteresis` without the newest dedicated participant this
+   * long before that one stops, ms: longer than starting, since a crowd that just grew may shrink.
+   */
+  stopAfterMs: 10_000,
+  hysteresis: 0.25,
+  /** A job's own floor: its measured need times this, for the crowd's ups and downs. */
+  headroom: 1.2,
+  /** A dedicated participant that has not computed within this long no longer holds back the next, ms. */
+  measureTimeoutMs: 30_000,
+} as const
