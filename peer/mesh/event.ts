@@ -294,7 +294,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       const link = signaling.mintLink(event, 'participant')
       const label = verifyJoinToken(link.slice(link.lastIndexOf('/') + 1), tokenSecret, { event }).jti
       const pool = new DedicatedDevices({
-        coordinator: coordinator as Coordinator,
+        coordinator: coordinator,
         connected: () => coordinatorHost.connected(),
         clock: systemClock,
         link,

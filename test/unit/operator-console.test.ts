@@ -31,7 +31,7 @@ function setup(jobs: JobInit<LedgerSummary>[]) {
     { jobs: jobs.map((j) => ({ sinks: ledgerSinks(), ...j })), scheduling: { speculation: false } },
     { clock: time.clock },
   )
-  const crowd = new LiveCrowd(coordinator as Coordinator, time.clock)
+  const crowd = new LiveCrowd(coordinator, time.clock)
   return { coordinator, time, crowd }
 }
 
@@ -84,7 +84,7 @@ describe('the operator console', () => {
     const { coordinator, time, crowd } = setup([{ spec: live, kind: imageFilterKind, class: 'live' }])
     const eventConsole = new EventConsole({
       event: 'e1',
-      coordinator: coordinator as Coordinator,
+      coordinator: coordinator,
       host: crowd,
       clock: time.clock,
       mintLink: (role, ttl) => `http://x/join/e1/${role}-${ttl}`,
@@ -148,7 +148,7 @@ describe('the operator console', () => {
     let launched = 0
     let running = 0
     const pool = new DedicatedDevices({
-      coordinator: coordinator as Coordinator,
+      coordinator: coordinator,
       connected: () => crowd.connected(),
       clock: time.clock,
       link: 'http://x/join/e/dedicated',
