@@ -3,6 +3,7 @@ import type { Coordinator, FrameReport } from '../coordinator/coordinator.ts'
 import type { CoordinatorHost } from '../mesh/coordinator-host.ts'
 import type { Clock } from '../protocol/clock.ts'
 import { consoleDefaults } from '../protocol/defaults.ts'
+import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { CrowdmeshError, UnknownJobError } from '../protocol/errors.ts'
 import type {
   ConsoleAction,
@@ -84,12 +85,15 @@ export class EventConsole {
   readonly event: string
   private readonly init: EventConsoleInit
   private readonly clock: Clock
+  private readonly log: Logger
   private readonly startedAt: number
   private readonly tracks: JobTracks
   private readonly listeners = new Set<Listener>()
   private readonly quarantines = new Map<string, { text: string; at: number }>()
   private readonly unlisten: (() => void)[] = []
   private readonly addresses = new Map<string, string>()
+  /** Each job as last shown, so an ended one keeps its kind and class. */
+  private readonly lastStates = new Map<string, ConsoleJob>()
   private recordings: ConsoleRecordings | undefined
   private dedicated: ConsoleDedicated | undefined
   private tickTimer: unknown
@@ -101,6 +105,7 @@ export class EventConsole {
     this.event = init.event
     this.init = init
     this.clock = init.clock
+    this.log = makeLogger('crowdmesh:console')
     this.startedAt = this.clock.now()
     this.tracks = new JobTracks(this.clock)
     const { coordinator, host } = init
@@ -216,18 +221,20 @@ export class EventConsole {
       ...this.tracks.figures(job.jobId),
       floor: floors.get(job.jobId) ?? null,
     }))
-    for (const jobId of this.tracks.endedJobs())
+    for (const job of jobs) this.lastStates.set(job.jobId, job)
+    // Ended jobs stay on the console as they last were, marked ended.
+    for (const jobId of this.tracks.endedJobs()) {
+      if (jobs.some((j) => j.jobId === jobId)) continue
+      const last = this.lastStates.get(jobId)
       jobs.push({
-        jobId,
-        kind: '',
-        class: 'batch',
-        weight: 0,
+        ...(last ?? { jobId, kind: '', class: 'batch', weight: 0, floor: null }),
         state: 'ended',
         openRounds: 0,
         queuedUnits: 0,
         ...this.tracks.figures(jobId),
         floor: null,
       })
+    }
     return {
       event: this.event,
       atS: round((now - this.startedAt) / 1000, 1),
@@ -248,6 +255,8 @@ export class EventConsole {
   /** Carries out an action of the page; answers what the page shows of it. */
   act(action: ConsoleAction): Record<string, unknown> {
     const { coordinator, host } = this.init
+    // The operator's acts are the event's audit trail.
+    this.log(`operator: ${JSON.stringify(action)}`)
     switch (action.action) {
       case 'pause':
         coordinator.pauseJob(action.jobId)

@@ -49,7 +49,8 @@ export class JobTracks {
   }
 
   ended(jobId: string): void {
-    if (this.tracks.has(jobId)) this.endedIds.add(jobId)
+    this.track(jobId)
+    this.endedIds.add(jobId)
   }
 
   endedJobs(): string[] {

@@ -15,7 +15,10 @@ import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { fingerprintJobInit, runMatchRun } from '../../peer/jobs/match/match-run.ts'
 import { startEvent } from '../../peer/mesh/event.ts'
 import { videosIn } from './match.ts'
-import { webAppBuilt } from '../../signaling/web-app.ts'
+import { buildWebApp, webAppBuilt } from '../../signaling/web-app.ts'
+import { terminalQr } from '../../peer/console/qr.ts'
+import { commandLauncher } from '../../peer/mesh/dedicated-devices.ts'
+import { configureLogs } from '../../peer/protocol/logger.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { sideBySide } from '../../peer/quality/evaluate.ts'
@@ -30,7 +33,9 @@ import { progressBar } from '../progress.ts'
 const help = `Usage: crowdmesh start [options]
 
 Runs an event on this machine: the signaling server, the TURN relay (coturn, when installed), the
-libp2p circuit relay, the coordinator and the frame store, on 127.0.0.1 (or --host). It prints the join link,
+libp2p circuit relay, the coordinator and the frame store, on 127.0.0.1 (or --host). It builds the
+participant web app when it is missing, prints the join link (as a QR code too) and the operator's
+console link (a live page of devices, jobs and alerts, to act from; keep it private),
 starts local Node participants so that something happens with no browser, and colours the target
 space from every camera frame of the data set with whoever joins: open the link in a browser (the
 participant web app computes with WebGL and shows the 3D result), or run "crowdmesh join LINK" from
@@ -68,9 +73,19 @@ Options:
   --match-refs DIR        … and the reference videos (see crowdmesh match); the crowd fingerprints
                           and matches them with the capacity the 3D job leaves, browsers included;
                           the matches are written to OUT/matches.json
+  --dedicated N           dedicated devices: start up to N dedicated participants while the
+                          crowd computes less than the live job's floor, stop them again when
+                          it has enough (with hysteresis); shown as such on the console [default: 0]
+  --dedicated-command CMD how a dedicated participant starts: a shell command, given the join link
+                          in $CROWDMESH_LINK (e.g. ssh box crowdmesh join "$CROWDMESH_LINK")
+                                                       [default: a local Node participant process]
+  --floor UNITS           the live job's floor, reference units per second [default: its own,
+                          from the rate its frames arrive and their size]
+  --log-format text|json  logs on stderr as text, or as one JSON object per line [default: text]
   --stay                  keep the event open after the last frame (Ctrl-C ends it)
   --out DIR               where the outcome goes                        [default: out/start-<name>]
-  --json                  print one JSON object per line: ready (with joinLink), participant,
+  --json                  print one JSON object per line: ready (with joinLink and consoleLink),
+                          participant, dedicated,
                           progress, frameOutcome, imageOutcome (with --filter-images),
                           matchOutcome (with --match-ugc), done
   -h, --help              show this help
@@ -113,6 +128,10 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       filter: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
+      dedicated: { type: 'string' },
+      'dedicated-command': { type: 'string' },
+      floor: { type: 'string' },
+      'log-format': { type: 'string' },
     },
     help,
   )
@@ -122,7 +141,19 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
   const say = (line: string) => {
     if (!json) process.stdout.write(`${line}\n`)
   }
+  const logFormat = stringOption(values, 'log-format') ?? 'text'
+  if (logFormat !== 'text' && logFormat !== 'json')
+    throw new UsageError(`--log-format must be text or json, got "${logFormat}"`)
+  configureLogs({ format: logFormat })
   const grid = positiveInt(stringOption(values, 'grid'), 'grid', 128)
+  const dedicatedText = stringOption(values, 'dedicated')
+  const dedicatedMax =
+    dedicatedText === undefined || dedicatedText === '0' ? 0 : positiveInt(dedicatedText, 'dedicated', 0)
+  const floorText = stringOption(values, 'floor')
+  const floor = floorText === undefined ? undefined : Number(floorText)
+  if (floor !== undefined && !(floor >= 0 && Number.isFinite(floor)))
+    throw new UsageError(`--floor must be a number of units per second, got "${floorText}"`)
+  const dedicatedCommand = stringOption(values, 'dedicated-command')
   const localText = stringOption(values, 'local-participants')
   const localCount = localText === '0' ? 0 : positiveInt(localText, 'local-participants', 2)
   const turn = stringOption(values, 'turn') ?? 'auto'
@@ -150,6 +181,13 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
         }
 
   ending.signal.throwIfAborted()
+  // Phones and laptops open the join link: the web app must be there (a fresh clone has none).
+  if (!webAppBuilt()) {
+    say('  building the participant web app (once; npm run build:web rebuilds it)…')
+    await buildWebApp().catch((error: unknown) =>
+      say(`  the web app could not be built (${(error as Error).message}); join links show a plain page`),
+    )
+  }
   // With images to filter or videos to match, the 3D job is the live one and those batch jobs beside it.
   const vertexJob = vertexJobInit(job, images === undefined && match === undefined ? {} : { class: 'live' })
   const event = await startEvent({
@@ -164,6 +202,13 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     turn,
     host: stringOption(values, 'host') ?? '127.0.0.1',
     frameKeys: values['frame-keys'] === true,
+    ...(dedicatedMax > 0 && {
+      dedicated: {
+        max: dedicatedMax,
+        ...(dedicatedCommand !== undefined && { launch: commandLauncher(dedicatedCommand) }),
+        ...(floor !== undefined && { floors: { [vertexJob.spec.jobId]: floor } }),
+      },
+    }),
   })
   // The event's server peer for recordings, registered with its signaling server: recorder links
   // find it there and upload over WebRTC, or over its WebSocket.
@@ -181,6 +226,18 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
           await event.stop()
           throw error
         })
+  if (recordings !== undefined)
+    event.console.attachRecordings({
+      list: async (max) =>
+        (await recordings.list(max)).map((meta) => ({
+          id: meta.id,
+          state: meta.state,
+          createdAt: meta.createdAt,
+          bytes: meta.finalBytes ?? null,
+          shareUrl: `${recordings.url}/v/${meta.shareId}`,
+        })),
+      storage: () => recordings.storage(),
+    })
   const participants: ParticipantProcess[] = []
   try {
     // A signal while the event was starting: stop it at once.
@@ -189,6 +246,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       emit({
         type: 'ready',
         joinLink: event.joinLink,
+        consoleLink: event.consoleLink,
         recorderLink: recordings === undefined ? null : event.joinLinks.recorder,
         recordings: recordings === undefined ? null : { url: recordings.url, root: recordingsRoot },
         event: event.event,
@@ -211,10 +269,16 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
         ? '              (open it in a browser to take part with WebGL and watch the 3D result)'
         : '              (the web app is not built: npm run build:web, then open the link in a browser)',
     )
+    if (!json) say(terminalQr(event.joinLink))
     if (recordings !== undefined)
       say(
         `  record:     ${event.joinLinks.recorder}\n              (screen and camera, shared at ${recordings.url}/v/…; kept in ${recordingsRoot})`,
       )
+    say(`  console:    ${event.consoleLink}`)
+    say("              (the operator's live page: devices, jobs, alerts, join links; keep it private)")
+    say(
+      `  metrics:    ${event.signaling.url}/metrics${recordings === undefined ? '' : `  ${recordings.url}/metrics`}`,
+    )
     say(`  signaling:  ${event.signaling.url}   relay: ${event.relay.getMultiaddrs()[0]?.toString() ?? ''}`)
     say(
       `  TURN:       ${event.turn !== undefined ? `coturn on ${event.turn.options.listeningIp}:${event.turn.options.port}` : (event.turnNote ?? 'off')}`,
@@ -236,6 +300,14 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       if (json)
         emit({ type: 'participant', joined: false, participantId, participants: event.host.participants })
       else say(`  - participant …${participantId.slice(-8)} left; ${event.host.participants} connected`)
+    })
+    event.dedicated?.on('started', ({ count, reason }) => {
+      if (json) emit({ type: 'dedicated', started: true, count, reason })
+      else say(`  + dedicated participant started (${count} running): ${reason}`)
+    })
+    event.dedicated?.on('stopped', ({ count, reason }) => {
+      if (json) emit({ type: 'dedicated', started: false, count, reason })
+      else say(`  - dedicated participant stopped (${count} running): ${reason}`)
     })
     for (let i = 0; i < localCount; i++)
       participants.push(new ParticipantProcess(event.joinLink, { dutyCycle: 1, cores: 1 }))

@@ -79,7 +79,7 @@ function apply(snapshot: ConsoleSnapshot): void {
   document.title = `crowdmesh console · ${snapshot.event}`
   title.textContent = `crowdmesh console · event ${snapshot.event}`
   const c = snapshot.crowd
-  crowd.textContent = `${c.participants} participants: ${c.browsers} browsers, ${c.nodes} Node${c.dedicated > 0 ? ` (${c.dedicated} dedicated)` : ''}`
+  crowd.textContent = `${c.participants} participant${c.participants === 1 ? '' : 's'}: ${c.browsers} browser${c.browsers === 1 ? '' : 's'}, ${c.nodes} Node${c.dedicated > 0 ? ` (${c.dedicated} dedicated)` : ''}`
   drawAlerts(snapshot.alerts)
   jobs.update(snapshot.jobs, snapshot.series, snapshot.seriesWhole)
   devices.setRows(snapshot.devices)

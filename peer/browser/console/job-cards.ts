@@ -106,7 +106,24 @@ export class JobCards {
     })
     weightLabel.append(weight)
     const floor = el('span', 'floor')
-    actions.append(pause, end, weightLabel, floor)
+    actions.append(pause, end, weightLabel)
+    if (job.class === 'live') {
+      // The capacity below which dedicated devices start (empty: the job's own, from its rounds).
+      const floorLabel = el('label', 'floor-set', 'floor ')
+      const floorInput = el('input') as HTMLInputElement
+      floorInput.type = 'number'
+      floorInput.min = '0'
+      floorInput.step = 'any'
+      floorInput.placeholder = 'auto'
+      floorInput.setAttribute('aria-label', `floor of job ${job.jobId}, units per second`)
+      floorInput.addEventListener('change', () => {
+        const value = floorInput.value.trim() === '' ? null : Number(floorInput.value)
+        if (value === null || value >= 0) this.act({ action: 'floor', jobId: job.jobId, unitsPerSec: value })
+      })
+      floorLabel.append(floorInput)
+      actions.append(floorLabel)
+    }
+    actions.append(floor)
     const plot = el('div', 'job-chart')
     element.append(head, figures, actions, plot)
     this.list.append(element)
@@ -127,7 +144,7 @@ export class JobCards {
         axes: [
           { stroke: '#b8bfcc', grid: { stroke: '#2a2f3a' } },
           { scale: 'units', stroke: '#e0af68', grid: { stroke: '#2a2f3a' }, size: 70 },
-          { scale: 'ms', side: 1, stroke: '#f7768e', grid: { show: false }, size: 50 },
+          { scale: 'ms', side: 1, stroke: '#f7768e', grid: { show: false }, size: 64 },
         ],
       },
       data,
