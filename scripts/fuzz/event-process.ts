@@ -34,6 +34,8 @@ export interface FuzzEventReady {
   /** The runs dashboard (its origin) and its key. */
   dashboard: string
   dashboardKey: string
+  /** The operator's console link (`/console/<event>/<operator token>`). */
+  consoleLink: string
   relayAddrs: string[]
   coordinatorPeerId: string
   topics: string[]
@@ -155,6 +157,7 @@ if (process.argv[1] === import.meta.filename) {
     recordings: recordings.url,
     dashboard: new URL(dashboard.url).origin,
     dashboardKey: new URL(dashboard.url).searchParams.get('key')!,
+    consoleLink: event.consoleLink,
     relayAddrs: event.relay.getMultiaddrs().map(String),
     coordinatorPeerId: event.node.peerId.toString(),
     topics: [...Object.values(eventTopics(event.event)), ...Object.values(resultTopics(event.event))],

@@ -13,7 +13,7 @@ import { connectWebSocket } from '../../peer/recorder/websocket-connection.ts'
 import { holdWebRTC } from '../../peer/protocol/webrtc-hold.ts'
 import { recorderLikeWebm } from '../bench/recording.ts'
 import type { FuzzDiagnostics, FuzzEventReady } from './event-process.ts'
-import { hostileHttpRequest, signalingMessages, uploadSession } from './inputs.ts'
+import { consoleActionBody, hostileHttpRequest, signalingMessages, uploadSession } from './inputs.ts'
 import {
   type FuzzRecording,
   rtcUploadCase,
@@ -105,6 +105,7 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
       casesByTarget[target] = (casesByTarget[target] ?? 0) + 1
       if (!verdict.ok) failures.push({ target, why: verdict.why, input: abbreviate(input) })
     }
+    const consolePath = new URL(event.ready.consoleLink).pathname
     const uploadUrl = `${event.ready.recordings.replace(/^http/, 'ws')}/api/recordings/upload`
     const signalUrl = `${event.ready.signaling.replace(/^http/, 'ws')}/signal?token=${tokenOf(event.ready.joinLinks.participant!)}`
     let recording = await createRecording(event.ready)
@@ -136,6 +137,12 @@ export async function runFuzz(init: FuzzInit): Promise<FuzzReport> {
             target: `${request.target}${request.target.includes('?') ? '&' : '?'}key=${event.ready.dashboardKey}`,
           }
           record('http:dashboard-keyed', await sendHttp(event.ready.dashboard, keyed), keyed)
+        }
+      // The console's actions past its token: hostile bodies from someone who has the console link.
+      if (only === undefined || only === 'http')
+        for (const [request, body] of sample(fc.tuple(hostileHttpRequest, consoleActionBody), 3)) {
+          const keyed = { ...request, method: 'POST', target: `${consolePath}/api/actions`, body }
+          record('http:console-keyed', await sendHttp(event.ready.signaling, keyed), keyed)
         }
       for (const messages of sample(
         signalingMessages(() => []),

@@ -71,6 +71,11 @@ const knownPaths = [
   '/api/runs/fuzz/priority',
   '/api/runs/../../x/priority',
   '/dashboard.js',
+  '/console/x/y.z',
+  '/console/x/y.z/stream',
+  '/console/x/y.z/api/actions',
+  '/console/x/y.z/api/recordings',
+  '/console/../../x',
   '*',
   'http://evil.example/',
 ]
@@ -260,3 +265,31 @@ export const uploadSession: fc.Arbitrary<UploadStep[]> = fc.array(
   ),
   { minLength: 1, maxLength: 10 },
 )
+
+/**
+ * Actions a stranger holding the console link might post: well-formed ones aimed at jobs and
+ * participants that do not exist (a fuzzer must not end the event it fuzzes), links minted with any
+ * expiry, and every kind of malformed one.
+ */
+export const consoleActionBody: fc.Arbitrary<Uint8Array> = fc
+  .oneof(
+    fc
+      .record(
+        {
+          action: fc.constantFrom('pause', 'resume', 'end', 'weight', 'remove', 'floor', 'link', 'nope'),
+          jobId: fc.oneof(fc.string({ maxLength: 120 }), fc.integer(), fc.constant(null)),
+          participantId: fc.string({ maxLength: 120 }),
+          reason: fc.oneof(fc.string({ maxLength: 600 }), fc.constant('')),
+          weight: fc.oneof(fc.double(), fc.integer(), fc.string()),
+          unitsPerSec: fc.oneof(fc.double(), fc.constant(null), fc.constant(-1)),
+          role: fc.constantFrom('participant', 'recorder', 'operator', 'viewer', ''),
+          ttlSeconds: fc.oneof(fc.integer(), fc.double(), fc.constant(1e30)),
+        },
+        { requiredKeys: ['action'] },
+      )
+      .map((o) =>
+        JSON.stringify('jobId' in o && typeof o.jobId === 'string' ? { ...o, jobId: `fuzz-${o.jobId}` } : o),
+      ),
+    hostileJsonText,
+  )
+  .map((text) => new TextEncoder().encode(text))

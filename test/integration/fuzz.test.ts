@@ -19,6 +19,7 @@ describe('the fuzzer of our own protocols', () => {
       'http:recordings',
       'http:dashboard',
       'http:dashboard-keyed',
+      'http:console-keyed',
       'ws:signaling',
       'ws:signaling-server-peer',
       'ws:upload',
