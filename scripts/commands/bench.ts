@@ -1,3 +1,4 @@
+import { type ConsoleBenchReport, runConsoleBench } from '../bench/console.ts'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
@@ -140,8 +141,9 @@ Options:
   --skip-recording  leave out the recording figures
   --skip-trust    leave out the vertex job's validation figures
   --skip-trust-match  leave out the match run's validation figures
+  --skip-console  leave out the operator console's figures (1,000 simulated participants)
   --only LIST     only these sections (and the core figures), comma-separated: simulation, mesh,
-                  jobs, browser, matching, pool, runs, trust, trust-match, recording
+                  jobs, browser, matching, pool, runs, trust, trust-match, recording, console
   --recording-minutes 1,10,60
                   the recording lengths to measure              [default: 1,10,60]
   --chromium-flags "FLAGS"
@@ -163,6 +165,7 @@ const sections = [
   'trust',
   'trust-match',
   'recording',
+  'console',
 ] as const
 
 /** `crowdmesh bench`. */
@@ -184,6 +187,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'skip-recording': { type: 'boolean' },
       'skip-trust': { type: 'boolean' },
       'skip-trust-match': { type: 'boolean' },
+      'skip-console': { type: 'boolean' },
       only: { type: 'string' },
       'recording-minutes': { type: 'string' },
       'chromium-flags': { type: 'string' },
@@ -315,6 +319,14 @@ export async function benchCommand(args: string[]): Promise<void> {
     ? undefined
     : runMatchTrustBench({ onProgress: (d, t) => trustMatchBar.update(d, t) })
   trustMatchBar.done()
+  const consoleBar = progressBar('console', { quiet: json })
+  const consoleFigures = skip('console')
+    ? undefined
+    : await runConsoleBench({
+        ...(chromiumFlags !== undefined && { chromiumFlags }),
+        onProgress: (d, t) => consoleBar.update(d, t),
+      })
+  consoleBar.done()
   const recordingBar = progressBar('recordings', { quiet: json })
   const recording = skip('recording')
     ? undefined
@@ -429,6 +441,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     ...(runs !== undefined && runsFigures(runs)),
     ...(trust !== undefined && { 'trust.vertex': trust }),
     ...(trustMatch !== undefined && { 'trust.match': trustMatch }),
+    ...(consoleFigures !== undefined && { console: consoleFigures }),
     targets: {
       'cpuWorker.vertexViewsPerSecPerCore': 5_000_000,
       'aggregator.resultsPerSec': 20_000_000,
@@ -497,6 +510,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       (runs === undefined ? '' : runsTable(runs)) +
       (trust === undefined ? '' : `${trustTable(trust).join('\n')}\n`) +
       (trustMatch === undefined ? '' : `${matchTrustTable(trustMatch).join('\n')}\n`) +
+      (consoleFigures === undefined ? '' : consoleTable(consoleFigures)) +
       (recording === undefined
         ? ''
         : `  recording.publishToPlayableMs       ${Object.entries(publish)
@@ -508,6 +522,20 @@ export async function benchCommand(args: string[]): Promise<void> {
             : `  recording.baselineStopToPlayableMs  10 min: ${Math.round(baseline10.stopToPlayableMs)} ms (upload ${Math.round(baseline10.uploadMs)} ms on loopback + processing ${Math.round(baseline10.processMs)} ms): ` +
               `${Math.round(baseline10.stopToPlayableMs / publishMs(10))}× slower (${mark(baseline10.stopToPlayableMs >= 20 * publishMs(10))} ≥ 20×)\n`)) +
       `  written to ${outFile}\n`,
+  )
+}
+
+/** The console's figures against their targets (≤ 1 s to show a change, ≤ 16 ms a frame). */
+function consoleTable(c: ConsoleBenchReport): string {
+  const mark = (ok: boolean) => (ok ? 'meets' : 'MISSES')
+  const ms = (s: { p50: number; p95: number; max: number }) => `p50 ${s.p50} / p95 ${s.p95} / max ${s.max} ms`
+  return (
+    `  console.joinDelayMs                 ${ms(c.joinDelayMs)} with ${c.participants} participants (${mark(c.joinDelayMs.max <= 1000)} ≤ 1 s)\n` +
+    `  console.leaveDelayMs                ${ms(c.leaveDelayMs)} (${mark(c.leaveDelayMs.max <= 1000)} ≤ 1 s)\n` +
+    `  console.renderMs                    ${ms(c.renderMs)} per snapshot of ${c.participants} rows (${mark(c.renderMs.p95 <= 16)} ≤ 16 ms at p95)\n` +
+    `  console.scrollFrameMs               ${ms(c.scrollFrameMs)}, ${c.scrollFrameMs.over17ms} of ${c.scrollFrameMs.n} frames over 17 ms (${mark(c.scrollFrameMs.p95 <= 17)} 60 Hz at p95; not scrolling: p50 ${c.stillFrameMs.p50} / p95 ${c.stillFrameMs.p95} ms)\n` +
+    `  console.scrollDrawMs                ${ms(c.scrollDrawMs)} of script per scroll frame (${mark(c.scrollDrawMs.p95 <= 16)} ≤ 16 ms at p95); sort ${c.sortMs} ms\n` +
+    `  console.snapshot                    ${Math.round(c.snapshotBytes / 1024)} KiB, built in p50 ${c.snapshotBuildMs.p50} / p95 ${c.snapshotBuildMs.p95} ms, beside ${c.resultsPerSec} results/s\n`
   )
 }
 

@@ -25,6 +25,13 @@ interface ConsoleProbe {
   /** Milliseconds each snapshot took to apply and draw, the last 1,000. */
   renderMs: number[]
   lastError: string | undefined
+  /**
+   * Scrolls the devices table a row and a half a frame for `ms` and answers each frame's interval
+   * (the console benchmark's frame time while scrolling); `still`: the same without scrolling.
+   */
+  scroll(ms: number, still?: boolean): Promise<number[]>
+  /** How long each draw of the devices table took, ms (the last 1,000). */
+  drawMs: number[]
 }
 
 declare global {
@@ -34,7 +41,31 @@ declare global {
 }
 
 const base = location.pathname.replace(/\/+$/, '')
-const probe: ConsoleProbe = { snapshots: 0, firstSeen: {}, goneAt: {}, renderMs: [], lastError: undefined }
+const probe: ConsoleProbe = {
+  drawMs: [],
+  snapshots: 0,
+  firstSeen: {},
+  goneAt: {},
+  renderMs: [],
+  lastError: undefined,
+  scroll: (ms, still = false) =>
+    new Promise((resolve) => {
+      const scroller = document.querySelector<HTMLElement>('.devices-scroll')!
+      const intervals: number[] = []
+      let last = performance.now()
+      const end = last + ms
+      const step = (now: number) => {
+        intervals.push(now - last)
+        last = now
+        if (!still)
+          scroller.scrollTop =
+            scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight ? 0 : scroller.scrollTop + 45
+        if (now < end) requestAnimationFrame(step)
+        else resolve(intervals.slice(1))
+      }
+      requestAnimationFrame(step)
+    }),
+}
 window.crowdmeshConsole = probe
 
 const main = el('main', 'console')
@@ -49,6 +80,7 @@ const message = el('p', 'message')
 message.setAttribute('role', 'status')
 const jobs = new JobCards((action) => void act(action))
 const devices = new DevicesTable((participantId) => askRemoval(participantId))
+probe.drawMs = devices.drawMs
 const links = linksPanel()
 const recordings = recordingsPanel()
 main.append(header, alerts, message, jobs.element, devices.element, links, recordings)
