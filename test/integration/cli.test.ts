@@ -148,6 +148,11 @@ describe('crowdmesh CLI', () => {
       .map((line) => JSON.parse(line))
     expect(events[0]).toMatchObject({ type: 'ready', dataset: 'templeSR', cameras: 16, grid: 48 })
     expect(events[0].joinLink).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/join\/[\w-]+\/[\w.-]+$/)
+    // The operator's console at the event's own address, with the operator link's token.
+    expect(events[0].consoleLink).toMatch(
+      new RegExp(`^${events[0].signaling}/console/${events[0].event}/[\\w.-]+$`),
+    )
+    expect(events[0].webApp).toBe(true)
     expect(events.filter((e) => e.type === 'participant' && e.joined).length).toBe(2)
     expect(events.some((e) => e.type === 'progress')).toBe(true)
     const outcome = events.find((e) => e.type === 'frameOutcome')

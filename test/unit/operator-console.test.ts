@@ -8,6 +8,8 @@ import type { JobSpec, TaskBase } from '../../peer/jobs/kind.ts'
 import { DedicatedDevices } from '../../peer/mesh/dedicated-devices.ts'
 import { consoleDefaults, dedicatedDefaults } from '../../peer/protocol/defaults.ts'
 import { LiveCrowd } from '../../peer/simulator/live-crowd.ts'
+import { terminalQr } from '../../peer/console/qr.ts'
+import jsQRModule from 'jsqr'
 import { manualClock } from '../support/manual-clock.ts'
 
 /*
@@ -209,5 +211,35 @@ describe('the operator console', () => {
     expect(launched).toBe(4)
     void pool.stop()
     crowd.stop()
+  })
+
+  it("the terminal's QR code of a join link decodes to the link", () => {
+    const link = `http://192.168.1.20:40001/join/e1a2b3c4/${'eyJldmVudCI6ImUxYTJiM2M0Iiwicm9sZSI6InBhcnRpY2lwYW50In0'.repeat(2)}.sig-_0`
+    // Each character holds two modules, top and bottom: the terminal's foreground is light.
+    const lines = terminalQr(link)
+      .split('\n')
+      .map((line) => line.replaceAll(String.fromCharCode(27), '').replace(/\[[\d;]*m/g, ''))
+    const light: Record<string, [boolean, boolean]> = {
+      '█': [true, true],
+      ' ': [false, false],
+      '▀': [true, false],
+      '▄': [false, true],
+    }
+    const width = lines[0]!.length
+    const rows = lines.flatMap((line) => [0, 1].map((half) => [...line].map((c) => light[c]![half]!)))
+    const scale = 4
+    const rgba = new Uint8ClampedArray(width * scale * rows.length * scale * 4)
+    for (const [y, row] of rows.entries())
+      for (const [x, isLight] of row.entries())
+        for (let dy = 0; dy < scale; dy++)
+          for (let dx = 0; dx < scale; dx++) {
+            const at = ((y * scale + dy) * width * scale + x * scale + dx) * 4
+            rgba.fill(isLight ? 255 : 0, at, at + 3)
+            rgba[at + 3] = 255
+          }
+    // Not inverted: a phone reads dark modules as dark.
+    expect(
+      jsQRModule.default(rgba, width * scale, rows.length * scale, { inversionAttempts: 'dontInvert' })?.data,
+    ).toBe(link)
   })
 })
