@@ -28,12 +28,12 @@ export class Metrics {
   render(): string {
     const lines: string[] = []
     for (const [name, series] of this.counters) {
-      lines.push(`# HELP ${name} ${help[name] ?? name.replace(/_/g, ' ')}`)
+      lines.push(`# HELP ${name} ${signalingMetricHelp[name] ?? name.replace(/_/g, ' ')}`)
       lines.push(`# TYPE ${name} counter`)
       for (const [labels, value] of series) lines.push(`${name}${labels} ${value}`)
     }
     for (const [name, value] of this.gauges) {
-      lines.push(`# HELP ${name} ${help[name] ?? name.replace(/_/g, ' ')}`)
+      lines.push(`# HELP ${name} ${signalingMetricHelp[name] ?? name.replace(/_/g, ' ')}`)
       lines.push(`# TYPE ${name} gauge`)
       lines.push(`${name} ${value}`)
     }
@@ -42,7 +42,7 @@ export class Metrics {
 }
 
 /** What each of the signaling server's series means (`# HELP`). */
-const help: Record<string, string> = {
+export const signalingMetricHelp: Record<string, string> = {
   crowdmesh_signaling_requests_total: 'HTTP requests answered, by status.',
   crowdmesh_signaling_events_created_total: 'Events created.',
   crowdmesh_signaling_bootstraps_total: 'Bootstraps handed to joining peers.',

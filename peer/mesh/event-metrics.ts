@@ -18,7 +18,7 @@ export class EventMetrics {
   readonly registry = new Registry()
   private readonly unlisten: (() => void)[] = []
 
-  constructor(coordinator: Coordinator, host: CoordinatorHost) {
+  constructor(coordinator: Coordinator, host: Pick<CoordinatorHost, 'connected'>) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry })
     const leases = new Counter({
