@@ -11,6 +11,7 @@ import { repoRoot } from '../support/fixtures.ts'
  * A Node participant's (and the coordinator checker's) video source: a video behind http is
  * downloaded once and fingerprinted from disk. Two downloads begun in the same tick once got the same
  * file name, so one video overwrote the other and an honest participant was refuted by the checker.
+ * A range of segments decodes only its span, and must give what the whole video gives.
  */
 
 const dataset = join(repoRoot, '..', 'shared', 'data', 'video-matching')
@@ -44,6 +45,22 @@ describe('videos fetched over http', () => {
     for (const [i, { name, duration }] of ranges.entries()) {
       const local = await fingerprintFile(join(dataset, name), range(duration))
       expect(fetched[i]!.fingerprints, name).toEqual(local.fingerprints)
+    }
+  })
+
+  it("a task's range gives the whole video's fingerprints bit for bit, wherever it starts", async () => {
+    // A 10 fps video: after a seek, its first frame may fall up to 0.1 s past the seek point. The fps
+    // filter once started its instants at that frame, a frame or two late, so a one-segment check
+    // of an honest task differed by up to 125 bits and the coordinator accused an honest participant.
+    const path = join(dataset, 'distractors', 'one-by-one-person-detection.mp4')
+    const { duration } = await probeVideo(path)
+    const whole = await fingerprintFile(path, { first: 0, count: 30, duration })
+    const key = (f: { segment: number; phase: number }) => `${f.segment}/${f.phase}`
+    const expected = new Map(whole.fingerprints.map((f) => [key(f), f]))
+    for (const first of [3, 19, 20, 22, 24]) {
+      const one = await fingerprintFile(path, { first, count: 1, duration })
+      expect(one.fingerprints.length).toBeGreaterThan(0)
+      for (const f of one.fingerprints) expect(f, key(f)).toEqual(expected.get(key(f)))
     }
   })
 })

@@ -89,7 +89,10 @@ export async function fingerprintFile(
   const { decodeSize, sampleFps } = fingerprintFormat
   const frameBytes = decodeSize * decodeSize
   // A range decodes only its span: ffmpeg seeks accurately (it decodes from the keyframe before and
-  // drops what precedes), and the fps filter's instants then fall on the whole decode's.
+  // drops what precedes), and the fps filter's instants are anchored at the seek point
+  // (`start_time=0`), so they fall on the whole decode's. Unanchored, they started at the first
+  // frame kept, up to a source frame after the seek point: a frame or two late at 10 fps, and a
+  // range's fingerprints then differed from the whole video's by up to 125 bits.
   const span =
     init.count !== undefined && init.duration !== undefined
       ? decodeSpan({ first: init.first ?? 0, count: init.count })
@@ -117,10 +120,11 @@ export async function fingerprintFile(
     '0:v:0',
     '-an',
     '-sn',
-    // Samples at fixed instants (a copy at another frame rate gives the same instants), then averages
-    // each frame down to the decoded size: area scaling is what a box filter in the page matches.
+    // Samples at fixed instants counted from the decode's start (a copy at another frame rate gives
+    // the same instants), then averages each frame down to the decoded size: area scaling is what a
+    // box filter in the page matches.
     '-vf',
-    `fps=${sampleFps},scale=${decodeSize}:${decodeSize}:flags=area,format=gray`,
+    `fps=${sampleFps}:start_time=0,scale=${decodeSize}:${decodeSize}:flags=area,format=gray`,
     '-frames:v',
     String(Math.ceil(matchDefaults.maxVideoSeconds * sampleFps) + 1),
     '-f',
