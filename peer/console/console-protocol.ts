@@ -139,3 +139,21 @@ export interface ConsoleRecording {
   bytes: number | null
   shareUrl: string
 }
+
+/** What the page measured, for tests and the console benchmark (`crowdmesh bench --only console`). */
+export interface ConsoleProbe {
+  snapshots: number
+  /** Wall-clock ms (epoch) when each participant was first drawn, and when it was last seen gone. */
+  firstSeen: Record<string, number>
+  goneAt: Record<string, number>
+  /** Milliseconds each snapshot took to apply and draw, the last 1,000. */
+  renderMs: number[]
+  lastError: string | undefined
+  /**
+   * Scrolls the devices table a row and a half a frame for `ms` and answers each frame's interval
+   * (the console benchmark's frame time while scrolling); `still`: the same without scrolling.
+   */
+  scroll: (ms: number, still?: boolean) => Promise<number[]>
+  /** How long each draw of the devices table took, ms (the last 1,000). */
+  drawMs: number[]
+}

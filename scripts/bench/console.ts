@@ -1,3 +1,5 @@
+import type { Page } from 'playwright-core'
+import type { ConsoleProbe } from '../../peer/console/console-protocol.ts'
 import { Coordinator } from '../../peer/coordinator/coordinator.ts'
 import { ledgerSinks } from '../../peer/coordinator/frame-sink.ts'
 import { serveConsole } from '../../peer/console/console-routes.ts'
@@ -158,17 +160,9 @@ export async function runConsoleBench(init: ConsoleBenchInit = {}): Promise<Cons
       progress()
     }
 
-    const still = await page.evaluate(() =>
-      (
-        window as unknown as { crowdmeshConsole: { scroll(ms: number, still: boolean): Promise<number[]> } }
-      ).crowdmeshConsole.scroll(3000, true),
-    )
+    const still = await page.evaluate(() => window.crowdmeshConsole.scroll(3000, true))
     const drawsBefore = (await probe(page)).drawMs.length
-    const scroll = await page.evaluate(() =>
-      (
-        window as unknown as { crowdmeshConsole: { scroll(ms: number): Promise<number[]> } }
-      ).crowdmeshConsole.scroll(3000),
-    )
+    const scroll = await page.evaluate(() => window.crowdmeshConsole.scroll(3000))
     const draws = (await probe(page)).drawMs.slice(drawsBefore)
     const sortMs = await page.evaluate(() => {
       const heading = document.querySelector<HTMLButtonElement>('.devices-head .c-rttMs')!
@@ -210,16 +204,11 @@ export async function runConsoleBench(init: ConsoleBenchInit = {}): Promise<Cons
   }
 }
 
-interface Probe {
-  snapshots: number
-  firstSeen: Record<string, number>
-  goneAt: Record<string, number>
-  renderMs: number[]
-  drawMs: number[]
-}
-
-async function probe(page: import('playwright-core').Page): Promise<Probe> {
-  return page.evaluate(() => (window as unknown as { crowdmeshConsole: Probe }).crowdmeshConsole)
+async function probe(page: Page): Promise<Omit<ConsoleProbe, 'scroll'>> {
+  return page.evaluate(() => {
+    const { scroll: _scroll, ...measured } = window.crowdmeshConsole
+    return measured
+  })
 }
 
 /** Results counted from now on: a function answering the rate since. */

@@ -5,6 +5,7 @@ import parsePrometheus from 'parse-prometheus-text-format'
 import type { Browser, Page } from 'playwright-core'
 import { PNG } from 'pngjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ConsoleProbe } from '../../peer/console/console-protocol.ts'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { type ImageFilterJob, imageFilterKind } from '../../peer/jobs/image-filter/index.ts'
 import type { JobSpec } from '../../peer/jobs/kind.ts'
@@ -43,14 +44,11 @@ const processes: ParticipantProcess[] = []
 const joinedAt = new Map<string, number>()
 const leftAt = new Map<string, number>()
 
-interface Probe {
-  snapshots: number
-  firstSeen: Record<string, number>
-  goneAt: Record<string, number>
-  renderMs: number[]
-  lastError: string | undefined
-}
-const probe = (): Promise<Probe> => consolePage.evaluate(() => window.crowdmeshConsole)
+const probe = (): Promise<Omit<ConsoleProbe, 'scroll'>> =>
+  consolePage.evaluate(() => {
+    const { scroll: _scroll, ...measured } = window.crowdmeshConsole
+    return measured
+  })
 
 async function until<T>(read: () => Promise<T> | T, ok: (value: T) => boolean, what: string, ms = 60_000) {
   const deadline = performance.now() + ms

@@ -1,6 +1,7 @@
 import type {
   ConsoleAction,
   ConsoleAlert,
+  ConsoleProbe,
   ConsoleRecording,
   ConsoleSnapshot,
 } from '../../console/console-protocol.ts'
@@ -15,24 +16,6 @@ import './console.css'
  * the devices table; actions are posted to `<link>/api/actions`. The link's token is the operator's
  * credential, so the page never sends it anywhere else and nothing of it is cached.
  */
-
-/** What the page measured, for tests and the console benchmark (`crowdmesh bench --only console`). */
-interface ConsoleProbe {
-  snapshots: number
-  /** Wall-clock ms (epoch) when each participant was first drawn, and when it was last seen gone. */
-  firstSeen: Record<string, number>
-  goneAt: Record<string, number>
-  /** Milliseconds each snapshot took to apply and draw, the last 1,000. */
-  renderMs: number[]
-  lastError: string | undefined
-  /**
-   * Scrolls the devices table a row and a half a frame for `ms` and answers each frame's interval
-   * (the console benchmark's frame time while scrolling); `still`: the same without scrolling.
-   */
-  scroll(ms: number, still?: boolean): Promise<number[]>
-  /** How long each draw of the devices table took, ms (the last 1,000). */
-  drawMs: number[]
-}
 
 declare global {
   interface Window {
