@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
+import parsePrometheus from 'parse-prometheus-text-format'
 import { type RecordingServer, startRecordingServer } from '../../peer/server/recording-server.ts'
 import { encodeChunk, type ToRecorder, toRecorderSchema } from '../../peer/server/upload-protocol.ts'
 import {
@@ -137,6 +138,19 @@ describe('the server peer takes recordings', () => {
     // A published recording takes no more bytes.
     const late = await recorder.chunk(3, offset, bytes(10, 4))
     expect(late).toMatchObject({ type: 'error', code: 'published' })
+    // The server peer's metrics (Prometheus text format) counted the bytes, the upload and the publish.
+    const metrics = parsePrometheus(await (await fetch(`${server.url}/metrics`)).text())
+    const value = (name: string, labels: Record<string, string> = {}) =>
+      (metrics.find((f) => f.name === name)?.metrics ?? [])
+        .filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
+        .reduce((sum, m) => sum + Number(m.value ?? 0), 0)
+    expect(
+      value('crowdmesh_recording_bytes_received_total', { transport: 'websocket' }),
+    ).toBeGreaterThanOrEqual(offset)
+    expect(value('crowdmesh_recording_uploads_total', { transport: 'websocket' })).toBeGreaterThanOrEqual(1)
+    expect(value('crowdmesh_recordings_published_total')).toBeGreaterThanOrEqual(1)
+    expect(value('crowdmesh_recording_refusals_total', { code: 'published' })).toBeGreaterThanOrEqual(1)
+    expect(value('crowdmesh_recording_storage_bytes')).toBeGreaterThan(0)
   })
 
   it('refuses a chunk at the wrong offset (a gap or an overlap) with where to resume, and goes on', async () => {
