@@ -17,6 +17,7 @@ import { startEvent } from '../../peer/mesh/event.ts'
 import { videosIn } from './match.ts'
 import { buildWebApp, webAppBuilt } from '../../signaling/web-app.ts'
 import { terminalQr } from '../../peer/console/qr.ts'
+import { consoleRecordings } from '../../peer/console/console-recordings.ts'
 import { commandLauncher } from '../../peer/mesh/dedicated-devices.ts'
 import { configureLogs } from '../../peer/protocol/logger.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
@@ -226,18 +227,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
           await event.stop()
           throw error
         })
-  if (recordings !== undefined)
-    event.console.attachRecordings({
-      list: async (max) =>
-        (await recordings.list(max)).map((meta) => ({
-          id: meta.id,
-          state: meta.state,
-          createdAt: meta.createdAt,
-          bytes: meta.finalBytes ?? null,
-          shareUrl: `${recordings.url}/v/${meta.shareId}`,
-        })),
-      storage: () => recordings.storage(),
-    })
+  if (recordings !== undefined) event.console.attachRecordings(consoleRecordings(recordings))
   const participants: ParticipantProcess[] = []
   try {
     // A signal while the event was starting: stop it at once.

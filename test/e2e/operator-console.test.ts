@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import jsQRModule from 'jsqr'
 import parsePrometheus from 'parse-prometheus-text-format'
@@ -12,6 +13,8 @@ import type { JobSpec } from '../../peer/jobs/kind.ts'
 import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
+import { consoleRecordings } from '../../peer/console/console-recordings.ts'
+import { startRecordingServer } from '../../peer/server/recording-server.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { repoRoot, templeDir } from '../support/fixtures.ts'
@@ -98,7 +101,31 @@ afterAll(async () => {
 })
 
 describe('the operator console', () => {
-  it('refuses anyone without the operator link', async () => {
+  it("lists the event's recordings with their share links", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'crowdmesh-console-recordings-'))
+    const server = await startRecordingServer({ root })
+    try {
+      event.console.attachRecordings(consoleRecordings(server))
+      const created = (await (
+        await fetch(`${server.url}/api/recordings`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${server.recorderKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ mimeType: 'video/webm;codecs=vp9' }),
+        })
+      ).json()) as { shareId: string }
+      await consolePage.click('.recordings-refresh')
+      const item = consolePage.locator('.recordings-list li.recording')
+      await item.first().waitFor()
+      expect(await item.count()).toBe(1)
+      expect(await item.first().getAttribute('class')).toContain('recording recording')
+      expect(await item.locator('a').getAttribute('href')).toBe(`${server.url}/v/${created.shareId}`)
+    } finally {
+      await server.close()
+      await rm(root, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses anyone without the operator link, and a 17th console at once', async () => {
     const participantToken = event.joinLink.split('/').at(-1)!
     const asParticipant = await fetch(`${event.signaling.url}/console/${event.event}/${participantToken}`)
     expect(asParticipant.status).toBe(403)
@@ -110,6 +137,24 @@ describe('the operator console', () => {
     })
     expect(action.status).toBe(400)
     expect(event.coordinator.jobs.map((j) => j.jobId)).toContain(live)
+    // 16 consoles may watch at once (the page is one): the 17th is refused, and the page carries on.
+    const watching = await Promise.all(
+      Array.from({ length: 15 }, async () => {
+        const controller = new AbortController()
+        const response = await fetch(`${event.consoleLink}/stream`, { signal: controller.signal })
+        expect(response.status).toBe(200)
+        return controller
+      }),
+    )
+    expect((await fetch(`${event.consoleLink}/stream`)).status).toBe(429)
+    for (const controller of watching) controller.abort()
+    await until(
+      () => event.console.viewers,
+      (n) => n === 1,
+      'the streams closed',
+    )
+    const before = (await probe()).snapshots
+    await until(probe, (p) => p.snapshots > before, 'the page to carry on')
   })
 
   it('a QR code decodes to a working join link; its participant shows within 1 s of joining; removing it closes its connection with the reason', async () => {
