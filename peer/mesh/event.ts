@@ -18,11 +18,9 @@ import { CrowdmeshError } from '../protocol/errors.ts'
 import { type FrameKey, generateFrameKey } from '../protocol/frame-keys.ts'
 import { type Logger, logger as makeLogger } from '../protocol/logger.ts'
 import { CoordinatorHost, type HostLimits } from './coordinator-host.ts'
-import { serveConsole } from '../console/console-routes.ts'
-import { EventConsole } from '../console/event-console.ts'
-import { EventMetrics } from './event-metrics.ts'
-import { DedicatedDevices, type DedicatedLauncher } from './dedicated-devices.ts'
-import { ParticipantProcess } from './participant-process.ts'
+import type { EventConsole } from '../console/event-console.ts'
+import type { DedicatedDevices, DedicatedLauncher } from './dedicated-devices.ts'
+import { startOperatorParts } from './event-operator.ts'
 import { type FrameStore, type ImageInput, startFrameStore } from './frame-store.ts'
 import { createMeshNode, type MeshNode } from './node.ts'
 
@@ -256,12 +254,15 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
     await coordinatorHost.start()
     stops.push(['host', () => coordinatorHost.stop()])
     signaling.setBootstrap(event, { coordinatorPeerId: node.peerId.toString(), relayAddrs })
-    const eventConsole = new EventConsole({
+    // The operator's side: the console, the metrics and dedicated devices.
+    const operator = startOperatorParts({
       event,
-      coordinator: coordinator,
+      signaling,
+      coordinator,
       host: coordinatorHost,
-      clock: systemClock,
-      mintLink: (role, ttlSeconds) => signaling.mintLink(event, role, ttlSeconds),
+      dedicatedLink: (link) =>
+        verifyJoinToken(link.slice(link.lastIndexOf('/') + 1), tokenSecret, { event }).jti,
+      ...(init.dedicated !== undefined && { dedicated: init.dedicated }),
       // Every participant reaches the relay first, from its own address; the host sees relayed WebRTC.
       addressOf: (participantId) => {
         const remote = relay.getConnections(peerIdFromString(participantId))[0]?.remoteAddr.toString()
@@ -277,49 +278,7 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
             : 'down',
       }),
     })
-    const eventMetrics = new EventMetrics(coordinator, coordinatorHost)
-    const detachMetrics = signaling.attachMetrics(() => eventMetrics.render())
-    stops.push([
-      'metrics',
-      () => {
-        detachMetrics()
-        eventMetrics.close()
-        return Promise.resolve()
-      },
-    ])
-    let dedicated: DedicatedDevices | undefined
-    if (init.dedicated !== undefined && init.dedicated.max > 0) {
-      // Their own link: the host labels them by it, so they are shown as dedicated and never
-      // counted as crowd.
-      const link = signaling.mintLink(event, 'participant')
-      const label = verifyJoinToken(link.slice(link.lastIndexOf('/') + 1), tokenSecret, { event }).jti
-      const pool = new DedicatedDevices({
-        coordinator: coordinator,
-        connected: () => coordinatorHost.connected(),
-        clock: systemClock,
-        link,
-        label,
-        max: init.dedicated.max,
-        launch:
-          init.dedicated.launch ??
-          ((joinLink) => new ParticipantProcess(joinLink, { dutyCycle: 1, cores: 1 })),
-        ...(init.dedicated.floors !== undefined && { floors: init.dedicated.floors }),
-      })
-      dedicated = pool
-      eventConsole.attachDedicated(pool)
-      stops.push(['dedicated devices', () => pool.stop()])
-    }
-    const detachConsole = signaling.attachConsole(event, {
-      serve: (rest, request, response) => serveConsole(eventConsole, rest, request, response),
-    })
-    stops.push([
-      'console',
-      () => {
-        detachConsole()
-        eventConsole.close()
-        return Promise.resolve()
-      },
-    ])
+    stops.push(['console, metrics and dedicated devices', () => operator.stop()])
     log(`event ${event} ready: ${joinLinks.participant}`)
 
     const firstJob = init.coordinator.jobs[0]!.spec.jobId
@@ -333,9 +292,9 @@ export async function startEvent<T = unknown>(init: EventInit<T>): Promise<Runni
       joinLink: joinLinks.participant,
       joinLinks,
       signaling,
-      console: eventConsole,
+      console: operator.console,
       consoleLink,
-      dedicated,
+      dedicated: operator.dedicated,
       get relay() {
         return relay
       },
