@@ -144,6 +144,51 @@ describe('the operator console', () => {
     crowd.stop()
   })
 
+  it('alerts on a quarantined participant (for a while), the recordings near their quota and the relay down', () => {
+    const live = imageJob('show')
+    const { coordinator, time, crowd } = setup([{ spec: live, kind: imageFilterKind, class: 'live' }])
+    let relay: 'up' | 'down' = 'up'
+    const eventConsole = new EventConsole({
+      event: 'e1',
+      coordinator: coordinator,
+      host: crowd,
+      clock: time.clock,
+      mintLink: () => '',
+      health: () => ({ turn: 'up', relay }),
+      minParticipants: 0,
+    })
+    let used = 10
+    eventConsole.attachRecordings({
+      list: () => Promise.resolve([]),
+      storage: () => ({ usedBytes: used, maxTotalBytes: 100 }),
+    })
+    expect(eventConsole.snapshot().alerts).toEqual([])
+    used = 95
+    relay = 'down'
+    // The coordinator's own event, as its validation emits it when a check refutes a result.
+    coordinator.emit('participantQuarantined', {
+      participantId: 'peer-liar-0001',
+      reason: 'a wrong colour',
+      withdrawn: 2,
+    })
+    const alerts = eventConsole.snapshot().alerts
+    expect(alerts.map((a) => [a.id, a.level])).toEqual([
+      ['relay', 'error'],
+      ['disk', 'warning'],
+      ['quarantined:peer-liar-0001', 'warning'],
+    ])
+    expect(alerts[2]!.text).toMatch(/quarantined: a wrong colour/)
+    used = 100
+    expect(eventConsole.snapshot().alerts.find((a) => a.id === 'disk')?.level).toBe('error')
+    // A condition's start is kept while it lasts; the quarantine alert goes after its time.
+    time.advance(consoleDefaults.quarantineAlertMs + 1000)
+    const later = eventConsole.snapshot().alerts
+    expect(later.map((a) => a.id)).toEqual(['relay', 'disk'])
+    expect(later[0]!.sinceS).toBe(alerts[0]!.sinceS)
+    eventConsole.close()
+    crowd.stop()
+  })
+
   it('dedicated devices start while the crowd is short of a floor, one at a time, and stop with hysteresis', () => {
     const live = imageJob('show')
     const { coordinator, time, crowd } = setup([{ spec: live, kind: imageFilterKind, class: 'live' }])
