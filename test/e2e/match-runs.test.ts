@@ -162,15 +162,21 @@ describe('match runs served from the pool', () => {
       .url as string
     const page = await openDashboard(url)
     // The operator raises the run's priority on the page: the pool's waiting tasks take it.
+    // The page redraws each run every second: a redraw between typing and Enter sends the old value
+    // from a new input. The operator sees it and types again; so does the test.
     const priority = page.locator('section.run[data-run="demo"] input[name="priority"]')
-    await priority.fill('7')
-    await priority.press('Enter')
-    await until('the new priority in the pool', () =>
+    const prioritySet = () =>
       poolQuery<{ priority: number }>(`SELECT priority FROM run_priorities WHERE run = 'demo'`)[0]
         ?.priority === 7
         ? true
-        : undefined,
-    )
+        : undefined
+    for (let attempt = 1; ; attempt++) {
+      await priority.fill('7')
+      if ((await priority.inputValue()) === '7') await priority.press('Enter')
+      const set = await until('the new priority in the pool', prioritySet, 10_000).catch(() => false)
+      if (set) break
+      if (attempt === 5) throw new Error('the new priority never reached the pool')
+    }
     const stale = poolQuery<{ n: number }>(
       `SELECT COUNT(*) AS n FROM tasks WHERE state IN (0, 1) AND priority != 7`,
     )
