@@ -16,7 +16,9 @@ const help = `Usage: crowdmesh eval --dataset DIR [options]
 
 Colours the target space from every view but one, renders the coloured vertices into the held-out
 camera (z-buffered splats) and compares the rendering with the real photograph: silhouette IoU
-(object = mean brightness > 0.19) and PSNR where both show the object.
+(object = mean brightness > 0.19) and PSNR where both show the object. Every method is rendered the
+same two ways: with 1-pixel splats (psnr, iou: the contract figures) and with blended voxel
+footprints (footprint.psnr, footprint.iou), so methods compare on one harness.
 
 Options:
   --dataset DIR        a Middlebury-format data set (<name>_par.txt, images, README.txt), or
@@ -25,13 +27,14 @@ Options:
   --bbox x0,y0,z0,x1,y1,z1
                        the target space's box (default: the "(x y z)" lines of README.txt)
   --grid N             vertices per axis, N³ in all                            [default: 128]
-  --holdout V          the view left out: image name or 0-based index in _par.txt order
-                       (default: every view in turn, and the means over them)
+  --holdout V[,V…]     the views left out, one at a time: image names or 0-based indices in
+                       _par.txt order (default: every view in turn), and the means over them
   --out DIR            where outcome.ply and the renderings go     [default: out/eval-<name>-<N>]
   --participants N     participant threads                          [default: one per core]
-  --method M           "occlusion" (crowdmesh's rule) or "naive" (the reference method: visual
-                       hull, mean over all views, 1-pixel splats)           [default: occlusion]
-  --json               print one JSON object (psnr, iou, coloredVertices, totalVertices, seconds, …)
+  --method M           "occlusion" (crowdmesh's rule), "naive" (the reference method: visual
+                       hull, mean over all views), or "both", in the same run [default: occlusion]
+  --json               print one JSON object (psnr, iou, footprint, coloredVertices, totalVertices,
+                       seconds, views, and with --method both each method's under methods)
   -h, --help           show this help
 `
 
@@ -68,56 +71,52 @@ export async function evalCommand(args: string[]): Promise<void> {
   const out = resolve(stringOption(values, 'out') ?? join('out', `eval-${dataset.name}-${grid}`))
   const holdout = stringOption(values, 'holdout')
   const method = stringOption(values, 'method') ?? 'occlusion'
-  if (method !== 'occlusion' && method !== 'naive')
-    throw new UsageError(`--method must be occlusion or naive, got "${method}"`)
-  const views = holdout === undefined ? dataset.cameras : [resolveHoldout(dataset, holdout)]
+  if (method !== 'occlusion' && method !== 'naive' && method !== 'both')
+    throw new UsageError(`--method must be occlusion, naive or both, got "${method}"`)
+  const methods: ('occlusion' | 'naive')[] = method === 'both' ? ['occlusion', 'naive'] : [method]
+  const views =
+    holdout === undefined
+      ? dataset.cameras
+      : holdout.split(',').map((one) => resolveHoldout(dataset, one.trim()))
 
   const started = performance.now()
-  const scores: HoldoutScore[] = []
   const bar = progressBar(`eval ${dataset.name} ${grid}³`, { quiet: json && !process.stderr.isTTY })
-  for (const [i, view] of views.entries()) {
-    const score = await evaluateHoldout(dataset, view, {
-      grid,
-      ...(participants !== undefined && { participants }),
-      ...(method === 'naive' && naiveMethod),
-      onProgress: (done, total) => bar.update(i + done / total, views.length),
-    })
-    await writeImage(out, `${view.name}-rendering.png`, score.sideBySide)
-    if (views.length === 1) await writeOutcomePly(out, score.job.space, score.outcome)
-    scores.push(score)
-    if (!json) {
-      process.stderr.write(
-        `${process.stderr.isTTY ? '\r\x1b[K' : ''}  ${view.name}: PSNR ${score.psnr.toFixed(2)} dB, IoU ${score.iou.toFixed(3)}, ` +
-          `${score.colouredVertices} coloured vertices, ${score.seconds.toFixed(1)}s\n`,
-      )
+  const steps = views.length * methods.length
+  const reports = []
+  for (const [m, name] of methods.entries()) {
+    const scores: HoldoutScore[] = []
+    for (const [i, view] of views.entries()) {
+      const score = await evaluateHoldout(dataset, view, {
+        grid,
+        ...(participants !== undefined && { participants }),
+        ...(name === 'naive' && naiveMethod),
+        onProgress: (done, total) => bar.update(m * views.length + i + done / total, steps),
+      })
+      const prefix = methods.length === 1 ? view.name : `${view.name}-${name}`
+      await writeImage(out, `${prefix}-rendering.png`, score.sideBySide)
+      if (views.length === 1 && m === 0) await writeOutcomePly(out, score.job.space, score.outcome)
+      scores.push(score)
+      if (!json) {
+        process.stderr.write(
+          `${process.stderr.isTTY ? '\r\x1b[K' : ''}  ${view.name}${methods.length === 1 ? '' : ` (${name})`}: PSNR ${score.psnr.toFixed(2)} dB, IoU ${score.iou.toFixed(3)} ` +
+            `(footprint: ${score.footprint.psnr.toFixed(2)} dB, ${score.footprint.iou.toFixed(3)}), ` +
+            `${score.colouredVertices} coloured vertices, ${score.seconds.toFixed(1)}s\n`,
+        )
+      }
     }
+    reports.push(methodReport(name, scores))
   }
   bar.done()
-  const mean = (f: (s: HoldoutScore) => number) => scores.reduce((a, s) => a + f(s), 0) / scores.length
   const report = {
     dataset: dataset.name,
     grid,
     holdout: views.length === 1 ? views[0]!.name : 'each',
+    // The first method's figures at the top (what scripts read), every method's with `both`.
+    ...reports[0]!,
     method,
-    psnr: round(
-      mean((s) => s.psnr),
-      3,
-    ),
-    iou: round(
-      mean((s) => s.iou),
-      4,
-    ),
-    coloredVertices: Math.round(mean((s) => s.colouredVertices)),
-    totalVertices: scores[0]!.totalVertices,
+    ...(methods.length > 1 && { methods: reports }),
+    totalVertices: grid ** 3,
     seconds: round((performance.now() - started) / 1000, 2),
-    views: scores.map((s) => ({
-      view: s.view,
-      index: s.index,
-      psnr: round(s.psnr, 3),
-      iou: round(s.iou, 4),
-      coloredVertices: s.colouredVertices,
-      seconds: round(s.seconds, 2),
-    })),
     out,
   }
   let groundTruth: SyntheticScore | undefined
@@ -128,7 +127,7 @@ export async function evalCommand(args: string[]): Promise<void> {
       dataset,
       grid,
       ...(participants !== undefined && { participants }),
-      ...(method === 'naive' && {
+      ...(methods[0] === 'naive' && {
         outcomeRule: naiveMethod.outcomeRule!,
         minCoverage: naiveMethod.minCoverage!,
         backgroundBrightness: naiveMethod.backgroundBrightness!,
@@ -143,14 +142,57 @@ export async function evalCommand(args: string[]): Promise<void> {
   } else {
     process.stdout.write(
       `${dataset.name} at ${grid}³, ${views.length === 1 ? `holding out ${views[0]!.name}` : `each of ${views.length} views held out`}:\n` +
-        `  mean PSNR ${report.psnr.toFixed(2)} dB, mean IoU ${report.iou.toFixed(3)}, ` +
-        `${report.coloredVertices} of ${report.totalVertices} vertices coloured, ${report.seconds}s\n` +
+        reports
+          .map(
+            (r) =>
+              `  ${r.method}: mean PSNR ${r.psnr.toFixed(2)} dB, mean IoU ${r.iou.toFixed(3)} (1-pixel splats); ` +
+              `footprint splats ${r.footprint.psnr.toFixed(2)} dB, ${r.footprint.iou.toFixed(3)}; ` +
+              `${r.coloredVertices} of ${grid ** 3} vertices coloured\n`,
+          )
+          .join('') +
+        `  ${report.seconds}s\n` +
         (groundTruth === undefined
           ? ''
           : `  ground truth (all views): ${(groundTruth.surfaceAccuracy * 100).toFixed(1)} % of surface vertices within ` +
             `±${groundTruth.colourTolerance}, ${(groundTruth.freeSpaceColoured * 100).toFixed(2)} % of free space coloured\n`) +
         `  outcome and renderings in ${out}\n`,
     )
+  }
+}
+
+/** One method's figures over the views: means, and each view's. */
+function methodReport(method: 'occlusion' | 'naive', scores: HoldoutScore[]) {
+  const mean = (f: (s: HoldoutScore) => number) => scores.reduce((a, s) => a + f(s), 0) / scores.length
+  return {
+    method,
+    psnr: round(
+      mean((s) => s.psnr),
+      3,
+    ),
+    iou: round(
+      mean((s) => s.iou),
+      4,
+    ),
+    footprint: {
+      psnr: round(
+        mean((s) => s.footprint.psnr),
+        3,
+      ),
+      iou: round(
+        mean((s) => s.footprint.iou),
+        4,
+      ),
+    },
+    coloredVertices: Math.round(mean((s) => s.colouredVertices)),
+    views: scores.map((s) => ({
+      view: s.view,
+      index: s.index,
+      psnr: round(s.psnr, 3),
+      iou: round(s.iou, 4),
+      footprint: { psnr: round(s.footprint.psnr, 3), iou: round(s.footprint.iou, 4) },
+      coloredVertices: s.colouredVertices,
+      seconds: round(s.seconds, 2),
+    })),
   }
 }
 
