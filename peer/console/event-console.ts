@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events'
+import { listen } from '../protocol/listen.ts'
 import type { Coordinator, FrameReport } from '../coordinator/coordinator.ts'
 import type { CoordinatorHost } from '../mesh/coordinator-host.ts'
 import type { Clock } from '../protocol/clock.ts'
@@ -110,11 +111,8 @@ export class EventConsole {
     this.tracks = new JobTracks(this.clock)
     const { coordinator, host } = init
     // Typed emitters of several event maps: each listener is registered and removed alike.
-    const on = (emitter: object, name: string, listener: (...args: never[]) => void) => {
-      const target = emitter as EventEmitter
-      target.on(name, listener as (...args: unknown[]) => void)
-      this.unlisten.push(() => target.off(name, listener as (...args: unknown[]) => void))
-    }
+    const on = (emitter: object, name: string, listener: (...args: never[]) => void) =>
+      this.unlisten.push(listen(emitter, name, listener))
     on(coordinator, 'frameComplete', (_outcome: unknown, report: FrameReport) => this.tracks.round(report))
     on(coordinator, 'frameDropped', (report: FrameReport) => this.tracks.round(report))
     on(coordinator, 'blockDone', ({ block, threads }: { block: { jobId: string }; threads: number }) =>
@@ -210,7 +208,7 @@ export class EventConsole {
         Math.round((now - link.connectedAt) / 1000),
       ])
     }
-    const jobs: ConsoleJob[] = coordinator.jobStates().map((job) => ({
+    const jobs: ConsoleJob[] = states.map((job) => ({
       jobId: job.jobId,
       kind: job.kind,
       class: job.class,

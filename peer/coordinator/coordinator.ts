@@ -29,7 +29,7 @@ import type {
 } from './coordinator-contract.ts'
 import { LeaseBook, type LeaseRecord } from './lease-book.ts'
 import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
-import { type JobSlot, openSlot, pickSlot } from './job-slots.ts'
+import { type JobSlot, leastShare, openSlot, pickSlot, reweigh, slotState } from './job-slots.ts'
 import { ResultValidation } from './result-validation.ts'
 import type { RoundWork } from './work-queue.ts'
 
@@ -178,8 +178,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
    * cancelled (`leaseCancelled`), and late results for them refused. Other jobs carry on.
    */
   endJob(jobId: string): void {
-    const slot = this.slotsByJob.get(jobId)
-    if (slot === undefined) throw new UnknownJobError(`job ${jobId} is not running`)
+    const slot = this.slotOf(jobId)
     for (const work of [...slot.queue.inOrder()])
       this.emit('frameDropped', this.endFrame(slot, work, true, 'job ended'))
     this.slots.delete(slot.id)
@@ -207,8 +206,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     slot.paused = false
     // Its pass is taken to the least of its class, as a new job's: a long pause earns no flood.
     const peers = this.slotList.filter((s) => s !== slot && s.class === slot.class && !s.paused)
-    if (peers.length > 0)
-      slot.granted = Math.max(slot.granted, Math.min(...peers.map((s) => s.granted / s.weight)) * slot.weight)
+    slot.granted = Math.max(slot.granted, leastShare(peers, slot.weight))
     this.emit('jobResumed', jobId)
     this.emit('workQueued')
     this.offerWork()
@@ -219,26 +217,13 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
    * pass is kept, so the change applies from now on rather than repaying the past.
    */
   setWeight(jobId: string, weight: number): void {
-    const slot = this.slotOf(jobId)
-    if (!(weight > 0) || !Number.isFinite(weight))
-      throw new CrowdmeshError(`job ${jobId}: weight must be a number above 0`)
-    slot.granted = (slot.granted / slot.weight) * weight
-    slot.weight = weight
+    reweigh(this.slotOf(jobId), weight)
     this.emit('jobWeighted', { jobId, weight })
   }
 
   /** Every job running now, as the operator's console shows it. */
   jobStates(): JobState[] {
-    return this.slotList.map((slot) => ({
-      jobId: slot.spec.jobId,
-      kind: slot.tag,
-      class: slot.class,
-      weight: slot.weight,
-      paused: slot.paused,
-      live: slot.live !== undefined,
-      openRounds: slot.queue.size,
-      queuedUnits: slot.queue.queuedUnits,
-    }))
+    return this.slotList.map(slotState)
   }
 
   /** The management table alone (`statistics().participants`, without copying the round reports). */
@@ -264,8 +249,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
    */
   addInput(jobId: string, frameIndex: number, input: unknown): void {
     if (this.stopped) throw new CrowdmeshError('the coordinator is stopped')
-    const slot = this.slotsByJob.get(jobId)
-    if (slot === undefined) throw new UnknownJobError(`job ${jobId} is not running`)
+    const slot = this.slotOf(jobId)
     const now = this.clock.now()
     const existing = slot.queue.frame(frameIndex)
     if (existing !== undefined) {

@@ -9,7 +9,7 @@ import type {
 import { CrowdmeshError } from '../protocol/errors.ts'
 import { parseMessage } from '../protocol/schemas.ts'
 import type { SizerLimits, TaskCost } from './block-sizer.ts'
-import type { JobInit, LiveMode, RoundSource } from './coordinator-contract.ts'
+import type { JobInit, JobState, LiveMode, RoundSource } from './coordinator-contract.ts'
 import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
 import type { Contribution } from './validation.ts'
 import { WorkQueue } from './work-queue.ts'
@@ -74,7 +74,6 @@ export function openSlot<T>(
   const jobClass = init.class ?? (init.live !== undefined ? 'live' : 'batch')
   const weight = init.weight ?? 1
   if (!(weight > 0)) throw new CrowdmeshError(`job ${spec.jobId}: weight must be above 0`)
-  const peers = running.filter((s) => s.class === jobClass)
   return {
     id,
     spec,
@@ -101,7 +100,40 @@ export function openSlot<T>(
     duplicateThreads: new Map(),
     validator: init.validator,
     replicas: [],
-    granted: peers.length === 0 ? 0 : Math.min(...peers.map((s) => s.granted / s.weight)) * weight,
+    granted: leastShare(
+      running.filter((s) => s.class === jobClass),
+      weight,
+    ),
+  }
+}
+
+/**
+ * The reference units granted that put a job of `weight` level with the least-served of `peers` (0
+ * when there are none): where a new or resumed job starts, so it neither waits nor floods.
+ */
+export function leastShare<T>(peers: readonly JobSlot<T>[], weight: number): number {
+  return peers.length === 0 ? 0 : Math.min(...peers.map((s) => s.granted / s.weight)) * weight
+}
+
+/** Gives a job a new weight, keeping its stride pass: the change applies from now on. */
+export function reweigh<T>(slot: JobSlot<T>, weight: number): void {
+  if (!(weight > 0) || !Number.isFinite(weight))
+    throw new CrowdmeshError(`job ${slot.spec.jobId}: weight must be a number above 0`)
+  slot.granted = (slot.granted / slot.weight) * weight
+  slot.weight = weight
+}
+
+/** A job as the operator's console shows it. */
+export function slotState<T>(slot: JobSlot<T>): JobState {
+  return {
+    jobId: slot.spec.jobId,
+    kind: slot.tag,
+    class: slot.class,
+    weight: slot.weight,
+    paused: slot.paused,
+    live: slot.live !== undefined,
+    openRounds: slot.queue.size,
+    queuedUnits: slot.queue.queuedUnits,
   }
 }
 

@@ -132,11 +132,21 @@ export class DedicatedDevices extends EventEmitter<DedicatedEvents> {
   /** Each live job with a floor: what it needs, and what the crowd (dedicated ones apart) computes. */
   floors(): Map<string, { needed: number; capacity: number }> {
     const out = new Map<string, { needed: number; capacity: number }>()
-    const { crowd } = this.capacities()
+    for (const [jobId, { needed, capacity }] of this.floorsOf(this.capacities()))
+      out.set(jobId, { needed, capacity })
+    return out
+  }
+
+  /** `floors()` from capacities measured once, with each job's kind. */
+  private floorsOf(
+    capacities: ReturnType<DedicatedDevices['capacities']>,
+  ): Map<string, { needed: number; capacity: number; kind: string }> {
+    const out = new Map<string, { needed: number; capacity: number; kind: string }>()
     for (const job of this.init.coordinator.jobStates()) {
       if (job.class !== 'live' || job.paused) continue
       const needed = this.floorOf(job.jobId)
-      if (needed > 0) out.set(job.jobId, { needed, capacity: crowd.get(job.kind) ?? 0 })
+      if (needed > 0)
+        out.set(job.jobId, { needed, capacity: capacities.crowd.get(job.kind) ?? 0, kind: job.kind })
     }
     return out
   }
@@ -155,12 +165,12 @@ export class DedicatedDevices extends EventEmitter<DedicatedEvents> {
   check(): void {
     if (this.stopped) return
     const now = this.init.clock.now()
-    const floors = this.floors()
-    const { dedicated, newest, measured } = this.capacities()
+    const capacities = this.capacities()
+    const { dedicated, newest, measured } = capacities
+    const floors = this.floorsOf(capacities)
     let below = false
     let surplus = floors.size > 0
-    for (const [jobId, floor] of floors) {
-      const kind = this.kindOf(jobId)
+    for (const { kind, ...floor } of floors.values()) {
       const withDedicated = floor.capacity + (dedicated.get(kind) ?? 0)
       if (withDedicated < floor.needed) below = true
       // Without the newest dedicated participant, the job would still have its floor and the margin.
@@ -251,10 +261,6 @@ export class DedicatedDevices extends EventEmitter<DedicatedEvents> {
     // Processes are not tied to peer ids: the oldest ones count as the measured ones.
     for (const r of this.running.slice(0, measuredDedicated)) measured.add(r)
     return { crowd, dedicated, newest, measured }
-  }
-
-  private kindOf(jobId: string): string {
-    return this.init.coordinator.jobStates().find((j) => j.jobId === jobId)?.kind ?? ''
   }
 
   /** The operator's floor, or the job's own from its measured round rate and round size. */

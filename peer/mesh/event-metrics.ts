@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'node:events'
+import { listen } from '../protocol/listen.ts'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Coordinator, FrameReport } from '../coordinator/coordinator.ts'
 import type { ValidationCounters } from '../coordinator/validation.ts'
@@ -137,11 +137,8 @@ export class EventMetrics {
       },
     })
 
-    const on = (name: string, listener: (...args: never[]) => void) => {
-      const emitter = coordinator as unknown as EventEmitter
-      emitter.on(name, listener as (...args: unknown[]) => void)
-      this.unlisten.push(() => emitter.off(name, listener as (...args: unknown[]) => void))
-    }
+    const on = (name: string, listener: (...args: never[]) => void) =>
+      this.unlisten.push(listen(coordinator, name, listener))
     on('leaseGranted', ({ jobId }: { jobId: string }) => leases.inc({ job: jobId }))
     on('leaseRequeued', (lease: { block: { jobId: string } }) => requeued.inc({ job: lease.block.jobId }))
     on('blockDone', ({ block, threads }: { block: { jobId: string }; threads: number }) => {

@@ -92,35 +92,29 @@ export class JobCards {
         }, 4000)
       }
     })
-    const weightLabel = el('label', 'weight', 'weight ')
-    const weight = el('input') as HTMLInputElement
-    weight.type = 'number'
-    weight.min = '0.01'
-    weight.max = '1000'
-    weight.step = 'any'
+    const weightLabel = numberField('weight', 'weight', `weight of job ${job.jobId}`, {
+      min: '0.01',
+      max: '1000',
+    })
+    const weight = weightLabel.querySelector('input')!
     weight.value = String(job.weight)
-    weight.setAttribute('aria-label', `weight of job ${job.jobId}`)
     weight.addEventListener('change', () => {
       const value = Number(weight.value)
       if (value >= 0.01 && value <= 1000) this.act({ action: 'weight', jobId: job.jobId, weight: value })
     })
-    weightLabel.append(weight)
     const floor = el('span', 'floor')
     actions.append(pause, end, weightLabel)
     if (job.class === 'live') {
       // The capacity below which dedicated devices start (empty: the job's own, from its rounds).
-      const floorLabel = el('label', 'floor-set', 'floor ')
-      const floorInput = el('input') as HTMLInputElement
-      floorInput.type = 'number'
-      floorInput.min = '0'
-      floorInput.step = 'any'
-      floorInput.placeholder = 'auto'
-      floorInput.setAttribute('aria-label', `floor of job ${job.jobId}, units per second`)
+      const floorLabel = numberField('floor-set', 'floor', `floor of job ${job.jobId}, units per second`, {
+        min: '0',
+        placeholder: 'auto',
+      })
+      const floorInput = floorLabel.querySelector('input')!
       floorInput.addEventListener('change', () => {
         const value = floorInput.value.trim() === '' ? null : Number(floorInput.value)
         if (value === null || value >= 0) this.act({ action: 'floor', jobId: job.jobId, unitsPerSec: value })
       })
-      floorLabel.append(floorInput)
       actions.append(floorLabel)
     }
     actions.append(floor)
@@ -182,6 +176,23 @@ export class JobCards {
 
 function chartSize(card: HTMLElement): { width: number; height: number } {
   return { width: Math.max(260, card.clientWidth - 24), height: 180 }
+}
+
+/** A labelled number input: `<label class="…">text <input type=number></label>`. */
+function numberField(
+  className: string,
+  text: string,
+  ariaLabel: string,
+  attributes: { min: string; max?: string; placeholder?: string },
+): HTMLElement {
+  const label = el('label', className, `${text} `)
+  const input = el('input') as HTMLInputElement
+  input.type = 'number'
+  input.step = 'any'
+  Object.assign(input, attributes)
+  input.setAttribute('aria-label', ariaLabel)
+  label.append(input)
+  return label
 }
 
 function setText(element: HTMLElement, text: string): void {
