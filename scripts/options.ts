@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { loadMiddlebury, type MultiViewDataset, parseBox } from '../peer/datasets/middlebury.ts'
 import { defaultScene, writeSyntheticDataset } from '../peer/datasets/synthetic.ts'
+import { texturedScene, type TexturedVariant, writeTexturedDataset } from '../peer/datasets/textured-scene.ts'
 
 /** A command line that cannot be understood; the CLI prints it with a pointer to `--help`. */
 export class UsageError extends Error {
@@ -96,10 +97,19 @@ export function defaultDataset(): string | undefined {
   return candidates.find((c): c is string => typeof c === 'string' && existsSync(join(c, 'templeSR_par.txt')))
 }
 
+/** The generated data sets a command can name by a word, and the folder each is rendered into once. */
+export const generatedDatasets = {
+  synthetic: { folder: 'crowdmesh-synthetic-v1', par: 'synthetic_par.txt' },
+  arches: { folder: 'crowdmesh-archesRing-v1', par: 'archesRing_par.txt' },
+  pots: { folder: 'crowdmesh-potsRing-v1', par: 'potsRing_par.txt' },
+} as const
+
 /**
- * Loads the data set a command names: a folder, the word `synthetic` (the generated scene, rendered
- * into a temporary folder), or nothing: templeSparseRing from the shared data folder, falling back
- * to the synthetic scene (and saying so) where that is missing.
+ * Loads the data set a command names: a folder; a generated scene by its word (`synthetic`, the
+ * flat-coloured solids scored against their ground truth; `arches` or `pots`, photoreal textured
+ * scenes on a sparse ring like templeSparseRing), rendered into a temporary folder once; or nothing:
+ * templeSparseRing from the shared data folder, falling back to the synthetic scene (and saying so)
+ * where that is missing.
  */
 export async function resolveDataset(
   dir: string | undefined,
@@ -107,20 +117,23 @@ export async function resolveDataset(
   say: (line: string) => void,
 ): Promise<MultiViewDataset> {
   const box = bbox === undefined ? {} : { box: parseBox(bbox) }
-  if (dir !== undefined && dir !== 'synthetic') return loadMiddlebury(dir, box)
+  if (dir !== undefined && !Object.hasOwn(generatedDatasets, dir)) return loadMiddlebury(dir, box)
   if (dir === undefined) {
     const shared = defaultDataset()
     if (shared !== undefined) return loadMiddlebury(shared, box)
   }
-  // One folder for every run (the scene is deterministic), made whole before it is named: a run
+  const word = (dir ?? 'synthetic') as keyof typeof generatedDatasets
+  const { folder, par } = generatedDatasets[word]
+  // One folder for every run (the scenes are deterministic), made whole before it is named: a run
   // leaves nothing behind per process, and two runs at once never read a half-written scene.
-  const generated = join(tmpdir(), 'crowdmesh-synthetic-v1')
-  if (!existsSync(join(generated, 'synthetic_par.txt'))) {
+  const generated = join(tmpdir(), folder)
+  if (!existsSync(join(generated, par))) {
     say(
-      `${dir === undefined ? 'templeSparseRing not found; generating' : 'generating'} the synthetic scene in ${generated}`,
+      `${dir === undefined ? 'templeSparseRing not found; generating' : 'generating'} the ${word} scene in ${generated}`,
     )
     const staging = await mkdtemp(`${generated}-`)
-    await writeSyntheticDataset(defaultScene(), staging)
+    if (word === 'synthetic') await writeSyntheticDataset(defaultScene(), staging)
+    else await writeTexturedDataset(texturedScene({ variant: word satisfies TexturedVariant }), staging)
     await rename(staging, generated).catch(() => rm(staging, { recursive: true, force: true }))
   }
   return loadMiddlebury(generated, box)

@@ -1,18 +1,18 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { colouredVertices, type FrameOutcome } from '../peer/jobs/vertex/outcome.ts'
+import { type FrameOutcome, modelVertices } from '../peer/jobs/vertex/outcome.ts'
 import { encodePng } from '../peer/participant/png.ts'
 import type { TargetSpace } from '../peer/jobs/vertex/target-space.ts'
 import { encodePly } from '../peer/quality/ply.ts'
 
-/** Writes a frame outcome's coloured vertices as `dir/outcome.ply`; returns the path. */
+/** Writes a frame outcome's model (`modelVertices`: the surface and its coloured interior) as `dir/outcome.ply`; returns the path. */
 export async function writeOutcomePly(
   dir: string,
   space: TargetSpace,
   outcome: FrameOutcome,
 ): Promise<string> {
   await mkdir(dir, { recursive: true })
-  const { ids, rgb } = colouredVertices(outcome)
+  const { ids, rgb } = modelVertices(outcome)
   const path = join(dir, 'outcome.ply')
   await writeFile(path, encodePly(space, ids, rgb))
   return path

@@ -1,4 +1,4 @@
-import { colouredVertices, type FrameOutcome, type OutcomeRule } from '../jobs/vertex/outcome.ts'
+import { type FrameOutcome, modelVertices, type OutcomeRule } from '../jobs/vertex/outcome.ts'
 import type { MultiViewDataset } from '../datasets/middlebury.ts'
 import { runLocalJob } from '../jobs/vertex/run-job.ts'
 import { frameSource } from '../participant/frame-source.ts'
@@ -16,8 +16,8 @@ export const contractSplat: SplatStyle = { radius: 1, blendDepthVoxels: 0 }
 
 /**
  * The footprint renderer: each vertex's voxel footprint, blended over 1.5 voxels of depth. It smooths
- * colour, so it scores higher than the contract renderer for any method: reported beside the
- * contract figure (`footprint`), for every method alike, never in its place.
+ * colour and fills the gaps between 1-pixel splats: reported beside the contract figure
+ * (`footprint`), for every method alike, never in its place.
  */
 export const footprintSplat: SplatStyle = defaultSplatStyle
 
@@ -45,6 +45,8 @@ export interface HoldoutScore {
   /** The same outcome rendered with `footprintSplat`. */
   footprint: { psnr: number; iou: number }
   colouredVertices: number
+  /** Vertices of the model rendered: the coloured surface and the interior it colours. */
+  modelVertices: number
   totalVertices: number
   seconds: number
   job: VertexJob
@@ -79,7 +81,7 @@ export function resolveHoldout(dataset: MultiViewDataset, holdout: string): Came
 
 /**
  * Colours the grid from every view but `holdout` (through the real coordinator and participant
- * threads), renders the coloured vertices into the held-out camera with z-buffered splats and
+ * threads), renders the model (`modelVertices`) into the held-out camera with z-buffered splats and
  * compares with its photograph: silhouette IoU and PSNR where both show the object. Every method is
  * rendered by both renderers: the contract's (`psnr`, `iou`) and the footprint's (`footprint`).
  */
@@ -99,7 +101,7 @@ export async function evaluateHoldout(
     ...(init.signal !== undefined && { signal: init.signal }),
     ...(init.onProgress !== undefined && { onProgress: init.onProgress }),
   })
-  const { ids, rgb } = colouredVertices(run.outcome)
+  const { ids, rgb } = modelVertices(run.outcome)
   const rendering = renderSplats(run.job.space, holdout, ids, rgb, contractSplat)
   const footprint = renderSplats(run.job.space, holdout, ids, rgb, footprintSplat)
   const frame = dataset.frames.find((f) => f.cameraId === holdout.id)!
@@ -113,6 +115,7 @@ export async function evaluateHoldout(
     iou: score.iou,
     footprint: { psnr: footprintScore.psnr, iou: footprintScore.iou },
     colouredVertices: run.outcome.coloured,
+    modelVertices: ids.length,
     totalVertices: run.outcome.totalVertices,
     seconds: run.seconds,
     job: run.job,

@@ -21,9 +21,11 @@ same two ways: with 1-pixel splats (psnr, iou: the contract figures) and with bl
 footprints (footprint.psnr, footprint.iou), so methods compare on one harness.
 
 Options:
-  --dataset DIR        a Middlebury-format data set (<name>_par.txt, images, README.txt), or
-                       "synthetic": the generated scene, also scored against its ground truth
-                       (groundTruth.surfaceAccuracy within ±16, groundTruth.freeSpaceColoured)   [required]
+  --dataset DIR        a Middlebury-format data set (<name>_par.txt, images, README.txt), or a
+                       generated one: "arches" or "pots" (photoreal textured scenes, 16 views on
+                       one ring, like templeSparseRing), or "synthetic" (flat-coloured solids, also
+                       scored against their ground truth: groundTruth.surfaceAccuracy within ±16,
+                       groundTruth.freeSpaceColoured)                                         [required]
   --bbox x0,y0,z0,x1,y1,z1
                        the target space's box (default: the "(x y z)" lines of README.txt)
   --grid N             vertices per axis, N³ in all                            [default: 128]
@@ -33,7 +35,7 @@ Options:
   --participants N     participant threads                          [default: one per core]
   --method M           "occlusion" (crowdmesh's rule), "naive" (the reference method: visual
                        hull, mean over all views), or "both", in the same run [default: occlusion]
-  --json               print one JSON object (psnr, iou, footprint, coloredVertices, totalVertices,
+  --json               print one JSON object (psnr, iou, footprint, coloredVertices, modelVertices, totalVertices,
                        seconds, views, and with --method both each method's under methods)
   -h, --help           show this help
 `
@@ -184,6 +186,7 @@ function methodReport(method: 'occlusion' | 'naive', scores: HoldoutScore[]) {
       ),
     },
     coloredVertices: Math.round(mean((s) => s.colouredVertices)),
+    modelVertices: Math.round(mean((s) => s.modelVertices)),
     views: scores.map((s) => ({
       view: s.view,
       index: s.index,
@@ -191,6 +194,7 @@ function methodReport(method: 'occlusion' | 'naive', scores: HoldoutScore[]) {
       iou: round(s.iou, 4),
       footprint: { psnr: round(s.footprint.psnr, 3), iou: round(s.footprint.iou, 4) },
       coloredVertices: s.colouredVertices,
+      modelVertices: s.modelVertices,
       seconds: round(s.seconds, 2),
     })),
   }

@@ -8,7 +8,7 @@ import {
   imageFilterKind,
 } from '../../peer/jobs/image-filter/index.ts'
 import type { JobSpec } from '../../peer/jobs/kind.ts'
-import { colouredVertices, type FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
+import { type FrameOutcome, modelVertices } from '../../peer/jobs/vertex/outcome.ts'
 import { parseMessage } from '../../peer/protocol/schemas.ts'
 import type { FrameReport } from '../../peer/coordinator/coordinator.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
@@ -353,7 +353,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       const folder = frameIndices.length > 1 ? join(out, `frame-${outcome.frameIndex}`) : out
       const ply = await writeOutcomePly(folder, job.space, outcome)
       const camera = dataset.cameras[0]!
-      const { ids, rgb } = colouredVertices(outcome)
+      const { ids, rgb } = modelVertices(outcome)
       const rendering = renderSplats(job.space, camera, ids, rgb)
       const first = dataset.frames.find((f) => f.index === outcome.frameIndex && f.cameraId === camera.id)
       const photo = first === undefined ? undefined : await photos.get(first.imageUrl)
@@ -370,6 +370,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
           type: 'frameOutcome',
           frameIndex: outcome.frameIndex,
           colouredVertices: outcome.coloured,
+          modelVertices: ids.length,
           totalVertices: outcome.totalVertices,
           latencyMs: Math.round(report.latencyMs),
           reassignments: report.reassignments,

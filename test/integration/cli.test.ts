@@ -171,7 +171,9 @@ describe('crowdmesh CLI', () => {
     const outcome = events.find((e) => e.type === 'frameOutcome')
     expect(outcome).toMatchObject({ type: 'frameOutcome', frameIndex: 0, totalVertices: 48 ** 3 })
     expect(outcome.colouredVertices).toBeGreaterThan(500)
-    expect(decodePly(await readFile(outcome.ply)).rgb.length / 3).toBe(outcome.colouredVertices)
+    // The PLY holds the model: the coloured surface and the interior it colours.
+    expect(outcome.modelVertices).toBeGreaterThan(outcome.colouredVertices)
+    expect(decodePly(await readFile(outcome.ply)).rgb.length / 3).toBe(outcome.modelVertices)
     expect((await stat(outcome.rendering)).size).toBeGreaterThan(10_000)
   })
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import { defaultScene, writeSyntheticDataset } from '../../peer/datasets/synthetic.ts'
+import { Decision, modelVertices } from '../../peer/jobs/vertex/outcome.ts'
 import { runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { scoreSynthetic } from '../../peer/quality/synthetic-score.ts'
 
@@ -20,6 +21,29 @@ describe('synthetic scene with known ground truth', () => {
     expect(score.surfaceAccuracy).toBeGreaterThanOrEqual(0.955)
     expect(score.freeSpaceColoured).toBeLessThanOrEqual(0.001)
     expect(score.surfaceVertices).toBe(5014)
+
+    // The solid model: every interior vertex carries a colour spread from the surface (one of its
+    // 6-neighbours' colours), and the box's centre has the box's green.
+    const { decision, colour } = run.outcome
+    const [n] = run.job.space.resolution
+    const rgb = (v: number) => [colour[v * 3]!, colour[v * 3 + 1]!, colour[v * 3 + 2]!].join()
+    let interior = 0
+    for (let v = 0; v < decision.length; v++) {
+      if (decision[v] !== Decision.interior) continue
+      interior++
+      expect(rgb(v)).not.toBe('0,0,0')
+      const around = [v - 1, v + 1, v - n, v + n, v - n * n, v + n * n].filter(
+        (u) => decision[u] === Decision.coloured || decision[u] === Decision.interior,
+      )
+      expect(around.map(rgb)).toContain(rgb(v))
+    }
+    expect(interior).toBeGreaterThan(10_000)
+    const cell = (c: number) => Math.floor(((c + 1) / 2) * n)
+    const centre = cell(0.45) + n * (cell(0.25) + n * cell(-0.2))
+    expect(decision[centre]).toBe(Decision.interior)
+    const [r, g, b] = [0, 1, 2].map((k) => colour[centre * 3 + k]!)
+    expect(Math.max(Math.abs(r! - 60), Math.abs(g! - 200), Math.abs(b! - 80))).toBeLessThanOrEqual(24)
+    expect(modelVertices(run.outcome).ids.length).toBe(run.outcome.coloured + interior)
   })
 
   it('plain voting without the occlusion-aware pass scores worse (the pass earns its place)', async () => {

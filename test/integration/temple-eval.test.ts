@@ -22,14 +22,14 @@ describe('templeSparseRing, leave one out at 128³, both methods on one harness'
       scores.reduce((a, s) => a + f(s), 0) / scores.length
     const psnr = (s: HoldoutScore) => s.psnr
     const iou = (s: HoldoutScore) => s.iou
-    // Measured (README, "Quality, measured"): ours 19.22 dB / 0.838, naive 18.30 dB / 0.847. The
-    // issue's targets (naive + 2.0 dB, IoU ≥ naive − 0.01) are not met yet: these hold today's lead.
-    expect(mean(ours, psnr)).toBeGreaterThanOrEqual(mean(naive, psnr) + 0.8)
-    expect(mean(ours, iou)).toBeGreaterThanOrEqual(mean(naive, iou) - 0.02)
-    // The footprint renderer, for both methods alike: it smooths our colours (20.23 dB) and not the
-    // naive method's (18.24 dB), which is why a comparison across renderers flattered ours.
-    expect(mean(ours, (s) => s.footprint.psnr)).toBeGreaterThan(mean(ours, psnr) + 0.5)
-    expect(Math.abs(mean(naive, (s) => s.footprint.psnr) - mean(naive, psnr))).toBeLessThan(0.5)
+    // Measured (README, "Quality, measured"): ours 19.97 dB / 0.854, naive 18.30 dB / 0.847. The
+    // issue's PSNR target (naive + 2.0 dB) is not met yet: this holds today's lead; the IoU target is.
+    expect(mean(ours, psnr)).toBeGreaterThanOrEqual(mean(naive, psnr) + 1.5)
+    expect(mean(ours, iou)).toBeGreaterThanOrEqual(mean(naive, iou) - 0.01)
+    // The footprint renderer, for both methods alike: ours 20.23 dB, naive 18.24 dB.
+    expect(mean(ours, (s) => s.footprint.psnr)).toBeGreaterThan(mean(naive, (s) => s.footprint.psnr) + 1.5)
+    // The model is a solid: the surface and the interior it colours.
+    for (const s of ours) expect(s.modelVertices).toBeGreaterThan(2 * s.colouredVertices)
     for (const s of [...ours, ...naive]) {
       expect(s.psnr).toBeGreaterThan(16)
       expect(s.iou).toBeGreaterThan(0.75)
