@@ -345,31 +345,31 @@ function colourInterior(space: TargetSpace, out: MutableOutcome): void {
   const [nx, ny, nz] = space.resolution
   const sxy = nx * ny
   const { decision, colour } = out
-  let front: number[] = []
-  for (let v = 0; v < decision.length; v++) if (decision[v] === Decision.coloured) front.push(v)
+  // One queue for the whole search: each vertex enters it once, so it never holds more than the grid.
+  const queue = new Int32Array(decision.length)
+  let tail = 0
+  for (let v = 0; v < decision.length; v++) if (decision[v] === Decision.coloured) queue[tail++] = v
   const done = new Uint8Array(decision.length)
-  while (front.length > 0) {
-    const next: number[] = []
-    for (const v of front) {
-      const x = v % nx
-      const y = ((v - x) / nx) % ny
-      const z = (v - x - y * nx) / sxy
-      const reach = (u: number) => {
-        if (decision[u] !== Decision.interior || done[u] === 1) return
-        done[u] = 1
-        colour[u * 3] = colour[v * 3]!
-        colour[u * 3 + 1] = colour[v * 3 + 1]!
-        colour[u * 3 + 2] = colour[v * 3 + 2]!
-        next.push(u)
-      }
-      if (x > 0) reach(v - 1)
-      if (x < nx - 1) reach(v + 1)
-      if (y > 0) reach(v - nx)
-      if (y < ny - 1) reach(v + nx)
-      if (z > 0) reach(v - sxy)
-      if (z < nz - 1) reach(v + sxy)
+  for (let head = 0; head < tail; head++) {
+    const v = queue[head]!
+    const x = v % nx
+    const y = ((v - x) / nx) % ny
+    const z = (v - x - y * nx) / sxy
+    for (let side = 0; side < 6; side++) {
+      let u: number
+      if (side === 0) u = x > 0 ? v - 1 : -1
+      else if (side === 1) u = x < nx - 1 ? v + 1 : -1
+      else if (side === 2) u = y > 0 ? v - nx : -1
+      else if (side === 3) u = y < ny - 1 ? v + nx : -1
+      else if (side === 4) u = z > 0 ? v - sxy : -1
+      else u = z < nz - 1 ? v + sxy : -1
+      if (u < 0 || decision[u] !== Decision.interior || done[u] === 1) continue
+      done[u] = 1
+      colour[u * 3] = colour[v * 3]!
+      colour[u * 3 + 1] = colour[v * 3 + 1]!
+      colour[u * 3 + 2] = colour[v * 3 + 2]!
+      queue[tail++] = u
     }
-    front = next
   }
 }
 
