@@ -5,14 +5,18 @@ import { encodePng } from '../peer/participant/png.ts'
 import type { TargetSpace } from '../peer/jobs/vertex/target-space.ts'
 import { encodePly } from '../peer/quality/ply.ts'
 
-/** Writes a frame outcome's model (`modelVertices`: the surface and its coloured interior) as `dir/outcome.ply`; returns the path. */
+/**
+ * Writes a frame outcome's model (`modelVertices`: the surface and its coloured interior) as
+ * `dir/outcome.ply`; returns the path. A caller that has the model already passes it.
+ */
 export async function writeOutcomePly(
   dir: string,
   space: TargetSpace,
   outcome: FrameOutcome,
+  model = modelVertices(outcome),
 ): Promise<string> {
   await mkdir(dir, { recursive: true })
-  const { ids, rgb } = modelVertices(outcome)
+  const { ids, rgb } = model
   const path = join(dir, 'outcome.ply')
   await writeFile(path, encodePly(space, ids, rgb))
   return path

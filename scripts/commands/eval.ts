@@ -35,8 +35,9 @@ Options:
   --participants N     participant threads                          [default: one per core]
   --method M           "occlusion" (crowdmesh's rule), "naive" (the reference method: visual
                        hull, mean over all views), or "both", in the same run [default: occlusion]
-  --json               print one JSON object (psnr, iou, footprint, coloredVertices, modelVertices, totalVertices,
-                       seconds, views, and with --method both each method's under methods)
+  --json               print one JSON object (psnr, iou, footprint, coloredVertices, modelVertices,
+                       totalVertices, seconds, views, and with --method both each method's under
+                       methods)
   -h, --help           show this help
 `
 

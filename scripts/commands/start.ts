@@ -351,9 +351,10 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     })
     const writeFrame = async (outcome: FrameOutcome, report: FrameReport) => {
       const folder = frameIndices.length > 1 ? join(out, `frame-${outcome.frameIndex}`) : out
-      const ply = await writeOutcomePly(folder, job.space, outcome)
+      const model = modelVertices(outcome)
+      const ply = await writeOutcomePly(folder, job.space, outcome, model)
       const camera = dataset.cameras[0]!
-      const { ids, rgb } = modelVertices(outcome)
+      const { ids, rgb } = model
       const rendering = renderSplats(job.space, camera, ids, rgb)
       const first = dataset.frames.find((f) => f.index === outcome.frameIndex && f.cameraId === camera.id)
       const photo = first === undefined ? undefined : await photos.get(first.imageUrl)

@@ -400,6 +400,8 @@ function modalOf(classes: Uint16Array, k: number): [number, number] {
  */
 export function modelVertices(outcome: FrameOutcome): { ids: Uint32Array; rgb: Uint8Array } {
   const { decision, colour } = outcome
+  // The fill reaches every interior vertex (each lies inside a surface), and a surface colour is never
+  // black (it is the mean of foreground pixels): a coloured interior vertex is one the fill reached.
   const solid = (v: number) =>
     decision[v] === Decision.coloured ||
     (decision[v] === Decision.interior && colour[v * 3]! + colour[v * 3 + 1]! + colour[v * 3 + 2]! > 0)
