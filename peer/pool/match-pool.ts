@@ -289,10 +289,7 @@ export class MatchPool {
     if (known === undefined) {
       // Resumed: the list as it was, so the shards of tasks in the pool mean what they meant.
       const saved = await loadList(folder)
-      if (saved !== undefined) {
-        loaded.list = saved
-        await this.publishList(loaded)
-      }
+      if (saved !== undefined) await this.publishList(loaded, saved)
     }
     await this.referencesSettled(loaded)
     // Every user video fingerprinted has its match tasks (added again: the same ids add nothing).
@@ -568,8 +565,7 @@ export class MatchPool {
     // Kept before any task names its shards: a restart restores exactly this list.
     await saveList(loaded.folder, list)
     const before = loaded.list?.shards.length ?? 0
-    loaded.list = list
-    await this.publishList(loaded)
+    await this.publishList(loaded, list)
     this.addMatchTasks(
       loaded,
       loaded.entries.filter((e) => e.queryId !== undefined && loaded.urls.has(e.index)),
@@ -577,15 +573,21 @@ export class MatchPool {
     )
   }
 
-  /** Writes the list's references (with the URLs of this opening) and adds its match job. */
-  private async publishList(loaded: LoadedRun): Promise<void> {
-    const list = loaded.list!
-    if (list.order.length === 0) return
+  /**
+   * Writes the list's references (with the URLs of this opening), adds its match job, and only then
+   * makes it the run's list: a slice drawn meanwhile names the job of the list before, which exists
+   * (drawn under a version whose job is not added yet, it would be refused and count as an attempt).
+   */
+  private async publishList(loaded: LoadedRun, list: ReferenceShards): Promise<void> {
     const { run } = loaded.definition
     const jobId = runMatchJob(run, list.version)
     const coordinator = this.coordinator
-    if (coordinator === undefined) throw new CrowdmeshError('the match pool is not attached to a coordinator')
-    if (coordinator.kindOf(jobId) !== undefined) return
+    if (list.order.length > 0 && coordinator === undefined)
+      throw new CrowdmeshError('the match pool is not attached to a coordinator')
+    if (coordinator === undefined || list.order.length === 0 || coordinator.kindOf(jobId) !== undefined) {
+      loaded.list = list
+      return
+    }
     const references: ReferenceList = {
       references: list.order.map((index) => ({
         id: loaded.entries[index]!.refId!,
@@ -609,6 +611,7 @@ export class MatchPool {
       weight: 1,
       source: this.matchRounds,
     })
+    loaded.list = list
   }
 
   /**
