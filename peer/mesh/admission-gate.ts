@@ -32,6 +32,13 @@ export interface AdmissionGateInit {
   maxPeersPerLink?: number
   /** Peers admitted as soon as they connect, with no token and counted against no link (the event's coordinator on its relay). */
   trustedPeers?: readonly string[]
+  /**
+   * Whether the owner is still deciding about a peer when its time is up (the coordinator: a work
+   * stream within its own hello window). Such a peer's clock starts again instead: the owner's
+   * decision, with its clear answer on that stream, comes first, and the peer is still disconnected
+   * if it ends unadmitted. Once only: a peer that keeps opening streams gains one more period, no more.
+   */
+  deciding?: (peer: string) => boolean
 }
 
 /** What a gate reports. */
@@ -53,6 +60,7 @@ export class AdmissionGate extends EventEmitter<AdmissionGateEvents> {
   private readonly node: Libp2p
   private readonly verify: ((token: string) => string) | undefined
   private readonly trusted: ReadonlySet<string>
+  private readonly deciding: (peer: string) => boolean
   private readonly book: AdmissionBook
   private readonly clock: Clock
   private readonly log: Logger
@@ -66,6 +74,7 @@ export class AdmissionGate extends EventEmitter<AdmissionGateEvents> {
     this.admitTimeoutMs = init.admitTimeoutMs ?? meshDefaults.relayAdmitTimeoutMs
     this.book = new AdmissionBook(init.maxPeersPerLink ?? meshDefaults.maxPeersPerLink)
     this.trusted = new Set(init.trustedPeers ?? [])
+    this.deciding = init.deciding ?? (() => false)
     this.node = components.node
     this.clock = components.clock ?? systemClock
     this.log = components.logger ?? makeLogger('crowdmesh:mesh:admission')
@@ -177,19 +186,20 @@ export class AdmissionGate extends EventEmitter<AdmissionGateEvents> {
     this.settle(id, false)
   }
 
-  /** Starts `peer`'s admission clock, unless it runs already. */
-  private watch(peer: PeerId): void {
+  /** Starts `peer`'s admission clock, unless it runs already (`deferred`: its second and last period). */
+  private watch(peer: PeerId, deferred = false): void {
     const id = peer.toString()
     if (this.timers.has(id) || this.book.has(id)) return
     this.timers.set(
       id,
       this.clock.setTimer(() => {
         this.timers.delete(id)
-        if (!this.book.has(id))
-          this.refuse(
-            peer,
-            new AdmissionTimeoutError(`not admitted within ${this.admitTimeoutMs} ms of connecting`),
-          )
+        if (this.book.has(id)) return
+        if (!deferred && this.deciding(id)) return this.watch(peer, true)
+        this.refuse(
+          peer,
+          new AdmissionTimeoutError(`not admitted within ${this.admitTimeoutMs} ms of connecting`),
+        )
       }, this.admitTimeoutMs),
     )
   }

@@ -190,7 +190,15 @@ export class CoordinatorHost extends EventEmitter<CoordinatorHostEvents> {
     })
     this.budget = new ReceiveBudget(this.limits.maxBufferedBytes)
     this.gate = new AdmissionGate(
-      { admitTimeoutMs: this.limits.admitTimeoutMs, maxPeersPerLink: this.limits.maxPeersPerLink },
+      {
+        admitTimeoutMs: this.limits.admitTimeoutMs,
+        maxPeersPerLink: this.limits.maxPeersPerLink,
+        // A peer whose work stream is within its hello window gets that stream's answer first.
+        deciding: (peer) => {
+          const session = this.sessions.get(peer)
+          return session !== undefined && session.label === undefined && !session.closing
+        },
+      },
       { node: this.node, clock: this.clock, logger: makeLogger('crowdmesh:mesh:host:admission') },
     )
   }

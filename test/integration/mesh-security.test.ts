@@ -175,6 +175,32 @@ describe('the mesh against hostile peers', () => {
     }
   }, 60_000)
 
+  it('answers a work stream opened just before the admission time is up at its hello timeout, then disconnects the peer', async () => {
+    // A slow phone's stream may open late; the answer it gets is the stream's, not a silent hang-up.
+    const { node } = await meshPeer(tokenOf(event.joinLink))
+    await node.dial(coordinatorAddr(), { signal: AbortSignal.timeout(20_000) })
+    const connected = performance.now()
+    await sleep(coordinatorAdmitMs - helloTimeoutMs / 2)
+    const session = await workSession(node)
+    await session.send(controlHeader(4000))
+    const drip = setInterval(() => {
+      if (session.stream.writeStatus === 'writable') session.stream.send(new Uint8Array(1))
+    }, 100)
+    try {
+      expect(await within(session.ended, helloTimeoutMs + 4000)).not.toBe('timeout')
+      expect(session.answers[0]).toMatchObject({ type: 'error', code: 'hello-timeout' })
+      // Still unadmitted, it is disconnected within its second and last period.
+      expect(
+        await until(
+          () => node.getConnections(event.node.peerId).length === 0,
+          connected + 2 * coordinatorAdmitMs + 3000 - performance.now(),
+        ),
+      ).toBe(true)
+    } finally {
+      clearInterval(drip)
+    }
+  }, 60_000)
+
   it('bounds the bytes half-sent frames from several peers make the coordinator buffer', async () => {
     const sessions: WorkSession[] = []
     for (let i = 0; i < 3; i++) {
