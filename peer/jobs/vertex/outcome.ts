@@ -2,6 +2,7 @@ import { type Camera, focalLength, projectionMatrix } from './camera.ts'
 import { outcomeDefaults } from './defaults.ts'
 import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
+import { type DepthSweepRule, sweepCarve } from './depth-sweep.ts'
 
 /** The decision for one vertex. */
 export const Decision = {
@@ -11,7 +12,7 @@ export const Decision = {
   freeSpace: 1,
   /** Inside the visual hull, hidden from every camera: interior of an object. */
   interior: 2,
-  /** Its cameras disagree past `maxStd` (the seed's rule): carved as not a surface. */
+  /** Carved as not a surface: the depth sweep found the surface behind it, or its cameras disagree past `maxStd`. */
   inconsistent: 3,
   /** A surface vertex with a colour. */
   coloured: 4,
@@ -40,6 +41,10 @@ export interface OutcomeRule {
    * whatever renders it (see `modelVertices`).
    */
   solidInterior: boolean
+  /** Depth-sweep passes that carve the hull's phantoms before the vote (0: none; see depth-sweep.ts). */
+  sweepPasses: number
+  /** How the depth sweep decides. */
+  depthSweep: DepthSweepRule
 }
 
 /** Default outcome rule. */
@@ -51,6 +56,8 @@ export const defaultOutcomeRule: OutcomeRule = {
   maxStd: outcomeDefaults.maxStd,
   carvingPasses: outcomeDefaults.carvingPasses,
   solidInterior: outcomeDefaults.solidInterior,
+  sweepPasses: outcomeDefaults.sweepPasses,
+  depthSweep: outcomeDefaults.depthSweep,
 }
 
 /**
@@ -86,10 +93,12 @@ export interface FrameOutcome {
  * Decides a complete frame (see README, "Deciding a vertex"):
  * 1. free space: a camera that sees the vertex sees background there (a visual hull, with
  *    `silhouetteMisses` tolerance); unseen if no camera sees it;
- * 2. occlusion-aware: the hull's surface is z-buffered into every camera; a surface vertex is coloured
+ * 2. the depth sweep (depth-sweep.ts) carves the hull's phantoms: vertices in front of a depth where
+ *    neighbouring cameras agree far better than at the hull's surface;
+ * 3. occlusion-aware: the hull's surface is z-buffered into every camera; a surface vertex is coloured
  *    only from the cameras where it is the nearest hull surface on its pixel (within the depth
  *    tolerance); hull vertices no camera reaches are interior;
- * 3. the colour is the mean over those cameras; votes per colour class are the weighting values;
+ * 4. the colour is the mean over those cameras; votes per colour class are the weighting values;
  *    a vertex whose cameras disagree past `maxStd` is carved and visibility is recomputed.
  */
 export function decideFrame(
@@ -114,6 +123,12 @@ export function decideFrame(
     return camera
   })
   const outcome = emptyOutcome(aggregation, decision)
+  for (let pass = 0; r.occlusionAware && pass < r.sweepPasses; pass++) {
+    const visibility = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+    const carved = sweepCarve(aggregation, space, slotCameras, hull, visibility, r.depthSweep)
+    for (const v of carved) decision[v] = Decision.inconsistent
+    if (carved.length === 0) break
+  }
   for (let pass = 0; pass <= r.carvingPasses; pass++) {
     const voters = r.occlusionAware
       ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
