@@ -143,6 +143,14 @@ function controlHeader(length: number): Uint8Array {
   return header
 }
 
+/** Announces a 4000-byte hello and sends it a byte every 100 ms, never finishing it; returns the timer. */
+async function dripUnfinishedHello(session: WorkSession): Promise<ReturnType<typeof setInterval>> {
+  await session.send(controlHeader(4000))
+  return setInterval(() => {
+    if (session.stream.writeStatus === 'writable') session.stream.send(new Uint8Array(1))
+  }, 100)
+}
+
 describe('the mesh against hostile peers', () => {
   it('refuses a binary frame header before hello at the header, with a clear error', async () => {
     const { node } = await meshPeer(tokenOf(event.joinLink))
@@ -160,10 +168,7 @@ describe('the mesh against hostile peers', () => {
   it('closes, at the hello timeout, a stream that keeps dripping an unfinished hello', async () => {
     const { node } = await meshPeer(tokenOf(event.joinLink))
     const session = await workSession(node)
-    await session.send(controlHeader(4000))
-    const drip = setInterval(() => {
-      if (session.stream.writeStatus === 'writable') session.stream.send(new Uint8Array(1))
-    }, 100)
+    const drip = await dripUnfinishedHello(session)
     try {
       expect(await within(session.ended, helloTimeoutMs + 4000)).not.toBe('timeout')
       expect(session.answers[0]).toMatchObject({ type: 'error', code: 'hello-timeout' })
@@ -182,10 +187,7 @@ describe('the mesh against hostile peers', () => {
     const connected = performance.now()
     await sleep(coordinatorAdmitMs - helloTimeoutMs / 2)
     const session = await workSession(node)
-    await session.send(controlHeader(4000))
-    const drip = setInterval(() => {
-      if (session.stream.writeStatus === 'writable') session.stream.send(new Uint8Array(1))
-    }, 100)
+    const drip = await dripUnfinishedHello(session)
     try {
       expect(await within(session.ended, helloTimeoutMs + 4000)).not.toBe('timeout')
       expect(session.answers[0]).toMatchObject({ type: 'error', code: 'hello-timeout' })
