@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { AnyJobKind, JobSpec, RoundSink, TaskBase, WorkerEnv } from '../jobs/kind.ts'
+import type { AnyJobKind, JobSpec, PriorityClass, RoundSink, TaskBase, WorkerEnv } from '../jobs/kind.ts'
 import { kindValidator } from '../jobs/validator.ts'
 import type { Capability } from '../protocol/capability.ts'
 import type { Clock } from '../protocol/clock.ts'
@@ -318,6 +318,12 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
         slot?.class === 'batch' && besideLive
           ? { ...slot.limits, targetBlockMs: this.options.batchBesideLiveMs }
           : slot?.limits
+    }
+    // A live round's laggard goes before batch work: a copy of it, if the participant would finish
+    // sooner, shortens the round that someone is watching.
+    if (slot?.class === 'batch' && this.options.speculation) {
+      const backup = this.speculate(participant, held, ['live'])
+      if (backup !== undefined) return backup
     }
     if (slot !== undefined) {
       const replica = this.validation.replicaFor(slot, participant)
@@ -676,8 +682,12 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
    * Backup tasks (see `backups.ts`): a copy of a laggard's task, granted to this idle participant;
    * live jobs first.
    */
-  private speculate(participant: ParticipantRecord, held: LeaseRecord[]): Lease<K> | undefined {
-    for (const jobClass of ['live', 'batch'] as const)
+  private speculate(
+    participant: ParticipantRecord,
+    held: LeaseRecord[],
+    classes: readonly PriorityClass[] = ['live', 'batch'],
+  ): Lease<K> | undefined {
+    for (const jobClass of classes)
       for (const slot of this.slotList) {
         if (slot.class !== jobClass || slot.paused || !this.participants.runs(participant, slot.tag)) continue
         const laggard = chooseBackup(slot.queue, this.leases, {

@@ -138,6 +138,54 @@ describe('several jobs in one coordinator', () => {
     ).toBe(true)
   })
 
+  it("backs up a live round's laggard before handing out batch work", () => {
+    const show = vertexJobSpec(ringJob('show', 4, 2))
+    const images = imageJob('images')
+    const time = manualClock()
+    const coordinator = new Coordinator<LedgerSummary, TaskBase>(
+      {
+        jobs: [
+          { spec: images, kind: imageFilterKind, sinks: ledgerSinks() },
+          { spec: show, kind: vertexKind, class: 'live', sinks: ledgerSinks() },
+        ],
+        scheduling: { speculation: true },
+      },
+      { clock: time.clock },
+    )
+    addImages(coordinator, images, 20)
+    for (const input of vertexKind.simulation.inputs(show, 0, 0)) coordinator.addInput('show', 0, input)
+    const slow = coordinator.handleLeaseRequest('slow', capability(both, 10))!
+    expect(slow.block.jobId).toBe('show')
+    // A fast participant computes the rest of the round; then the slow one's task is all that is left.
+    const fast = capability(both, 200_000)
+    let lease = coordinator.handleLeaseRequest('fast', fast)!
+    while (
+      lease.block.jobId === 'show' &&
+      vertexKind.taskKey(lease.block as never) !== vertexKind.taskKey(slow.block as never)
+    ) {
+      time.advance(5)
+      coordinator.handleBlockResult(
+        'fast',
+        lease.leaseId,
+        vertexKind.simulation.fakeResult(lease.block as never),
+      )
+      lease = coordinator.handleLeaseRequest('fast', fast)!
+    }
+    // Its next lease is a copy of the laggard, though batch work is waiting; without backups first it
+    // was an image tile, and the frame waited for the slow device.
+    expect(lease.block.jobId).toBe('show')
+    expect(lease.block).toEqual(slow.block)
+    expect(
+      coordinator.handleBlockResult(
+        'fast',
+        lease.leaseId,
+        vertexKind.simulation.fakeResult(lease.block as never),
+      ),
+    ).toBe(true)
+    // The round is complete, and batch work follows.
+    expect(coordinator.handleLeaseRequest('fast', fast)?.block.jobId).toBe('images')
+  })
+
   it('adds a job while participants work, starting it at the least share so far, and announces it', () => {
     const a = imageJob('a')
     const { coordinator, time } = setup([{ spec: a, kind: imageFilterKind }])
