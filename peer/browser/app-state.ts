@@ -31,8 +31,24 @@ export interface AppState {
   /** Points the viewer draws. */
   points: number
   framesDone: number
+  /**
+   * The latest outcome of each of the event's other jobs (not the 3D one): shown under the viewer
+   * by its kind's picture (an image job's thumbnail) or its summary.
+   */
+  otherJobs: OtherJobShown[]
   /** Keeping match data on the device: not asked, being asked, or the person's answer. */
   storage: 'unasked' | 'asking' | 'granted' | 'declined'
+}
+
+/** An outcome of another job, as the page shows it. */
+export interface OtherJobShown {
+  jobId: string
+  kind: string
+  frameIndex: number
+  items: number
+  /** The size of the picture drawn (0×0: the kind has none). */
+  pictureWidth: number
+  pictureHeight: number
 }
 
 /** The state before anything happened. */
@@ -59,6 +75,7 @@ export function initialState(): AppState {
     colouredTotal: 0,
     points: 0,
     framesDone: 0,
+    otherJobs: [],
     storage: 'unasked',
   }
 }

@@ -1,6 +1,6 @@
 import './app.css'
 import type { OutcomeSnapshot } from '../jobs/vertex/outcome-codec.ts'
-import { joinEvent, JoinRefusedError, type ParticipantEvent } from '../mesh/join.ts'
+import { type JoinInit, joinEvent, JoinRefusedError, type ParticipantEvent } from '../mesh/join.ts'
 import type { MeshNode } from '../mesh/node.ts'
 import type { AnyTaskWorker, WorkerFactory } from '../participant/job-directory.ts'
 import { WorkGate } from '../participant/participant.ts'
@@ -168,9 +168,10 @@ function onParticipantEvent(event: ParticipantEvent): void {
 }
 
 let viewer: PointCloudViewer | undefined
-function onOutcome(outcome: { kind: string; snapshot: unknown }): void {
-  // The viewer draws a vertex job's outcome (a point cloud); other kinds bring their own view later.
-  if (outcome.kind !== 'vertex') return
+function onOutcome(outcome: OutcomeShown): void {
+  // The viewer draws a vertex job's outcome (a point cloud); other kinds, under it, as their kind
+  // pictures them or by their summary.
+  if (outcome.kind !== 'vertex') return showOtherJob(outcome)
   const snapshot = outcome.snapshot as OutcomeSnapshot
   const now = performance.now()
   outcomeTimes.push(now)
@@ -185,6 +186,55 @@ function onOutcome(outcome: { kind: string; snapshot: unknown }): void {
   } catch (error) {
     view.viewerNote.textContent = (error as Error).message
   }
+  update()
+}
+
+const maxOtherJobsShown = 4
+
+type OutcomeShown = Parameters<NonNullable<JoinInit['onOutcome']>>[0]
+
+/** Another job's latest outcome, in its figure under the viewer (one per job, made on its first outcome). */
+function showOtherJob(outcome: OutcomeShown): void {
+  let figure = [...view.jobs.children].find((f) => (f as HTMLElement).dataset.job === outcome.jobId)
+  if (figure === undefined) {
+    figure = document.createElement('figure')
+    ;(figure as HTMLElement).dataset.job = outcome.jobId
+    figure.append(document.createElement('canvas'), document.createElement('figcaption'))
+    view.jobs.append(figure)
+    // A long event runs many batch jobs: the page shows the latest few.
+    while (view.jobs.children.length > maxOtherJobsShown) {
+      const oldest = view.jobs.firstElementChild as HTMLElement
+      state.otherJobs = state.otherJobs.filter((job) => job.jobId !== oldest.dataset.job)
+      oldest.remove()
+    }
+  }
+  const canvas = figure.querySelector('canvas')!
+  let picture
+  try {
+    picture = outcome.picture()
+  } catch (error) {
+    console.warn(`crowdmesh: ${outcome.jobId}'s outcome has no picture: ${(error as Error).message}`)
+  }
+  canvas.hidden = picture === undefined
+  if (picture !== undefined) {
+    canvas.width = picture.width
+    canvas.height = picture.height
+    const pixels = new ImageData(picture.width, picture.height)
+    pixels.data.set(picture.rgba)
+    canvas.getContext('2d')!.putImageData(pixels, 0, 0)
+  }
+  figure.querySelector('figcaption')!.textContent =
+    `${outcome.jobId} (${outcome.kind}): round ${outcome.frameIndex}, ${outcome.items.toLocaleString()} done`
+  const shown = {
+    jobId: outcome.jobId,
+    kind: outcome.kind,
+    frameIndex: outcome.frameIndex,
+    items: outcome.items,
+    pictureWidth: picture?.width ?? 0,
+    pictureHeight: picture?.height ?? 0,
+  }
+  state.otherJobs = [...state.otherJobs.filter((job) => job.jobId !== outcome.jobId), shown]
+  view.jobs.hidden = false
   update()
 }
 
@@ -215,6 +265,7 @@ function renderShell() {
       <div class="overlay"><span data-id="frame"></span><span data-id="rate"></span></div>
       <p class="viewer-note" data-id="viewerNote">The 3D scene appears here with the first result.</p>
     </section>
+    <section class="jobs" data-id="jobs" aria-label="The event's other jobs" hidden></section>
     <section class="stats" aria-label="Your contribution">
       <div><b data-id="blocks">0</b><span>blocks done</span></div>
       <div><b data-id="share">0%</b><span data-id="shareLabel">of your time</span></div>
@@ -238,6 +289,7 @@ function renderShell() {
     frame: get('frame'),
     rate: get('rate'),
     viewerNote: get('viewerNote'),
+    jobs: get('jobs'),
     recordLink: get<HTMLAnchorElement>('recordLink'),
     blocks: get('blocks'),
     share: get('share'),

@@ -311,6 +311,12 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
     decode(bytes: Uint8Array): S
     /** For logs and counters: the round it is of, and how many items it holds. */
     summary(snapshot: S): { frameIndex: number; items: number }
+    /**
+     * Optional: a small picture of an outcome for a participant's screen (an image job's thumbnail).
+     * A kind without one is shown by its summary; a kind with a view of its own (the vertex job's 3D
+     * viewer) is drawn by the app that knows it.
+     */
+    picture?(snapshot: S): OutcomePicture
   }
   /**
    * What its workers need of the participant's environment beyond `frames` (`WorkerEnv`): a
@@ -332,6 +338,13 @@ export interface JobKind<D, T extends TaskBase, R, O, S = unknown> {
     /** A result of the right shape for `task`, contents irrelevant. */
     fakeResult(task: T): R
   }
+}
+
+/** An outcome drawn as an image: `width`×`height` pixels of RGBA, row-major, opaque or not. */
+export interface OutcomePicture {
+  readonly width: number
+  readonly height: number
+  readonly rgba: Uint8Array
 }
 
 /** Any kind, as the core holds it. */

@@ -1,4 +1,4 @@
-import type { AnyJobKind, WorkerCapability } from '../jobs/kind.ts'
+import type { AnyJobKind, OutcomePicture, WorkerCapability } from '../jobs/kind.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Message } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -91,7 +91,15 @@ export interface JoinInit {
    * Called with each outcome of every job of a kind this participant has, decoded by that kind (the
    * web app shows each kind's view).
    */
-  onOutcome?: (outcome: { jobId: string; kind: string; snapshot: unknown }) => void
+  onOutcome?: (outcome: {
+    jobId: string
+    kind: string
+    frameIndex: number
+    items: number
+    snapshot: unknown
+    /** The kind's picture of it, if the kind draws one (`JobKind.outcome.picture`). */
+    picture: () => OutcomePicture | undefined
+  }) => void
   /** Called once the mesh node runs (the web app counts its connections). */
   onNode?: (node: MeshNode) => void
 }
@@ -164,7 +172,8 @@ export async function joinEvent(init: JoinInit, components: { logger?: Logger } 
     const snapshot: unknown = job.kind.outcome.decode(payload)
     const { frameIndex, items } = job.kind.outcome.summary(snapshot)
     emit({ type: 'outcome', jobId, kind: job.kind.name, frameIndex, items, bytes: bytes.length, source })
-    init.onOutcome?.({ jobId, kind: job.kind.name, snapshot })
+    const picture = () => job.kind.outcome.picture?.(snapshot)
+    init.onOutcome?.({ jobId, kind: job.kind.name, frameIndex, items, snapshot, picture })
   }
   const onMessage = (event: CustomEvent<Message>) => {
     try {

@@ -15,7 +15,9 @@ import { vertexJobSpec, vertexKind } from '../../peer/jobs/vertex/index.ts'
 import type { FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { datasetJob, runLocalJob } from '../../peer/jobs/vertex/run-job.ts'
 import { startEvent, type RunningEvent } from '../../peer/mesh/event.ts'
+import { outcomeEnvelopeBytes } from '../../peer/mesh/gossip.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
+import { meshDefaults } from '../../peer/protocol/defaults.ts'
 import { decodePng } from '../../peer/participant/png.ts'
 import { launchChromium } from '../../scripts/chromium.ts'
 import { templeDir } from '../support/fixtures.ts'
@@ -121,6 +123,36 @@ describe('browser participants in an event of two jobs', () => {
         h: image.height,
       })
       expect(maxDifference(filtered.rgba, whole)).toBeLessThanOrEqual(1)
+    }
+    // Each page shows the image job's latest outcome under its 3D viewer: the gossiped thumbnail,
+    // pixel for pixel, and its caption.
+    const last = outcomes.get('photos/3') as FilteredImage
+    const room = meshDefaults.maxGossipBytes - outcomeEnvelopeBytes(photos.jobId)
+    const thumbnail = imageFilterKind.outcome.decode(imageFilterKind.outcome.encode(last, photos, room))
+    for (const page of pages) {
+      const shown = await untilState(
+        page,
+        (s) => s.otherJobs.some((job) => job.jobId === 'photos' && job.frameIndex === 3),
+        "the image job's last outcome on the page",
+      )
+      expect(shown.otherJobs).toEqual([
+        {
+          jobId: 'photos',
+          kind: 'image-filter',
+          frameIndex: 3,
+          items: 640 * 480,
+          pictureWidth: thumbnail.width,
+          pictureHeight: thumbnail.height,
+        },
+      ])
+      const drawn = await page.evaluate(() => {
+        const figure = document.querySelector('[data-job="photos"]')!
+        const canvas = figure.querySelector('canvas')!
+        const pixels = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data
+        return { pixels: [...pixels], caption: figure.querySelector('figcaption')!.textContent }
+      })
+      expect(maxDifference(Uint8Array.from(drawn.pixels), thumbnail.rgba)).toBe(0)
+      expect(drawn.caption).toBe('photos (image-filter): round 3, 307,200 done')
     }
     // The browsers computed tasks of both kinds (each kind's worker loaded on its first task).
     expect([...browserKinds].sort()).toEqual(['image-filter', 'vertex'])

@@ -132,7 +132,14 @@ export function checkKind(kind: AnyJobKind, units: number): void {
   const outcome: unknown = sink.finish()
   const gossip = kind.outcome.encode(outcome, spec, 1 << 20)
   expect(gossip.length).toBeLessThanOrEqual(1 << 20)
-  expect(kind.outcome.summary(kind.outcome.decode(gossip)).frameIndex).toBe(7)
+  const snapshot: unknown = kind.outcome.decode(gossip)
+  expect(kind.outcome.summary(snapshot).frameIndex).toBe(7)
+  // A picture, where the kind draws one, is whole pixels of RGBA that a canvas takes as they are.
+  const picture = kind.outcome.picture?.(snapshot)
+  if (picture !== undefined) {
+    expect(picture.width * picture.height).toBeGreaterThan(0)
+    expect(picture.rgba.length).toBe(picture.width * picture.height * 4)
+  }
   expect(() => kind.outcome.decode(gossip.subarray(0, 3))).toThrow()
 
   // Coarser levels, where the kind has them, are smaller rounds of the size it says.

@@ -67,6 +67,7 @@ export const imageFilterKind: JobKind<
       frameIndex: thumbnail.frameIndex,
       items: thumbnail.imageWidth * thumbnail.imageHeight,
     }),
+    picture: ({ width, height, rgba }) => ({ width, height, rgba }),
   },
   workers: {
     cpu: (env) => Promise.resolve(imageFilterCpuWorker(env)),
