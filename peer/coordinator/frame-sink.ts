@@ -25,7 +25,7 @@ export interface LedgerSummary {
   doubleCounted: number
   /** Units whose counted result is wrong (`LedgerInit.wrong`; 0 without it). */
   wrongUnits: number
-  /** Items (a unit offset across lanes: a vertex seen from every camera) with any wrong unit. */
+  /** Items (one unit offset across every lane: one point of a round seen in each lane) with any wrong unit. */
   wrongItems: number
   /** Items of the round (offsets present in any lane). */
   items: number

@@ -24,7 +24,7 @@ export const meshDefaults = {
   /**
    * Messages one participant may send per second on the work protocol, sustained. A task costs it
    * two or three (a request, the next one asked while it computes, its result); a fast device on
-   * tasks its kind keeps small (one camera's vertices of a small grid, one tile) finishes 50 or more
+   * tasks its kind keeps small (one lane of a small round, one image tile) finishes 50 or more
    * a second, and was held back at 50 (measured: a second's pause at every refusal).
    */
   requestsPerSecond: 200,

@@ -1,7 +1,7 @@
 import { CrowdmeshError } from '../../peer/protocol/errors.ts'
 import { runNodeParticipant } from '../../peer/mesh/node-participant.ts'
 import { releaseWebRTC } from '../../peer/mesh/node-webrtc.ts'
-import { type LiarModel, lyingWorkers } from '../../peer/participant/lying-worker.ts'
+import { type LiarModel, lyingWorkers } from './lying-worker.ts'
 
 /*
  * A Node participant that lies (`lyingWorkers`), run as `ParticipantProcess`'s `entry`: the link,

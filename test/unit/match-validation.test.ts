@@ -16,7 +16,7 @@ import { fingerprintFormat } from '../../peer/jobs/match/format.ts'
 import { matchKind, type MatchTaskResult } from '../../peer/jobs/match/match-kind.ts'
 import { kindValidator } from '../../peer/jobs/validator.ts'
 import type { AnyTaskWorker, WorkerFactory } from '../../peer/participant/job-directory.ts'
-import { lyingWorkers } from '../../peer/participant/lying-worker.ts'
+import { lyingWorkers } from '../support/lying-worker.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 
 /*

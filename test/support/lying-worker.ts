@@ -1,8 +1,8 @@
-import type { AnyJobKind, TaskBase } from '../jobs/kind.ts'
-import type { AnyTaskWorker, WorkerFactory } from './job-directory.ts'
+import type { AnyJobKind, TaskBase } from '../../peer/jobs/kind.ts'
+import type { AnyTaskWorker, WorkerFactory } from '../../peer/participant/job-directory.ts'
 
 /*
- * Workers that lie, for tests of validation over the real mesh (README, "Trust"): library code a test
+ * Workers that lie, for tests of validation over the real mesh (README, "Trust"): code a test
  * composes into a participant (`runNodeParticipant`'s `workers`), never an option of `crowdmesh
  * join`. They lie about vertex results (RGBA per thread) and match results (matches hidden or
  * invented) in the issue's ways, always in a well-formed result, so that only the coordinator's
