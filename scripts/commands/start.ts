@@ -1,4 +1,5 @@
 import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
+import { SweepThreads } from '../../peer/jobs/vertex/sweep-threads.ts'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -190,7 +191,12 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     )
   }
   // With images to filter or videos to match, the 3D job is the live one and those batch jobs beside it.
-  const vertexJob = vertexJobInit(job, images === undefined && match === undefined ? {} : { class: 'live' })
+  // A frame's depth sweep spreads over this machine's cores while the coordinator decides it.
+  const sweep = new SweepThreads()
+  const vertexJob = vertexJobInit(job, {
+    sweep,
+    ...(images === undefined && match === undefined ? {} : { class: 'live' as const }),
+  })
   const event = await startEvent({
     coordinator: {
       jobs: [
@@ -481,6 +487,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
   } finally {
     await recordings?.close()
     await event.stop()
+    await sweep.close()
     await Promise.all(participants.map((p) => p.stop()))
   }
 }

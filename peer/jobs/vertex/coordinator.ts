@@ -1,3 +1,4 @@
+import type { SweepRunner } from './depth-sweep.ts'
 import { Coordinator } from '../../coordinator/coordinator.ts'
 import type {
   CoordinatorComponents,
@@ -37,6 +38,8 @@ export interface VertexJobOptions<T = FrameOutcome> {
   /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
+  /** Where a frame's depth sweep runs (`VertexKindOptions.sweep`). */
+  sweep?: SweepRunner
   /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
   frameSinks?: RoundSinkFactory<T>
   /** How its results are validated (`JobInit.validator`; `kindValidator` builds the kind's own). */
@@ -55,6 +58,7 @@ export function vertexJobInit<T = FrameOutcome>(
     kind: createVertexKind({
       ...(options.minCoverage !== undefined && { minCoverage: options.minCoverage }),
       ...(options.outcomeRule !== undefined && { outcomeRule: options.outcomeRule }),
+      ...(options.sweep !== undefined && { sweep: options.sweep }),
     }),
     ...(options.live !== undefined && { live: options.live }),
     ...(options.class !== undefined && { class: options.class }),

@@ -55,10 +55,10 @@ export const outcomeDefaults = {
   /** Colour the interior from the surface (an opaque model; see `colourInterior` in outcome.ts). */
   solidInterior: true,
   /**
-   * The depth sweep (depth-sweep.ts): one pass carves the visual hull's phantoms before the vote. Off
-   * by default for now: it doubles the decide time at 128³ (job.temple128 about 9–10 s against 4.5).
+   * The depth sweep (depth-sweep.ts): one pass carves the visual hull's phantoms before the vote.
    * With one pass, at 128³ over all 16 held-out views: temple +2.00 dB over naive, arches +1.65, pots
-   * +1.59, IoU within 0.01 of naive on all three.
+   * +1.59, IoU within 0.01 of naive on all three. Its cost: job.temple128 1.35× the job without it
+   * (the sweep spread over the cores, `SweepThreads`; 1.52× in one thread).
    * Measured with the contract renderer at 128³ (views 0, 4, 8, 12), without → with:
    * templeSparseRing 19.97 → 20.14 dB, archesRing 19.87 → 20.24, potsRing 19.10 → 20.65; IoU
    * +0.003 to +0.004. What each part adds (temple, arches, pots): one vertex's colour alone, 4
@@ -73,6 +73,7 @@ export const outcomeDefaults = {
     ratio: 0.3,
     minError: 100,
     patchRatio: 0.3,
+    minFreeVotes: 1,
   },
 } as const
 

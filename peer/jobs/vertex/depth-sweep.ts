@@ -19,6 +19,8 @@ export interface DepthSweepRule {
    * patch's error: one vertex's colour matches somewhere along 40 voxels by chance, a patch seldom.
    */
   patchRatio: number
+  /** Cameras whose rays must each find a vertex in front of a better depth before it is carved. */
+  minFreeVotes: number
 }
 
 /** Per-vertex voting cameras as bit masks (what `visibleCameras` in outcome.ts returns). */
@@ -27,6 +29,66 @@ export interface SweepVisibility {
   readonly masks: Uint32Array
   readonly candidates: Uint32Array
 }
+
+/**
+ * Runs a sweep's cameras: every camera in this thread (`inThread`), or spread over threads that share
+ * the sweep's arrays (`SweepThreads` in sweep-threads.ts, Node). Whoever computes a camera, the bits
+ * it sets are the same, so the carving does not depend on the runner.
+ */
+export interface SweepRunner {
+  /** Memory for the arrays every thread reads and writes (a `SharedArrayBuffer` where threads share them). */
+  allocate(bytes: number): ArrayBufferLike
+  /** Computes every camera of `input` (`sweepCameras`), returning once all are done. */
+  run(input: SweepInput): void
+}
+
+/** The sweep in the calling thread. */
+export const inThread: SweepRunner = {
+  allocate: (bytes) => new ArrayBuffer(bytes),
+  run: (input) => void sweepCameras(input),
+}
+
+/**
+ * What a camera's sweep reads and writes: plain arrays and numbers, so another thread can take it as
+ * it is (its arrays over shared memory).
+ */
+export interface SweepInput {
+  readonly rule: DepthSweepRule
+  readonly resolution: readonly [number, number, number]
+  readonly origin: readonly [number, number, number]
+  readonly voxel: readonly [number, number, number]
+  /** Steps a ray takes at most, one `step` (the shortest voxel side) each. */
+  readonly steps: number
+  readonly step: number
+  readonly cameraCount: number
+  readonly centres: readonly (readonly [number, number, number])[]
+  /** For each camera, the slots of its neighbouring cameras. */
+  readonly neighbours: readonly (readonly number[])[]
+  /** 1 for a vertex of the hull. */
+  readonly hull: Uint8Array
+  /**
+   * The shell's index of a vertex (the hull and its 6-neighbours: all a ray and a patch read), −1
+   * outside it; hull vertices come first.
+   */
+  readonly compact: Int32Array
+  /** The cameras' RGBA of each shell vertex side by side (shell-major). */
+  readonly packed: Uint8Array
+  /** Visibility: voting cameras per vertex as bit masks, `words` per vertex, for `candidates`. */
+  readonly words: number
+  readonly masks: Uint32Array
+  readonly candidates: Uint32Array
+  /** Written by the sweep: cameras whose ray found a better depth behind a vertex; 1 at a depth some ray chose. */
+  readonly free: Uint8Array
+  readonly kept: Uint8Array
+  /**
+   * Who computes what: [next camera to claim, cameras done], then each camera's state (0 unclaimed,
+   * 1 claimed, 2 done). Claimed with `Atomics.add`, so threads never take the same camera.
+   */
+  readonly control: Int32Array
+}
+
+/** The index of `control` a camera's state is at. */
+export const controlState = (slot: number): number => 2 + slot
 
 /**
  * One pass of the depth sweep: plane-sweep stereo on the grid. For each camera and each hull surface
@@ -45,45 +107,131 @@ export function sweepCarve(
   hull: Uint8Array,
   visibility: SweepVisibility,
   rule: DepthSweepRule,
+  runner: SweepRunner = inThread,
 ): Uint32Array {
-  const { words, masks, candidates } = visibility
-  const [nx, ny, nz] = space.resolution
-  const [sx, sy, sz] = voxelSize(space)
-  const [x0, y0, z0] = space.box.min
-  const edge = voxelEdge(space)
-  const step = Math.min(sx, sy, sz)
-  const ix0 = 1 / sx
-  const iy0 = 1 / sy
-  const iz0 = 1 / sz
-  const steps = Math.ceil((rule.maxDepthVoxels * edge) / step)
+  const input = prepareSweep(a, space, cameras, hull, visibility, rule, runner)
+  runner.run(input)
+  const { free, kept } = input
+  const carved: number[] = []
+  for (let v = 0; v < hull.length; v++)
+    if (free[v]! >= rule.minFreeVotes && kept[v] === 0 && hull[v] === 1) {
+      hull[v] = 0
+      carved.push(v)
+    }
+  return Uint32Array.from(carved)
+}
+
+/** The arrays of a sweep, in the runner's memory. */
+function prepareSweep(
+  a: FrameAggregation,
+  space: TargetSpace,
+  cameras: readonly Camera[],
+  hull: Uint8Array,
+  visibility: SweepVisibility,
+  rule: DepthSweepRule,
+  runner: SweepRunner,
+): SweepInput {
+  const n = hull.length
+  const [nx, ny] = space.resolution
+  const voxel = voxelSize(space)
+  const step = Math.min(...voxel)
   const centres = cameras.map(cameraCentre)
-  const neighbours = neighbourSlots(space, centres, rule.neighbours)
-  const free = new Uint8Array(hull.length)
-  // Surface evidence: a vertex some camera found as its best depth is never carved by another's ray.
-  const kept = new Uint8Array(hull.length)
-  const path = new Int32Array(steps + 1)
-  const errors = new Float64Array(rule.neighbours)
-  // The cameras' colours of each hull vertex side by side (vertex-major): a step along a ray reads one
-  // cache line instead of one line in each of the neighbours' planes, which made the sweep memory-bound.
   const cameraCount = cameras.length
-  const compact = new Int32Array(hull.length).fill(-1)
-  let hullCount = 0
-  for (let v = 0; v < hull.length; v++) if (hull[v] === 1) compact[v] = hullCount++
-  const inHull = new Uint32Array(hullCount)
-  for (let v = 0; v < hull.length; v++) if (hull[v] === 1) inHull[compact[v]!] = v
-  const packed = new Uint8Array(hullCount * cameraCount * 4)
+  const shared = <A>(make: (buffer: ArrayBufferLike) => A, bytes: number): A => make(runner.allocate(bytes))
+  // The shell: hull vertices first, then their 6-neighbours outside the hull (a patch reads those).
+  const compact = shared((b) => new Int32Array(b), 4 * n).fill(-1)
+  let count = 0
+  for (let v = 0; v < n; v++) if (hull[v] === 1) compact[v] = count++
+  // The neighbours a patch reads are index offsets (a row's last vertex neighbours the next row's
+  // first), so the shell holds exactly those.
+  const offsets = patchOffsets(nx, ny)
+  for (let v = 0; v < n; v++) {
+    if (hull[v] !== 1) continue
+    for (const offset of offsets) {
+      const u = v + offset
+      if (u >= 0 && u < n && compact[u] === -1) compact[u] = count++
+    }
+  }
+  const shell = new Uint32Array(count)
+  for (let v = 0; v < n; v++) if (compact[v]! >= 0) shell[compact[v]!] = v
+  // The cameras' colours of each shell vertex side by side (vertex-major): a step along a ray reads
+  // one cache line instead of one line in each of the neighbours' planes (the sweep is memory-bound).
+  const packed = shared((b) => new Uint8Array(b), count * cameraCount * 4)
   a.planes.forEach((plane, slot) => {
-    for (let c = 0; c < hullCount; c++) {
+    for (let c = 0; c < count; c++) {
       const o = (c * cameraCount + slot) * 4
-      const p = inHull[c]! * 4
+      const p = shell[c]! * 4
       packed[o] = plane[p]!
       packed[o + 1] = plane[p + 1]!
       packed[o + 2] = plane[p + 2]!
       packed[o + 3] = plane[p + 3]!
     }
   })
+  const copy = <A extends Uint8Array | Uint32Array>(from: A, make: (b: ArrayBufferLike) => A): A => {
+    const to = make(runner.allocate(from.byteLength))
+    to.set(from)
+    return to
+  }
+  return {
+    rule,
+    resolution: space.resolution,
+    origin: space.box.min,
+    voxel,
+    steps: Math.ceil((rule.maxDepthVoxels * voxelEdge(space)) / step),
+    step,
+    cameraCount,
+    centres,
+    neighbours: neighbourSlots(space, centres, rule.neighbours),
+    hull: copy(hull, (b) => new Uint8Array(b)),
+    compact,
+    packed,
+    words: visibility.words,
+    masks: copy(visibility.masks, (b) => new Uint32Array(b)),
+    candidates: copy(visibility.candidates, (b) => new Uint32Array(b)),
+    free: shared((b) => new Uint8Array(b), n),
+    kept: shared((b) => new Uint8Array(b), n),
+    control: shared((b) => new Int32Array(b), 4 * (2 + cameraCount)),
+  }
+}
+
+/**
+ * Claims the input's cameras one at a time until none is left, and sweeps each: what every thread of
+ * a sweep runs. Returns the cameras this thread computed.
+ */
+export function sweepCameras(input: SweepInput): number {
+  const { control, cameraCount } = input
+  const path = new Int32Array(input.steps + 1)
+  const errors = new Float64Array(input.rule.neighbours)
+  let mine = 0
+  for (;;) {
+    const slot = Atomics.add(control, 0, 1)
+    if (slot >= cameraCount) return mine
+    Atomics.store(control, controlState(slot), 1)
+    sweepCamera(input, slot, path, errors)
+    Atomics.store(control, controlState(slot), 2)
+    Atomics.add(control, 1, 1)
+    if (control.buffer instanceof SharedArrayBuffer) Atomics.notify(control, 1)
+    mine++
+  }
+}
+
+/** The rays of one camera (see `sweepCarve`): sets `free` in front of a better depth, `kept` there. */
+export function sweepCamera(input: SweepInput, slot: number, path: Int32Array, errors: Float64Array): void {
+  const { rule, hull, compact, packed, cameraCount, words, masks, candidates, free, kept, steps } = input
+  const [nx, ny, nz] = input.resolution
+  const [sx, sy, sz] = input.voxel
+  const [x0, y0, z0] = input.origin
+  const { step } = input
+  const ix0 = 1 / sx
+  const iy0 = 1 / sy
+  const iz0 = 1 / sz
+  const [cx, cy, cz] = input.centres[slot]!
+  const around = Int32Array.from(input.neighbours[slot]!)
+  const word = slot >> 5
+  const bit = 1 << (slot & 31)
+  const n = hull.length
   // The error at one hull vertex: how far the neighbours that see it are from the reference colour.
-  const errorAt = (v: number, around: Int32Array, r: number, g: number, b: number): number => {
+  const errorAt = (v: number, r: number, g: number, b: number): number => {
     let k = 0
     const base = compact[v]! * cameraCount
     for (let i = 0; i < around.length; i++) {
@@ -96,112 +244,89 @@ export function sweepCarve(
     }
     return meanOfBest(errors, k, rule.agreeing, around.length) / 3
   }
-  const offsets = [0, -1, 1, -nx, nx, -nx * ny, nx * ny]
+  const offsets = patchOffsets(nx, ny)
   // The error of a patch (a vertex and its 6-neighbours, in the hull or not): the camera's own
-  // colours against its neighbours'. Hull vertices are read packed, the others from the planes.
-  const patchErrorAt = (v: number, slot: number, around: Int32Array): number => {
-    const own = a.planes[slot]!
+  // colours against its neighbours'.
+  const patchErrorAt = (v: number): number => {
     let k = 0
     for (let i = 0; i < around.length; i++) {
       const other = around[i]!
-      const plane = a.planes[other]!
       let sum = 0
-      let n = 0
-      for (const step of offsets) {
-        const u = v + step
-        if (u < 0 || u >= hull.length) continue
+      let m = 0
+      for (const offset of offsets) {
+        const u = v + offset
+        if (u < 0 || u >= n) continue
         const c = compact[u]!
-        let p: Uint8Array
-        let q: Uint8Array
-        let po: number
-        let qo: number
-        if (c >= 0) {
-          p = packed
-          q = packed
-          po = (c * cameraCount + other) * 4
-          qo = (c * cameraCount + slot) * 4
-        } else {
-          p = plane
-          q = own
-          po = u * 4
-          qo = po
-        }
-        if (p[po + 3]! < 2 || q[qo + 3]! < 2) continue
-        const dr = p[po]! - q[qo]!
-        const dg = p[po + 1]! - q[qo + 1]!
-        const db = p[po + 2]! - q[qo + 2]!
+        if (c < 0) continue
+        const po = (c * cameraCount + other) * 4
+        const qo = (c * cameraCount + slot) * 4
+        if (packed[po + 3]! < 2 || packed[qo + 3]! < 2) continue
+        const dr = packed[po]! - packed[qo]!
+        const dg = packed[po + 1]! - packed[qo + 1]!
+        const db = packed[po + 2]! - packed[qo + 2]!
         sum += dr * dr + dg * dg + db * db
-        n++
+        m++
       }
-      if (n >= 4) errors[k++] = sum / n
+      if (m >= 4) errors[k++] = sum / m
     }
     return meanOfBest(errors, k, rule.agreeing, around.length) / 3
   }
-  cameras.forEach((_, slot) => {
-    const [cx, cy, cz] = centres[slot]!
-    const plane = a.planes[slot]!
-    const around = Int32Array.from(neighbours[slot]!)
-    const word = slot >> 5
-    const bit = 1 << (slot & 31)
-    for (const v of candidates) {
-      if ((masks[v * words + word]! & bit) === 0) continue
-      const r = plane[v * 4]!
-      const g = plane[v * 4 + 1]!
-      const b = plane[v * 4 + 2]!
-      const surfaceError = errorAt(v, around, r, g, b)
-      if (!(surfaceError >= rule.minError)) continue
-      // March from the surface vertex away from the camera, through the hull.
-      const ix = v % nx
-      const iy = ((v - ix) / nx) % ny
-      const iz = (v - ix - iy * nx) / (nx * ny)
-      const px = x0 + (ix + 0.5) * sx
-      const py = y0 + (iy + 0.5) * sy
-      const pz = z0 + (iz + 0.5) * sz
-      let dx = px - cx
-      let dy = py - cy
-      let dz = pz - cz
-      const norm = Math.hypot(dx, dy, dz)
-      dx = (dx / norm) * step
-      dy = (dy / norm) * step
-      dz = (dz / norm) * step
-      let bestError = surfaceError
-      let bestAt = 0
-      let length = 0
-      let last = v
-      path[length++] = v
-      for (let k = 1; k <= steps; k++) {
-        const qx = Math.floor((px + k * dx - x0) * ix0)
-        const qy = Math.floor((py + k * dy - y0) * iy0)
-        const qz = Math.floor((pz + k * dz - z0) * iz0)
-        if (qx < 0 || qy < 0 || qz < 0 || qx >= nx || qy >= ny || qz >= nz) break
-        const u = qx + nx * (qy + ny * qz)
-        if (u === last) continue
-        if (hull[u] !== 1) break
-        last = u
-        path[length] = u
-        const e = errorAt(u, around, r, g, b)
-        if (e < bestError) {
-          bestError = e
-          bestAt = length
-        }
-        length++
+  for (const v of candidates) {
+    if ((masks[v * words + word]! & bit) === 0) continue
+    const own = (compact[v]! * cameraCount + slot) * 4
+    const r = packed[own]!
+    const g = packed[own + 1]!
+    const b = packed[own + 2]!
+    const surfaceError = errorAt(v, r, g, b)
+    if (!(surfaceError >= rule.minError)) continue
+    // March from the surface vertex away from the camera, through the hull.
+    const ix = v % nx
+    const iy = ((v - ix) / nx) % ny
+    const iz = (v - ix - iy * nx) / (nx * ny)
+    const px = x0 + (ix + 0.5) * sx
+    const py = y0 + (iy + 0.5) * sy
+    const pz = z0 + (iz + 0.5) * sz
+    let dx = px - cx
+    let dy = py - cy
+    let dz = pz - cz
+    const norm = Math.hypot(dx, dy, dz)
+    dx = (dx / norm) * step
+    dy = (dy / norm) * step
+    dz = (dz / norm) * step
+    let bestError = surfaceError
+    let bestAt = 0
+    let length = 0
+    let last = v
+    path[length++] = v
+    for (let k = 1; k <= steps; k++) {
+      const qx = Math.floor((px + k * dx - x0) * ix0)
+      const qy = Math.floor((py + k * dy - y0) * iy0)
+      const qz = Math.floor((pz + k * dz - z0) * iz0)
+      if (qx < 0 || qy < 0 || qz < 0 || qx >= nx || qy >= ny || qz >= nz) break
+      const u = qx + nx * (qy + ny * qz)
+      if (u === last) continue
+      if (hull[u] !== 1) break
+      last = u
+      path[length] = u
+      const e = errorAt(u, r, g, b)
+      if (e < bestError) {
+        bestError = e
+        bestAt = length
       }
-      if (bestAt === 0 || bestError > rule.ratio * surfaceError) continue
-      const deep = patchErrorAt(path[bestAt]!, slot, around)
-      const shallow = patchErrorAt(v, slot, around)
-      if (!(deep <= rule.patchRatio * shallow)) continue
-      kept[path[bestAt]!] = 1
-      for (let i = 0; i < bestAt; i++) free[path[i]!] = 1
+      length++
     }
-  })
-  const carved: number[] = []
-  for (let v = 0; v < hull.length; v++)
-    if (free[v] === 1 && kept[v] === 0 && hull[v] === 1) {
-      hull[v] = 0
-      carved.push(v)
-    }
-  return Uint32Array.from(carved)
+    if (bestAt === 0 || bestError > rule.ratio * surfaceError) continue
+    const deep = patchErrorAt(path[bestAt]!)
+    const shallow = patchErrorAt(v)
+    if (!(deep <= rule.patchRatio * shallow)) continue
+    kept[path[bestAt]!] = 1
+    // Votes of several threads at once: an atomic add, so none is lost (and at most 255, never wraps).
+    for (let i = 0; i < bestAt; i++) if (free[path[i]!]! < 255) Atomics.add(free, path[i]!, 1)
+  }
 }
+
+/** A patch: a vertex and its 6-neighbours, as index offsets. */
+const patchOffsets = (nx: number, ny: number): number[] => [0, -1, 1, -nx, nx, -nx * ny, nx * ny]
 
 /**
  * The mean of the `agreeing` smallest of `errors[0..k)` (reordered in place), or NaN when

@@ -1,4 +1,5 @@
 import type { JobKind, JobSpec, TaskWorker } from '../kind.ts'
+import type { SweepRunner } from './depth-sweep.ts'
 import { outcomeDefaults, vertexBlockDefaults, vertexLimits } from './defaults.ts'
 import { type Block, blockKey, blockResult, type BlockResult, type Frame, type VertexJob } from './block.ts'
 import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } from './schemas.ts'
@@ -24,6 +25,8 @@ export interface VertexKindOptions {
   /** Least foreground share of a vertex's area for a camera to count it occupied. */
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
+  /** Where a frame's depth sweep runs (default: the deciding thread; `SweepThreads` spreads it in Node). */
+  sweep?: SweepRunner
 }
 
 /** The header of a binary block result, before its job id and colours (see `encodeBlockResult`). */
@@ -79,7 +82,7 @@ export function createVertexKind(
         get complete() {
           return aggregation.complete
         },
-        finish: () => decideFrame(aggregation, grid, cameras, rule),
+        finish: () => decideFrame(aggregation, grid, cameras, rule, options.sweep),
       }
     },
     outcome: {

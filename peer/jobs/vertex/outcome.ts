@@ -2,7 +2,7 @@ import { type Camera, focalLength, projectionMatrix } from './camera.ts'
 import { outcomeDefaults } from './defaults.ts'
 import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
-import { type DepthSweepRule, sweepCarve } from './depth-sweep.ts'
+import { type DepthSweepRule, inThread, sweepCarve, type SweepRunner } from './depth-sweep.ts'
 
 /** The decision for one vertex. */
 export const Decision = {
@@ -106,6 +106,7 @@ export function decideFrame(
   space: TargetSpace,
   cameras: readonly Camera[],
   rule: Partial<OutcomeRule> = {},
+  sweep: SweepRunner = inThread,
 ): FrameOutcome {
   const r: OutcomeRule = { ...defaultOutcomeRule, ...rule }
   const n = aggregation.totalVertices
@@ -125,7 +126,7 @@ export function decideFrame(
   const outcome = emptyOutcome(aggregation, decision)
   for (let pass = 0; r.occlusionAware && pass < r.sweepPasses; pass++) {
     const visibility = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
-    const carved = sweepCarve(aggregation, space, slotCameras, hull, visibility, r.depthSweep)
+    const carved = sweepCarve(aggregation, space, slotCameras, hull, visibility, r.depthSweep, sweep)
     for (const v of carved) decision[v] = Decision.inconsistent
     if (carved.length === 0) break
   }

@@ -1,3 +1,4 @@
+import { SweepThreads } from './sweep-threads.ts'
 import { VertexCoordinator } from './coordinator.ts'
 import type { FrameOutcome, OutcomeRule } from './outcome.ts'
 import type { MultiViewDataset } from '../../datasets/middlebury.ts'
@@ -65,12 +66,16 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   const excluded = new Set(init.excludeCameras ?? [])
   const job = datasetJob(init.dataset, init.grid, init)
   const { cameras } = job
+  // The frame is decided once every block is in, when the participant threads are idle: the depth
+  // sweep spreads over this machine's cores.
+  const sweep = new SweepThreads()
   const coordinator = new VertexCoordinator(
     {
       job,
       blockVertices: init.blockVertices ?? partitionDefaults.blockVertices,
       ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
       ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
+      sweep,
     },
     { clock: systemClock },
   )
@@ -104,6 +109,6 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
     if (onAbort !== undefined) init.signal?.removeEventListener('abort', onAbort)
     coordinator.off('blockDone', onBlockDone)
     coordinator.stop()
-    await mesh.stop()
+    await Promise.all([mesh.stop(), sweep.close()])
   }
 }
