@@ -42,6 +42,8 @@ Measures, on templeSparseRing (16 photographs, 640×480):
   cpuWorker.vertexViewsPerSecPerCore  data threads one CPU core colours per second   (target ≥ 5 M)
   aggregator.resultsPerSec            thread results the aggregator takes per second  (target ≥ 20 M)
   job.temple128.seconds               the whole job, 128³ grid × 16 views, all cores   (target ≤ 10 s)
+  job.temple128.sweepRatio            its time over the same job without the depth sweep, run just
+                                      before it (≤ 1.5)
 and the scheduler and the simulator:
   scheduler.opsPerSec.participants1000 / .participants10000
                                       lease grants + accepted results per second, one core (≥ 100 k)
@@ -260,10 +262,17 @@ export async function benchCommand(args: string[]): Promise<void> {
   const decideSeconds = (performance.now() - decideStarted) / 1000
   bar.update(2, 3)
 
+  // The same job without the depth sweep, run just before it: what the sweep costs, side by side.
+  const withoutSweep = await runLocalJob({
+    dataset,
+    grid,
+    outcomeRule: { sweepPasses: 0 },
+    onProgress: (done, all) => bar.update(2 + done / all / 2, 3),
+  })
   const run = await runLocalJob({
     dataset,
     grid,
-    onProgress: (done, all) => bar.update(2 + done / all, 3),
+    onProgress: (done, all) => bar.update(2.5 + done / all / 2, 3),
   })
   bar.done()
 
@@ -350,6 +359,8 @@ export async function benchCommand(args: string[]): Promise<void> {
     [`job.temple${grid}.seconds`]: round(run.seconds),
     [`job.temple${grid}.participants`]: run.participants,
     [`job.temple${grid}.colouredVertices`]: run.outcome.coloured,
+    [`job.temple${grid}.withoutSweepSeconds`]: round(withoutSweep.seconds),
+    [`job.temple${grid}.sweepRatio`]: round(run.seconds / withoutSweep.seconds),
     'scheduler.opsPerSec.participants1000': Math.round(scheduler1000),
     'scheduler.opsPerSec.participants10000': Math.round(scheduler10000),
     ...(simulation !== undefined && {
@@ -470,6 +481,8 @@ export async function benchCommand(args: string[]): Promise<void> {
       `  aggregator.resultsPerSec            ${(resultsPerSec / 1e6).toFixed(1)} M/s  (${mark(resultsPerSec >= 20e6)} ≥ 20 M)\n` +
       `  aggregator.decideSeconds            ${decideSeconds.toFixed(2)} s\n` +
       `  job.temple${grid}.seconds              ${run.seconds.toFixed(2)} s  (${mark(run.seconds <= 10)} ≤ 10 s)\n` +
+      `  … without the depth sweep             ${withoutSweep.seconds.toFixed(2)} s: ` +
+      `${(run.seconds / withoutSweep.seconds).toFixed(2)}× (${mark(run.seconds <= 1.5 * withoutSweep.seconds)} ≤ 1.5×)\n` +
       `  scheduler.opsPerSec (1,000 / 10,000)  ${(scheduler1000 / 1000).toFixed(0)} k / ${(scheduler10000 / 1000).toFixed(0)} k ops/s  ` +
       `(${mark(Math.min(scheduler1000, scheduler10000) >= 100_000)} ≥ 100 k)\n` +
       (simulation === undefined

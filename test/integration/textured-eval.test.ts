@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
-import { texturedScene, writeTexturedDataset } from '../../peer/datasets/textured-scene.ts'
+import {
+  type TexturedScene,
+  texturedInside,
+  texturedScene,
+  writeTexturedDataset,
+} from '../../peer/datasets/textured-scene.ts'
+import { Decision, type FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
+import { type TargetSpace, vertexCentre, voxelEdge } from '../../peer/jobs/vertex/target-space.ts'
 import { evaluateHoldout, type HoldoutScore, naiveMethod } from '../../peer/quality/evaluate.ts'
 
 /*
@@ -23,7 +30,8 @@ describe.each(['arches', 'pots'] as const)(
     it('crowdmesh leads the naive method on the contract renderer, with a silhouette as good', async () => {
       const dir = await mkdtemp(join(tmpdir(), `crowdmesh-${variant}-`))
       folders.push(dir)
-      await writeTexturedDataset(texturedScene({ variant, width: 320, height: 240 }), dir)
+      const scene = texturedScene({ variant, width: 320, height: 240 })
+      await writeTexturedDataset(scene, dir)
       const set = await loadMiddlebury(dir)
       const ours: HoldoutScore[] = []
       const naive: HoldoutScore[] = []
@@ -37,12 +45,45 @@ describe.each(['arches', 'pots'] as const)(
       const iou = (s: HoldoutScore) => s.iou
       expect(mean(ours, psnr)).toBeGreaterThanOrEqual(mean(naive, psnr) + LEAD[variant])
       expect(mean(ours, iou)).toBeGreaterThanOrEqual(mean(naive, iou) - 0.01)
+      // The depth sweep carves the hull's phantoms, and seldom the object: few of the vertices it
+      // carved lie a voxel or more inside the true solid.
+      const { carved, deepInside } = carvedInside(scene, ours[0]!.job.space, ours[0]!.outcome)
+      expect(carved).toBeGreaterThan(CARVED[variant])
+      expect(deepInside / carved).toBeLessThanOrEqual(DEEP_INSIDE[variant])
     })
   },
 )
 /*
- * Measured on view 4 (320×240, 96³): arches ours 19.57 dB / 0.906, naive 17.27 / 0.907; pots ours
- * 18.89 / 0.940, naive 17.97 / 0.944. The leads held here are today's, less a margin: the issue's
- * target (naive + 2.0 dB on every set) is not met on pots yet.
+ * Measured on view 4 (320×240, 96³): arches ours 19.68 dB / 0.909, naive 17.27 / 0.907; pots ours
+ * 19.61 / 0.941, naive 17.97 / 0.944 (before the depth sweep: ours 19.57 and 18.89). The depth sweep
+ * carved 57,813 vertices of arches, 10.0 % of them a voxel or more inside the solid, and 94,938 of
+ * pots, 5.2 % inside. The bounds held here are those, less a margin.
  */
-const LEAD = { arches: 1.8, pots: 0.6 }
+const LEAD = { arches: 2.0, pots: 1.3 }
+const CARVED = { arches: 40_000, pots: 60_000 }
+const DEEP_INSIDE = { arches: 0.13, pots: 0.08 }
+
+/** Vertices carved as inconsistent, and of those the ones whose centre lies a voxel edge or more inside the solid. */
+function carvedInside(scene: TexturedScene, space: TargetSpace, outcome: FrameOutcome) {
+  const edge = voxelEdge(space)
+  const centre = [0, 0, 0]
+  let carved = 0
+  let deepInside = 0
+  for (let v = 0; v < outcome.decision.length; v++) {
+    if (outcome.decision[v] !== Decision.inconsistent) continue
+    carved++
+    vertexCentre(space, v, centre)
+    const [x, y, z] = centre as [number, number, number]
+    const around: [number, number, number][] = [
+      [x, y, z],
+      [x - edge, y, z],
+      [x + edge, y, z],
+      [x, y - edge, z],
+      [x, y + edge, z],
+      [x, y, z - edge],
+      [x, y, z + edge],
+    ]
+    if (around.every(([px, py, pz]) => texturedInside(scene, px, py, pz))) deepInside++
+  }
+  return { carved, deepInside }
+}

@@ -65,7 +65,7 @@ export const outcomeDefaults = {
    * neighbours: −0.45, +0.44 (it carves into the plaster); with the patch check (ratio 0.3): +0.16,
    * +0.25, +0.78; 8 neighbours, the best 4, 40 voxels deep: as here. A second pass adds nothing.
    */
-  sweepPasses: 0,
+  sweepPasses: 1,
   depthSweep: {
     neighbours: 8,
     agreeing: 4,
@@ -73,7 +73,7 @@ export const outcomeDefaults = {
     ratio: 0.3,
     minError: 100,
     patchRatio: 0.3,
-    minFreeVotes: 1,
+    visibleSurface: true,
   },
 } as const
 
