@@ -336,7 +336,8 @@ export async function meshTargets(ready: FuzzEventReady): Promise<MeshFuzzer> {
           { ok: false, why: `no welcome after a valid hello: ${JSON.stringify(welcome)}` },
         ]
       let lies = 0
-      for (let requestId = 1; requestId <= 8; requestId++) {
+      // Patient enough to meet a frame's blocks on a loaded machine (where the witness takes most).
+      for (let requestId = 1; requestId <= 20; requestId++) {
         say({ type: 'lease-request', requestId, capability: { ...capability, kinds: ['vertex@1'] } })
         const answer = await inbox.until((m) => m.type === 'lease' || m.type === 'error', 10_000)
         if (answer?.type !== 'lease')

@@ -95,13 +95,37 @@ function request(socket: Socket, host: string, port: number, message: Buffer, tr
   })
 }
 
-/** Asks the TURN server at host:port for one UDP relay allocation with these credentials. */
+/**
+ * Asks the TURN server at host:port for one UDP relay allocation with these credentials. A 437
+ * (allocation mismatch) on a fresh socket means the system handed it the port of an earlier socket
+ * whose allocation the server still holds (its release went unanswered on a loaded machine): that
+ * port is kept bound while another is tried, up to three times.
+ */
 export async function allocate(
   host: string,
   port: number,
   username: string,
   password: string,
 ): Promise<AllocateResult> {
+  const stale: Socket[] = []
+  try {
+    for (;;) {
+      const result = await allocateOnce(host, port, username, password)
+      if (result.errorCode !== 437) return result
+      stale.push(result.socket)
+      if (stale.length === 3) return { errorCode: 437, release: async () => {} }
+    }
+  } finally {
+    for (const socket of stale) socket.close()
+  }
+}
+
+async function allocateOnce(
+  host: string,
+  port: number,
+  username: string,
+  password: string,
+): Promise<AllocateResult & { socket: Socket }> {
   const socket = createSocket('udp4')
   await new Promise<void>((resolve) => socket.bind(0, host, resolve))
   const udp = { type: attribute.requestedTransport, value: Buffer.from([17, 0, 0, 0]) }
@@ -111,7 +135,7 @@ export async function allocate(
   const nonce = challenge.attributes.get(attribute.nonce)
   if (errorCodeOf(challenge.attributes) !== 401 || realm === undefined || nonce === undefined) {
     socket.close()
-    return { errorCode: errorCodeOf(challenge.attributes), release: async () => {} }
+    return { errorCode: errorCodeOf(challenge.attributes), release: async () => {}, socket }
   }
   const key = createHash('md5').update(`${username}:${realm.toString()}:${password}`).digest()
   const credentials = [
@@ -128,8 +152,10 @@ export async function allocate(
     second,
   )
   const errorCode = answer.type === 0x0103 ? undefined : (errorCodeOf(answer.attributes) ?? -1)
+  if (errorCode === 437) return { errorCode, release: async () => {}, socket }
   return {
     errorCode,
+    socket,
     release: async () => {
       if (errorCode === undefined) {
         const refresh = randomBytes(12)

@@ -39,7 +39,7 @@ export class SweepThreads implements SweepRunner {
     this.statistics.cameras += cameraCount
     if (!(control.buffer instanceof SharedArrayBuffer)) return
     // Cameras others claimed: wait for them as long as a few of this thread's own would take.
-    // The wait starts again whenever another camera is done: a helper at work is never cut short.
+    // The wait starts again whenever another camera is done, so a helper at work gets its time.
     const perCamera = mine > 0 ? (performance.now() - started) / mine : 50
     let deadline = 0
     for (let done = -1, now = Atomics.load(control, 1); now < cameraCount; now = Atomics.load(control, 1)) {
