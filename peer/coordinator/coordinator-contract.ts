@@ -33,6 +33,7 @@ export interface SchedulingOptions {
   speculation: boolean
   maxCopies: number
   rateSmoothing: number
+  maxDecidingRounds: number
 }
 
 /** Live mode: what to do with a frame that cannot finish within its latency budget. */

@@ -134,7 +134,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
 
   /** Rounds of a job neither complete nor dropped. */
   openRounds(jobId: string): number {
-    return this.slotsByJob.get(jobId)?.queue.size ?? 0
+    const slot = this.slotsByJob.get(jobId)
+    return slot === undefined ? 0 : slot.queue.size + slot.deciding
   }
 
   /** Leases outstanding. */
@@ -142,9 +143,9 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     return this.leases.active
   }
 
-  /** True when no round of any job has work left or outstanding leases. */
+  /** True when no round of any job has work left, outstanding leases or an outcome being decided. */
   get idle(): boolean {
-    for (const slot of this.slotList) if (slot.queue.size > 0) return false
+    for (const slot of this.slotList) if (slot.queue.size > 0 || slot.deciding > 0) return false
     return true
   }
 
@@ -744,24 +745,70 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   }
 
   private completeFrame(slot: JobSlot<T>, work: RoundWork, sink: RoundSink<TaskBase, unknown, T>): void {
-    // The outcome is decided before the round ends: a decision that throws ends the round as
-    // dropped, reported with its reason, instead of a round that ended with no outcome at all.
-    let outcome: T
-    try {
-      outcome = sink.finish()
-    } catch (error) {
-      const reason = (error as Error).message
-      this.log.error(
-        `round ${work.index} of job ${slot.spec.jobId}: its outcome could not be decided: ${reason}`,
-      )
+    if (slot.deciding >= this.options.maxDecidingRounds) {
+      const reason = `${slot.deciding} earlier rounds are still being decided`
+      this.log(`round ${work.index} of job ${slot.spec.jobId} dropped: ${reason}`)
       this.emit('frameDropped', this.endFrame(slot, work, true, reason))
       return
     }
-    this.emit('frameComplete', outcome, this.endFrame(slot, work, false))
+    // The outcome is decided before the round ends: a decision that throws ends the round as
+    // dropped, reported with its reason, instead of a round that ended with no outcome at all.
+    let outcome: T | Promise<T>
+    try {
+      outcome = sink.finish()
+    } catch (error) {
+      this.undecided(slot, work, error)
+      return
+    }
+    if (!(outcome instanceof Promise)) {
+      this.emit('frameComplete', outcome, this.endFrame(slot, work, false))
+      return
+    }
+    // Decided off the event loop: the round's tasks end now (its leases, its timer, its place in
+    // the queue), so the crowd moves on; its report waits for the outcome, and for the job's
+    // earlier rounds' reports, so a job's outcomes come in round order.
+    const answerable = this.endRound(slot, work)
+    slot.deciding++
+    const settled = outcome.then(
+      (decided) => ({ decided }),
+      (error: unknown) => ({ error }),
+    )
+    slot.decided = slot.decided
+      .then(() => settled)
+      .then((result) => {
+        slot.deciding--
+        if (this.stopped) return
+        if ('error' in result) this.undecided(slot, work, result.error, answerable)
+        else this.emit('frameComplete', result.decided, this.reportRound(slot, work, answerable, false))
+      })
+      // A listener that throws has no caller to tell here: logged, and the next round reports all the same.
+      .catch((error: unknown) =>
+        this.log.error(`round ${work.index} of job ${slot.spec.jobId}: ${(error as Error).message}`),
+      )
+  }
+
+  /** A round whose outcome could not be decided: dropped, with the reason. */
+  private undecided(slot: JobSlot<T>, work: RoundWork, error: unknown, answerable?: string[]): void {
+    const reason = error instanceof Error ? error.message : String(error)
+    this.log.error(
+      `round ${work.index} of job ${slot.spec.jobId}: its outcome could not be decided: ${reason}`,
+    )
+    const report =
+      answerable === undefined
+        ? this.endFrame(slot, work, true, reason)
+        : this.reportRound(slot, work, answerable, true, reason)
+    this.emit('frameDropped', report)
   }
 
   private endFrame(slot: JobSlot<T>, work: RoundWork, dropped: boolean, error?: string): FrameReport {
-    const now = this.clock.now()
+    return this.reportRound(slot, work, this.endRound(slot, work), dropped, error)
+  }
+
+  /**
+   * Ends a round's work: its timer, its outstanding leases, its place in the queue, its sink, its
+   * results' validation. What it returns is who answers for its results (the report's `answerable`).
+   */
+  private endRound(slot: JobSlot<T>, work: RoundWork): string[] {
     const timer = slot.budgetTimers.get(work.index)
     if (timer !== undefined) this.clock.clearTimer(timer)
     slot.budgetTimers.delete(work.index)
@@ -770,7 +817,20 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     }
     slot.queue.remove(work.index)
     slot.roundSinks.delete(work.index)
-    const answerable = this.validation.roundEnded(slot, work)
+    slot.ended.add(work.index)
+    slot.tails.delete(work.index)
+    return this.validation.roundEnded(slot, work)
+  }
+
+  /** The report of an ended round (its latency runs to now: when its outcome is known). */
+  private reportRound(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    answerable: string[],
+    dropped: boolean,
+    error?: string,
+  ): FrameReport {
+    const now = this.clock.now()
     const report: FrameReport = {
       jobId: slot.spec.jobId,
       frameIndex: work.index,
@@ -788,8 +848,6 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     // Kept for statistics without who answered for it: a long run keeps a report per round.
     const { answerable: _answerable, ...kept } = report
     this.reports.push(kept)
-    slot.ended.add(work.index)
-    slot.tails.delete(work.index)
     return report
   }
 

@@ -53,6 +53,10 @@ export interface JobSlot<T> {
   replicas: Contribution[]
   /** Reference units granted (units × relative cost): its stride pass is this ÷ weight. */
   granted: number
+  /** Rounds complete whose outcome is being decided off the event loop, or waits to be. */
+  deciding: number
+  /** Settles once the last of those has been reported: the next reports after it (round order). */
+  decided: Promise<void>
 }
 
 /**
@@ -100,6 +104,8 @@ export function openSlot<T>(
     duplicateThreads: new Map(),
     validator: init.validator,
     replicas: [],
+    deciding: 0,
+    decided: Promise.resolve(),
     granted: leastShare(
       running.filter((s) => s.class === jobClass),
       weight,
@@ -132,7 +138,7 @@ export function slotState<T>(slot: JobSlot<T>): JobState {
     weight: slot.weight,
     paused: slot.paused,
     live: slot.live !== undefined,
-    openRounds: slot.queue.size,
+    openRounds: slot.queue.size + slot.deciding,
     queuedUnits: slot.queue.queuedUnits,
   }
 }

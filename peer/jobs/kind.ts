@@ -90,8 +90,14 @@ export interface RoundSink<T extends TaskBase, R, O> {
    */
   withdraw(task: T): void
   readonly complete: boolean
-  /** Called once, when complete: the round's outcome. May throw; the round is then dropped. */
-  finish(): O
+  /**
+   * Called once, when complete: the round's outcome. May throw; the round is then dropped. A promise
+   * decides off the coordinator's event loop (a kind whose decision takes long: the vertex kind's
+   * `FrameDecider`): the round's tasks end at once, its outcome comes when the promise settles,
+   * each job's in round order, and a rejected one drops the round. The sink is not used again after
+   * this call, so it may hand its buffers over (transfer them to a thread).
+   */
+  finish(): O | Promise<O>
 }
 
 /** What a worker may use: the same in Node and in a browser (the participant builds it). */

@@ -110,6 +110,13 @@ export const schedulingDefaults = {
   maxCopies: 2,
   /** Weight of a new speed measurement in the running estimate. */
   rateSmoothing: 0.3,
+  /**
+   * Rounds of one job whose outcome is being decided off the event loop (`RoundSink.finish` gave a
+   * promise) or waits its turn to be: a round that completes beyond this is dropped, and says so.
+   * Each holds its round's results (at 128³ the vertex job's are 128 MiB), and a live show wants
+   * the newest frames decided, not a backlog.
+   */
+  maxDecidingRounds: 2,
   /** A participant's share of its processor the coordinator assumes when it states none. */
   dutyCycle: 0.25,
 } as const

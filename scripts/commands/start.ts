@@ -1,5 +1,5 @@
 import { vertexJobInit } from '../../peer/jobs/vertex/coordinator.ts'
-import { SweepThreads } from '../../peer/jobs/vertex/sweep-threads.ts'
+import { DecideThread } from '../../peer/jobs/vertex/decide-thread.ts'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -191,10 +191,11 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
     )
   }
   // With images to filter or videos to match, the 3D job is the live one and those batch jobs beside it.
-  // A frame's depth sweep spreads over this machine's cores while the coordinator decides it.
-  const sweep = new SweepThreads()
+  // Frames are decided in a thread of their own (the event loop serves the crowd meanwhile), and
+  // their depth sweep spreads over this machine's cores.
+  const decider = new DecideThread()
   const vertexJob = vertexJobInit(job, {
-    sweep,
+    decider,
     ...(images === undefined && match === undefined ? {} : { class: 'live' as const }),
   })
   const event = await startEvent({
@@ -487,7 +488,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
   } finally {
     await recordings?.close()
     await event.stop()
-    await sweep.close()
+    await decider.close()
     await Promise.all(participants.map((p) => p.stop()))
   }
 }

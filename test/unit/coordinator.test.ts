@@ -352,4 +352,77 @@ describe('Coordinator', () => {
     expect(dropped[0]).toMatchObject({ frameIndex: 0, dropped: true, error: 'the decision failed' })
     expect(coordinator.idle).toBe(true)
   })
+
+  it('ends a round at once when its outcome is decided off the event loop, and reports rounds in order', async () => {
+    // A sink whose decision is a promise the test settles (the vertex kind's DecideThread).
+    const decisions: PromiseWithResolvers<FrameOutcome>[] = []
+    const deciding: number[] = []
+    const { coordinator, outcomes, dropped, advance } = setup({
+      frameSinks: ({ plan }) => {
+        let added = 0
+        return {
+          add: () => {
+            added++
+            return 'added'
+          },
+          withdraw: () => added--,
+          get complete() {
+            return added === 8
+          },
+          finish: () => {
+            const decision = Promise.withResolvers<FrameOutcome>()
+            decisions.push(decision)
+            deciding.push(plan.frameIndex)
+            return decision.promise
+          },
+        }
+      },
+    })
+    const reports: FrameReport[] = []
+    coordinator.on('frameComplete', (_outcome, report) => reports.push(report))
+    const decided = (frameIndex: number) => ({ frameIndex }) as unknown as FrameOutcome
+    for (const index of [0, 1, 2]) {
+      coordinator.addFrame(frame(0, index))
+      coordinator.addFrame(frame(1, index))
+    }
+    // Round 0 completes and is being decided: round 1's tasks are leased meanwhile, and round 2,
+    // complete while two rounds wait to be decided (`maxDecidingRounds`), is dropped and says why.
+    drain(coordinator)
+    expect(decisions).toHaveLength(2)
+    expect(outcomes).toEqual([])
+    expect(dropped.map((r) => [r.frameIndex, r.error])).toEqual([
+      [2, '2 earlier rounds are still being decided'],
+    ])
+    expect(coordinator.activeLeases).toBe(0)
+    expect(coordinator.openRounds(job.jobId)).toBe(2)
+    expect(coordinator.idle).toBe(false)
+    // Round 1's outcome first: it waits for round 0's, and both come in round order.
+    advance(400)
+    decisions[1]!.resolve(decided(1))
+    await new Promise((r) => setImmediate(r))
+    expect(outcomes).toEqual([])
+    decisions[0]!.resolve(decided(0))
+    await new Promise((r) => setImmediate(r))
+    expect(outcomes.map((o) => o.frameIndex)).toEqual([0, 1])
+    // The latency runs to when the outcome was known.
+    expect(reports.map((r) => r.latencyMs)).toEqual([400, 400])
+    expect(coordinator.idle).toBe(true)
+    expect(coordinator.statistics().framesCompleted).toBe(2)
+    // A decision that fails drops its round, with the reason; the next round is decided as ever.
+    coordinator.addFrame(frame(0, 3))
+    coordinator.addFrame(frame(1, 3))
+    coordinator.addFrame(frame(0, 4))
+    coordinator.addFrame(frame(1, 4))
+    drain(coordinator)
+    expect(deciding).toEqual([0, 1, 3, 4])
+    decisions[2]!.reject(new Error('the deciding thread exited (code 1)'))
+    decisions[3]!.resolve(decided(4))
+    await new Promise((r) => setImmediate(r))
+    expect(dropped.map((r) => [r.frameIndex, r.error])).toEqual([
+      [2, '2 earlier rounds are still being decided'],
+      [3, 'the deciding thread exited (code 1)'],
+    ])
+    expect(outcomes.map((o) => o.frameIndex)).toEqual([0, 1, 4])
+    expect(coordinator.audit().unaccountedThreads).toBe(0)
+  })
 })

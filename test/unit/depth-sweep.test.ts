@@ -14,6 +14,7 @@ import { Decision, decideFrame, type FrameOutcome } from '../../peer/jobs/vertex
 import { partitionFrame } from '../../peer/jobs/vertex/partitioner.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { SweepThreads } from '../../peer/jobs/vertex/sweep-threads.ts'
+import { DecideThread, DecisionFailedError } from '../../peer/jobs/vertex/decide-thread.ts'
 import type { VertexJob } from '../../peer/jobs/vertex/block.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { templeDir } from '../support/fixtures.ts'
@@ -90,4 +91,64 @@ describe('the depth sweep over threads', () => {
     const skipped = decideFrame(aggregation, job.space, job.cameras, { sweepPasses: 1 }, withoutCamera0)
     expect(Buffer.compare(skipped.decision, reference.decision)).not.toBe(0)
   })
+})
+
+/** A copy of the frame's aggregation: a decider takes the one it is given (its arrays move). */
+function copyOf(source: FrameAggregation): FrameAggregation {
+  const copy = new FrameAggregation({
+    jobId: source.jobId,
+    frameIndex: source.frameIndex,
+    cameraIds: source.cameraIds,
+    totalVertices: source.totalVertices,
+    minCoverageAlpha: alphaForCoverage(outcomeDefaults.minCoverage),
+  })
+  source.planes.forEach((plane, slot) => copy.planes[slot]!.set(plane))
+  copy.seen.set(source.seen)
+  copy.background.set(source.background)
+  return copy
+}
+
+describe('deciding a frame in a thread of its own', () => {
+  it('decides what the event loop decides, while the loop goes on serving', async () => {
+    const decider = new DecideThread({ sweepThreads: 1 })
+    try {
+      await decider.ready()
+      let ticks = 0
+      const ticking = setInterval(() => ticks++, 5)
+      const outcome = await decider.decide(copyOf(aggregation), job.space, job.cameras, { sweepPasses: 1 })
+      clearInterval(ticking)
+      for (const field of ['decision', 'colour', 'views', 'votes'] as const)
+        expect(Buffer.compare(outcome[field], reference[field]), field).toBe(0)
+      expect(outcome).toMatchObject({ frameIndex: 0, coloured: reference.coloured, resolution: [64, 64, 64] })
+      // The loop ran while the thread decided (deciding on the loop, no timer could run at all).
+      expect(ticks).toBeGreaterThan(2)
+      // What was handed over is gone from here: nothing can read a frame the thread is deciding.
+      const handed = copyOf(aggregation)
+      const second = decider.decide(handed, job.space, job.cameras, { sweepPasses: 1 })
+      expect(handed.planes[0]!.length).toBe(0)
+      expect(Buffer.compare((await second).decision, reference.decision)).toBe(0)
+    } finally {
+      await decider.close()
+    }
+  }, 60_000)
+
+  it('fails a frame it cannot decide, and one it held when closed, with the reason', async () => {
+    const decider = new DecideThread({ sweepThreads: 0 })
+    // A camera of the frame that the job does not have: decideFrame throws in the thread.
+    await expect(
+      decider.decide(copyOf(aggregation), job.space, job.cameras.slice(1), { sweepPasses: 1 }),
+    ).rejects.toThrow(
+      new DecisionFailedError(`camera ${job.cameras[0]!.id} of the aggregation is not in the job`),
+    )
+    // The thread is still there for the next frame.
+    const next = await decider.decide(copyOf(aggregation), job.space, job.cameras, { sweepPasses: 0 })
+    expect(next.coloured).toBeGreaterThan(0)
+    const held = decider.decide(copyOf(aggregation), job.space, job.cameras, { sweepPasses: 1 })
+    const failed = expect(held).rejects.toThrow('the deciding thread was closed')
+    await decider.close()
+    await failed
+    await expect(
+      decider.decide(copyOf(aggregation), job.space, job.cameras, { sweepPasses: 1 }),
+    ).rejects.toThrow('the deciding thread is closed')
+  }, 60_000)
 })

@@ -314,7 +314,7 @@ describe('image-filter sinks', () => {
       }
       expect(sink.complete).toBe(true)
       const whole = filterRect(image, filter, { x: 0, y: 0, w: width, h: height })
-      const outcome = sink.finish()
+      const outcome = await sink.finish()
       expect(outcome).toMatchObject({ frameIndex: 0, width, height })
       expect(Buffer.compare(outcome.rgba, whole)).toBe(0)
       // The filter changed the image (a stitching bug would not hide behind an identity).
@@ -348,7 +348,7 @@ describe('image-filter sinks', () => {
     expect(sink.complete).toBe(true)
     expect(
       Buffer.compare(
-        sink.finish().rgba,
+        (await sink.finish()).rgba,
         filterRect(image, job.description.filter, { x: 0, y: 0, w: width, h: height }),
       ),
     ).toBe(0)

@@ -1,3 +1,4 @@
+import type { FrameDecider } from './decide-thread.ts'
 import type { SweepRunner } from './depth-sweep.ts'
 import { Coordinator } from '../../coordinator/coordinator.ts'
 import type {
@@ -40,6 +41,8 @@ export interface VertexJobOptions<T = FrameOutcome> {
   outcomeRule?: Partial<OutcomeRule>
   /** Where a frame's depth sweep runs (`VertexKindOptions.sweep`). */
   sweep?: SweepRunner
+  /** Where a frame is decided (`VertexKindOptions.decider`: off the event loop with `DecideThread`). */
+  decider?: FrameDecider
   /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */
   frameSinks?: RoundSinkFactory<T>
   /** How its results are validated (`JobInit.validator`; `kindValidator` builds the kind's own). */
@@ -59,6 +62,7 @@ export function vertexJobInit<T = FrameOutcome>(
       ...(options.minCoverage !== undefined && { minCoverage: options.minCoverage }),
       ...(options.outcomeRule !== undefined && { outcomeRule: options.outcomeRule }),
       ...(options.sweep !== undefined && { sweep: options.sweep }),
+      ...(options.decider !== undefined && { decider: options.decider }),
     }),
     ...(options.live !== undefined && { live: options.live }),
     ...(options.class !== undefined && { class: options.class }),

@@ -6,6 +6,7 @@ import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } fr
 import { FrameAggregation } from './aggregator.ts'
 import type { Camera } from './camera.ts'
 import { cpuWorker } from './cpu-worker.ts'
+import type { FrameDecider } from './decide-thread.ts'
 import { colouredVertices, decideFrame, type FrameOutcome, type OutcomeRule } from './outcome.ts'
 import { decodeOutcome, encodeOutcome, type OutcomeSnapshot } from './outcome-codec.ts'
 import { VertexRoundPlan } from './round-plan.ts'
@@ -27,6 +28,11 @@ export interface VertexKindOptions {
   outcomeRule?: Partial<OutcomeRule>
   /** Where a frame's depth sweep runs (default: the deciding thread; `SweepThreads` spreads it in Node). */
   sweep?: SweepRunner
+  /**
+   * Where a frame is decided (default: on the coordinator's event loop, with `sweep`). `DecideThread`
+   * decides off the loop (Node), so a live show's leases and results do not wait for it.
+   */
+  decider?: FrameDecider
 }
 
 /** The header of a binary block result, before its job id and colours (see `encodeBlockResult`). */
@@ -82,7 +88,10 @@ export function createVertexKind(
         get complete() {
           return aggregation.complete
         },
-        finish: () => decideFrame(aggregation, grid, cameras, rule, options.sweep),
+        finish: () =>
+          options.decider !== undefined
+            ? options.decider.decide(aggregation, grid, cameras, rule)
+            : decideFrame(aggregation, grid, cameras, rule, options.sweep),
       }
     },
     outcome: {

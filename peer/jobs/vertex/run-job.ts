@@ -1,4 +1,4 @@
-import { SweepThreads } from './sweep-threads.ts'
+import { DecideThread } from './decide-thread.ts'
 import { VertexCoordinator } from './coordinator.ts'
 import type { FrameOutcome, OutcomeRule } from './outcome.ts'
 import type { MultiViewDataset } from '../../datasets/middlebury.ts'
@@ -66,16 +66,17 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   const excluded = new Set(init.excludeCameras ?? [])
   const job = datasetJob(init.dataset, init.grid, init)
   const { cameras } = job
-  // The frame is decided once every block is in, when the participant threads are idle: the depth
-  // sweep spreads over this machine's cores.
-  const sweep = new SweepThreads()
+  // The frame is decided once every block is in, when the participant threads are idle, in a thread
+  // of its own (as `crowdmesh start` decides): its depth sweep spreads over this machine's cores.
+  const decider = new DecideThread()
+  const warming = decider.ready()
   const coordinator = new VertexCoordinator(
     {
       job,
       blockVertices: init.blockVertices ?? partitionDefaults.blockVertices,
       ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
       ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
-      sweep,
+      decider,
     },
     { clock: systemClock },
   )
@@ -92,10 +93,10 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
     onAbort = () => reject(new AbortError())
     init.signal?.addEventListener('abort', onAbort, { once: true })
   })
-  const mesh = await threadMesh(
-    coordinator,
-    init.participants !== undefined ? { participants: init.participants } : {},
-  )
+  const [mesh] = await Promise.all([
+    threadMesh(coordinator, init.participants !== undefined ? { participants: init.participants } : {}),
+    warming,
+  ])
   try {
     for (const frame of init.dataset.frames) if (!excluded.has(frame.cameraId)) coordinator.addFrame(frame)
     const result = await outcome
@@ -109,6 +110,6 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
     if (onAbort !== undefined) init.signal?.removeEventListener('abort', onAbort)
     coordinator.off('blockDone', onBlockDone)
     coordinator.stop()
-    await Promise.all([mesh.stop(), sweep.close()])
+    await Promise.all([mesh.stop(), decider.close()])
   }
 }
