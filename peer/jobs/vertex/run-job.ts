@@ -1,4 +1,6 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { DecideThread } from './decide-thread.ts'
+import { SweepThreads } from './sweep-threads.ts'
 import { VertexCoordinator } from './coordinator.ts'
 import type { FrameOutcome, OutcomeRule } from './outcome.ts'
 import type { MultiViewDataset } from '../../datasets/middlebury.ts'
@@ -28,6 +30,11 @@ export interface LocalJobInit {
   backgroundBrightness?: number
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
+  /**
+   * Where the frame is decided: in a thread of its own (`DecideThread`, the default, as `crowdmesh
+   * start` decides) or on the event loop (to measure what that costs the loop).
+   */
+  decideOn?: 'thread' | 'loop'
   signal?: AbortSignal
   /** Called as threads complete: (threads done, threads in all). */
   onProgress?: (done: number, total: number) => void
@@ -39,6 +46,8 @@ export interface LocalJobResult {
   outcome: FrameOutcome
   seconds: number
   participants: number
+  /** The longest the event loop was held at once while the job ran, ms (10 ms resolution). */
+  loopHeldMs: number
 }
 
 /** The vertex-colouring job over a data set's cameras on an N³ grid (the same job in-process and on the mesh). */
@@ -68,15 +77,19 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   const { cameras } = job
   // The frame is decided once every block is in, when the participant threads are idle, in a thread
   // of its own (as `crowdmesh start` decides): its depth sweep spreads over this machine's cores.
-  const decider = new DecideThread()
-  const warming = decider.ready()
+  const decider = init.decideOn === 'loop' ? undefined : new DecideThread()
+  const warming = decider?.ready()
+  const sweep = decider === undefined ? new SweepThreads() : undefined
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
   const coordinator = new VertexCoordinator(
     {
       job,
       blockVertices: init.blockVertices ?? partitionDefaults.blockVertices,
       ...(init.minCoverage !== undefined && { minCoverage: init.minCoverage }),
       ...(init.outcomeRule !== undefined && { outcomeRule: init.outcomeRule }),
-      decider,
+      ...(decider !== undefined && { decider }),
+      ...(sweep !== undefined && { sweep }),
     },
     { clock: systemClock },
   )
@@ -100,16 +113,21 @@ export async function runLocalJob(init: LocalJobInit): Promise<LocalJobResult> {
   try {
     for (const frame of init.dataset.frames) if (!excluded.has(frame.cameraId)) coordinator.addFrame(frame)
     const result = await outcome
+    const seconds = (performance.now() - started) / 1000
+    // A loop held until the outcome came is only sampled once it runs again.
+    await new Promise((resolve) => setTimeout(resolve, 20))
     return {
       job,
       outcome: result,
-      seconds: (performance.now() - started) / 1000,
+      seconds,
       participants: mesh.participants,
+      loopHeldMs: Math.round(loop.max / 1e6),
     }
   } finally {
     if (onAbort !== undefined) init.signal?.removeEventListener('abort', onAbort)
     coordinator.off('blockDone', onBlockDone)
     coordinator.stop()
-    await Promise.all([mesh.stop(), decider.close()])
+    loop.disable()
+    await Promise.all([mesh.stop(), decider?.close(), sweep?.close()])
   }
 }
