@@ -28,8 +28,15 @@ export type DecideReply =
   { id: number; outcome: FrameOutcome } | { id: number; error: string } | { id: number }
 
 const sweep = new SweepThreads((workerData as { sweepThreads: number }).sweepThreads)
+// The sweep's helpers start now, while this thread still runs its event loop: started from inside a
+// decision, which holds this thread until it ends, they would not be at work before it did.
+const helpersReady = sweep.ready()
 
 parentPort?.on('message', (request: DecideRequest | { id: number; ping: true }) => {
+  void helpersReady.then(() => answer(request))
+})
+
+function answer(request: DecideRequest | { id: number; ping: true }): void {
   if ('ping' in request) {
     parentPort?.postMessage({ id: request.id } satisfies DecideReply)
     return
@@ -49,4 +56,4 @@ parentPort?.on('message', (request: DecideRequest | { id: number; ping: true }) 
   } catch (error) {
     parentPort?.postMessage({ id: request.id, error: (error as Error).message } satisfies DecideReply)
   }
-})
+}
