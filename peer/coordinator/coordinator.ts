@@ -135,7 +135,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   /** Rounds of a job neither complete nor dropped. */
   openRounds(jobId: string): number {
     const slot = this.slotsByJob.get(jobId)
-    return slot === undefined ? 0 : slot.queue.size + slot.deciding
+    return slot === undefined ? 0 : slot.queue.size + slot.deciding + slot.waiting.length
   }
 
   /** Leases outstanding. */
@@ -145,7 +145,8 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
 
   /** True when no round of any job has work left, outstanding leases or an outcome being decided. */
   get idle(): boolean {
-    for (const slot of this.slotList) if (slot.queue.size > 0 || slot.deciding > 0) return false
+    for (const slot of this.slotList)
+      if (slot.queue.size > 0 || slot.deciding > 0 || slot.waiting.length > 0) return false
     return true
   }
 
@@ -745,46 +746,87 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   }
 
   private completeFrame(slot: JobSlot<T>, work: RoundWork, sink: RoundSink<TaskBase, unknown, T>): void {
-    if (slot.deciding >= this.options.maxDecidingRounds) {
-      const reason = `${slot.deciding} earlier rounds are still being decided`
-      this.log(`round ${work.index} of job ${slot.spec.jobId} dropped: ${reason}`)
-      this.emit('frameDropped', this.endFrame(slot, work, true, reason))
+    if (slot.deciding === 0) {
+      this.decide(slot, work, sink)
       return
     }
-    // The outcome is decided before the round ends: a decision that throws ends the round as
-    // dropped, reported with its reason, instead of a round that ended with no outcome at all.
+    // Another round of the job is being decided off the event loop: this one's tasks end now (its
+    // leases, its timer, its place in the queue), so the crowd moves on, and it waits its turn.
+    const answerable = this.endRound(slot, work)
+    const drop = (round: RoundWork, reason: string, who: string[]) => {
+      this.log(`round ${round.index} of job ${slot.spec.jobId} dropped: ${reason}`)
+      this.emit('frameDropped', this.reportRound(slot, round, who, true, reason))
+    }
+    if (slot.class === 'live') {
+      // A live show wants its newest frame decided next, not a backlog: a newer round replaces
+      // the one waiting.
+      for (const older of slot.waiting.splice(0))
+        drop(
+          older.work,
+          `superseded by round ${work.index} while an earlier round was decided`,
+          older.answerable,
+        )
+    } else if (1 + slot.waiting.length >= this.options.maxDecidingRounds) {
+      drop(work, `${1 + slot.waiting.length} earlier rounds are still being decided`, answerable)
+      return
+    }
+    slot.waiting.push({ work, sink, answerable })
+  }
+
+  /**
+   * Decides a complete round. The outcome is decided before the round ends: a decision that throws
+   * ends the round as dropped, reported with its reason, instead of a round that ended with no
+   * outcome at all. A decision off the event loop (a promise) ends the round's tasks at once and
+   * reports when it settles; the job's next waiting round is decided then, so outcomes come in
+   * round order. `answerable` is given for a round whose tasks ended while it waited.
+   */
+  private decide(
+    slot: JobSlot<T>,
+    work: RoundWork,
+    sink: RoundSink<TaskBase, unknown, T>,
+    answerable?: string[],
+  ): void {
     let outcome: T | Promise<T>
     try {
       outcome = sink.finish()
     } catch (error) {
-      this.undecided(slot, work, error)
+      this.undecided(slot, work, error, answerable)
       return
     }
     if (!(outcome instanceof Promise)) {
-      this.emit('frameComplete', outcome, this.endFrame(slot, work, false))
+      this.emit(
+        'frameComplete',
+        outcome,
+        answerable === undefined
+          ? this.endFrame(slot, work, false)
+          : this.reportRound(slot, work, answerable, false),
+      )
       return
     }
-    // Decided off the event loop: the round's tasks end now (its leases, its timer, its place in
-    // the queue), so the crowd moves on; its report waits for the outcome, and for the job's
-    // earlier rounds' reports, so a job's outcomes come in round order.
-    const answerable = this.endRound(slot, work)
+    const ended = answerable ?? this.endRound(slot, work)
     slot.deciding++
-    const settled = outcome.then(
-      (decided) => ({ decided }),
-      (error: unknown) => ({ error }),
-    )
-    slot.decided = slot.decided
-      .then(() => settled)
+    void outcome
+      .then(
+        (decided) => ({ decided }),
+        (error: unknown) => ({ error }),
+      )
       .then((result) => {
         slot.deciding--
         if (this.stopped) return
-        if ('error' in result) this.undecided(slot, work, result.error, answerable)
-        else this.emit('frameComplete', result.decided, this.reportRound(slot, work, answerable, false))
+        try {
+          if ('error' in result) this.undecided(slot, work, result.error, ended)
+          else this.emit('frameComplete', result.decided, this.reportRound(slot, work, ended, false))
+        } catch (error) {
+          // A listener that throws has no caller to tell here: logged, and the next round goes on.
+          this.log.error(`round ${work.index} of job ${slot.spec.jobId}: ${(error as Error).message}`)
+        }
+        const next = slot.waiting.shift()
+        try {
+          if (next !== undefined) this.decide(slot, next.work, next.sink, next.answerable)
+        } catch (error) {
+          this.log.error(`round ${next!.work.index} of job ${slot.spec.jobId}: ${(error as Error).message}`)
+        }
       })
-      // A listener that throws has no caller to tell here: logged, and the next round reports all the same.
-      .catch((error: unknown) =>
-        this.log.error(`round ${work.index} of job ${slot.spec.jobId}: ${(error as Error).message}`),
-      )
   }
 
   /** A round whose outcome could not be decided: dropped, with the reason. */

@@ -12,7 +12,7 @@ import type { SizerLimits, TaskCost } from './block-sizer.ts'
 import type { JobInit, JobState, LiveMode, RoundSource } from './coordinator-contract.ts'
 import { kindSinks, type RoundSinkFactory } from './frame-sink.ts'
 import type { Contribution } from './validation.ts'
-import { WorkQueue } from './work-queue.ts'
+import { type RoundWork, WorkQueue } from './work-queue.ts'
 
 /*
  * The jobs a coordinator runs, one slot each, and which one a participant's next task comes from.
@@ -53,10 +53,10 @@ export interface JobSlot<T> {
   replicas: Contribution[]
   /** Reference units granted (units × relative cost): its stride pass is this ÷ weight. */
   granted: number
-  /** Rounds complete whose outcome is being decided off the event loop, or waits to be. */
+  /** Rounds whose outcome is being decided off the event loop (0 or 1: one at a time). */
   deciding: number
-  /** Settles once the last of those has been reported: the next reports after it (round order). */
-  decided: Promise<void>
+  /** Complete rounds waiting for that decision to end before theirs starts, oldest first. */
+  waiting: { work: RoundWork; sink: RoundSink<TaskBase, unknown, T>; answerable: string[] }[]
 }
 
 /**
@@ -105,7 +105,7 @@ export function openSlot<T>(
     validator: init.validator,
     replicas: [],
     deciding: 0,
-    decided: Promise.resolve(),
+    waiting: [],
     granted: leastShare(
       running.filter((s) => s.class === jobClass),
       weight,
@@ -138,7 +138,7 @@ export function slotState<T>(slot: JobSlot<T>): JobState {
     weight: slot.weight,
     paused: slot.paused,
     live: slot.live !== undefined,
-    openRounds: slot.queue.size + slot.deciding,
+    openRounds: slot.queue.size + slot.deciding + slot.waiting.length,
     queuedUnits: slot.queue.queuedUnits,
   }
 }

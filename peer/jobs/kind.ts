@@ -94,8 +94,9 @@ export interface RoundSink<T extends TaskBase, R, O> {
    * Called once, when complete: the round's outcome. May throw; the round is then dropped. A promise
    * decides off the coordinator's event loop (a kind whose decision takes long: the vertex kind's
    * `FrameDecider`): the round's tasks end at once, its outcome comes when the promise settles,
-   * each job's in round order, and a rejected one drops the round. The sink is not used again after
-   * this call, so it may hand its buffers over (transfer them to a thread).
+   * and a rejected one drops the round. A job's rounds are decided one at a time, in round order
+   * (the coordinator calls a waiting round's `finish` when its turn comes). The sink is not used
+   * again after this call, so it may hand its buffers over (transfer them to a thread).
    */
   finish(): O | Promise<O>
 }

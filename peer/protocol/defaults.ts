@@ -111,10 +111,10 @@ export const schedulingDefaults = {
   /** Weight of a new speed measurement in the running estimate. */
   rateSmoothing: 0.3,
   /**
-   * Rounds of one job whose outcome is being decided off the event loop (`RoundSink.finish` gave a
-   * promise) or waits its turn to be: a round that completes beyond this is dropped, and says so.
-   * Each holds its round's results (at 128³ the vertex job's are 128 MiB), and a live show wants
-   * the newest frames decided, not a backlog.
+   * Rounds of a batch job whose outcome is being decided off the event loop (`RoundSink.finish` gave
+   * a promise; one at a time) or waits its turn to be: a round that completes beyond this is
+   * dropped, and says so. Each holds its round's results (at 128³ the vertex job's are 128 MiB). A
+   * live job keeps one waiting, the newest: a newer round replaces it.
    */
   maxDecidingRounds: 2,
   /** A participant's share of its processor the coordinator assumes when it states none. */

@@ -353,11 +353,12 @@ describe('Coordinator', () => {
     expect(coordinator.idle).toBe(true)
   })
 
-  it('ends a round at once when its outcome is decided off the event loop, and reports rounds in order', async () => {
-    // A sink whose decision is a promise the test settles (the vertex kind's DecideThread).
+  /** A coordinator whose frames are decided by promises the test settles (the vertex kind's DecideThread). */
+  function deferredSetup(init: Partial<VertexCoordinatorInit> = {}) {
     const decisions: PromiseWithResolvers<FrameOutcome>[] = []
     const deciding: number[] = []
-    const { coordinator, outcomes, dropped, advance } = setup({
+    const setupDone = setup({
+      ...init,
       frameSinks: ({ plan }) => {
         let added = 0
         return {
@@ -379,16 +380,24 @@ describe('Coordinator', () => {
       },
     })
     const reports: FrameReport[] = []
-    coordinator.on('frameComplete', (_outcome, report) => reports.push(report))
-    const decided = (frameIndex: number) => ({ frameIndex }) as unknown as FrameOutcome
-    for (const index of [0, 1, 2]) {
-      coordinator.addFrame(frame(0, index))
-      coordinator.addFrame(frame(1, index))
+    setupDone.coordinator.on('frameComplete', (_outcome, report) => reports.push(report))
+    const addRound = (index: number) => {
+      setupDone.coordinator.addFrame(frame(0, index))
+      setupDone.coordinator.addFrame(frame(1, index))
     }
-    // Round 0 completes and is being decided: round 1's tasks are leased meanwhile, and round 2,
-    // complete while two rounds wait to be decided (`maxDecidingRounds`), is dropped and says why.
+    return { ...setupDone, decisions, deciding, reports, addRound }
+  }
+  const decided = (frameIndex: number) => ({ frameIndex }) as unknown as FrameOutcome
+  const settle = () => new Promise((r) => setImmediate(r))
+
+  it('ends a round at once when its outcome is decided off the event loop, and decides rounds one at a time, in order', async () => {
+    const { coordinator, outcomes, dropped, advance, decisions, deciding, reports, addRound } =
+      deferredSetup()
+    for (const index of [0, 1, 2]) addRound(index)
+    // Round 0 completes and is being decided: round 1's tasks are leased meanwhile and it waits its
+    // turn; round 2, complete while two rounds wait (`maxDecidingRounds`), is dropped and says why.
     drain(coordinator)
-    expect(decisions).toHaveLength(2)
+    expect(deciding).toEqual([0])
     expect(outcomes).toEqual([])
     expect(dropped.map((r) => [r.frameIndex, r.error])).toEqual([
       [2, '2 earlier rounds are still being decided'],
@@ -396,33 +405,55 @@ describe('Coordinator', () => {
     expect(coordinator.activeLeases).toBe(0)
     expect(coordinator.openRounds(job.jobId)).toBe(2)
     expect(coordinator.idle).toBe(false)
-    // Round 1's outcome first: it waits for round 0's, and both come in round order.
+    // Round 0's outcome comes when its decision settles, and round 1's decision starts then.
     advance(400)
-    decisions[1]!.resolve(decided(1))
-    await new Promise((r) => setImmediate(r))
-    expect(outcomes).toEqual([])
     decisions[0]!.resolve(decided(0))
-    await new Promise((r) => setImmediate(r))
+    await settle()
+    expect(outcomes.map((o) => o.frameIndex)).toEqual([0])
+    expect(deciding).toEqual([0, 1])
+    advance(100)
+    decisions[1]!.resolve(decided(1))
+    await settle()
     expect(outcomes.map((o) => o.frameIndex)).toEqual([0, 1])
     // The latency runs to when the outcome was known.
-    expect(reports.map((r) => r.latencyMs)).toEqual([400, 400])
+    expect(reports.map((r) => r.latencyMs)).toEqual([400, 500])
     expect(coordinator.idle).toBe(true)
     expect(coordinator.statistics().framesCompleted).toBe(2)
     // A decision that fails drops its round, with the reason; the next round is decided as ever.
-    coordinator.addFrame(frame(0, 3))
-    coordinator.addFrame(frame(1, 3))
-    coordinator.addFrame(frame(0, 4))
-    coordinator.addFrame(frame(1, 4))
+    addRound(3)
+    addRound(4)
     drain(coordinator)
-    expect(deciding).toEqual([0, 1, 3, 4])
     decisions[2]!.reject(new Error('the deciding thread exited (code 1)'))
+    await settle()
     decisions[3]!.resolve(decided(4))
-    await new Promise((r) => setImmediate(r))
+    await settle()
+    expect(deciding).toEqual([0, 1, 3, 4])
     expect(dropped.map((r) => [r.frameIndex, r.error])).toEqual([
       [2, '2 earlier rounds are still being decided'],
       [3, 'the deciding thread exited (code 1)'],
     ])
     expect(outcomes.map((o) => o.frameIndex)).toEqual([0, 1, 4])
     expect(coordinator.audit().unaccountedThreads).toBe(0)
+  })
+
+  it("decides a live job's newest round next: a newer round replaces the one waiting", async () => {
+    const { coordinator, outcomes, dropped, decisions, deciding, addRound } = deferredSetup({
+      live: { latencyBudgetMs: 60_000, overload: 'drop' },
+    })
+    for (const index of [0, 1, 2, 3]) addRound(index)
+    drain(coordinator)
+    // Round 0 is being decided; rounds 1 and 2 each waited until a newer one completed.
+    expect(deciding).toEqual([0])
+    expect(dropped.map((r) => [r.frameIndex, r.error])).toEqual([
+      [1, 'superseded by round 2 while an earlier round was decided'],
+      [2, 'superseded by round 3 while an earlier round was decided'],
+    ])
+    decisions[0]!.resolve(decided(0))
+    await settle()
+    expect(deciding).toEqual([0, 3])
+    decisions[1]!.resolve(decided(3))
+    await settle()
+    expect(outcomes.map((o) => o.frameIndex)).toEqual([0, 3])
+    expect(coordinator.idle).toBe(true)
   })
 })

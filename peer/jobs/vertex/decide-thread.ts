@@ -30,7 +30,7 @@ export class DecisionFailedError extends CrowdmeshError {}
  * the console of a live show would all wait. Here the loop only hands the frame's arrays over (moved,
  * not copied) and takes the outcome's back. The thread spreads the sweep over the machine's cores
  * (`SweepThreads`) as the loop did. Frames are decided one at a time, in the order given (the
- * coordinator bounds how many wait: `maxDecidingRounds`). A thread that dies fails the frames it
+ * coordinator gives a job's next one when the last is decided). A thread that dies fails the frames it
  * held, with the reason, and the next frame starts a new one.
  */
 export class DecideThread implements FrameDecider {
