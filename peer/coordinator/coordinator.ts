@@ -31,6 +31,7 @@ import { LeaseBook, type LeaseRecord } from './lease-book.ts'
 import { ParticipantBook, type ParticipantRecord, type ParticipantRow } from './participant-book.ts'
 import { type JobSlot, leastShare, openSlot, pickSlot, reweigh, slotState } from './job-slots.ts'
 import { ResultValidation } from './result-validation.ts'
+import { RoundDecisions } from './round-decisions.ts'
 import type { RoundWork } from './work-queue.ts'
 
 export type * from './coordinator-contract.ts'
@@ -70,6 +71,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private started = false
   private readonly checkerEnv: WorkerEnv | undefined
   private readonly validation: ResultValidation<T>
+  private readonly decisions: RoundDecisions<T>
 
   constructor(init: CoordinatorInit<T>, components: CoordinatorComponents) {
     super()
@@ -80,6 +82,16 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.leases = new LeaseBook(this.clock, (record) => this.expire(record))
     this.participants = new ParticipantBook(this.options.rateSmoothing)
     this.checkerEnv = components.checkerEnv
+    this.decisions = new RoundDecisions<T>({
+      log: this.log,
+      stopped: () => this.stopped,
+      maxDecidingRounds: this.options.maxDecidingRounds,
+      endRound: (slot, work) => this.endRound(slot, work),
+      decided: (slot, work, outcome, answerable) =>
+        this.emit('frameComplete', outcome, this.reportRound(slot, work, answerable, false)),
+      dropped: (slot, work, answerable, reason) =>
+        this.emit('frameDropped', this.reportRound(slot, work, answerable, true, reason)),
+    })
     this.validation = new ResultValidation<T>(
       {
         clock: this.clock,
@@ -475,7 +487,7 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
   private maybeComplete(slot: JobSlot<T>, work: RoundWork): void {
     if (work.pending > 0 || slot.queue.frame(work.index) !== work) return
     const sink = slot.roundSinks.get(work.index)
-    if (sink?.complete === true) this.completeFrame(slot, work, sink)
+    if (sink?.complete === true) this.decisions.complete(slot, work, sink)
   }
 
   /**
@@ -743,103 +755,6 @@ export class Coordinator<T = unknown, K extends TaskBase = TaskBase> extends Eve
     this.threadsWasted += threads
     const frame = record.lease.block.frameIndex
     slot.duplicateThreads.set(frame, (slot.duplicateThreads.get(frame) ?? 0) + threads)
-  }
-
-  private completeFrame(slot: JobSlot<T>, work: RoundWork, sink: RoundSink<TaskBase, unknown, T>): void {
-    if (slot.deciding === 0) {
-      this.decide(slot, work, sink)
-      return
-    }
-    // Another round of the job is being decided off the event loop: this one's tasks end now (its
-    // leases, its timer, its place in the queue), so the crowd moves on, and it waits its turn.
-    const answerable = this.endRound(slot, work)
-    const drop = (round: RoundWork, reason: string, who: string[]) => {
-      this.log(`round ${round.index} of job ${slot.spec.jobId} dropped: ${reason}`)
-      this.emit('frameDropped', this.reportRound(slot, round, who, true, reason))
-    }
-    if (slot.class === 'live') {
-      // A live show wants its newest frame decided next, not a backlog: a newer round replaces
-      // the one waiting.
-      for (const older of slot.waiting.splice(0))
-        drop(
-          older.work,
-          `superseded by round ${work.index} while an earlier round was decided`,
-          older.answerable,
-        )
-    } else if (1 + slot.waiting.length >= this.options.maxDecidingRounds) {
-      drop(work, `${1 + slot.waiting.length} earlier rounds are still being decided`, answerable)
-      return
-    }
-    slot.waiting.push({ work, sink, answerable })
-  }
-
-  /**
-   * Decides a complete round. The outcome is decided before the round ends: a decision that throws
-   * ends the round as dropped, reported with its reason, instead of a round that ended with no
-   * outcome at all. A decision off the event loop (a promise) ends the round's tasks at once and
-   * reports when it settles; the job's next waiting round is decided then, so outcomes come in
-   * round order. `answerable` is given for a round whose tasks ended while it waited.
-   */
-  private decide(
-    slot: JobSlot<T>,
-    work: RoundWork,
-    sink: RoundSink<TaskBase, unknown, T>,
-    answerable?: string[],
-  ): void {
-    let outcome: T | Promise<T>
-    try {
-      outcome = sink.finish()
-    } catch (error) {
-      this.undecided(slot, work, error, answerable)
-      return
-    }
-    if (!(outcome instanceof Promise)) {
-      this.emit(
-        'frameComplete',
-        outcome,
-        answerable === undefined
-          ? this.endFrame(slot, work, false)
-          : this.reportRound(slot, work, answerable, false),
-      )
-      return
-    }
-    const ended = answerable ?? this.endRound(slot, work)
-    slot.deciding++
-    void outcome
-      .then(
-        (decided) => ({ decided }),
-        (error: unknown) => ({ error }),
-      )
-      .then((result) => {
-        slot.deciding--
-        if (this.stopped) return
-        try {
-          if ('error' in result) this.undecided(slot, work, result.error, ended)
-          else this.emit('frameComplete', result.decided, this.reportRound(slot, work, ended, false))
-        } catch (error) {
-          // A listener that throws has no caller to tell here: logged, and the next round goes on.
-          this.log.error(`round ${work.index} of job ${slot.spec.jobId}: ${(error as Error).message}`)
-        }
-        const next = slot.waiting.shift()
-        try {
-          if (next !== undefined) this.decide(slot, next.work, next.sink, next.answerable)
-        } catch (error) {
-          this.log.error(`round ${next!.work.index} of job ${slot.spec.jobId}: ${(error as Error).message}`)
-        }
-      })
-  }
-
-  /** A round whose outcome could not be decided: dropped, with the reason. */
-  private undecided(slot: JobSlot<T>, work: RoundWork, error: unknown, answerable?: string[]): void {
-    const reason = error instanceof Error ? error.message : String(error)
-    this.log.error(
-      `round ${work.index} of job ${slot.spec.jobId}: its outcome could not be decided: ${reason}`,
-    )
-    const report =
-      answerable === undefined
-        ? this.endFrame(slot, work, true, reason)
-        : this.reportRound(slot, work, answerable, true, reason)
-    this.emit('frameDropped', report)
   }
 
   private endFrame(slot: JobSlot<T>, work: RoundWork, dropped: boolean, error?: string): FrameReport {

@@ -325,24 +325,28 @@ describe('Coordinator', () => {
     expect(coordinator.audit().unaccountedThreads).toBe(0)
   })
 
+  /** A round sink complete once the round's 8 blocks are added, deciding with `finish`. */
+  function countingSink(finish: () => FrameOutcome | Promise<FrameOutcome>) {
+    let added = 0
+    return {
+      add: () => {
+        added++
+        return 'added' as const
+      },
+      withdraw: () => added--,
+      get complete() {
+        return added === 8
+      },
+      finish,
+    }
+  }
+
   it('reports a frame whose outcome cannot be decided as dropped, with the reason', () => {
     const { coordinator, outcomes, dropped } = setup({
-      frameSinks: () => {
-        let added = 0
-        return {
-          add: () => {
-            added++
-            return 'added'
-          },
-          withdraw: () => added--,
-          get complete() {
-            return added === 8
-          },
-          finish: () => {
-            throw new Error('the decision failed')
-          },
-        }
-      },
+      frameSinks: () =>
+        countingSink(() => {
+          throw new Error('the decision failed')
+        }),
     })
     coordinator.addFrame(frame(0, 0))
     coordinator.addFrame(frame(1, 0))
@@ -359,25 +363,13 @@ describe('Coordinator', () => {
     const deciding: number[] = []
     const setupDone = setup({
       ...init,
-      frameSinks: ({ plan }) => {
-        let added = 0
-        return {
-          add: () => {
-            added++
-            return 'added'
-          },
-          withdraw: () => added--,
-          get complete() {
-            return added === 8
-          },
-          finish: () => {
-            const decision = Promise.withResolvers<FrameOutcome>()
-            decisions.push(decision)
-            deciding.push(plan.frameIndex)
-            return decision.promise
-          },
-        }
-      },
+      frameSinks: ({ plan }) =>
+        countingSink(() => {
+          const decision = Promise.withResolvers<FrameOutcome>()
+          decisions.push(decision)
+          deciding.push(plan.frameIndex)
+          return decision.promise
+        }),
     })
     const reports: FrameReport[] = []
     setupDone.coordinator.on('frameComplete', (_outcome, report) => reports.push(report))
