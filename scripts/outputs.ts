@@ -16,9 +16,9 @@ export async function writeOutcomePly(
   model = modelVertices(outcome),
 ): Promise<string> {
   await mkdir(dir, { recursive: true })
-  const { ids, rgb } = model
+  const { ids, rgb, offset } = model
   const path = join(dir, 'outcome.ply')
-  await writeFile(path, encodePly(space, ids, rgb))
+  await writeFile(path, encodePly(space, ids, rgb, offset))
   return path
 }
 

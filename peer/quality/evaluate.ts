@@ -61,7 +61,7 @@ export interface HoldoutScore {
  * the mean over all views that see it. It is rendered and scored as every method is.
  */
 export const naiveMethod: Pick<HoldoutInit, 'outcomeRule' | 'backgroundBrightness' | 'minCoverage'> = {
-  outcomeRule: { occlusionAware: false },
+  outcomeRule: { occlusionAware: false, refineSurface: false },
   backgroundBrightness: photoObjectBrightness,
   minCoverage: 0.5,
 }
@@ -101,9 +101,9 @@ export async function evaluateHoldout(
     ...(init.signal !== undefined && { signal: init.signal }),
     ...(init.onProgress !== undefined && { onProgress: init.onProgress }),
   })
-  const { ids, rgb } = modelVertices(run.outcome)
-  const rendering = renderSplats(run.job.space, holdout, ids, rgb, contractSplat)
-  const footprint = renderSplats(run.job.space, holdout, ids, rgb, footprintSplat)
+  const { ids, rgb, offset } = modelVertices(run.outcome)
+  const rendering = renderSplats(run.job.space, holdout, ids, rgb, contractSplat, offset)
+  const footprint = renderSplats(run.job.space, holdout, ids, rgb, footprintSplat, offset)
   const frame = dataset.frames.find((f) => f.cameraId === holdout.id)!
   const photo = await frameSource({ maxFrames: 1 }).get(frame.imageUrl, init.signal)
   const score = scoreRendering(rendering.rgba, photo.rgba, photoObjectBrightness)

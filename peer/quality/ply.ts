@@ -1,10 +1,12 @@
-import { type TargetSpace, vertexCentre } from '../jobs/vertex/target-space.ts'
+import { surfacePoint } from '../jobs/vertex/surface-refinement.ts'
+import type { TargetSpace } from '../jobs/vertex/target-space.ts'
 
 /**
  * Writes coloured vertices as a binary little-endian PLY (`x y z` float32, `red green blue` uchar)
  * in the data set's coordinates; every point-cloud tool (MeshLab, CloudCompare, Blender) reads it.
+ * Each vertex lies at its surface point (`offset`, a model's) where given, at its centre otherwise.
  */
-export function encodePly(space: TargetSpace, ids: Uint32Array, rgb: Uint8Array): Buffer {
+export function encodePly(space: TargetSpace, ids: Uint32Array, rgb: Uint8Array, offset?: Int8Array): Buffer {
   const header =
     'ply\nformat binary_little_endian 1.0\ncomment crowdmesh frame outcome\n' +
     `element vertex ${ids.length}\n` +
@@ -14,7 +16,7 @@ export function encodePly(space: TargetSpace, ids: Uint32Array, rgb: Uint8Array)
   const body = Buffer.alloc(ids.length * 15)
   const c = new Float64Array(3)
   for (let k = 0; k < ids.length; k++) {
-    vertexCentre(space, ids[k]!, c)
+    surfacePoint(space, ids[k]!, offset, k, c)
     const o = k * 15
     body.writeFloatLE(c[0]!, o)
     body.writeFloatLE(c[1]!, o + 4)

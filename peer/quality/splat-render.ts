@@ -1,5 +1,6 @@
 import { type Camera, focalLength, projectionMatrix } from '../jobs/vertex/camera.ts'
-import { type TargetSpace, vertexCentre, voxelEdge } from '../jobs/vertex/target-space.ts'
+import { surfacePoint } from '../jobs/vertex/surface-refinement.ts'
+import { type TargetSpace, voxelEdge } from '../jobs/vertex/target-space.ts'
 
 /** A rendering of coloured vertices into one camera. */
 export interface SplatRendering {
@@ -32,7 +33,8 @@ export const defaultSplatStyle: SplatStyle = { radius: 'footprint', blendDepthVo
 /**
  * Renders coloured vertices into a camera as z-buffered square splats: each vertex covers the pixels
  * within its radius of its projected pixel; the nearest vertex decides the pixel's depth and, unless
- * blending, its colour.
+ * blending, its colour. A vertex is drawn at its surface point (`offset`, a model's) where given, at its
+ * centre otherwise.
  */
 export function renderSplats(
   space: TargetSpace,
@@ -40,6 +42,7 @@ export function renderSplats(
   ids: Uint32Array,
   rgb: Uint8Array,
   style: SplatStyle = defaultSplatStyle,
+  offset?: Int8Array,
 ): SplatRendering {
   const { width, height } = camera
   const p = projectionMatrix(camera)
@@ -53,7 +56,7 @@ export function renderSplats(
   const fw = new Float64Array(count)
   const c = new Float64Array(3)
   for (let k = 0; k < count; k++) {
-    vertexCentre(space, ids[k]!, c)
+    surfacePoint(space, ids[k]!, offset, k, c)
     const x = c[0]!
     const y = c[1]!
     const z = c[2]!

@@ -42,8 +42,8 @@ Measures, on templeSparseRing (16 photographs, 640×480):
   cpuWorker.vertexViewsPerSecPerCore  data threads one CPU core colours per second   (target ≥ 5 M)
   aggregator.resultsPerSec            thread results the aggregator takes per second  (target ≥ 20 M)
   job.temple128.seconds               the whole job, 128³ grid × 16 views, all cores   (target ≤ 10 s)
-  job.temple128.sweepRatio            its time over the same job without the depth sweep, run just
-                                      before it (≤ 1.5)
+  job.temple128.sweepRatio            its time over the same job without the depth sweep and the
+                                      surface refinement, run just before it (≤ 1.5)
   job.temple128.loopHeldMs            the longest the coordinator's event loop was held at once in that
                                       job, ms (≤ 250: the frame is decided in a thread), beside the
                                       same job deciding on the loop (decidingOnLoop.loopHeldMs)
@@ -267,11 +267,12 @@ export async function benchCommand(args: string[]): Promise<void> {
   const decideSeconds = (performance.now() - decideStarted) / 1000
   bar.update(2, 3)
 
-  // The same job without the depth sweep, run just before it: what the sweep costs, side by side.
+  // The same job without the depth sweep and the surface refinement (what issue 18 added to the
+  // decision), run just before it: what they cost, side by side.
   const withoutSweep = await runLocalJob({
     dataset,
     grid,
-    outcomeRule: { sweepPasses: 0 },
+    outcomeRule: { sweepPasses: 0, refineSurface: false },
     onProgress: (done, all) => bar.update(2 + done / all / 2, 3),
   })
   const run = await runLocalJob({

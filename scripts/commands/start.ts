@@ -361,8 +361,8 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       const model = modelVertices(outcome)
       const ply = await writeOutcomePly(folder, job.space, outcome, model)
       const camera = dataset.cameras[0]!
-      const { ids, rgb } = model
-      const rendering = renderSplats(job.space, camera, ids, rgb)
+      const { ids, rgb, offset } = model
+      const rendering = renderSplats(job.space, camera, ids, rgb, undefined, offset)
       const first = dataset.frames.find((f) => f.index === outcome.frameIndex && f.cameraId === camera.id)
       const photo = first === undefined ? undefined : await photos.get(first.imageUrl)
       const png = await writeImage(

@@ -52,6 +52,7 @@ function answer(request: DecideRequest | { id: number; ping: true }): void {
       outcome.views.buffer as ArrayBuffer,
       outcome.votes.buffer as ArrayBuffer,
       outcome.modalClass.buffer as ArrayBuffer,
+      outcome.offset.buffer as ArrayBuffer,
     ])
   } catch (error) {
     parentPort?.postMessage({ id: request.id, error: (error as Error).message } satisfies DecideReply)

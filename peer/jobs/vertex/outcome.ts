@@ -3,6 +3,7 @@ import { outcomeDefaults } from './defaults.ts'
 import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
 import { type DepthSweepRule, inThread, sweepCarve, type SweepRunner } from './depth-sweep.ts'
+import { refineSurface } from './surface-refinement.ts'
 
 /** The decision for one vertex. */
 export const Decision = {
@@ -41,6 +42,11 @@ export interface OutcomeRule {
    * whatever renders it (see `modelVertices`).
    */
   solidInterior: boolean
+  /**
+   * Move each coloured surface vertex to the depth within its voxel where its cameras agree best, and
+   * colour it there (surface-refinement.ts): the outcome's `offset`.
+   */
+  refineSurface: boolean
   /** Depth-sweep passes that carve the hull's phantoms before the vote (0: none; see depth-sweep.ts). */
   sweepPasses: number
   /** How the depth sweep decides. */
@@ -56,6 +62,7 @@ export const defaultOutcomeRule: OutcomeRule = {
   maxStd: outcomeDefaults.maxStd,
   carvingPasses: outcomeDefaults.carvingPasses,
   solidInterior: outcomeDefaults.solidInterior,
+  refineSurface: outcomeDefaults.refineSurface,
   sweepPasses: outcomeDefaults.sweepPasses,
   depthSweep: outcomeDefaults.depthSweep,
 }
@@ -85,6 +92,11 @@ export interface FrameOutcome {
   readonly votes: Uint8Array
   /** Winning colour class: (r·L + g)·L + b with each channel quantised to L levels. */
   readonly modalClass: Uint16Array
+  /**
+   * Where each coloured vertex's surface lies within its voxel: x, y, z offsets from its centre in
+   * 1/`offsetUnits` of the voxel's size on each axis (surface-refinement.ts); zero elsewhere.
+   */
+  readonly offset: Int8Array
   /** Number of coloured vertices. */
   readonly coloured: number
 }
@@ -130,12 +142,17 @@ export function decideFrame(
     for (const v of carved) decision[v] = Decision.inconsistent
     if (carved.length === 0) break
   }
+  let voters: VoterMasks | undefined
   for (let pass = 0; pass <= r.carvingPasses; pass++) {
-    const voters = r.occlusionAware
+    voters = r.occlusionAware
       ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
       : seenCameras(aggregation, hull)
     const carved = vote(aggregation, hull, voters, r, outcome)
     if (carved === 0) break
+  }
+  if (r.refineSurface && voters !== undefined) {
+    const coloured = voters.candidates.filter((v) => decision[v] === Decision.coloured)
+    refineSurface(aggregation, space, hull, voters, coloured, outcome)
   }
   if (r.occlusionAware && r.solidInterior) colourInterior(space, outcome)
   let coloured = 0
@@ -157,6 +174,7 @@ function emptyOutcome(a: FrameAggregation, decision: Uint8Array): MutableOutcome
     views: new Uint8Array(n),
     votes: new Uint8Array(n),
     modalClass: new Uint16Array(n),
+    offset: new Int8Array(n * 3),
   }
 }
 
@@ -414,7 +432,7 @@ function modalOf(classes: Uint16Array, k: number): [number, number] {
  * colours reach (`solidInterior`). What `eval` scores and the PLY files hold; the live view and the
  * gossiped snapshot show the surface alone (`colouredVertices`), which is all a viewer needs.
  */
-export function modelVertices(outcome: FrameOutcome): { ids: Uint32Array; rgb: Uint8Array } {
+export function modelVertices(outcome: FrameOutcome): ModelVertices {
   const { decision, colour } = outcome
   // The fill reaches every interior vertex (each lies inside a surface), and a surface colour is never
   // black (it is the mean of foreground pixels): a coloured interior vertex is one the fill reached.
@@ -425,13 +443,22 @@ export function modelVertices(outcome: FrameOutcome): { ids: Uint32Array; rgb: U
   for (let v = 0; v < outcome.totalVertices; v++) if (solid(v)) count++
   const ids = new Uint32Array(count)
   const rgb = new Uint8Array(count * 3)
+  const offset = new Int8Array(count * 3)
   for (let v = 0, k = 0; v < outcome.totalVertices; v++) {
     if (!solid(v)) continue
     ids[k] = v
     rgb.set(colour.subarray(v * 3, v * 3 + 3), k * 3)
+    offset.set(outcome.offset.subarray(v * 3, v * 3 + 3), k * 3)
     k++
   }
-  return { ids, rgb }
+  return { ids, rgb, offset }
+}
+
+/** A model's vertices: ids, RGB and surface offsets (`FrameOutcome.offset`), 3 bytes a vertex each. */
+export interface ModelVertices {
+  readonly ids: Uint32Array
+  readonly rgb: Uint8Array
+  readonly offset: Int8Array
 }
 
 /** The coloured vertices of an outcome: ids and RGB, in id order. */
