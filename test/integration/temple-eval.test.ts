@@ -22,12 +22,12 @@ describe('templeSparseRing, leave one out at 128³, both methods on one harness'
       scores.reduce((a, s) => a + f(s), 0) / scores.length
     const psnr = (s: HoldoutScore) => s.psnr
     const iou = (s: HoldoutScore) => s.iou
-    // Measured (README, "Quality, measured"): ours 20.13 dB / 0.857 with the depth sweep (19.97 /
-    // 0.854 without), naive 18.30 dB / 0.847. The PSNR target (naive + 2.0 dB) is not met on
-    // these four views: this holds today's lead, less a margin; the IoU target is met.
-    expect(mean(ours, psnr)).toBeGreaterThanOrEqual(mean(naive, psnr) + 1.5)
+    // Measured (README, "Quality, measured"): ours 20.39 dB / 0.861 with the depth sweep and the
+    // surface refinement (20.13 / 0.857 without the refinement), naive 18.30 dB / 0.847. The
+    // issue's targets, PSNR ≥ naive + 2.0 dB and IoU ≥ naive − 0.01, are held here as they are.
+    expect(mean(ours, psnr)).toBeGreaterThanOrEqual(mean(naive, psnr) + 2.0)
     expect(mean(ours, iou)).toBeGreaterThanOrEqual(mean(naive, iou) - 0.01)
-    // The footprint renderer, for both methods alike: ours 20.24 dB, naive 18.24 dB.
+    // The footprint renderer, for both methods alike: ours 20.33 dB, naive 18.24 dB.
     expect(mean(ours, (s) => s.footprint.psnr)).toBeGreaterThan(mean(naive, (s) => s.footprint.psnr) + 1.5)
     // The model is a solid: the surface and the interior it colours.
     for (const s of ours) expect(s.modelVertices).toBeGreaterThan(2 * s.colouredVertices)

@@ -52,6 +52,9 @@ export function refineSurface(
   const { words, masks } = voters
   const cameraCount = a.cameraIds.length
   const slots = new Int32Array(cameraCount)
+  const planes = a.planes
+  const cornerAt = new Int32Array(8)
+  const cornerWeight = new Float64Array(8)
   let moved = 0
   for (const v of coloured) {
     const x = v % nx
@@ -98,25 +101,35 @@ export function refineSurface(
       const ax = fx - x0
       const ay = fy - y0
       const az = fz - z0
+      // The corners that weigh, the same for every camera: computed once per depth.
+      let corners = 0
+      for (let corner = 0; corner < 8; corner++) {
+        const cx = corner & 1
+        const cy = (corner >> 1) & 1
+        const cz = corner >> 2
+        const w = (cx === 1 ? ax : 1 - ax) * (cy === 1 ? ay : 1 - ay) * (cz === 1 ? az : 1 - az)
+        if (w === 0) continue
+        cornerAt[corners] = (x0 + cx + (y0 + cy) * nx + (z0 + cz) * sxy) * 4
+        cornerWeight[corners++] = w
+      }
       let sr = 0
       let sg = 0
       let sb = 0
       let sq = 0
       let m = 0
       for (let i = 0; i < k; i++) {
-        const plane = a.planes[slots[i]!]!
+        const plane = planes[slots[i]!]!
         let r = 0
         let g = 0
         let b = 0
         let complete = true
-        for (let corner = 0; corner < 8 && complete; corner++) {
-          const cx = corner & 1
-          const cy = (corner >> 1) & 1
-          const cz = corner >> 2
-          const w = (cx === 1 ? ax : 1 - ax) * (cy === 1 ? ay : 1 - ay) * (cz === 1 ? az : 1 - az)
-          if (w === 0) continue
-          const u = (x0 + cx + (y0 + cy) * nx + (z0 + cz) * sxy) * 4
-          if (plane[u + 3]! < 2) complete = false
+        for (let c = 0; c < corners; c++) {
+          const u = cornerAt[c]!
+          if (plane[u + 3]! < 2) {
+            complete = false
+            break
+          }
+          const w = cornerWeight[c]!
           r += w * plane[u]!
           g += w * plane[u + 1]!
           b += w * plane[u + 2]!
