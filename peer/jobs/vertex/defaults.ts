@@ -54,7 +54,11 @@ export const outcomeDefaults = {
   carvingPasses: 0,
   /** Colour the interior from the surface (an opaque model; see `colourInterior` in outcome.ts). */
   solidInterior: true,
-  /** Sub-voxel surface refinement (surface-refinement.ts): surface vertices move within their voxels. */
+  /**
+   * Sub-voxel surface refinement (surface-refinement.ts): surface vertices move within their voxels.
+   * Measured with the contract renderer at 128³ over all 16 held-out views: temple +0.21 dB, arches
+   * +0.09, pots +0.20; at 144³ (views 0, 4, 8, 12) temple +0.12, arches +0.17, pots +0.14.
+   */
   refineSurface: true,
   /**
    * The depth sweep (depth-sweep.ts): one pass carves the visual hull's phantoms before the vote.
