@@ -261,9 +261,9 @@ export async function benchCommand(args: string[]): Promise<void> {
   const aggregatorSeconds = (performance.now() - aggregatorStarted) / 1000
   const resultsPerSec = (total * dataset.cameras.length) / aggregatorSeconds
   const decideStarted = performance.now()
-  // Visibility and vote: the depth sweep's cost is measured on the real job below (its results here
-  // are one camera's copied to others, no scene a sweep could read).
-  decideFrame(aggregation, space, dataset.cameras, { sweepPasses: 0 })
+  // Visibility and vote: the depth sweep's and the surface refinement's costs are measured on the
+  // real job below (its results here are one camera's copied to others, no scene either could read).
+  decideFrame(aggregation, space, dataset.cameras, { sweepPasses: 0, refineSurface: false })
   const decideSeconds = (performance.now() - decideStarted) / 1000
   bar.update(2, 3)
 

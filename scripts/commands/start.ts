@@ -24,7 +24,7 @@ import { configureLogs } from '../../peer/protocol/logger.ts'
 import { ParticipantProcess } from '../../peer/mesh/participant-process.ts'
 import { frameSource } from '../../peer/participant/frame-source.ts'
 import { sideBySide } from '../../peer/quality/evaluate.ts'
-import { renderSplats } from '../../peer/quality/splat-render.ts'
+import { defaultSplatStyle, renderSplats } from '../../peer/quality/splat-render.ts'
 import { vertexCount } from '../../peer/jobs/vertex/target-space.ts'
 import { parseCommand, positiveInt, resolveDataset, stringOption, UsageError } from '../options.ts'
 import { writeImage, writeOutcomePly } from '../outputs.ts'
@@ -362,7 +362,7 @@ async function runStart(args: string[], ending: ProcessEnding): Promise<void> {
       const ply = await writeOutcomePly(folder, job.space, outcome, model)
       const camera = dataset.cameras[0]!
       const { ids, rgb, offset } = model
-      const rendering = renderSplats(job.space, camera, ids, rgb, undefined, offset)
+      const rendering = renderSplats(job.space, camera, ids, rgb, defaultSplatStyle, offset)
       const first = dataset.frames.find((f) => f.index === outcome.frameIndex && f.cameraId === camera.id)
       const photo = first === undefined ? undefined : await photos.get(first.imageUrl)
       const png = await writeImage(
