@@ -26,6 +26,13 @@ export interface DepthSweepRule {
    * occluded true surfaces (the synthetic scene: 229 of 5,014 surface vertices, against 61 with it).
    */
   visibleSurface: boolean
+  /**
+   * With `visibleSurface`, the fewest neighbours that must see the surface vertex for its error to
+   * count; when fewer than `agreeing` do, the error is the mean over all of them. The hull's phantoms
+   * that matter most (a roof over a court, the space in front of a colonnade) are often the nearest
+   * surface in only 2 or 3 of a camera's neighbours: with 4 required they were never doubted.
+   */
+  surfaceViews: number
 }
 
 /** Per-vertex voting cameras as bit masks (what `visibleCameras` in outcome.ts returns). */
@@ -250,7 +257,8 @@ export function sweepCamera(input: SweepInput, slot: number, path: Int32Array, e
       const db = packed[o + 2]! - b
       errors[k++] = dr * dr + dg * dg + db * db
     }
-    return meanOfBest(errors, k, rule.agreeing, around.length) / 3
+    const least = visible ? rule.surfaceViews : Math.min(rule.agreeing, around.length)
+    return meanOfBest(errors, k, rule.agreeing, least) / 3
   }
   const offsets = patchOffsets(nx, ny)
   // The error of a patch (a vertex and its 6-neighbours, in the hull or not): the camera's own
@@ -277,7 +285,7 @@ export function sweepCamera(input: SweepInput, slot: number, path: Int32Array, e
       }
       if (m >= 4) errors[k++] = sum / m
     }
-    return meanOfBest(errors, k, rule.agreeing, around.length) / 3
+    return meanOfBest(errors, k, rule.agreeing, Math.min(rule.agreeing, around.length)) / 3
   }
   for (const v of candidates) {
     if ((masks[v * words + word]! & bit) === 0) continue
@@ -337,12 +345,12 @@ export function sweepCamera(input: SweepInput, slot: number, path: Int32Array, e
 const patchOffsets = (nx: number, ny: number): number[] => [0, -1, 1, -nx, nx, -nx * ny, nx * ny]
 
 /**
- * The mean of the `agreeing` smallest of `errors[0..k)` (reordered in place), or NaN when
- * fewer than that many of the `neighbours` cameras saw the vertex.
+ * The mean of the `agreeing` smallest of `errors[0..k)` (reordered in place; all k when there are
+ * fewer), or NaN when fewer than `least` cameras saw the vertex.
  */
-function meanOfBest(errors: Float64Array, k: number, agreeing: number, neighbours: number): number {
+function meanOfBest(errors: Float64Array, k: number, agreeing: number, least: number): number {
   const n = Math.min(agreeing, k)
-  if (k < Math.min(agreeing, neighbours)) return Number.NaN
+  if (k < least) return Number.NaN
   // The n smallest to the front, each in turn (n and k are a handful: cheaper than sorting all k).
   let sum = 0
   for (let i = 0; i < n; i++) {
