@@ -25,7 +25,12 @@ const directions = [
   [0, -tilt],
 ] as const
 
-function scene(floor: number) {
+/**
+ * `excess`: the solid reaches this many voxels above the floor, as a visual hull does over a flat face.
+ * `glare`: above the surface vertices every camera sees black or white by turns, as a view past the
+ * silhouette sees the backdrop.
+ */
+function scene(floor: number, { excess = 0, glare = false } = {}) {
   const planes = directions.map(([dx, dy]) => {
     const plane = new Uint8Array(n ** 3 * 4)
     for (let z = 0, v = 0; z < n; z++)
@@ -35,6 +40,7 @@ function scene(floor: number) {
           const h = floor - (z + 0.5)
           const [r, g, b] = texture(x + 0.5 + dx * h, y + 0.5 + dy * h)
           plane.set([Math.round(r!), Math.round(g!), Math.round(b!), 255], v * 4)
+          if (glare && z + 0.5 > floor + excess) plane.fill(dx + dy > 0 ? 255 : 0, v * 4, v * 4 + 3)
         }
     return plane
   })
@@ -43,13 +49,14 @@ function scene(floor: number) {
   for (let z = 0, v = 0; z < n; z++)
     for (let y = 0; y < n; y++)
       for (let x = 0; x < n; x++, v++) {
-        if (z + 0.5 > floor) continue
+        if (z + 0.5 > floor + excess) continue
         solid[v] = 1
-        if (z + 1.5 > floor && x > 1 && y > 1 && x < n - 2 && y < n - 2) surface.push(v)
+        if (z + 1.5 > floor + excess && x > 1 && y > 1 && x < n - 2 && y < n - 2) surface.push(v)
       }
   // Every camera colours every surface vertex.
   const masks = new Uint32Array(n ** 3).fill(0b1111)
   const out = { colour: new Uint8Array(n ** 3 * 3), offset: new Int8Array(n ** 3 * 3) }
+  const deeper = { silhouetteRatio: 3, vertices: [] as number[] }
   const moved = refineSurface(
     { cameraIds: [0, 1, 2, 3], planes },
     space,
@@ -57,8 +64,9 @@ function scene(floor: number) {
     { words: 1, masks },
     Uint32Array.from(surface),
     out,
+    deeper,
   )
-  return { surface, out, moved }
+  return { surface, out, moved, deeper: deeper.vertices }
 }
 
 describe('sub-voxel surface refinement', () => {
@@ -82,6 +90,23 @@ describe('sub-voxel surface refinement', () => {
     expect(moved).toBe(0)
     expect(out.offset.every((o) => o === 0)).toBe(true)
     expect(out.colour.every((c) => c === 0)).toBe(true)
+  })
+
+  it('lists the vertices whose surface lies deeper than their voxel reaches, for the peel', () => {
+    // Inside its voxel (a quarter voxel out): not listed.
+    expect(scene(5.75).deeper).toEqual([])
+    // A hull a voxel too fat: the floor lies 0.75 voxel below the surface vertices' centres, so their
+    // cameras agree best at the innermost depth tried, and each is listed.
+    const { surface, out, moved, deeper } = scene(4.75, { excess: 1 })
+    expect(moved).toBe(surface.length)
+    expect(deeper).toEqual(surface)
+    for (const v of surface) expect(out.offset[v * 3 + 2]).toBe(-offsetUnits / 2)
+  })
+
+  it('does not list a vertex whose outer samples reach the backdrop (a silhouette, not a fat hull)', () => {
+    const { surface, moved, deeper } = scene(4.75, { excess: 1, glare: true })
+    expect(moved).toBe(surface.length)
+    expect(deeper).toEqual([])
   })
 
   it('writes the surface point to the PLY model', () => {

@@ -47,6 +47,13 @@ export interface OutcomeRule {
    * colour it there (surface-refinement.ts): the outcome's `offset`.
    */
   refineSurface: boolean
+  /**
+   * With `refineSurface`: carve the surface vertices whose cameras agree best at the inner edge of
+   * their voxels, then see, vote and refine once more (the peel; `outcomeDefaults.peelSurface`).
+   */
+  peelSurface: boolean
+  /** The peel leaves a vertex alone whose outer samples vary this many times its centre's or more. */
+  peelSilhouetteRatio: number
   /** Depth-sweep passes that carve the hull's phantoms before the vote (0: none; see depth-sweep.ts). */
   sweepPasses: number
   /** How the depth sweep decides. */
@@ -63,6 +70,8 @@ export const defaultOutcomeRule: OutcomeRule = {
   carvingPasses: outcomeDefaults.carvingPasses,
   solidInterior: outcomeDefaults.solidInterior,
   refineSurface: outcomeDefaults.refineSurface,
+  peelSurface: outcomeDefaults.peelSurface,
+  peelSilhouetteRatio: outcomeDefaults.peelSilhouetteRatio,
   sweepPasses: outcomeDefaults.sweepPasses,
   depthSweep: outcomeDefaults.depthSweep,
 }
@@ -111,7 +120,9 @@ export interface FrameOutcome {
  *    only from the cameras where it is the nearest hull surface on its pixel (within the depth
  *    tolerance); hull vertices no camera reaches are interior;
  * 4. the colour is the mean over those cameras; votes per colour class are the weighting values;
- *    a vertex whose cameras disagree past `maxStd` is carved and visibility is recomputed.
+ *    a vertex whose cameras disagree past `maxStd` is carved and visibility is recomputed;
+ * 5. the refinement moves each surface vertex within its voxel to where its cameras agree best; the
+ *    peel carves those that would go deeper than the voxel allows, and 3–5 run once more.
  */
 export function decideFrame(
   aggregation: FrameAggregation,
@@ -151,8 +162,22 @@ export function decideFrame(
     if (carved === 0) break
   }
   if (r.refineSurface && voters !== undefined) {
-    const coloured = voters.candidates.filter((v) => decision[v] === Decision.coloured)
-    refineSurface(aggregation, space, hull, voters, coloured, outcome)
+    const colouredOf = (masks: VoterMasks) =>
+      masks.candidates.filter((v) => decision[v] === Decision.coloured)
+    const deeper =
+      r.peelSurface && r.occlusionAware ? { silhouetteRatio: r.peelSilhouetteRatio, vertices: [] } : undefined
+    refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome, deeper)
+    if (deeper !== undefined && deeper.vertices.length > 0) {
+      // The peel: the vertices behind take the surface, each seen, voted and refined afresh.
+      for (const v of deeper.vertices) {
+        hull[v] = 0
+        decision[v] = Decision.inconsistent
+      }
+      voters = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+      vote(aggregation, hull, voters, r, outcome)
+      outcome.offset.fill(0)
+      refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome)
+    }
   }
   if (r.occlusionAware && r.solidInterior) colourInterior(space, outcome)
   let coloured = 0

@@ -12,11 +12,28 @@ export const offsetUnits = 64
  * that a grid cannot tell apart, in eighths. A surface further off than that is another vertex's.
  */
 const depths = [-0.5, -0.375, -0.25, -0.125, 0, 0.125, 0.25, 0.375, 0.5] as const
+const innermost = depths[0]
+const outermost = depths[depths.length - 1]
 
 /** Which cameras coloured each vertex (what the vote used), as bit masks, `words` per vertex. */
 export interface RefinementVoters {
   readonly words: number
   readonly masks: Uint32Array
+}
+
+/**
+ * Where the refinement collects the vertices whose surface lies deeper than their voxel (the peel,
+ * see `refineSurface`).
+ */
+export interface DeeperSurfaces {
+  /**
+   * A vertex is left alone when its cameras' colour variance half a voxel outwards is this many times
+   * its centre's or more: there the outer samples reach past the silhouette, and the inner edge agrees
+   * better only because it is further from the background, not because the surface is there.
+   */
+  readonly silhouetteRatio: number
+  /** Written: the vertices found. */
+  readonly vertices: number[]
 }
 
 /** The parts of a frame outcome the refinement writes. */
@@ -37,7 +54,10 @@ export interface RefinedSurface {
  * crowd. Depth 0 is the vertex's own colour, so a vertex whose cameras agree best there keeps it.
  * Measured (contract renderer, 128³, all 16 held-out views): temple +0.21 dB, arches +0.09, pots +0.20.
  * `solid` is 1 for the model's vertices (surface and interior); `coloured` lists the surface vertices
- * the vote coloured. Returns how many vertices moved.
+ * the vote coloured. Returns how many vertices moved. With `deeper`, it also lists the vertices whose
+ * cameras agree best at the inner edge of the voxel (the deepest depth tried) and not because of the
+ * silhouette (`DeeperSurfaces`): their surface lies further in than the vertex can reach, so the hull
+ * is fat there (the peel in outcome.ts carves them).
  */
 export function refineSurface(
   a: Pick<FrameAggregation, 'cameraIds' | 'planes'>,
@@ -46,6 +66,7 @@ export function refineSurface(
   voters: RefinementVoters,
   coloured: Uint32Array,
   out: RefinedSurface,
+  deeper?: DeeperSurfaces,
 ): number {
   const [nx, ny, nz] = space.resolution
   const sxy = nx * ny
@@ -91,6 +112,8 @@ export function refineSurface(
     let br = 0
     let bg = 0
     let bb = 0
+    let centreVariance = Number.NaN
+    let outerVariance = Number.NaN
     for (const t of depths) {
       const fx = x + t * gx
       const fy = y + t * gy
@@ -146,6 +169,8 @@ export function refineSurface(
       const mg = sg / m
       const mb = sb / m
       const variance = sq / m - (mr * mr + mg * mg + mb * mb)
+      if (t === 0) centreVariance = variance
+      else if (t === outermost) outerVariance = variance
       // On a tie the depth nearer the centre wins (the depths are tried outwards from −0.5, so `<`
       // alone would favour the inner side).
       if (variance < best - 1e-9 || (variance <= best + 1e-9 && Math.abs(t) < Math.abs(bestDepth))) {
@@ -157,6 +182,16 @@ export function refineSurface(
       }
     }
     if (best === Number.POSITIVE_INFINITY || bestDepth === 0) continue
+    // Best at the innermost depth means better than at the centre (a tie keeps the centre), where
+    // the centre was measured at all. An outer depth too few cameras have results around is not
+    // compared: that is no sign of the silhouette.
+    if (
+      deeper !== undefined &&
+      bestDepth === innermost &&
+      !Number.isNaN(centreVariance) &&
+      !(outerVariance >= deeper.silhouetteRatio * Math.max(1, centreVariance))
+    )
+      deeper.vertices.push(v)
     out.colour[v * 3] = Math.round(br)
     out.colour[v * 3 + 1] = Math.round(bg)
     out.colour[v * 3 + 2] = Math.round(bb)
