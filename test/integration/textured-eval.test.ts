@@ -35,9 +35,11 @@ describe.each(['arches', 'pots'] as const)(
       const set = await loadMiddlebury(dir)
       const ours: HoldoutScore[] = []
       const naive: HoldoutScore[] = []
+      const unpeeled: HoldoutScore[] = []
       for (const view of [4].map((i) => set.cameras[i]!)) {
         ours.push(await evaluateHoldout(set, view, { grid: 96 }))
         naive.push(await evaluateHoldout(set, view, { grid: 96, ...naiveMethod }))
+        unpeeled.push(await evaluateHoldout(set, view, { grid: 96, outcomeRule: { peelSurface: false } }))
       }
       const mean = (scores: HoldoutScore[], f: (s: HoldoutScore) => number) =>
         scores.reduce((a, s) => a + f(s), 0) / scores.length
@@ -47,9 +49,16 @@ describe.each(['arches', 'pots'] as const)(
       expect(mean(ours, iou)).toBeGreaterThanOrEqual(mean(naive, iou) - 0.01)
       // The depth sweep carves the hull's phantoms, and seldom the object: few of the vertices it
       // carved lie a voxel or more inside the true solid.
-      const { carved, deepInside } = carvedInside(scene, ours[0]!.job.space, ours[0]!.outcome)
-      expect(carved).toBeGreaterThan(CARVED[variant])
-      expect(deepInside / carved).toBeLessThanOrEqual(DEEP_INSIDE[variant])
+      const sweep = carvedInside(scene, unpeeled[0]!.job.space, unpeeled[0]!.outcome)
+      expect(sweep.carved.size).toBeGreaterThan(CARVED[variant])
+      expect(sweep.deepInside / sweep.carved.size).toBeLessThanOrEqual(DEEP_INSIDE[variant])
+      // The peel thins the hull further, and fewer still of what it carves lie inside the solid.
+      const all = carvedInside(scene, ours[0]!.job.space, ours[0]!.outcome)
+      const peeled = [...all.carved].filter((v) => !sweep.carved.has(v))
+      const peeledInside = peeled.filter((v) => all.inside(v)).length
+      expect(peeled.length).toBeGreaterThan(PEELED[variant])
+      expect(peeledInside / peeled.length).toBeLessThanOrEqual(0.05)
+      expect(ours[0]!.iou).toBeGreaterThanOrEqual(unpeeled[0]!.iou)
     })
   },
 )
@@ -64,16 +73,23 @@ describe.each(['arches', 'pots'] as const)(
 const LEAD = { arches: 2.0, pots: 1.3 }
 const CARVED = { arches: 66_000, pots: 80_000 }
 const DEEP_INSIDE = { arches: 0.13, pots: 0.08 }
+/*
+ * The peel (after the refinement) carved 15,600 more vertices of arches and 8,505 of pots there, 2.6 %
+ * of each a voxel or more inside the solid; the silhouette IoU rose from 0.9090 to 0.9103 and from
+ * 0.9491 to 0.9512, and PSNR stayed at 19.77 dB on arches and rose from 20.01 to 20.10 on pots.
+ */
+const PEELED = { arches: 12_000, pots: 6_500 }
 
-/** Vertices carved as inconsistent, and of those the ones whose centre lies a voxel edge or more inside the solid. */
+/**
+ * Vertices carved as inconsistent, how many of them lie a voxel edge or more inside the solid, and the
+ * test for that.
+ */
 function carvedInside(scene: TexturedScene, space: TargetSpace, outcome: FrameOutcome) {
   const edge = voxelEdge(space)
   const centre = [0, 0, 0]
-  let carved = 0
+  const carved = new Set<number>()
   let deepInside = 0
-  for (let v = 0; v < outcome.decision.length; v++) {
-    if (outcome.decision[v] !== Decision.inconsistent) continue
-    carved++
+  const inside = (v: number) => {
     vertexCentre(space, v, centre)
     const [x, y, z] = centre as [number, number, number]
     const around: [number, number, number][] = [
@@ -85,7 +101,12 @@ function carvedInside(scene: TexturedScene, space: TargetSpace, outcome: FrameOu
       [x, y, z - edge],
       [x, y, z + edge],
     ]
-    if (around.every(([px, py, pz]) => texturedInside(scene, px, py, pz))) deepInside++
+    return around.every(([px, py, pz]) => texturedInside(scene, px, py, pz))
   }
-  return { carved, deepInside }
+  for (let v = 0; v < outcome.decision.length; v++) {
+    if (outcome.decision[v] !== Decision.inconsistent) continue
+    carved.add(v)
+    if (inside(v)) deepInside++
+  }
+  return { carved, deepInside, inside }
 }

@@ -67,8 +67,8 @@ export const outcomeDefaults = {
    * face. Measured with the contract renderer at 128³ over all 16 held-out views: arches 20.31 →
    * 20.41 dB, pots 21.08 → 21.37, temple 19.82 → 19.73. `peelSilhouetteRatio` (`DeeperSurfaces` in
    * surface-refinement.ts) keeps it off the silhouettes: without it, the synthetic scene's surface
-   * accuracy falls from 95.3 % to 92.3 %, since there a flat colour agrees as well half a voxel in and
-   * the background spoils the outer samples; with it, 95.1 %.
+   * accuracy falls from 95.25 % to 92.26 %, since there a flat colour agrees as well half a voxel in
+   * and the backdrop spoils the outer samples; with it, 95.09 %.
    */
   peelSurface: true,
   peelSilhouetteRatio: 3,
