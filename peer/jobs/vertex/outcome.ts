@@ -175,6 +175,7 @@ export function decideFrame(
       }
       voters = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
       vote(aggregation, hull, voters, r, outcome)
+      // The vote rewrote every candidate's colour at its centre, so every earlier move is stale.
       outcome.offset.fill(0)
       refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome)
     }
