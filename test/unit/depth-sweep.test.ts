@@ -3,11 +3,11 @@ import { loadMiddlebury } from '../../peer/datasets/middlebury.ts'
 import { FrameAggregation } from '../../peer/jobs/vertex/aggregator.ts'
 import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
 import {
+  type CameraWork,
   controlState,
   inThread,
-  type SweepInput,
   type SweepRunner,
-} from '../../peer/jobs/vertex/depth-sweep.ts'
+} from '../../peer/jobs/vertex/camera-work.ts'
 import { alphaForCoverage } from '../../peer/jobs/vertex/sampling.ts'
 import { outcomeDefaults } from '../../peer/jobs/vertex/defaults.ts'
 import { Decision, decideFrame, type FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
@@ -70,7 +70,7 @@ describe('the depth sweep over threads', () => {
     // A runner over the real threads' shared memory whose input says camera 0 is claimed already.
     const stalled: SweepRunner = {
       allocate: (bytes) => threads.allocate(bytes),
-      run(input: SweepInput) {
+      run(input: CameraWork) {
         expect(input.control.buffer).toBeInstanceOf(SharedArrayBuffer)
         Atomics.store(input.control, 0, 1)
         Atomics.store(input.control, controlState(0), 1)
@@ -83,7 +83,7 @@ describe('the depth sweep over threads', () => {
     // Without camera 0's rays the carving differs: the test would see a caller that skipped it.
     const withoutCamera0: SweepRunner = {
       allocate: (bytes) => new ArrayBuffer(bytes),
-      run(input: SweepInput) {
+      run(input: CameraWork) {
         Atomics.store(input.control, 0, 1)
         inThread.run(input)
       },

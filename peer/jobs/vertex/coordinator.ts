@@ -1,5 +1,5 @@
 import type { FrameDecider } from './decide-thread.ts'
-import type { SweepRunner } from './depth-sweep.ts'
+import type { SweepRunner } from './camera-work.ts'
 import { Coordinator } from '../../coordinator/coordinator.ts'
 import type {
   CoordinatorComponents,
@@ -39,7 +39,7 @@ export interface VertexJobOptions<T = FrameOutcome> {
   /** Least foreground share of a vertex's area for a camera to count it occupied (default `outcomeDefaults.minCoverage`). */
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
-  /** Where a frame's depth sweep runs (`VertexKindOptions.sweep`). */
+  /** Where a frame's depth sweep and line-of-sight tests run (`VertexKindOptions.sweep`). */
   sweep?: SweepRunner
   /** Where a frame is decided (`VertexKindOptions.decider`: off the event loop with `DecideThread`). */
   decider?: FrameDecider

@@ -72,6 +72,7 @@ export const outcomeDefaults = {
    */
   peelSurface: true,
   peelSilhouetteRatio: 3,
+  peelPasses: 1,
   /**
    * The depth sweep (depth-sweep.ts): one pass carves the visual hull's phantoms before the vote.
    * With one pass, at 128³ over all 16 held-out views: temple +2.00 dB over naive, arches +1.65, pots

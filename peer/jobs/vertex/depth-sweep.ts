@@ -1,4 +1,5 @@
 import { type Camera, cameraCentre } from './camera.ts'
+import type { SweepRunner } from './camera-work.ts'
 import type { FrameAggregation } from './aggregator.ts'
 import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 
@@ -43,28 +44,11 @@ export interface SweepVisibility {
 }
 
 /**
- * Runs a sweep's cameras: every camera in this thread (`inThread`), or spread over threads that share
- * the sweep's arrays (`SweepThreads` in sweep-threads.ts, Node). Whoever computes a camera, the bits
- * it sets are the same, so the carving does not depend on the runner.
- */
-export interface SweepRunner {
-  /** Memory for the arrays every thread reads and writes (a `SharedArrayBuffer` where threads share them). */
-  allocate(bytes: number): ArrayBufferLike
-  /** Computes every camera of `input` (`sweepCameras`), returning once all are done. */
-  run(input: SweepInput): void
-}
-
-/** The sweep in the calling thread. */
-export const inThread: SweepRunner = {
-  allocate: (bytes) => new ArrayBuffer(bytes),
-  run: (input) => void sweepCameras(input),
-}
-
-/**
  * What a camera's sweep reads and writes: plain arrays and numbers, so another thread can take it as
  * it is (its arrays over shared memory).
  */
 export interface SweepInput {
+  readonly kind: 'sweep'
   readonly rule: DepthSweepRule
   readonly resolution: readonly [number, number, number]
   readonly origin: readonly [number, number, number]
@@ -92,15 +76,9 @@ export interface SweepInput {
   /** Written by the sweep: 1 in front of a better depth, and 1 at a depth some ray chose. */
   readonly free: Uint8Array
   readonly kept: Uint8Array
-  /**
-   * Who computes what: [next camera to claim, cameras done], then each camera's state (0 unclaimed,
-   * 1 claimed, 2 done). Claimed with `Atomics.add`, so threads never take the same camera.
-   */
+  /** Who computes what (`controlState` in camera-work.ts). */
   readonly control: Int32Array
 }
-
-/** The index of `control` a camera's state is at. */
-export const controlState = (slot: number): number => 2 + slot
 
 /**
  * One pass of the depth sweep: plane-sweep stereo on the grid. For each camera and each hull surface
@@ -119,7 +97,7 @@ export function sweepCarve(
   hull: Uint8Array,
   visibility: SweepVisibility,
   rule: DepthSweepRule,
-  runner: SweepRunner = inThread,
+  runner: SweepRunner,
 ): Uint32Array {
   const input = prepareSweep(a, space, cameras, hull, visibility, rule, runner)
   runner.run(input)
@@ -185,6 +163,7 @@ function prepareSweep(
     return to
   }
   return {
+    kind: 'sweep',
     rule,
     resolution: space.resolution,
     origin: space.box.min,
@@ -206,29 +185,15 @@ function prepareSweep(
   }
 }
 
-/**
- * Claims the input's cameras one at a time until none is left, and sweeps each: what every thread of
- * a sweep runs. Returns the cameras this thread computed.
- */
-export function sweepCameras(input: SweepInput): number {
-  const { control, cameraCount } = input
+/** The rays of one camera at a time, with its scratch buffers (one per thread). */
+export function sweepComputer(input: SweepInput): (slot: number) => void {
   const path = new Int32Array(input.steps + 1)
   const errors = new Float64Array(input.rule.neighbours)
-  let mine = 0
-  for (;;) {
-    const slot = Atomics.add(control, 0, 1)
-    if (slot >= cameraCount) return mine
-    Atomics.store(control, controlState(slot), 1)
-    sweepCamera(input, slot, path, errors)
-    Atomics.store(control, controlState(slot), 2)
-    Atomics.add(control, 1, 1)
-    if (control.buffer instanceof SharedArrayBuffer) Atomics.notify(control, 1)
-    mine++
-  }
+  return (slot) => sweepCamera(input, slot, path, errors)
 }
 
 /** The rays of one camera (see `sweepCarve`): sets `free` in front of a better depth, `kept` there. */
-export function sweepCamera(input: SweepInput, slot: number, path: Int32Array, errors: Float64Array): void {
+function sweepCamera(input: SweepInput, slot: number, path: Int32Array, errors: Float64Array): void {
   const { rule, hull, compact, packed, cameraCount, words, masks, candidates, free, kept, steps } = input
   const [nx, ny, nz] = input.resolution
   const [sx, sy, sz] = input.voxel

@@ -1,5 +1,5 @@
 import type { JobKind, JobSpec, TaskWorker } from '../kind.ts'
-import type { SweepRunner } from './depth-sweep.ts'
+import type { SweepRunner } from './camera-work.ts'
 import { outcomeDefaults, vertexBlockDefaults, vertexLimits } from './defaults.ts'
 import { type Block, blockKey, blockResult, type BlockResult, type Frame, type VertexJob } from './block.ts'
 import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } from './schemas.ts'
@@ -26,7 +26,10 @@ export interface VertexKindOptions {
   /** Least foreground share of a vertex's area for a camera to count it occupied. */
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
-  /** Where a frame's depth sweep runs (default: the deciding thread; `SweepThreads` spreads it in Node). */
+  /**
+   * Where a frame's depth sweep and line-of-sight tests run (default: the deciding thread;
+   * `SweepThreads` spreads them in Node).
+   */
   sweep?: SweepRunner
   /**
    * Where a frame is decided (default: on the coordinator's event loop, with `sweep`). `DecideThread`

@@ -1,8 +1,10 @@
-import { type Camera, focalLength, projectionMatrix } from './camera.ts'
+import type { Camera } from './camera.ts'
 import { outcomeDefaults } from './defaults.ts'
-import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
+import type { TargetSpace } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
-import { type DepthSweepRule, inThread, sweepCarve, type SweepRunner } from './depth-sweep.ts'
+import { inThread, type SweepRunner } from './camera-work.ts'
+import { type DepthSweepRule, sweepCarve } from './depth-sweep.ts'
+import { visibleCameras, type VoterMasks } from './line-of-sight.ts'
 import { refineSurface } from './surface-refinement.ts'
 
 /** The decision for one vertex. */
@@ -54,6 +56,8 @@ export interface OutcomeRule {
   peelSurface: boolean
   /** The peel leaves a vertex alone whose outer samples vary this many times its centre's or more. */
   peelSilhouetteRatio: number
+  /** How many times the peel may run (each pass peels the surface the last one exposed). */
+  peelPasses: number
   /** Depth-sweep passes that carve the hull's phantoms before the vote (0: none; see depth-sweep.ts). */
   sweepPasses: number
   /** How the depth sweep decides. */
@@ -72,6 +76,7 @@ export const defaultOutcomeRule: OutcomeRule = {
   refineSurface: outcomeDefaults.refineSurface,
   peelSurface: outcomeDefaults.peelSurface,
   peelSilhouetteRatio: outcomeDefaults.peelSilhouetteRatio,
+  peelPasses: outcomeDefaults.peelPasses,
   sweepPasses: outcomeDefaults.sweepPasses,
   depthSweep: outcomeDefaults.depthSweep,
 }
@@ -122,7 +127,9 @@ export interface FrameOutcome {
  * 4. the colour is the mean over those cameras; votes per colour class are the weighting values;
  *    a vertex whose cameras disagree past `maxStd` is carved and visibility is recomputed;
  * 5. the refinement moves each surface vertex within its voxel to where its cameras agree best; the
- *    peel carves those that would go deeper than the voxel allows, and 3–5 run once more.
+ *    peel carves those that would go deeper than the voxel allows, and 3–5 run again
+ *    (`peelPasses`).
+ * The sweep's and the line of sight's cameras run on `sweep` (spread over threads by `SweepThreads`).
  */
 export function decideFrame(
   aggregation: FrameAggregation,
@@ -148,7 +155,7 @@ export function decideFrame(
   })
   const outcome = emptyOutcome(aggregation, decision)
   for (let pass = 0; r.occlusionAware && pass < r.sweepPasses; pass++) {
-    const visibility = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+    const visibility = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels, sweep)
     const carved = sweepCarve(aggregation, space, slotCameras, hull, visibility, r.depthSweep, sweep)
     for (const v of carved) decision[v] = Decision.inconsistent
     if (carved.length === 0) break
@@ -156,7 +163,7 @@ export function decideFrame(
   let voters: VoterMasks | undefined
   for (let pass = 0; pass <= r.carvingPasses; pass++) {
     voters = r.occlusionAware
-      ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+      ? visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels, sweep)
       : seenCameras(aggregation, hull)
     const carved = vote(aggregation, hull, voters, r, outcome)
     if (carved === 0) break
@@ -164,20 +171,20 @@ export function decideFrame(
   if (r.refineSurface && voters !== undefined) {
     const colouredOf = (masks: VoterMasks) =>
       masks.candidates.filter((v) => decision[v] === Decision.coloured)
-    const deeper =
-      r.peelSurface && r.occlusionAware ? { silhouetteRatio: r.peelSilhouetteRatio, vertices: [] } : undefined
-    refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome, deeper)
-    if (deeper !== undefined && deeper.vertices.length > 0) {
+    const peels = r.peelSurface && r.occlusionAware ? r.peelPasses : 0
+    for (let peel = 0; ; peel++) {
+      const deeper = peel < peels ? { silhouetteRatio: r.peelSilhouetteRatio, vertices: [] } : undefined
+      refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome, deeper)
+      if (deeper === undefined || deeper.vertices.length === 0) break
       // The peel: the vertices behind take the surface, each seen, voted and refined afresh.
       for (const v of deeper.vertices) {
         hull[v] = 0
         decision[v] = Decision.inconsistent
       }
-      voters = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels)
+      voters = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels, sweep)
       vote(aggregation, hull, voters, r, outcome)
       // The vote rewrote every candidate's colour at its centre, so every earlier move is stale.
       outcome.offset.fill(0)
-      refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome)
     }
   }
   if (r.occlusionAware && r.solidInterior) colourInterior(space, outcome)
@@ -204,14 +211,6 @@ function emptyOutcome(a: FrameAggregation, decision: Uint8Array): MutableOutcome
   }
 }
 
-/** Voting cameras per vertex as bit masks, `words` Uint32 per vertex. */
-interface VoterMasks {
-  readonly words: number
-  readonly masks: Uint32Array
-  /** Vertices that have a mask worth reading (the others are interior or outside the hull). */
-  readonly candidates: Uint32Array
-}
-
 /** Plain vote: every camera that sees a hull vertex votes for it. */
 function seenCameras(a: FrameAggregation, hull: Uint8Array): VoterMasks {
   const words = Math.ceil(a.cameraIds.length / 32)
@@ -224,108 +223,6 @@ function seenCameras(a: FrameAggregation, hull: Uint8Array): VoterMasks {
     for (const v of candidates) if (plane[v * 4 + 3]! >= 2) masks[v * words + word]! |= bit
   })
   return { words, masks, candidates: Uint32Array.from(candidates) }
-}
-
-/** Hull vertices with a 6-neighbour outside the hull (or on the grid's edge). */
-function hullSurface(space: TargetSpace, hull: Uint8Array): Uint32Array {
-  const [nx, ny, nz] = space.resolution
-  const out: number[] = []
-  const sxy = nx * ny
-  for (let z = 0, v = 0; z < nz; z++) {
-    for (let y = 0; y < ny; y++) {
-      for (let x = 0; x < nx; x++, v++) {
-        if (hull[v] !== 1) continue
-        if (
-          x === 0 ||
-          x === nx - 1 ||
-          y === 0 ||
-          y === ny - 1 ||
-          z === 0 ||
-          z === nz - 1 ||
-          hull[v - 1] === 0 ||
-          hull[v + 1] === 0 ||
-          hull[v - nx] === 0 ||
-          hull[v + nx] === 0 ||
-          hull[v - sxy] === 0 ||
-          hull[v + sxy] === 0
-        ) {
-          out.push(v)
-        }
-      }
-    }
-  }
-  return Uint32Array.from(out)
-}
-
-/**
- * Line of sight: the hull surface is splatted into each camera's depth buffer (each vertex covering
- * its projected footprint, rounded up so neighbouring splats leave no gaps); a vertex is visible in
- * a camera that sees it when its depth is within the tolerance of the nearest surface on its pixel.
- */
-function visibleCameras(
-  a: FrameAggregation,
-  space: TargetSpace,
-  cameras: readonly Camera[],
-  hull: Uint8Array,
-  depthVoxels: number,
-): VoterMasks {
-  const surface = hullSurface(space, hull)
-  const words = Math.ceil(cameras.length / 32)
-  const masks = new Uint32Array(hull.length * words)
-  const edge = voxelEdge(space)
-  const tolerance = depthVoxels * edge
-  const [nx, ny] = space.resolution
-  const [sx, sy, sz] = voxelSize(space)
-  const [x0, y0, z0] = space.box.min
-  const count = surface.length
-  const px = new Int32Array(count)
-  const py = new Int32Array(count)
-  const depth = new Float64Array(count)
-  cameras.forEach((camera, slot) => {
-    const plane = a.planes[slot]!
-    const p = projectionMatrix(camera)
-    const half = (focalLength(camera) * edge) / 2
-    const { width, height } = camera
-    const zbuf = new Float64Array(width * height).fill(Number.POSITIVE_INFINITY)
-    for (let i = 0; i < count; i++) {
-      const v = surface[i]!
-      const ix = v % nx
-      const rest = (v - ix) / nx
-      const iy = rest % ny
-      const iz = (rest - iy) / ny
-      const x = x0 + (ix + 0.5) * sx
-      const y = y0 + (iy + 0.5) * sy
-      const z = z0 + (iz + 0.5) * sz
-      const w = p[8]! * x + p[9]! * y + p[10]! * z + p[11]!
-      depth[i] = w
-      if (w <= 0) {
-        px[i] = -1
-        continue
-      }
-      const u = Math.floor((p[0]! * x + p[1]! * y + p[2]! * z + p[3]!) / w + 0.5)
-      const t = Math.floor((p[4]! * x + p[5]! * y + p[6]! * z + p[7]!) / w + 0.5)
-      px[i] = u
-      py[i] = t
-      const rad = Math.ceil(half / w)
-      for (let yy = Math.max(0, t - rad); yy <= Math.min(height - 1, t + rad); yy++) {
-        for (let xx = Math.max(0, u - rad); xx <= Math.min(width - 1, u + rad); xx++) {
-          const o = yy * width + xx
-          if (w < zbuf[o]!) zbuf[o] = w
-        }
-      }
-    }
-    const word = slot >> 5
-    const bit = 1 << (slot & 31)
-    for (let i = 0; i < count; i++) {
-      const v = surface[i]!
-      if (plane[v * 4 + 3]! < 2) continue
-      const u = px[i]!
-      const t = py[i]!
-      if (u < 0 || u >= width || t < 0 || t >= height) continue
-      if (depth[i]! <= zbuf[t * width + u]! + tolerance) masks[v * words + word]! |= bit
-    }
-  })
-  return { words, masks, candidates: surface }
 }
 
 /**

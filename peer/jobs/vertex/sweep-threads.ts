@@ -1,11 +1,17 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { controlState, type SweepInput, type SweepRunner, sweepCamera, sweepCameras } from './depth-sweep.ts'
+import {
+  cameraComputer,
+  type CameraWork,
+  controlState,
+  type SweepRunner,
+  workCameras,
+} from './camera-work.ts'
 
 /**
- * The depth sweep spread over threads (Node): the coordinator decides a frame once every block is in,
- * when the participants' threads on its machine are idle, and the sweep's cameras are independent.
- * The sweep stays synchronous for its caller (a round's sink finishes synchronously): the calling
+ * The depth sweep and the line-of-sight tests spread over threads (Node; `CameraWork`): the
+ * coordinator decides a frame once every block is in, when the participants' threads on its machine
+ * are idle, and the cameras are independent. The work stays synchronous for its caller (a round's sink finishes synchronously): the calling
  * thread claims cameras like the others, then waits on shared memory (`Atomics.wait`, which Node's
  * main thread may do) for the cameras others claimed. Nothing depends on a helper thread: one that
  * has not started yet claims nothing, and a camera another thread claimed but did not finish in time
@@ -17,7 +23,7 @@ export class SweepThreads implements SweepRunner {
   private workers: Worker[] = []
   private readonly readyWorkers = new WeakMap<Worker, Promise<void>>()
   private closed = false
-  /** Cameras swept, and of those computed by the helpers (for logs and tests). */
+  /** Cameras computed, and of those computed by the helpers (for logs and tests). */
   readonly statistics = { cameras: 0, helped: 0 }
 
   /** `threads` helpers beside the calling thread (default: one per core, less the caller's). */
@@ -29,12 +35,12 @@ export class SweepThreads implements SweepRunner {
     return this.size > 0 && !this.closed ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)
   }
 
-  run(input: SweepInput): void {
+  run(input: CameraWork): void {
     if (input.control.buffer instanceof SharedArrayBuffer) {
       for (const worker of this.helpers()) worker.postMessage(input)
     }
     const started = performance.now()
-    const mine = sweepCameras(input)
+    const mine = workCameras(input)
     const { control, cameraCount } = input
     this.statistics.cameras += cameraCount
     if (!(control.buffer instanceof SharedArrayBuffer)) return
@@ -52,18 +58,17 @@ export class SweepThreads implements SweepRunner {
     const helped = Math.min(Atomics.load(control, 1), cameraCount) - mine
     this.statistics.helped += helped
     if (helped + mine >= cameraCount) return
-    const path = new Int32Array(input.steps + 1)
-    const errors = new Float64Array(input.rule.neighbours)
+    const compute = cameraComputer(input)
     for (let slot = 0; slot < cameraCount; slot++)
-      if (Atomics.load(control, controlState(slot)) !== 2) sweepCamera(input, slot, path, errors)
+      if (Atomics.load(control, controlState(slot)) !== 2) compute(slot)
   }
 
-  /** Starts the helpers now (they start with the first sweep otherwise); resolves once they listen. */
+  /** Starts the helpers now (they start with the first camera work otherwise); resolves once they listen. */
   async ready(): Promise<void> {
     await Promise.all(this.helpers().map((worker) => this.readyWorkers.get(worker) ?? Promise.resolve()))
   }
 
-  /** Ends the helper threads; sweeps after this run in the calling thread. */
+  /** Ends the helper threads; camera work after this runs in the calling thread. */
   close(): Promise<void> {
     this.closed = true
     const ending = this.workers.map((worker) => worker.terminate())
@@ -71,7 +76,7 @@ export class SweepThreads implements SweepRunner {
     return Promise.all(ending).then(() => undefined)
   }
 
-  /** The helpers, started on the first sweep (and again after one exits). */
+  /** The helpers, started on the first camera work (and again after one exits). */
   private helpers(): Worker[] {
     if (this.closed) return []
     while (this.workers.length < this.size) {
