@@ -172,19 +172,26 @@ export function decideFrame(
     const colouredOf = (masks: VoterMasks) =>
       masks.candidates.filter((v) => decision[v] === Decision.coloured)
     const peels = r.peelSurface && r.occlusionAware ? r.peelPasses : 0
+    let refining = colouredOf(voters)
     for (let peel = 0; ; peel++) {
       const deeper = peel < peels ? { silhouetteRatio: r.peelSilhouetteRatio, vertices: [] } : undefined
-      refineSurface(aggregation, space, hull, voters, colouredOf(voters), outcome, deeper)
+      refineSurface(aggregation, space, hull, voters, refining, outcome, deeper)
       if (deeper === undefined || deeper.vertices.length === 0) break
       // The peel: the vertices behind take the surface, each seen, voted and refined afresh.
       for (const v of deeper.vertices) {
         hull[v] = 0
         decision[v] = Decision.inconsistent
+        outcome.offset.fill(0, v * 3, v * 3 + 3)
       }
+      const before = voters
       voters = visibleCameras(aggregation, space, slotCameras, hull, r.visibilityDepthVoxels, sweep)
-      vote(aggregation, hull, voters, r, outcome)
-      // The vote rewrote every candidate's colour at its centre, so every earlier move is stale.
-      outcome.offset.fill(0)
+      // Only what the peel changed is voted and refined again: a vertex whose voters and whose
+      // neighbourhood (its normal) are as they were would come out as it did.
+      const changed = changedSurface(space, before, voters, deeper.vertices)
+      vote(aggregation, hull, voters, r, outcome, changed)
+      // The vote rewrote these colours at their centres, so their earlier moves are stale.
+      for (const v of changed) outcome.offset.fill(0, v * 3, v * 3 + 3)
+      refining = changed.filter((v) => decision[v] === Decision.coloured)
     }
   }
   if (r.occlusionAware && r.solidInterior) colourInterior(space, outcome)
@@ -226,6 +233,39 @@ function seenCameras(a: FrameAggregation, hull: Uint8Array): VoterMasks {
 }
 
 /**
+ * The surface vertices a peel changed: those whose voting cameras differ from `before` (the newly
+ * exposed among them), and those with a peeled vertex among their 26 neighbours (their normal moved).
+ */
+function changedSurface(
+  space: TargetSpace,
+  before: VoterMasks,
+  after: VoterMasks,
+  peeled: readonly number[],
+): Uint32Array {
+  const [nx, ny] = space.resolution
+  const sxy = nx * ny
+  const n = after.masks.length / after.words
+  const near = new Uint8Array(n)
+  for (const p of peeled) {
+    for (let dz = -1; dz <= 1; dz++)
+      for (let dy = -1; dy <= 1; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const u = p + dx + dy * nx + dz * sxy
+          if (u >= 0 && u < n) near[u] = 1
+        }
+  }
+  const { words } = after
+  const out: number[] = []
+  for (const v of after.candidates) {
+    let differs = near[v] === 1
+    for (let w = 0; !differs && w < words; w++)
+      differs = before.masks[v * words + w] !== after.masks[v * words + w]
+    if (differs) out.push(v)
+  }
+  return Uint32Array.from(out)
+}
+
+/**
  * Votes each candidate from its voting cameras; writes decision, colour, std, views and votes.
  * Returns how many vertices were carved as inconsistent (they leave the hull).
  */
@@ -235,16 +275,25 @@ function vote(
   voters: VoterMasks,
   rule: OutcomeRule,
   out: MutableOutcome,
+  only?: Uint32Array,
 ): number {
-  const { words, masks, candidates } = voters
+  const { words, masks } = voters
+  const candidates = only ?? voters.candidates
   const levels = rule.colourLevels
   const cameraCount = a.cameraIds.length
   const classes = new Uint16Array(cameraCount)
   // Hull vertices that are not candidates (not surface, or no voter) are interior until shown otherwise.
-  for (let v = 0; v < hull.length; v++) {
-    if (hull[v] !== 1) continue
-    out.decision[v] = Decision.interior
-    out.colour.fill(0, v * 3, v * 3 + 3)
+  if (only === undefined) {
+    for (let v = 0; v < hull.length; v++) {
+      if (hull[v] !== 1) continue
+      out.decision[v] = Decision.interior
+      out.colour.fill(0, v * 3, v * 3 + 3)
+    }
+  } else {
+    for (const v of only) {
+      out.decision[v] = Decision.interior
+      out.colour.fill(0, v * 3, v * 3 + 3)
+    }
   }
   let carved = 0
   for (const v of candidates) {
