@@ -493,8 +493,12 @@ export class ResultValidation<T> {
     if (original.ok === false)
       this.convict(contribution.participantId, `task ${contribution.key}: ${original.reason}`)
     if (!this.current(slot, work, contribution) || contribution.state !== 'replicating') return
+    // Trusting nobody, a result stands on another identity's agreeing copy or on a check of it whole.
+    // Beating a refuted copy proves only the units the two disagreed on: two liars can agree on the
+    // rest (one that flips a unit's top bit and one that adds 128 to every unit), so it is copied again.
+    const unproven = !agreed && copy.ok === false && this.policy.mode === 'replicate-all'
     if (original.ok === true && agreed && copy.ok === true) this.vouched(slot, work, contribution, replicaId)
-    else if (original.ok === true) {
+    else if (original.ok === true && !unproven) {
       contribution.state = 'verified'
       if (slot.replicas.includes(contribution))
         slot.replicas = slot.replicas.filter((c) => c !== contribution)
