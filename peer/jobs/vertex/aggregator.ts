@@ -18,8 +18,8 @@ export type AddOutcome = 'added' | 'duplicate'
 /**
  * Incrementally gathers the thread results of one frame (all cameras at one moment), in any order.
  * Per camera it keeps a plane of RGBA thread results; per vertex it keeps the counts that give the
- * first estimate at once (cameras that see the vertex, and those that see background there) and
- * the colour sums for the plain vote. A block counts once: a copy of a block already received is
+ * first estimate at once (cameras that see the vertex, and those that see background there). Every
+ * vote reads the planes. A block counts once: a copy of a block already received is
  * reported as a duplicate and changes nothing; a result that overlaps a received one in part is
  * refused, so no thread is ever counted twice.
  *
@@ -37,9 +37,6 @@ export class FrameAggregation {
   readonly seen: Uint8Array
   /** Cameras that see background at each vertex. */
   readonly background: Uint8Array
-  /** Per vertex, the sums of R, G, B and of their squares over the cameras that see it (plain vote). */
-  readonly sums: Uint32Array
-  readonly sumSquares: Float64Array
   private readonly minCoverageAlpha: number
   private readonly slotOf = new Map<number, number>()
   private receivedThreads = 0
@@ -58,8 +55,6 @@ export class FrameAggregation {
     this.planes = init.cameraIds.map(() => new Uint8Array(init.totalVertices * 4))
     this.seen = new Uint8Array(init.totalVertices)
     this.background = new Uint8Array(init.totalVertices)
-    this.sums = new Uint32Array(init.totalVertices * 3)
-    this.sumSquares = new Float64Array(init.totalVertices)
   }
 
   /** True once every thread of every camera has a result. */
@@ -100,29 +95,19 @@ export class FrameAggregation {
       )
     }
     checkColours(colours)
-    const { seen, background, sums, sumSquares, minCoverageAlpha } = this
+    const { seen, background, minCoverageAlpha } = this
     for (let i = 0, v = firstVertex, o = firstVertex * 4; i < vertexCount * 4; i += 4, v++, o += 4) {
       const alpha = colours[i + 3]!
       if (alpha === 0) {
         plane[o + 3] = 1
         continue
       }
-      const r = colours[i]!
-      const g = colours[i + 1]!
-      const b = colours[i + 2]!
-      plane[o] = r
-      plane[o + 1] = g
-      plane[o + 2] = b
+      plane[o] = colours[i]!
+      plane[o + 1] = colours[i + 1]!
+      plane[o + 2] = colours[i + 2]!
       plane[o + 3] = Math.max(alpha, 2)
       seen[v]!++
-      if (alpha < minCoverageAlpha) {
-        background[v]!++
-        continue
-      }
-      sums[v * 3]! += r
-      sums[v * 3 + 1]! += g
-      sums[v * 3 + 2]! += b
-      sumSquares[v]! += r * r + g * g + b * b
+      if (alpha < minCoverageAlpha) background[v]!++
     }
     this.receivedThreads += vertexCount
     return 'added'
@@ -130,7 +115,7 @@ export class FrameAggregation {
 
   /**
    * Takes back a block counted earlier (its participant was caught lying): its threads are no longer
-   * received, and leave the counts and sums they entered. A block not (wholly) received is ignored.
+   * received, and leave the counts they entered. A block not (wholly) received is ignored.
    */
   withdraw(block: { cameraId: number; firstVertex: number; vertexCount: number }): void {
     const slot = this.slotOf.get(block.cameraId)
@@ -139,22 +124,13 @@ export class FrameAggregation {
     const { firstVertex, vertexCount } = block
     if (firstVertex < 0 || firstVertex + vertexCount > this.totalVertices) return
     if (countReceived(plane, firstVertex, vertexCount) !== vertexCount) return
-    const { seen, background, sums, sumSquares, minCoverageAlpha } = this
+    const { seen, background, minCoverageAlpha } = this
     for (let v = firstVertex, o = firstVertex * 4; v < firstVertex + vertexCount; v++, o += 4) {
       const alpha = plane[o + 3]!
       if (alpha >= 2) {
         seen[v]!--
         // The plane keeps alpha 1 as 2: both are below any coverage that counts (see `add`).
         if (alpha < minCoverageAlpha) background[v]!--
-        else {
-          const r = plane[o]!
-          const g = plane[o + 1]!
-          const b = plane[o + 2]!
-          sums[v * 3]! -= r
-          sums[v * 3 + 1]! -= g
-          sums[v * 3 + 2]! -= b
-          sumSquares[v]! -= r * r + g * g + b * b
-        }
       }
       plane.fill(0, o, o + 4)
     }
