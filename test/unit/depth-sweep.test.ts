@@ -6,7 +6,7 @@ import {
   type CameraWork,
   controlState,
   inThread,
-  type SweepRunner,
+  type CameraRunner,
 } from '../../peer/jobs/vertex/camera-work.ts'
 import { alphaForCoverage } from '../../peer/jobs/vertex/sampling.ts'
 import { outcomeDefaults } from '../../peer/jobs/vertex/defaults.ts'
@@ -68,7 +68,7 @@ describe('the depth sweep over threads', () => {
 
   it('computes a camera another thread claimed and never finished (a helper that died)', () => {
     // A runner over the real threads' shared memory whose input says camera 0 is claimed already.
-    const stalled: SweepRunner = {
+    const stalled: CameraRunner = {
       allocate: (bytes) => threads.allocate(bytes),
       run(input: CameraWork) {
         expect(input.control.buffer).toBeInstanceOf(SharedArrayBuffer)
@@ -81,7 +81,7 @@ describe('the depth sweep over threads', () => {
     const outcome = decideFrame(aggregation, job.space, job.cameras, { sweepPasses: 1 }, stalled)
     expect(Buffer.compare(outcome.decision, reference.decision)).toBe(0)
     // Without camera 0's rays the carving differs: the test would see a caller that skipped it.
-    const withoutCamera0: SweepRunner = {
+    const withoutCamera0: CameraRunner = {
       allocate: (bytes) => new ArrayBuffer(bytes),
       run(input: CameraWork) {
         Atomics.store(input.control, 0, 1)

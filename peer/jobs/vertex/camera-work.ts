@@ -20,9 +20,6 @@ export interface CameraRunner {
   run(input: CameraWork): void
 }
 
-/** The name the depth sweep's callers know the runner by. */
-export type SweepRunner = CameraRunner
-
 /** Every camera in the calling thread. */
 export const inThread: CameraRunner = {
   allocate: (bytes) => new ArrayBuffer(bytes),

@@ -1,5 +1,5 @@
 import type { FrameDecider } from './decide-thread.ts'
-import type { SweepRunner } from './camera-work.ts'
+import type { CameraRunner } from './camera-work.ts'
 import { Coordinator } from '../../coordinator/coordinator.ts'
 import type {
   CoordinatorComponents,
@@ -40,7 +40,7 @@ export interface VertexJobOptions<T = FrameOutcome> {
   minCoverage?: number
   outcomeRule?: Partial<OutcomeRule>
   /** Where a frame's depth sweep and line-of-sight tests run (`VertexKindOptions.sweep`). */
-  sweep?: SweepRunner
+  sweep?: CameraRunner
   /** Where a frame is decided (`VertexKindOptions.decider`: off the event loop with `DecideThread`). */
   decider?: FrameDecider
   /** How frames are aggregated (default: the real aggregation and decision; the simulator counts only). */

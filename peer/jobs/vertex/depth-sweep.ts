@@ -1,6 +1,7 @@
 import { type Camera, cameraCentre } from './camera.ts'
-import type { SweepRunner } from './camera-work.ts'
+import type { CameraRunner } from './camera-work.ts'
 import type { FrameAggregation } from './aggregator.ts'
+import type { VoterMasks } from './line-of-sight.ts'
 import { type TargetSpace, voxelEdge, voxelSize } from './target-space.ts'
 
 /** How the depth sweep carves the visual hull's phantoms (see `sweepCarve`). */
@@ -34,13 +35,6 @@ export interface DepthSweepRule {
    * surface in only 2 or 3 of a camera's neighbours: with 4 required they were never doubted.
    */
   surfaceViews: number
-}
-
-/** Per-vertex voting cameras as bit masks (what `visibleCameras` in outcome.ts returns). */
-export interface SweepVisibility {
-  readonly words: number
-  readonly masks: Uint32Array
-  readonly candidates: Uint32Array
 }
 
 /**
@@ -95,9 +89,9 @@ export function sweepCarve(
   space: TargetSpace,
   cameras: readonly Camera[],
   hull: Uint8Array,
-  visibility: SweepVisibility,
+  visibility: VoterMasks,
   rule: DepthSweepRule,
-  runner: SweepRunner,
+  runner: CameraRunner,
 ): Uint32Array {
   const input = prepareSweep(a, space, cameras, hull, visibility, rule, runner)
   runner.run(input)
@@ -117,9 +111,9 @@ function prepareSweep(
   space: TargetSpace,
   cameras: readonly Camera[],
   hull: Uint8Array,
-  visibility: SweepVisibility,
+  visibility: VoterMasks,
   rule: DepthSweepRule,
-  runner: SweepRunner,
+  runner: CameraRunner,
 ): SweepInput {
   const n = hull.length
   const [nx, ny] = space.resolution

@@ -1,5 +1,5 @@
 import type { JobKind, JobSpec, TaskWorker } from '../kind.ts'
-import type { SweepRunner } from './camera-work.ts'
+import type { CameraRunner } from './camera-work.ts'
 import { outcomeDefaults, vertexBlockDefaults, vertexLimits } from './defaults.ts'
 import { type Block, blockKey, blockResult, type BlockResult, type Frame, type VertexJob } from './block.ts'
 import { blockSchema, decodeBlockResult, encodeBlockResult, vertexJobSchema } from './schemas.ts'
@@ -30,7 +30,7 @@ export interface VertexKindOptions {
    * Where a frame's depth sweep and line-of-sight tests run (default: the deciding thread;
    * `SweepThreads` spreads them in Node).
    */
-  sweep?: SweepRunner
+  sweep?: CameraRunner
   /**
    * Where a frame is decided (default: on the coordinator's event loop, with `sweep`). `DecideThread`
    * decides off the loop (Node), so a live show's leases and results do not wait for it.

@@ -2,7 +2,7 @@ import type { Camera } from './camera.ts'
 import { outcomeDefaults } from './defaults.ts'
 import type { TargetSpace } from './target-space.ts'
 import type { FrameAggregation } from './aggregator.ts'
-import { inThread, type SweepRunner } from './camera-work.ts'
+import { inThread, type CameraRunner } from './camera-work.ts'
 import { type DepthSweepRule, sweepCarve } from './depth-sweep.ts'
 import { visibleCameras, type VoterMasks } from './line-of-sight.ts'
 import { refineSurface } from './surface-refinement.ts'
@@ -136,7 +136,7 @@ export function decideFrame(
   space: TargetSpace,
   cameras: readonly Camera[],
   rule: Partial<OutcomeRule> = {},
-  sweep: SweepRunner = inThread,
+  sweep: CameraRunner = inThread,
 ): FrameOutcome {
   const r: OutcomeRule = { ...defaultOutcomeRule, ...rule }
   const n = aggregation.totalVertices
@@ -282,19 +282,14 @@ function vote(
   const levels = rule.colourLevels
   const cameraCount = a.cameraIds.length
   const classes = new Uint16Array(cameraCount)
-  // Hull vertices that are not candidates (not surface, or no voter) are interior until shown otherwise.
-  if (only === undefined) {
-    for (let v = 0; v < hull.length; v++) {
-      if (hull[v] !== 1) continue
-      out.decision[v] = Decision.interior
-      out.colour.fill(0, v * 3, v * 3 + 3)
-    }
-  } else {
-    for (const v of only) {
-      out.decision[v] = Decision.interior
-      out.colour.fill(0, v * 3, v * 3 + 3)
-    }
+  // Hull vertices that are not candidates (not surface, or no voter) are interior until shown
+  // otherwise; with `only`, just those vertices are voted again.
+  const interior = (v: number) => {
+    out.decision[v] = Decision.interior
+    out.colour.fill(0, v * 3, v * 3 + 3)
   }
+  if (only !== undefined) for (const v of only) interior(v)
+  else for (let v = 0; v < hull.length; v++) if (hull[v] === 1) interior(v)
   let carved = 0
   for (const v of candidates) {
     let k = 0

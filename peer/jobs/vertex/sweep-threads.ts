@@ -4,7 +4,7 @@ import {
   cameraComputer,
   type CameraWork,
   controlState,
-  type SweepRunner,
+  type CameraRunner,
   workCameras,
 } from './camera-work.ts'
 
@@ -18,7 +18,7 @@ import {
  * (a thread that died, a machine swapping) is computed again here. A camera sets the same bits
  * whoever computes it, so recomputing one changes nothing.
  */
-export class SweepThreads implements SweepRunner {
+export class SweepThreads implements CameraRunner {
   private readonly size: number
   private workers: Worker[] = []
   private readonly readyWorkers = new WeakMap<Worker, Promise<void>>()
