@@ -10,6 +10,7 @@ import {
 } from '../../peer/jobs/vertex/camera-work.ts'
 import { alphaForCoverage } from '../../peer/jobs/vertex/sampling.ts'
 import { outcomeDefaults } from '../../peer/jobs/vertex/defaults.ts'
+import type { DepthSweepRule } from '../../peer/jobs/vertex/depth-sweep.ts'
 import { Decision, decideFrame, type FrameOutcome } from '../../peer/jobs/vertex/outcome.ts'
 import { partitionFrame } from '../../peer/jobs/vertex/partitioner.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
@@ -107,6 +108,39 @@ function copyOf(source: FrameAggregation): FrameAggregation {
   copy.background.set(source.background)
   return copy
 }
+
+describe('cross-checked carving', () => {
+  it('carves where two cameras confirm a looser agreement, and not where one alone finds it', () => {
+    // The sweep's carving alone: no refinement, no peel, so every inconsistent vertex is the sweep's.
+    const carvedBy = (sweep: Partial<DepthSweepRule>) => {
+      const outcome = decideFrame(
+        aggregation,
+        job.space,
+        job.cameras,
+        {
+          refineSurface: false,
+          peelSurface: false,
+          depthSweep: { ...outcomeDefaults.depthSweep, ...sweep },
+        },
+        inThread,
+      )
+      const ids = new Set<number>()
+      outcome.decision.forEach((d, v) => {
+        if (d === Decision.inconsistent) ids.add(v)
+      })
+      return ids
+    }
+    const strict = carvedBy({ confirmingCameras: Number.POSITIVE_INFINITY })
+    const confirmed = carvedBy({})
+    const single = carvedBy({ confirmingCameras: 1 })
+    expect(outcomeDefaults.depthSweep.confirmingCameras).toBe(2)
+    // Every strict carve stands; the confirmed ones add to it; one camera's looser match would add more.
+    expect([...strict].filter((v) => !confirmed.has(v))).toEqual([])
+    expect([...confirmed].filter((v) => !single.has(v))).toEqual([])
+    expect(confirmed.size).toBeGreaterThan(strict.size)
+    expect(single.size).toBeGreaterThan(confirmed.size)
+  })
+})
 
 describe('deciding a frame in a thread of its own', () => {
   it('decides what the event loop decides, while the loop goes on serving', async () => {

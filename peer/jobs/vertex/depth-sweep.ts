@@ -35,6 +35,17 @@ export interface DepthSweepRule {
    * surface in only 2 or 3 of a camera's neighbours: with 4 required they were never doubted.
    */
   surfaceViews: number
+  /**
+   * Cross-checked carving, as depth-map fusion trusts a depth that several views confirm: a depth
+   * that agrees this much better than the surface (for one vertex, and for the patch,
+   * `confirmedPatchRatio`) but not as much as `ratio` and `patchRatio` ask still carves the
+   * vertices in front of it where the rays of at least `confirmingCameras` cameras carve them (and
+   * no ray chose them as a depth). One camera's looser match is often chance on a textured
+   * photograph; two cameras' rarely.
+   */
+  confirmedRatio: number
+  confirmedPatchRatio: number
+  confirmingCameras: number
 }
 
 /**
@@ -70,6 +81,12 @@ export interface SweepInput {
   /** Written by the sweep: 1 in front of a better depth, and 1 at a depth some ray chose. */
   readonly free: Uint8Array
   readonly kept: Uint8Array
+  /**
+   * Written by the sweep, for the looser agreement (`confirmedRatio`): per vertex, the cameras whose
+   * rays carve it as bit masks, `words` per vertex; and 1 at a depth such a ray chose.
+   */
+  readonly confirmed: Uint32Array
+  readonly confirmedKept: Uint8Array
   /** Who computes what (`controlState` in camera-work.ts). */
   readonly control: Int32Array
 }
@@ -95,13 +112,18 @@ export function sweepCarve(
 ): Uint32Array {
   const input = prepareSweep(a, space, cameras, hull, visibility, rule, runner)
   runner.run(input)
-  const { free, kept } = input
+  const { free, kept, confirmed, confirmedKept, words } = input
   const carved: number[] = []
-  for (let v = 0; v < hull.length; v++)
-    if (free[v] === 1 && kept[v] === 0 && hull[v] === 1) {
+  for (let v = 0; v < hull.length; v++) {
+    if (hull[v] !== 1 || kept[v] === 1) continue
+    let cameras = 0
+    if (free[v] === 0 && confirmedKept[v] === 0)
+      for (let w = 0; w < words; w++) cameras += bitCount(confirmed[v * words + w]!)
+    if (free[v] === 1 || cameras >= rule.confirmingCameras) {
       hull[v] = 0
       carved.push(v)
     }
+  }
   return Uint32Array.from(carved)
 }
 
@@ -175,6 +197,8 @@ function prepareSweep(
     candidates: copy(visibility.candidates, (b) => new Uint32Array(b)),
     free: shared((b) => new Uint8Array(b), n),
     kept: shared((b) => new Uint8Array(b), n),
+    confirmed: shared((b) => new Uint32Array(b), 4 * n * visibility.words),
+    confirmedKept: shared((b) => new Uint8Array(b), n),
     control: shared((b) => new Int32Array(b), 4 * (2 + cameraCount)),
   }
 }
@@ -189,6 +213,10 @@ export function sweepComputer(input: SweepInput): (slot: number) => void {
 /** The rays of one camera (see `sweepCarve`): sets `free` in front of a better depth, `kept` there. */
 function sweepCamera(input: SweepInput, slot: number, path: Int32Array, errors: Float64Array): void {
   const { rule, hull, compact, packed, cameraCount, words, masks, candidates, free, kept, steps } = input
+  const { confirmed, confirmedKept } = input
+  // The looser agreement is searched for whenever it is looser; the strict one decides first.
+  const ratio = Math.max(rule.ratio, rule.confirmedRatio)
+  const patchRatio = Math.max(rule.patchRatio, rule.confirmedPatchRatio)
   const [nx, ny, nz] = input.resolution
   const [sx, sy, sz] = input.voxel
   const [x0, y0, z0] = input.origin
@@ -290,14 +318,27 @@ function sweepCamera(input: SweepInput, slot: number, path: Int32Array, errors: 
       }
       length++
     }
-    if (bestAt === 0 || bestError > rule.ratio * surfaceError) continue
+    if (bestAt === 0 || bestError > ratio * surfaceError) continue
     const deep = patchErrorAt(path[bestAt]!)
     const shallow = patchErrorAt(v)
-    if (!(deep <= rule.patchRatio * shallow)) continue
-    kept[path[bestAt]!] = 1
-    // Threads may set the same byte at once: every write is a 1, so none is lost that matters.
-    for (let i = 0; i < bestAt; i++) free[path[i]!] = 1
+    if (!(deep <= patchRatio * shallow)) continue
+    if (bestError <= rule.ratio * surfaceError && deep <= rule.patchRatio * shallow) {
+      kept[path[bestAt]!] = 1
+      // Threads may set the same byte at once: every write is a 1, so none is lost that matters.
+      for (let i = 0; i < bestAt; i++) free[path[i]!] = 1
+    } else {
+      confirmedKept[path[bestAt]!] = 1
+      // Other threads set other cameras' bits in the same words: an atomic or loses none.
+      for (let i = 0; i < bestAt; i++) Atomics.or(confirmed, path[i]! * words + word, bit)
+    }
   }
+}
+
+/** Set bits of a 32-bit word. */
+function bitCount(word: number): number {
+  let count = 0
+  for (let w = word; w !== 0; w &= w - 1) count++
+  return count
 }
 
 /** A patch: a vertex and its 6-neighbours, as index offsets. */
