@@ -99,7 +99,8 @@ export interface SweepInput {
  * that depth are voted free space: the hull has phantoms there (a ring of cameras at one elevation
  * cannot carve the space between columns, under a lintel, in a court). Carving stops at a depth that
  * agrees, never at the surface's own disagreement, so a textured true surface cannot run away as the
- * seed's standard-deviation rule does. Returns the vertices carved (already taken out of `hull`).
+ * seed's standard-deviation rule does. A looser agreement carves only where two cameras' rays
+ * confirm it (`confirmingCameras`). Returns the vertices carved (already taken out of `hull`).
  */
 export function sweepCarve(
   a: FrameAggregation,
