@@ -57,28 +57,28 @@ describe.each(['arches', 'pots'] as const)(
       const peeled = [...all.carved].filter((v) => !sweep.carved.has(v))
       const peeledInside = peeled.filter((v) => all.inside(v)).length
       expect(peeled.length).toBeGreaterThan(PEELED[variant])
-      expect(peeledInside / peeled.length).toBeLessThanOrEqual(0.07)
+      expect(peeledInside / peeled.length).toBeLessThanOrEqual(0.05)
       expect(ours[0]!.iou).toBeGreaterThanOrEqual(unpeeled[0]!.iou)
     })
   },
 )
 /*
- * Measured on view 4 (320×240, 96³): arches ours 19.88 dB / 0.915, naive 17.27 / 0.907; pots ours
- * 20.33 / 0.952, naive 17.97 / 0.944 (before the depth sweep: ours 19.57 and 18.89). The depth sweep
- * carved 92,465 vertices of arches, 11.4 % of them a voxel or more inside the solid, and 107,821 of
- * pots, 5.6 % inside. Without the cross-checked carving (`confirmingCameras`) it carved 74,085
+ * Measured on view 4 (320×240, 96³): arches ours 19.83 dB / 0.911, naive 17.27 / 0.907; pots ours
+ * 20.25 / 0.951, naive 17.97 / 0.944 (before the depth sweep: ours 19.57 and 18.89). The depth sweep
+ * carved 81,106 vertices of arches, 10.4 % of them a voxel or more inside the solid, and 102,148 of
+ * pots, 5.4 % inside. Without the cross-checked carving (`confirmingCameras`) it carved 74,085
  * (10.6 %) and 98,013 (5.4 %), and ours scored 19.77 and 20.10 dB; when it doubted only surfaces
  * that 4 of a camera's neighbours see (`surfaceViews` 4), 57,813 and 94,938. The arches bound below
  * tells these apart. The bounds held here are the figures, less a margin.
  */
 const LEAD = { arches: 2.0, pots: 1.3 }
-const CARVED = { arches: 85_000, pots: 80_000 }
+const CARVED = { arches: 78_000, pots: 80_000 }
 const DEEP_INSIDE = { arches: 0.13, pots: 0.08 }
 /*
- * The peel (after the refinement) carved 14,196 more vertices of arches and 7,947 of pots there, 5.9 %
- * and 3.8 % of them a voxel or more inside the solid (2.6 % of each without the cross-checked
- * carving, when it carved 15,600 and 8,505); the silhouette IoU rose from 0.9125 to 0.9151 and from
- * 0.9501 to 0.9516, and PSNR from 19.85 to 19.88 dB on arches and from 20.14 to 20.33 on pots.
+ * The peel (after the refinement) carved 14,889 more vertices of arches and 8,318 of pots there, 3.4 %
+ * and 3.1 % of them a voxel or more inside the solid (2.6 % of each without the cross-checked
+ * carving, when it carved 15,600 and 8,505); the silhouette IoU rose from 0.9096 to 0.9110 and from
+ * 0.9496 to 0.9513, and PSNR went from 19.84 to 19.83 dB on arches and from 20.13 to 20.25 on pots.
  */
 const PEELED = { arches: 12_000, pots: 6_500 }
 
