@@ -1,3 +1,4 @@
+import { popcount32 } from '../bits.ts'
 import { type Camera, cameraCentre } from './camera.ts'
 import type { CameraRunner } from './camera-work.ts'
 import type { FrameAggregation } from './aggregator.ts'
@@ -119,7 +120,7 @@ export function sweepCarve(
     if (hull[v] !== 1 || kept[v] === 1) continue
     let cameras = 0
     if (free[v] === 0 && confirmedKept[v] === 0)
-      for (let w = 0; w < words; w++) cameras += bitCount(confirmed[v * words + w]!)
+      for (let w = 0; w < words; w++) cameras += popcount32(confirmed[v * words + w]!)
     if (free[v] === 1 || cameras >= rule.confirmingCameras) {
       hull[v] = 0
       carved.push(v)
@@ -333,13 +334,6 @@ function sweepCamera(input: SweepInput, slot: number, path: Int32Array, errors: 
       for (let i = 0; i < bestAt; i++) Atomics.or(confirmed, path[i]! * words + word, bit)
     }
   }
-}
-
-/** Set bits of a 32-bit word. */
-function bitCount(word: number): number {
-  let count = 0
-  for (let w = word; w !== 0; w &= w - 1) count++
-  return count
 }
 
 /** A patch: a vertex and its 6-neighbours, as index offsets. */
