@@ -4,6 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadMiddlebury, type MultiViewDataset } from '../../peer/datasets/middlebury.ts'
 import { datasetJob } from '../../peer/jobs/vertex/run-job.ts'
 import { colourBlock } from '../../peer/jobs/vertex/cpu-worker.ts'
+import { focalLength, projectionMatrix } from '../../peer/jobs/vertex/camera.ts'
+import { areaRadius } from '../../peer/jobs/vertex/sampling.ts'
+import { vertexCentre, voxelEdge } from '../../peer/jobs/vertex/target-space.ts'
 import type { FrameImage } from '../../peer/participant/frame-image.ts'
 import { decodePng } from '../../peer/participant/png.ts'
 import type { Block, VertexJob } from '../../peer/jobs/vertex/block.ts'
@@ -26,14 +29,18 @@ let expected: Uint8Array[]
 const images = new Map<number, FrameImage>()
 
 /** Node's reference colours of a block (frames decoded by pngjs). */
-async function reference(block: Block): Promise<Uint8Array> {
+function reference(block: Block): Promise<Uint8Array> {
+  return referenceOf(job, block)
+}
+
+async function referenceOf(of: VertexJob, block: Block): Promise<Uint8Array> {
   let image = images.get(block.cameraId)
   if (image === undefined) {
     const frame = dataset.frames.find((f) => f.cameraId === block.cameraId)!
     image = decodePng(await readFile(fileURLToPath(frame.imageUrl)))
     images.set(block.cameraId, image)
   }
-  return colourBlock(job, block, image).colours
+  return colourBlock(of, block, image).colours
 }
 
 /** Largest channel difference and the share of vertices that match exactly. */
@@ -101,6 +108,32 @@ describe('the WebGL worker in headless Chromium', () => {
       expect(exact / vertices).toBeGreaterThan(0.999)
       expect(report.flaggedVertices).toBeGreaterThan(0)
       expect(flaggedShare).toBeLessThan(0.03)
+      expect(bench.pageErrors).toEqual([])
+    })
+
+    it(`${backend} colours a fine grid's small footprints alike: one pixel's coverage, the colour over 3×3`, async () => {
+      // At 256³ a temple voxel spans under 2 pixels: most areas are one pixel (r = 0), and the colour
+      // is read from the wider square (rule 3 of sampling.ts).
+      const fine = datasetJob(dataset, 256)
+      const fineBlocks = spreadBlocks(fine, bench.frames, 4, 6000)
+      const camera = fine.cameras.find((c) => c.id === fineBlocks[0]!.cameraId)!
+      const p = projectionMatrix(camera)
+      const centre = new Float64Array(3)
+      let onePixel = 0
+      for (let v = fineBlocks[0]!.firstVertex; v < fineBlocks[0]!.firstVertex + 6000; v++) {
+        vertexCentre(fine.space, v, centre)
+        const w = p[8]! * centre[0]! + p[9]! * centre[1]! + p[10]! * centre[2]! + p[11]!
+        if (w > 0 && areaRadius(focalLength(camera), voxelEdge(fine.space), w, fine.maxAreaRadius) === 0)
+          onePixel++
+      }
+      expect(onePixel).toBeGreaterThan(3000)
+      const want = await Promise.all(fineBlocks.map((b) => referenceOf(fine, b)))
+      const report = await bench.run({ backend, job: fine, blocks: fineBlocks })
+      report.colours.forEach((colours, i) => {
+        const c = compare(decode(colours), want[i]!)
+        expect(c.maxDiff, `block ${i}`).toBeLessThanOrEqual(1)
+        expect(c.exact / c.vertices, `block ${i}`).toBeGreaterThan(0.999)
+      })
       expect(bench.pageErrors).toEqual([])
     })
 

@@ -20,21 +20,26 @@ function referenceThread(job: VertexJob, image: FrameImage, vertex: number): num
   const py = Math.floor((p[4]! * x + p[5]! * y + p[6]! * z + p[7]!) / w + 0.5)
   if (px < 0 || py < 0 || px >= image.width || py >= image.height) return [0, 0, 0, 0]
   const r = Math.min(job.maxAreaRadius, Math.floor((focalLength(camera) * voxelEdge(job.space)) / (2 * w)))
+  // The colour's area: at least 3×3 pixels, at most the largest area.
+  const rc = Math.min(job.maxAreaRadius, Math.max(r, 1))
   let n = 0
   let m = 0
+  let mc = 0
   const sum = [0, 0, 0]
-  for (let yy = py - r; yy <= py + r; yy++) {
-    for (let xx = px - r; xx <= px + r; xx++) {
+  for (let yy = py - rc; yy <= py + rc; yy++) {
+    for (let xx = px - rc; xx <= px + rc; xx++) {
       if (xx < 0 || yy < 0 || xx >= image.width || yy >= image.height) continue
-      n++
+      const inArea = Math.abs(xx - px) <= r && Math.abs(yy - py) <= r
+      if (inArea) n++
       const o = (yy * image.width + xx) * 4
       const rgb = [image.rgba[o]!, image.rgba[o + 1]!, image.rgba[o + 2]!]
       if (rgb[0]! + rgb[1]! + rgb[2]! <= job.backgroundSum) continue
-      m++
+      if (inArea) m++
+      mc++
       for (let k = 0; k < 3; k++) sum[k]! += rgb[k]!
     }
   }
-  const colour = m === 0 ? [0, 0, 0] : sum.map((s) => Math.floor((s + Math.floor(m / 2)) / m))
+  const colour = m === 0 ? [0, 0, 0] : sum.map((s) => Math.floor((s + Math.floor(mc / 2)) / mc))
   return [...colour, 1 + Math.floor((254 * m + Math.floor(n / 2)) / n)]
 }
 

@@ -3,6 +3,7 @@ import { BlockMismatchError } from '../../protocol/errors.ts'
 import { type Block, type BlockResult, blockResult, type VertexJob } from './block.ts'
 import { levelSpace, type TargetSpace, vertexCount, voxelEdge, voxelSize } from './target-space.ts'
 import { type FrameImage, summedAreaTable } from '../../participant/frame-image.ts'
+import { colourRadius } from './sampling.ts'
 import type { FrameSource } from '../../participant/frame-source.ts'
 
 /**
@@ -75,10 +76,21 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
         const d = bottom * stride + right * 4
         const m = table[d + 3]! - table[b + 3]! - table[c + 3]! + table[a + 3]!
         if (m > 0) {
-          const half = m >> 1
-          out[o] = Math.floor((table[d]! - table[b]! - table[c]! + table[a]! + half) / m)
-          out[o + 1] = Math.floor((table[d + 1]! - table[b + 1]! - table[c + 1]! + table[a + 1]! + half) / m)
-          out[o + 2] = Math.floor((table[d + 2]! - table[b + 2]! - table[c + 2]! + table[a + 2]! + half) / m)
+          // The colour's area (rule 3): the same square, or a wider one around a small footprint.
+          const rc = colourRadius(r, maxR)
+          const ca = rc === r ? a : Math.max(py - rc, 0) * stride + Math.max(px - rc, 0) * 4
+          const cb = rc === r ? b : Math.max(py - rc, 0) * stride + Math.min(px + rc + 1, width) * 4
+          const cc = rc === r ? c : Math.min(py + rc + 1, height) * stride + Math.max(px - rc, 0) * 4
+          const cd = rc === r ? d : Math.min(py + rc + 1, height) * stride + Math.min(px + rc + 1, width) * 4
+          const mc = table[cd + 3]! - table[cb + 3]! - table[cc + 3]! + table[ca + 3]!
+          const half = mc >> 1
+          out[o] = Math.floor((table[cd]! - table[cb]! - table[cc]! + table[ca]! + half) / mc)
+          out[o + 1] = Math.floor(
+            (table[cd + 1]! - table[cb + 1]! - table[cc + 1]! + table[ca + 1]! + half) / mc,
+          )
+          out[o + 2] = Math.floor(
+            (table[cd + 2]! - table[cb + 2]! - table[cc + 2]! + table[ca + 2]! + half) / mc,
+          )
         }
         out[o + 3] = 1 + Math.floor((254 * m + (n >> 1)) / n)
       }

@@ -16,6 +16,17 @@ export const samplingDefaults = {
    * `backgroundSum` = round(share · 765).
    */
   backgroundBrightness: 0.17,
+  /**
+   * The colour's area is never narrower than this radius (3×3 pixels), even where the vertex's
+   * footprint is under 2 pixels and its coverage area is one pixel (rule 3 of sampling.ts). One pixel
+   * is a point sample of a textured photograph, and the vertex's centre falls anywhere in it (the
+   * calibration is good to about a pixel): its colour is as likely a neighbour's. The coverage keeps
+   * the footprint's area: widened too, it fattens the hull. Measured with the contract renderer over
+   * all 16 held-out views on archesRing at 144³ (a voxel 1.86 pixels wide at the box's centre):
+   * 20.336 → 20.469 dB, IoU 0.940 either way (the naive method 18.359 → 18.344); the coverage
+   * widened as well, 20.331 dB and IoU 0.931. Grids whose voxels span 2 pixels or more are unchanged.
+   */
+  minColourRadius: 1,
 } as const
 
 /** How the aggregator turns thread results into a frame outcome. */

@@ -1,3 +1,5 @@
+import { samplingDefaults } from './defaults.ts'
+
 /**
  * The exact sampling rule of a data thread. Every worker (CPU now, WebGL later) must produce the
  * same results, within ±1 per channel, so the rule is written down here once:
@@ -9,9 +11,13 @@
  * 3. The area is the square of (2r+1)² pixels centred on (px, py), r = min(maxAreaRadius,
  *    floor(f·e / (2w))), where f = (fx+fy)/2 and e is the vertex volume's longest edge: the area
  *    approximates the vertex volume's projected footprint. It is clipped to the image; n pixels remain.
- * 4. A pixel is foreground when R+G+B > the job's `backgroundSum`; m of the n area pixels are.
- * 5. Each colour channel is the integer mean over the m foreground pixels, rounded half up:
- *    floor((Σ + floor(m/2)) / m); (0, 0, 0) when m = 0. The background never tints a colour.
+ *    The colour's area is the same square with radius rc = min(maxAreaRadius, max(r,
+ *    `minColourRadius`)), clipped alike: at least 3×3 pixels, since one pixel is a point sample.
+ * 4. A pixel is foreground when R+G+B > the job's `backgroundSum`; m of the n area pixels are, and
+ *    mc of the colour area's.
+ * 5. Each colour channel is the integer mean over the mc foreground pixels of the colour area,
+ *    rounded half up: floor((Σ + floor(mc/2)) / mc); (0, 0, 0) when m = 0. The background never
+ *    tints a colour.
  * 6. Alpha is the foreground coverage: 1 + floor((254·m + floor(n/2)) / n), from 1 (all background)
  *    to 255 (all foreground). A thread that is not seen is (0, 0, 0, 0).
  */
@@ -24,6 +30,11 @@ export function pixelIndex(coordinate: number): number {
 /** Area radius of a vertex at depth `w` (rule 3). */
 export function areaRadius(focal: number, voxelEdge: number, w: number, maxAreaRadius: number): number {
   return Math.min(maxAreaRadius, Math.floor((focal * voxelEdge) / (2 * w)))
+}
+
+/** Radius of the colour's area for an area of radius `r` (rule 3). */
+export function colourRadius(r: number, maxAreaRadius: number): number {
+  return Math.min(maxAreaRadius, Math.max(r, samplingDefaults.minColourRadius))
 }
 
 /** Integer mean rounded half up (rule 5). */

@@ -9,13 +9,17 @@
  *   small epsilon of its rounding boundary (or whose depth w is within rounding of 0) is not decided
  *   on the GPU: it comes out as `flaggedColour`, an output no valid thread has, and the worker
  *   recomputes it on the CPU.
- * - The fragment shader sums the (2r+1)² area texel by texel, in integers held exactly in float32
- *   (every value stays below 2^24), and rounds the means and the coverage as rules 5–6 say.
+ * - The fragment shader sums the colour's area texel by texel (the (2r+1)² area, or a wider one
+ *   around a small footprint: rule 3), in integers held exactly in float32 (every value stays below
+ *   2^24), counts the coverage over the (2r+1)² area, and rounds the means and the coverage as rules
+ *   5–6 say.
  *
  * One source serves WebGL 2 (GLSL ES 3.00) and WebGL 1 (GLSL ES 1.00); a short header of macros per
  * version picks the vertex index, varyings, texel fetch and loops. GLSL ES 1.00 needs constant loop
  * bounds, so a program is compiled per `maxAreaRadius` (in both versions, to keep one source).
  */
+
+import { samplingDefaults } from '../defaults.ts'
 
 /** Which WebGL the sources are written for. */
 export type GlslTarget = 'webgl2' | 'webgl1'
@@ -182,11 +186,13 @@ float exactQuotient(float num, float den) {
   return q;
 }
 
-void accumulate(vec4 texel, inout vec3 sum, inout float m) {
+// One pixel of the colour's area; \`inArea\` when it is also in the footprint's area (the coverage's).
+void accumulate(vec4 texel, bool inArea, inout vec3 sum, inout float mc, inout float m) {
   vec3 c = floor(texel.rgb * 255.0 + 0.5);
   if (c.r + c.g + c.b > u_background) {
     sum += c;
-    m += 1.0;
+    mc += 1.0;
+    if (inArea) m += 1.0;
   }
 }
 
@@ -206,33 +212,42 @@ void main() {
   float top = max(py - r, 0.0);
   float right = min(px + r + 1.0, u_image.x);
   float bottom = min(py + r + 1.0, u_image.y);
+  // The colour's area (rule 3): the same square, or a wider one around a small footprint.
+  float rc = min(MAX_R, max(r, MIN_COLOUR_R));
+  float colourLeft = max(px - rc, 0.0);
+  float colourTop = max(py - rc, 0.0);
+  float colourRight = min(px + rc + 1.0, u_image.x);
+  float colourBottom = min(py + rc + 1.0, u_image.y);
   vec3 sum = vec3(0.0);
+  float mc = 0.0;
   float m = 0.0;
 #ifdef DYNAMIC_LOOPS
-  for (int y = int(top); y < int(bottom); y++) {
-    for (int x = int(left); x < int(right); x++) {
-      accumulate(FETCH(x, y), sum, m);
+  for (int y = int(colourTop); y < int(colourBottom); y++) {
+    for (int x = int(colourLeft); x < int(colourRight); x++) {
+      bool inArea = float(x) >= left && float(x) < right && float(y) >= top && float(y) < bottom;
+      accumulate(FETCH(x, y), inArea, sum, mc, m);
     }
   }
 #else
   for (int dy = -MAX_R_INT; dy <= MAX_R_INT; dy++) {
     float y = py + float(dy);
-    if (y < top || y >= bottom) continue;
+    if (y < colourTop || y >= colourBottom) continue;
     for (int dx = -MAX_R_INT; dx <= MAX_R_INT; dx++) {
       float x = px + float(dx);
-      if (x < left || x >= right) continue;
-      accumulate(FETCH(x, y), sum, m);
+      if (x < colourLeft || x >= colourRight) continue;
+      bool inArea = x >= left && x < right && y >= top && y < bottom;
+      accumulate(FETCH(x, y), inArea, sum, mc, m);
     }
   }
 #endif
   float n = (right - left) * (bottom - top);
   vec3 colour = vec3(0.0);
   if (m > 0.0) {
-    float halfM = floor(m * 0.5);
+    float halfM = floor(mc * 0.5);
     colour = vec3(
-      exactQuotient(sum.r + halfM, m),
-      exactQuotient(sum.g + halfM, m),
-      exactQuotient(sum.b + halfM, m)
+      exactQuotient(sum.r + halfM, mc),
+      exactQuotient(sum.g + halfM, mc),
+      exactQuotient(sum.b + halfM, mc)
     );
   }
   float alpha = 1.0 + exactQuotient(254.0 * m + floor(n * 0.5), n);
@@ -251,6 +266,7 @@ export function colourBlockShaders(
   const [fr, fg, fb, fa] = flaggedColour.map((c) => glslFloat(c / 255))
   const constants = `#define MAX_R ${glslFloat(maxAreaRadius)}
 #define MAX_R_INT ${maxAreaRadius}
+#define MIN_COLOUR_R ${glslFloat(samplingDefaults.minColourRadius)}
 #define PIXEL_MARGIN ${glslFloat(exactnessMargins.pixel)}
 #define RADIUS_MARGIN ${glslFloat(exactnessMargins.radius)}
 #define DEPTH_MARGIN ${glslFloat(exactnessMargins.depth)}
