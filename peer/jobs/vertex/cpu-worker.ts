@@ -78,10 +78,14 @@ export function colourBlock(job: VertexJob, block: Block, image: FrameImage): Bl
         if (m > 0) {
           // The colour's area (rule 3): the same square, or a wider one around a small footprint.
           const rc = colourRadius(r, maxR)
-          const ca = rc === r ? a : Math.max(py - rc, 0) * stride + Math.max(px - rc, 0) * 4
-          const cb = rc === r ? b : Math.max(py - rc, 0) * stride + Math.min(px + rc + 1, width) * 4
-          const cc = rc === r ? c : Math.min(py + rc + 1, height) * stride + Math.max(px - rc, 0) * 4
-          const cd = rc === r ? d : Math.min(py + rc + 1, height) * stride + Math.min(px + rc + 1, width) * 4
+          const colourTop = Math.max(py - rc, 0) * stride
+          const colourBottom = Math.min(py + rc + 1, height) * stride
+          const colourLeft = Math.max(px - rc, 0) * 4
+          const colourRight = Math.min(px + rc + 1, width) * 4
+          const ca = colourTop + colourLeft
+          const cb = colourTop + colourRight
+          const cc = colourBottom + colourLeft
+          const cd = colourBottom + colourRight
           const mc = table[cd + 3]! - table[cb + 3]! - table[cc + 3]! + table[ca + 3]!
           const half = mc >> 1
           out[o] = Math.floor((table[cd]! - table[cb]! - table[cc]! + table[ca]! + half) / mc)
